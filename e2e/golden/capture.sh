@@ -165,7 +165,8 @@ SCENARIOS=()
 # 1: FRR (AS4200000001, 4-octet) <-> BIRD (AS65002), eBGP over IPv4, IPv4 unicast.
 #    FRR: communities, large community, ext community, MED, prepend, origin incomplete,
 #    aggregate-address as-set (AS_SET + AGGREGATOR), role (OTC), GR/LLGR, withdrawal,
-#    then "neighbor shutdown message" -> NOTIFICATION Cease/2 with shutdown communication.
+#    ROUTE-REFRESH both ways (with enhanced route refresh BoRR/EoRR), then
+#    "neighbor shutdown message" -> NOTIFICATION Cease/2 with shutdown communication.
 SCENARIOS+=(s1_frr_bird_ebgp4)
 s1_frr_bird_ebgp4() {
   local n=1 scen=s1_frr_bird_ebgp4 a=sartgold-1a b=sartgold-1b d="$WORK/s1"
@@ -233,6 +234,11 @@ CONF
   start_frr $a "$d/frr" "$d/frr/bgpd.conf"
   wait_until 60 frr_established $a "$d/frr" 198.18.1.2
   sleep 4
+  # route refresh both ways (enhanced route refresh negotiated: BoRR/EoRR markers expected)
+  vty $a "$d/frr" -c 'clear bgp ipv4 unicast 198.18.1.2 soft in'
+  sleep 2
+  bc $b "$d/bird" reload in frr
+  sleep 2
   # withdrawals in both directions
   vty $a "$d/frr" -c 'conf t' -c 'router bgp 4200000001' -c 'address-family ipv4 unicast' -c 'no network 198.18.102.0/24'
   bc $b "$d/bird" disable st2
@@ -690,6 +696,126 @@ CONF
   sleep 3
   stop_tcpdump
   finish $scen "$d/cap.pcap" gobgp 198.18.7.1 exabgp 198.18.7.2
+}
+
+# 8: FRR (AS65080) -> BIRD (AS65081), eBGP over IPv6, extended messages (RFC 8654)
+#    negotiated: 2500 IPv4 /24s (RFC 8950 next hop) and 1000 IPv6 /48s with identical
+#    attributes -> UPDATEs larger than 4096 bytes and MP_REACH attributes with the
+#    extended-length flag.
+SCENARIOS+=(s8_frr_bird_extmsg)
+s8_frr_bird_extmsg() {
+  local n=8 scen=s8_frr_bird_extmsg a=sartgold-8a b=sartgold-8b d="$WORK/s8" i
+  mkdir -p "$d/frr" "$d/bird"
+  mkpair $n
+  {
+    cat <<CONF
+frr defaults traditional
+hostname frr-s8
+!
+router bgp 65080
+ bgp router-id 198.18.8.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ bgp graceful-restart
+ neighbor fd00:8::2 remote-as 65081
+ neighbor fd00:8::2 capability extended-nexthop
+ address-family ipv4 unicast
+CONF
+    for i in $(seq 0 2499); do echo "  network 10.$((120 + i / 256)).$((i % 256)).0/24 route-map RMX"; done
+    cat <<CONF
+  neighbor fd00:8::2 activate
+ exit-address-family
+ address-family ipv6 unicast
+CONF
+    for i in $(seq 0 999); do printf '  network fd00:%x::/48 route-map RMX\n' $((0x8000 + i)); done
+    cat <<CONF
+  neighbor fd00:8::2 activate
+ exit-address-family
+!
+route-map RMX permit 10
+ set community 65080:1
+ set large-community 65080:8:8
+!
+CONF
+  } >"$d/frr/bgpd.conf"
+  cat >"$d/bird/bird.conf" <<CONF
+log "$d/bird/bird.log" all;
+router id 198.18.8.2;
+protocol device { }
+protocol static st6 {
+  ipv6;
+  route fd00:280::/64 blackhole;
+}
+protocol bgp frr {
+  local fd00:8::2 as 65081;
+  neighbor fd00:8::1 as 65080;
+  interface "eth0";
+  direct;
+  passive on;
+  graceful restart on;
+  enable extended messages on;
+  ipv4 { import all; export none; extended next hop on; };
+  ipv6 { import all; export where source = RTS_STATIC; };
+}
+CONF
+  start_tcpdump $a "$d/cap.pcap"
+  start_bird $b "$d/bird" "$d/bird/bird.conf"
+  start_frr $a "$d/frr" "$d/frr/bgpd.conf"
+  wait_until 60 frr_established $a "$d/frr" fd00:8::2
+  sleep 8
+  stop_tcpdump
+  finish $scen "$d/cap.pcap" frr fd00:8::1 bird fd00:8::2
+}
+
+# 9: OPEN error: FRR (AS65090) is configured to expect remote-as 65099 but GoBGP (AS65091)
+#    connects -> FRR answers the OPEN with NOTIFICATION 2/2 (Bad Peer AS) carrying data.
+#    The session never establishes; the vector is the first TCP connection (OPEN [+KEEPALIVE]
+#    + NOTIFICATION).
+SCENARIOS+=(s9_gobgp_frr_open_error)
+s9_gobgp_frr_open_error() {
+  local n=9 scen=s9_gobgp_frr_open_error a=sartgold-9a b=sartgold-9b d="$WORK/s9"
+  mkdir -p "$d/frr" "$d/gobgp"
+  mkpair $n
+  cat >"$d/frr/bgpd.conf" <<CONF
+frr defaults traditional
+hostname frr-s9
+!
+router bgp 65090
+ bgp router-id 198.18.9.1
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor 198.18.9.2 remote-as 65099
+ neighbor 198.18.9.2 passive
+ address-family ipv4 unicast
+  neighbor 198.18.9.2 activate
+ exit-address-family
+!
+CONF
+  cat >"$d/gobgp/gobgpd.toml" <<CONF
+[global.config]
+  as = 65091
+  router-id = "198.18.9.2"
+  local-address-list = ["198.18.9.2"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "198.18.9.1"
+    peer-as = 65090
+  [neighbors.transport.config]
+    local-address = "198.18.9.2"
+  [neighbors.timers.config]
+    connect-retry = 5
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+CONF
+  start_tcpdump $a "$d/cap.pcap"
+  start_frr $a "$d/frr" "$d/frr/bgpd.conf"
+  start_gobgp $b "$d/gobgp" "$d/gobgp/gobgpd.toml"
+  sleep 8
+  sleep 4
+  stop_tcpdump
+  finish $scen "$d/cap.pcap" frr 198.18.9.1 gobgp 198.18.9.2
 }
 
 # ---------------------------------------------------------------- main

@@ -142,7 +142,7 @@ def main():
         name, ip = a.split("=", 1)
         names[str(ipaddress.ip_address(ip))] = name
 
-    conns = {}  # key: frozenset of endpoints -> {(src,sport,dst,dport): Dir}
+    conns = {}  # key: frozenset of endpoints -> {(src,sport,dst,dport): Dir}  (insertion = time order)
     for n, lt, pkt in read_pcap(pcap):
         r = l3(lt, pkt)
         if not r:
@@ -181,7 +181,7 @@ def main():
             streams[(a, b)] = (s, problems)
         ok = [k for k, (s, _) in streams.items() if len(s) >= 19 and s[:16] == b"\xff" * 16 and s[18] == 1]
         if len(ok) == 2:
-            candidates.append((sum(len(s) for s, _ in streams.values()), streams))
+            candidates.append((sum(len(s) for s, _ in streams.values()), len(candidates), streams))
         else:
             tot = sum(len(s) for s, _ in streams.values())
             if tot:
@@ -189,10 +189,11 @@ def main():
                       file=sys.stderr)
     if not candidates:
         raise SystemExit("no TCP connection with an OPEN in both directions found")
-    candidates.sort(key=lambda x: -x[0])
+    candidates.sort(key=lambda x: (-x[0], x[1]))
     if len(candidates) > 1:
-        print(f"warning: {len(candidates)} BGP connections found; using the largest", file=sys.stderr)
-    streams = candidates[0][1]
+        print(f"warning: {len(candidates)} BGP connections found; using the largest (earliest on a tie)",
+              file=sys.stderr)
+    streams = candidates[0][2]
     os.makedirs(outdir, exist_ok=True)
     rc = 0
     meta = {}

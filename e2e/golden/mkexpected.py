@@ -37,6 +37,7 @@ INTENT = {
                        "communities, large/extended communities, MED, prepend, origin incomplete, "
                        "aggregate as-set (AS_SET + AGGREGATOR), BGP role capability + OTC attribute (type 35), "
                        "GR/LLGR/FQDN/ext-message capabilities, classic withdrawals, IPv4 End-of-RIB, "
+                       "ROUTE-REFRESH both ways with enhanced route refresh BoRR/EoRR markers, "
                        "NOTIFICATION Cease/2 with shutdown communication from FRR",
         "frr-to-bird.bin": {
             "open": {"my_as": AS_TRANS, "four_octet_as": 4200000001, "bgp_id": "198.18.1.1", "hold_time": 180},
@@ -50,9 +51,13 @@ INTENT = {
                 "198.18.102.0/24": {"as_path": [4200000001]},
                 "198.18.208.0/22": {},
             },
-            "withdrawn": ["198.18.102.0/24"],
+            # 198.18.201.0/24 is BIRD's route that FRR reflected back to BIRD and withdrew after BIRD did
+            "withdrawn": ["198.18.102.0/24", "198.18.201.0/24"],
             "end_of_rib": ["ipv4-unicast"],
             "notification": {"code": 6, "subcode": 2, "shutdown_message": "maintenance window"},
+            # FRR "clear soft in" -> request; BIRD "reload in" -> FRR answers with BoRR (1) ... EoRR (2)
+            "route_refresh": [{"afi": 1, "safi": 1, "subtype": 0}, {"afi": 1, "safi": 1, "subtype": 1},
+                              {"afi": 1, "safi": 1, "subtype": 2}],
         },
         "bird-to-frr.bin": {
             "open": {"my_as": 65002, "four_octet_as": 65002, "bgp_id": "198.18.1.2"},
@@ -67,6 +72,8 @@ INTENT = {
             },
             "withdrawn": ["198.18.201.0/24"],
             "end_of_rib": ["ipv4-unicast"],
+            "route_refresh": [{"afi": 1, "safi": 1, "subtype": 1}, {"afi": 1, "safi": 1, "subtype": 2},
+                              {"afi": 1, "safi": 1, "subtype": 0}],
         },
     },
     "s2_frr_bird_ipv6_enh": {
@@ -117,7 +124,8 @@ INTENT = {
                                       "communities": ["65004:1"], "next_hop": "198.18.3.1"},
                 "198.18.140.0/24#2": {"path_id": 2, "origin": "egp", "as_path": [65004], "med": 20,
                                       "large_communities": ["65004:2:2"]},
-                "198.18.141.0/24#7": {"path_id": 7, "origin": "incomplete", "as_path": [65004, 65044]},
+                # GoBGP allocates its own (local) path id; the CLI "identifier 7" is not what goes on the wire
+                "198.18.141.0/24#1": {"path_id": 1, "origin": "incomplete", "as_path": [65004, 65044]},
             },
             "withdrawn": ["198.18.140.0/24#2"],
             "notification": {"code": 6, "subcode": 2, "shutdown_message": "gobgp going down"},
@@ -145,7 +153,7 @@ INTENT = {
                 "198.18.150.0/24": {"origin": "igp", "as_path": [65021, 4200000021], "next_hop": "198.18.4.2",
                                     "med": 150, "local_pref": 250,
                                     "communities": ["65020:150", "65020:151", "65535:65281"],
-                                    "large_communities": ["4200000021:2:3", "65020:1:150"],
+                                    "large_communities": ["65020:1:150", "4200000021:2:3"],
                                     "ext_communities_count": 2, "atomic_aggregate": True,
                                     "aggregator": {"asn": 65021, "id": "198.18.4.21"},
                                     "originator_id": "198.18.4.99", "cluster_list": ["198.18.4.100", "198.18.4.101"]},
@@ -207,14 +215,14 @@ INTENT = {
         "frr-to-gobgp.bin": {
             "open": {"my_as": 65040, "four_octet_as": 65040, "bgp_id": "198.18.6.1"},
             "four_octet_as_negotiated": True, "add_path": False,
-            "announced_count": 2000,
+            "announced_count": 2003,  # 2000 x 10.x/24 + GoBGP's 3 routes reflected back by FRR
             "announced": {
                 "10.100.0.0/24": {"as_path": [65040], "communities": ["65040:1"], "next_hop": "198.18.6.1"},
                 "10.103.231.0/24": {"communities": ["65040:1"]},
                 "10.103.232.0/24": {"communities": ["65040:2", "65040:3"], "large_communities": ["65040:2:3"], "med": 77},
                 "10.107.207.0/24": {"communities": ["65040:2", "65040:3"], "med": 77},
             },
-            "withdrawn": sorted(f"10.{100 + i // 256}.{i % 256}.0/24" for i in range(1800, 2000)),
+            "withdrawn": [f"10.{100 + i // 256}.{i % 256}.0/24" for i in range(1800, 2000)] + ["fd00:171::/48"],
             "end_of_rib": ["ipv4-unicast", "ipv6-unicast"],
         },
         "gobgp-to-frr.bin": {
@@ -255,6 +263,49 @@ INTENT = {
                                     "next_hop": "198.18.7.2"},
                 "198.18.181.0/24": {"as_path": [65060], "atomic_aggregate": True},
             },
+            "withdrawn": [],
+        },
+    },
+    "s8_frr_bird_extmsg": {
+        "description": "FRR AS65080 -> BIRD AS65081, eBGP over IPv6 with extended messages (RFC 8654, capability 6) "
+                       "negotiated: 2500 IPv4 /24s (10.120.0.0/24 .. 10.129.195.0/24, RFC 8950 IPv6 next hop) and "
+                       "1000 IPv6 /48s (fd00:8000::/48 .. fd00:83e7::/48) with identical attributes, packed into "
+                       "UPDATEs larger than 4096 bytes; MP_REACH_NLRI with the extended-length attribute flag",
+        "frr-to-bird.bin": {
+            "open": {"my_as": 65080, "four_octet_as": 65080, "bgp_id": "198.18.8.1"},
+            "caps_include": [1, 2, 5, 6, 64, 65],
+            "four_octet_as_negotiated": True, "add_path": False,
+            "announced_count": 3501,  # + BIRD's fd00:280::/64 reflected back by FRR
+            "announced": {
+                "10.120.0.0/24": {"as_path": [65080], "next_hop": "fd00:8::1", "communities": ["65080:1"],
+                                  "large_communities": ["65080:8:8"]},
+                "10.129.195.0/24": {"as_path": [65080], "next_hop": "fd00:8::1"},
+                "fd00:8000::/48": {"as_path": [65080], "next_hop": "fd00:8::1", "communities": ["65080:1"]},
+                "fd00:83e7::/48": {"as_path": [65080], "next_hop": "fd00:8::1"},
+            },
+            "withdrawn": [],
+            "end_of_rib": ["ipv4-unicast", "ipv6-unicast"],
+        },
+        "bird-to-frr.bin": {
+            "open": {"my_as": 65081, "four_octet_as": 65081, "bgp_id": "198.18.8.2"},
+            "caps_include": [1, 2, 5, 6, 64, 65],
+            "four_octet_as_negotiated": True, "add_path": False,
+            "announced": {"fd00:280::/64": {"as_path": [65081], "next_hop": "fd00:8::2"}},
+            "withdrawn": [],
+            "end_of_rib": ["ipv4-unicast", "ipv6-unicast"],
+        },
+    },
+    "s9_gobgp_frr_open_error": {
+        "description": "OPEN error: FRR AS65090 expects remote-as 65099, GoBGP AS65091 connects; FRR answers the OPEN "
+                       "with NOTIFICATION 2/2 (Bad Peer AS) whose data is the 2-octet AS 65091. Session never "
+                       "establishes; the vector is the first TCP connection",
+        "frr-to-gobgp.bin": {
+            "open": {"my_as": 65090, "four_octet_as": 65090, "bgp_id": "198.18.9.1"},
+            "notification": {"code": 2, "subcode": 2, "data_hex": "fe43"},
+            "withdrawn": [],
+        },
+        "gobgp-to-frr.bin": {
+            "open": {"my_as": 65091, "four_octet_as": 65091, "bgp_id": "198.18.9.2"},
             "withdrawn": [],
         },
     },
@@ -436,7 +487,9 @@ def parse_update(m, as4_negotiated):
         elif tc == 9:
             attrs["originator_id"] = first(a, "bgp.update.path_attribute.originator_id")
         elif tc == 10:
-            attrs["cluster_list"] = [f.get("show") for f in fields(a, "bgp.update.path_attribute.cluster_id")]
+            attrs["cluster_list"] = [f.get("show") for f in a.iter("field")
+                                     if f.get("name") in ("bgp.path_attribute.cluster_id",
+                                                          "bgp.update.path_attribute.cluster_id")]
         elif tc == 16:
             ecs = fields(a, "bgp.ext_community")
             attrs["ext_communities_count"] = len(ecs)
@@ -577,7 +630,7 @@ def build(scen):
         recv_fams = {(a, s) for a, s, sr in oap if sr in (1, 3)}
         add_path = bool(send_fams & recv_fams)
 
-        announced, withdrawn, eor, notif = {}, set(), set(), None
+        announced, withdrawn, eor, notif, rr = {}, set(), set(), None, []
         for m in ml:
             if m["type"] == 2:
                 u = parse_update(m["el"], as4_neg)
@@ -613,6 +666,11 @@ def build(scen):
                     if "_other_types" in a:
                         e["other_attribute_types"] = sorted(a["_other_types"])
                     announced[key(p, pid)] = e
+            elif m["type"] == 5:
+                el = m["el"]
+                rr.append({"afi": int(first(el, "bgp.route_refresh.afi")),
+                           "safi": int(first(el, "bgp.route_refresh.safi")),
+                           "subtype": int(first(el, "bgp.route_refresh.subtype", "0"))})
             elif m["type"] == 3:
                 el = m["el"]
                 notif = {"code": int(first(el, "bgp.notify.major_error"))}
@@ -624,6 +682,12 @@ def build(scen):
                     if comm.startswith('"') and comm.endswith('"'):
                         comm = comm[1:-1]
                     notif["shutdown_message"] = comm
+                elif m["length"] > 21:
+                    raw_msg = bytes_from_leaves(el)
+                    if raw_msg is not None:
+                        notif["data_hex"] = raw_msg[42:]
+                    else:
+                        failures.append(f"{fn}: could not recover NOTIFICATION data bytes from tshark")
 
         dirn = {"sender": fn.split("-to-")[0], "message_counts": counts}
         if op:
@@ -643,6 +707,8 @@ def build(scen):
         dirn["end_of_rib"] = sorted(eor)
         if notif:
             dirn["notification"] = notif
+        if rr:
+            dirn["route_refresh"] = rr  # optional extension: ROUTE-REFRESH messages in order
         result["directions"][fn] = dirn
 
         # cross-check 2: configuration intent
@@ -690,6 +756,8 @@ def build(scen):
             failures.append(f"{fn}: end_of_rib {dirn['end_of_rib']} != intent {it['end_of_rib']}")
         if "notification" in it and notif != it["notification"]:
             failures.append(f"{fn}: notification {notif} != intent {it['notification']}")
+        if "route_refresh" in it and rr != it["route_refresh"]:
+            failures.append(f"{fn}: route_refresh {rr} != intent {it['route_refresh']}")
         if "notification" not in it and notif:
             failures.append(f"{fn}: unexpected notification {notif}")
 

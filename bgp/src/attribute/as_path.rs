@@ -217,22 +217,19 @@ impl AsPath {
                 }
             }
         }
-        segments.extend(as4.segments.iter().cloned());
-        // Join a trailing leading-sequence with the AS4_PATH's first sequence.
-        let mut merged: Vec<Segment> = Vec::with_capacity(segments.len());
-        for s in segments {
-            match merged.last_mut() {
-                Some(last)
-                    if last.kind == SegmentType::Sequence
-                        && s.kind == SegmentType::Sequence
-                        && last.asns.len() + s.asns.len() <= 255 =>
-                {
-                    last.asns.extend(s.asns)
-                }
-                _ => merged.push(s),
-            }
+        // Where the leading part ends in a sequence and AS4_PATH starts with one, they are one
+        // sequence on the wire-independent path.
+        let mut rest = as4.segments.iter().cloned();
+        if let (Some(last), Some(first)) = (segments.last_mut(), as4.segments.first())
+            && last.kind == SegmentType::Sequence
+            && first.kind == SegmentType::Sequence
+            && last.asns.len() + first.asns.len() <= 255
+        {
+            last.asns.extend_from_slice(&first.asns);
+            rest.next();
         }
-        AsPath { segments: merged }
+        segments.extend(rest);
+        AsPath { segments }
     }
 }
 
