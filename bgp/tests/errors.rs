@@ -1,6 +1,8 @@
 //! Hand-built malformed messages and the NOTIFICATION (RFC 4271 §6) or RFC 7606 action each one
 //! must produce.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use bgp::error::ErrorKind;
 use bgp::{Context, ErrorAction, Family, Message, MessageReader, Update};
 

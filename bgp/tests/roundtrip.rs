@@ -1,6 +1,8 @@
 //! Property tests: any valid message survives encode → decode unchanged in any context, packing
 //! never loses or exceeds, and arbitrary bytes never panic the decoder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgp::attribute::{
