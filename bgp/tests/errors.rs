@@ -72,7 +72,7 @@ fn header_errors() {
     // KEEPALIVE must be exactly 19 octets.
     reset(&msg(4, &[0]), 1, 2);
     // UPDATE over 4096 without extended messages; fine with them.
-    let big = update(&[], &[], &vec![8, 10].repeat(2100));
+    let big = update(&[], &[], &[8, 10].repeat(2100));
     reset(&big, 1, 2);
     let ext = Context {
         extended_message: true,
