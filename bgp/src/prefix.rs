@@ -45,21 +45,55 @@ impl<P> Nlri<P> {
 /// An address prefix type that can appear in NLRI.
 pub trait Prefix: Copy + Sized {
     const MAX_LEN: u8;
-    /// Builds a prefix from up to `MAX_LEN / 8` network-order bytes; bits past `len` are cleared.
-    fn from_wire(bytes: &[u8], len: u8) -> Self;
+    /// Builds a prefix of `len` bits from `rest`, which holds at least `ceil(len/8)` bytes (and
+    /// usually the entries that follow); bits past `len` are cleared.
+    fn read(rest: &[u8], len: u8) -> Self;
     fn prefix_len(&self) -> u8;
-    /// Network-order address bytes (only the first `ceil(len/8)` are written).
-    fn write_addr(&self, out: &mut Vec<u8>);
+    /// Appends the entry (path identifier, length, significant address bytes) in one write.
+    fn write_entry(&self, path_id: Option<u32>, out: &mut Vec<u8>);
+}
+
+/// Copies the significant bytes of `addr` behind an optional path id and the length octet.
+#[inline]
+fn write_entry_bytes<const N: usize>(
+    addr: [u8; N],
+    len: u8,
+    path_id: Option<u32>,
+    out: &mut Vec<u8>,
+) {
+    let n = usize::from(len.div_ceil(8));
+    match path_id {
+        None => {
+            // One length octet and N address octets; only 1 + n are used.
+            let mut e = [0u8; 17];
+            e[0] = len;
+            e[1..1 + N].copy_from_slice(&addr);
+            out.extend_from_slice(&e[..1 + n]);
+        }
+        Some(id) => {
+            let mut e = [0u8; 21];
+            e[..4].copy_from_slice(&id.to_be_bytes());
+            e[4] = len;
+            e[5..5 + N].copy_from_slice(&addr);
+            out.extend_from_slice(&e[..5 + n]);
+        }
+    }
 }
 
 impl Prefix for Ipv4Net {
     const MAX_LEN: u8 = 32;
 
     #[inline]
-    fn from_wire(bytes: &[u8], len: u8) -> Self {
-        let mut a = [0u8; 4];
-        a[..bytes.len()].copy_from_slice(bytes);
-        let raw = u32::from_be_bytes(a) & mask32(len);
+    fn read(rest: &[u8], len: u8) -> Self {
+        // Fast path: load four bytes at once and mask; bytes of the next entry fall outside the mask.
+        let raw = match rest.first_chunk::<4>() {
+            Some(b) => u32::from_be_bytes(*b),
+            None => {
+                let mut a = [0u8; 4];
+                a[..rest.len()].copy_from_slice(rest);
+                u32::from_be_bytes(a)
+            }
+        } & mask32(len);
         // len <= 32 is checked by the caller, so this cannot fail; fall back to a /0 defensively.
         Ipv4Net::new(Ipv4Addr::from(raw), len).unwrap_or_default()
     }
@@ -70,9 +104,8 @@ impl Prefix for Ipv4Net {
     }
 
     #[inline]
-    fn write_addr(&self, out: &mut Vec<u8>) {
-        let n = usize::from(self.prefix_len().div_ceil(8));
-        out.extend_from_slice(&self.network().octets()[..n]);
+    fn write_entry(&self, path_id: Option<u32>, out: &mut Vec<u8>) {
+        write_entry_bytes(self.network().octets(), self.prefix_len(), path_id, out);
     }
 }
 
@@ -80,10 +113,16 @@ impl Prefix for Ipv6Net {
     const MAX_LEN: u8 = 128;
 
     #[inline]
-    fn from_wire(bytes: &[u8], len: u8) -> Self {
-        let mut a = [0u8; 16];
-        a[..bytes.len()].copy_from_slice(bytes);
-        let raw = u128::from_be_bytes(a) & mask128(len);
+    fn read(rest: &[u8], len: u8) -> Self {
+        let raw = match rest.first_chunk::<16>() {
+            Some(b) => u128::from_be_bytes(*b),
+            None => {
+                let mut a = [0u8; 16];
+                let n = rest.len().min(16);
+                a[..n].copy_from_slice(&rest[..n]);
+                u128::from_be_bytes(a)
+            }
+        } & mask128(len);
         Ipv6Net::new(Ipv6Addr::from(raw), len).unwrap_or_default()
     }
 
@@ -93,9 +132,8 @@ impl Prefix for Ipv6Net {
     }
 
     #[inline]
-    fn write_addr(&self, out: &mut Vec<u8>) {
-        let n = usize::from(self.prefix_len().div_ceil(8));
-        out.extend_from_slice(&self.network().octets()[..n]);
+    fn write_entry(&self, path_id: Option<u32>, out: &mut Vec<u8>) {
+        write_entry_bytes(self.network().octets(), self.prefix_len(), path_id, out);
     }
 }
 
@@ -157,17 +195,17 @@ pub fn decode_nlri<P: Prefix>(
         }
         i += 1;
         let n = usize::from(len.div_ceil(8));
-        let Some(bytes) = buf.get(i..i + n) else {
+        if buf.len() - i < n {
             return Err(DecodeError::new(
                 base + i - 1,
                 ErrorKind::InvalidNetworkField("prefix runs past the end of the field"),
             ));
-        };
-        i += n;
+        }
         out.push(Nlri {
             path_id,
-            prefix: P::from_wire(bytes, len),
+            prefix: P::read(&buf[i..], len),
         });
+        i += n;
     }
     Ok(())
 }
@@ -181,11 +219,30 @@ pub fn nlri_wire_len<P: Prefix>(n: &Nlri<P>, add_path: bool) -> usize {
 /// Appends one entry. With `add_path` a missing identifier is sent as 0.
 #[inline]
 pub fn encode_nlri<P: Prefix>(n: &Nlri<P>, add_path: bool, out: &mut Vec<u8>) {
-    if add_path {
-        out.extend_from_slice(&n.path_id.unwrap_or(0).to_be_bytes());
+    let id = if add_path {
+        Some(n.path_id.unwrap_or(0))
+    } else {
+        None
+    };
+    n.prefix.write_entry(id, out);
+}
+
+/// Encodes entries from the front of `nlri` while they fit in `room` bytes; returns how many.
+pub fn encode_nlri_filling<P: Prefix>(
+    nlri: &[Nlri<P>],
+    add_path: bool,
+    room: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let limit = out.len() + room;
+    let per_id = usize::from(add_path) * 4 + 1;
+    for (i, n) in nlri.iter().enumerate() {
+        if out.len() + per_id + usize::from(n.prefix.prefix_len().div_ceil(8)) > limit {
+            return i;
+        }
+        encode_nlri(n, add_path, out);
     }
-    out.push(n.prefix.prefix_len());
-    n.prefix.write_addr(out);
+    nlri.len()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorAction, ErrorKind, UpdateError};
 use crate::family::Family;
 use crate::message::{HEADER_LEN, MessageType, write_header};
-use crate::prefix::{Nlri, Prefix, decode_nlri, encode_nlri, nlri_wire_len};
+use crate::prefix::{Nlri, Prefix, decode_nlri, encode_nlri, encode_nlri_filling};
 use crate::wire::len_u16;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,120 +182,127 @@ impl Update {
     /// attributes). An UPDATE that fits is encoded as one message, byte for byte as `encode`.
     pub fn encode_split(&self, ctx: &Context) -> Result<Vec<Vec<u8>>, EncodeError> {
         let max = ctx.max_message_len();
-        let mut single = Vec::new();
-        crate::Message::encode_update_unchecked(self, ctx, &mut single)?;
-        if single.len() <= max {
-            return Ok(vec![single]);
+        // Every entry takes at least one octet: only try a single message when it can fit.
+        if self.nlri_count() < max {
+            let mut single = Vec::new();
+            if crate::Message::encode_update_unchecked(self, ctx, &mut single).is_ok()
+                && single.len() <= max
+            {
+                return Ok(vec![single]);
+            }
         }
         let mut msgs = Vec::new();
         let v4ap = ctx.add_path(Family::IPV4_UNICAST);
 
         // Classic withdrawals: header, withdrawn length, routes, empty attribute length.
-        let room = max - HEADER_LEN - 4;
-        for chunk in Chunks::new(&self.withdrawn, v4ap, room) {
-            let mut m = start_update();
-            let at = m.len();
+        let mut rest = &self.withdrawn[..];
+        while !rest.is_empty() {
+            let mut m = start_update(max);
             m.extend_from_slice(&[0, 0]);
-            chunk.iter().for_each(|n| encode_nlri(n, v4ap, &mut m));
-            patch_len(&mut m, at, "withdrawn routes")?;
+            let n = encode_nlri_filling(rest, v4ap, max - HEADER_LEN - 4, &mut m);
+            rest = advance(rest, n, max)?;
+            patch_len(&mut m, HEADER_LEN, "withdrawn routes")?;
             m.extend_from_slice(&[0, 0]);
             msgs.push(finish(m)?);
         }
 
         if let Some(unreach) = &self.mp_unreach {
-            // Withdrawn length, attribute length, MP_UNREACH header (extended length), AFI/SAFI.
-            let room = max - HEADER_LEN - 4 - 4 - 3;
             let family = unreach.family();
             let ap = ctx.add_path(family);
-            let mut emit = |body: Vec<u8>| -> Result<(), EncodeError> {
-                let mut m = start_update();
-                m.extend_from_slice(&[0, 0]);
-                let at = m.len();
-                m.extend_from_slice(&[0, 0]);
-                attribute::put(&mut m, flag::OPTIONAL, code::MP_UNREACH_NLRI, &body)?;
-                patch_len(&mut m, at, "path attributes")?;
-                msgs.push(finish(m)?);
-                Ok(())
-            };
             match unreach {
-                MpUnreach::Ipv4Unicast(v) => {
-                    for c in Chunks::new(v, ap, room) {
-                        emit(MpUnreach::Ipv4Unicast(c.to_vec()).value(ap))?;
-                    }
+                MpUnreach::Ipv4Unicast(v) => pack_mp(
+                    &mut msgs,
+                    max,
+                    &[],
+                    &family_head(family),
+                    v,
+                    ap,
+                    code::MP_UNREACH_NLRI,
+                )?,
+                MpUnreach::Ipv6Unicast(v) => pack_mp(
+                    &mut msgs,
+                    max,
+                    &[],
+                    &family_head(family),
+                    v,
+                    ap,
+                    code::MP_UNREACH_NLRI,
+                )?,
+                MpUnreach::Other { nlri, .. } => {
+                    let mut v = family_head(family);
+                    v.extend_from_slice(nlri);
+                    let mut m = start_update(max);
+                    m.extend_from_slice(&[0, 0, 0, 0]);
+                    attribute::put(&mut m, flag::OPTIONAL, code::MP_UNREACH_NLRI, &v)?;
+                    patch_len(&mut m, HEADER_LEN + 2, "path attributes")?;
+                    msgs.push(finish(m)?);
                 }
-                MpUnreach::Ipv6Unicast(v) => {
-                    for c in Chunks::new(v, ap, room) {
-                        emit(MpUnreach::Ipv6Unicast(c.to_vec()).value(ap))?;
-                    }
-                }
-                MpUnreach::Other { .. } => emit(unreach.value(ap))?,
             }
         }
 
         let mut attrs = Vec::new();
         self.attributes.encode(ctx, &mut attrs)?;
-        if !self.nlri.is_empty() {
-            let room =
-                (max - HEADER_LEN - 4)
-                    .checked_sub(attrs.len())
-                    .ok_or(EncodeError::TooLong {
-                        len: attrs.len(),
-                        max,
-                    })?;
-            for chunk in Chunks::new(&self.nlri, v4ap, room) {
-                let mut m = start_update();
-                m.extend_from_slice(&[0, 0]);
-                m.extend_from_slice(&len_u16(attrs.len(), "path attributes")?.to_be_bytes());
-                m.extend_from_slice(&attrs);
-                chunk.iter().for_each(|n| encode_nlri(n, v4ap, &mut m));
-                msgs.push(finish(m)?);
-            }
+        let too_long = || EncodeError::TooLong {
+            len: HEADER_LEN + 4 + attrs.len(),
+            max,
+        };
+        let mut rest = &self.nlri[..];
+        while !rest.is_empty() {
+            let room = (max - HEADER_LEN - 4)
+                .checked_sub(attrs.len())
+                .ok_or_else(too_long)?;
+            let mut m = start_update(max);
+            m.extend_from_slice(&[0, 0]);
+            m.extend_from_slice(&len_u16(attrs.len(), "path attributes")?.to_be_bytes());
+            m.extend_from_slice(&attrs);
+            let n = encode_nlri_filling(rest, v4ap, room, &mut m);
+            rest = advance(rest, n, max)?;
+            msgs.push(finish(m)?);
         }
 
         if let Some(reach) = &self.mp_reach {
             let mut head = Vec::new();
             reach.encode_head(&mut head)?;
             let ap = ctx.add_path(reach.family());
-            let room = (max - HEADER_LEN - 4 - 4 - head.len())
-                .checked_sub(attrs.len())
-                .ok_or(EncodeError::TooLong {
-                    len: attrs.len(),
-                    max,
-                })?;
-            let mut emit = |nlri: &mut dyn FnMut(&mut Vec<u8>)| -> Result<(), EncodeError> {
-                let mut v = head.clone();
-                nlri(&mut v);
-                let mut m = start_update();
-                m.extend_from_slice(&[0, 0]);
-                let at = m.len();
-                m.extend_from_slice(&[0, 0]);
-                attribute::put(&mut m, flag::OPTIONAL, code::MP_REACH_NLRI, &v)?;
-                m.extend_from_slice(&attrs);
-                patch_len(&mut m, at, "path attributes")?;
-                msgs.push(finish(m)?);
-                Ok(())
-            };
             match reach {
                 MpReach::Ipv4Unicast { nlri, .. } => {
-                    for c in Chunks::new(nlri, ap, room) {
-                        emit(&mut |v| c.iter().for_each(|n| encode_nlri(n, ap, v)))?;
-                    }
+                    pack_mp(&mut msgs, max, &attrs, &head, nlri, ap, code::MP_REACH_NLRI)?
                 }
                 MpReach::Ipv6Unicast { nlri, .. } => {
-                    for c in Chunks::new(nlri, ap, room) {
-                        emit(&mut |v| c.iter().for_each(|n| encode_nlri(n, ap, v)))?;
-                    }
+                    pack_mp(&mut msgs, max, &attrs, &head, nlri, ap, code::MP_REACH_NLRI)?
                 }
-                MpReach::Other { nlri, .. } => emit(&mut |v| v.extend_from_slice(nlri))?,
+                MpReach::Other { nlri, .. } => {
+                    let mut v = head;
+                    v.extend_from_slice(nlri);
+                    let mut m = start_update(max);
+                    m.extend_from_slice(&[0, 0, 0, 0]);
+                    attribute::put(&mut m, flag::OPTIONAL, code::MP_REACH_NLRI, &v)?;
+                    m.extend_from_slice(&attrs);
+                    patch_len(&mut m, HEADER_LEN + 2, "path attributes")?;
+                    msgs.push(finish(m)?);
+                }
             }
         }
-        if msgs.is_empty() {
-            return Err(EncodeError::TooLong {
-                len: single.len(),
-                max,
-            });
+        if msgs.iter().any(|m| m.len() > max) || msgs.is_empty() {
+            return Err(too_long());
         }
         Ok(msgs)
+    }
+
+    fn nlri_count(&self) -> usize {
+        let reach = match &self.mp_reach {
+            Some(MpReach::Ipv4Unicast { nlri, .. }) => nlri.len(),
+            Some(MpReach::Ipv6Unicast { nlri, .. }) => nlri.len(),
+            Some(MpReach::Other { nlri, .. }) => nlri.len(),
+            None => 0,
+        };
+        let unreach = match &self.mp_unreach {
+            Some(MpUnreach::Ipv4Unicast(v)) => v.len(),
+            Some(MpUnreach::Ipv6Unicast(v)) => v.len(),
+            Some(MpUnreach::Other { nlri, .. }) => nlri.len(),
+            None => 0,
+        };
+        self.withdrawn.len() + self.nlri.len() + reach + unreach
     }
 
     /// Builds announcements of IPv6 prefixes, the common case for a speaker originating routes.
@@ -312,16 +319,56 @@ impl Update {
     }
 }
 
-impl MpUnreach {
-    fn value(&self, add_path: bool) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.encode_value(add_path, &mut v);
-        v
+/// Packs MP_REACH (`ty`, with `attrs` after it) or MP_UNREACH NLRI into messages.
+/// The MP attribute always uses the extended length form so it can be filled in place.
+fn pack_mp<P: Prefix>(
+    msgs: &mut Vec<Vec<u8>>,
+    max: usize,
+    attrs: &[u8],
+    head: &[u8],
+    nlri: &[Nlri<P>],
+    add_path: bool,
+    ty: u8,
+) -> Result<(), EncodeError> {
+    let fixed = HEADER_LEN + 4 + 4 + head.len() + attrs.len();
+    let room = max
+        .checked_sub(fixed)
+        .ok_or(EncodeError::TooLong { len: fixed, max })?;
+    let mut rest = nlri;
+    while !rest.is_empty() {
+        let mut m = start_update(max);
+        // Withdrawn routes length 0, then the attribute length placeholder.
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(&[flag::OPTIONAL | flag::EXTENDED_LENGTH, ty, 0, 0]);
+        let value_at = m.len();
+        m.extend_from_slice(head);
+        let n = encode_nlri_filling(rest, add_path, room, &mut m);
+        rest = advance(rest, n, max)?;
+        let value_len = len_u16(m.len() - value_at, "MP attribute")?;
+        m[value_at - 2..value_at].copy_from_slice(&value_len.to_be_bytes());
+        m.extend_from_slice(attrs);
+        patch_len(&mut m, HEADER_LEN + 2, "path attributes")?;
+        msgs.push(finish(m)?);
     }
+    Ok(())
 }
 
-fn start_update() -> Vec<u8> {
-    let mut m = Vec::with_capacity(crate::context::MAX_MESSAGE_LEN);
+fn family_head(f: Family) -> Vec<u8> {
+    let mut v = f.afi.0.to_be_bytes().to_vec();
+    v.push(f.safi.0);
+    v
+}
+
+/// Moves past `n` packed entries; none packed means one entry cannot fit in an empty message.
+fn advance<T>(rest: &[T], n: usize, max: usize) -> Result<&[T], EncodeError> {
+    if n == 0 {
+        return Err(EncodeError::TooLong { len: max + 1, max });
+    }
+    Ok(&rest[n..])
+}
+
+fn start_update(max: usize) -> Vec<u8> {
+    let mut m = Vec::with_capacity(max);
     write_header(&mut m, MessageType::Update);
     m
 }
@@ -338,46 +385,4 @@ fn patch_len(out: &mut [u8], at: usize, what: &'static str) -> Result<(), Encode
     let len = len_u16(out.len() - at - 2, what)?;
     out[at..at + 2].copy_from_slice(&len.to_be_bytes());
     Ok(())
-}
-
-/// Splits NLRI into runs whose encoding fits `room` bytes each.
-struct Chunks<'a, P> {
-    rest: &'a [Nlri<P>],
-    add_path: bool,
-    room: usize,
-}
-
-impl<'a, P> Chunks<'a, P> {
-    fn new(rest: &'a [Nlri<P>], add_path: bool, room: usize) -> Self {
-        Chunks {
-            rest,
-            add_path,
-            room,
-        }
-    }
-}
-
-impl<'a, P: Prefix> Iterator for Chunks<'a, P> {
-    type Item = &'a [Nlri<P>];
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let mut used = 0;
-        let mut n = 0;
-        for x in self.rest {
-            let l = nlri_wire_len(x, self.add_path);
-            if used + l > self.room {
-                break;
-            }
-            used += l;
-            n += 1;
-        }
-        // An entry larger than the room cannot happen (at most 21 bytes); never loop forever.
-        let n = n.max(1);
-        let (chunk, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Some(chunk)
-    }
 }

@@ -1,1 +1,61 @@
-fn main() {}
+//! `sart`: the command line tool for people on a sart node.
+
+mod decode;
+mod json;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "sart", version, about = "Inspect and drive sart on a node")]
+struct Cli {
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Plain)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Plain,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// BGP speaker: sessions, RIB, and wire decoding.
+    Bgp(BgpArgs),
+}
+
+#[derive(clap::Args)]
+struct BgpArgs {
+    /// gRPC endpoint of the speaker.
+    #[arg(short = 'e', long, default_value = "localhost:5000", global = true)]
+    endpoint: String,
+    #[command(subcommand)]
+    command: BgpCommand,
+}
+
+#[derive(Subcommand)]
+enum BgpCommand {
+    /// Decode raw BGP messages (one direction of a session's TCP payload) into JSON lines.
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bgp(bgp) => match bgp.command {
+            BgpCommand::Decode(args) => decode::run(&args, cli.output),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
