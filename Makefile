@@ -25,7 +25,9 @@ unit-test:
 	$(CARGO) test --workspace
 
 ## Every test tier. Installs what it needs first.
-test: deps fmt-check clippy unit-test
+##   unit-test: unit, property (proptest) and golden-vector tests of every crate
+##   fuzz-smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10)
+test: deps fmt-check clippy unit-test fuzz-smoke
 	@echo "make test: all tiers passed"
 
 ## Criterion benchmarks of the codec (not a test; numbers go to docs/benchmarks.md).

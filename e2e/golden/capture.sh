@@ -26,11 +26,17 @@ declare -a NSES=()   # every namespace we created
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-stop_pid() {  # stop one PID we started: TERM, wait up to 5s, then KILL
+alive() {  # running and not a zombie (our children stay zombies until we wait for them)
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n "$st" && "$st" != Z ]]
+}
+
+stop_pid() {  # stop one PID we started: signal (default TERM), wait up to 5s, then KILL
   local pid=$1 sig=${2:-TERM} i
-  kill -0 "$pid" 2>/dev/null || return 0
+  alive "$pid" || return 0
   kill "-$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for i in $(seq 50); do alive "$pid" || return 0; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -58,7 +64,14 @@ mkpair() {
   local n=$1 a="sartgold-${1}a" b="sartgold-${1}b" hx
   hx=$(printf '%02x' "$n")
   for ns in "$a" "$b"; do
-    if ip netns list | grep -qw "^$ns"; then echo "namespace $ns already exists (stale run?)" >&2; exit 1; fi
+    if ip netns list | grep -q "^$ns\( \|$\)"; then
+      # left over from an interrupted run: remove it only if nothing runs inside
+      if [[ -z "$(ip netns pids "$ns" 2>/dev/null)" ]]; then
+        log "removing stale empty namespace $ns"; ip netns del "$ns"
+      else
+        echo "namespace $ns exists and has processes: $(ip netns pids "$ns" | tr '\n' ' ') -- not touching it" >&2; exit 1
+      fi
+    fi
   done
   ip netns add "$a"; NSES+=("$a")
   ip netns add "$b"; NSES+=("$b")
@@ -152,9 +165,12 @@ start_exabgp() {  # start_exabgp NS DIR CONF
 
 # finish SCEN PCAP NAME_A IP_A NAME_B IP_B : extract streams into vectors/SCEN
 finish() {
-  local scen=$1 pcap=$2
+  local scen=$1 pcap=$2 extra
+  rm -rf "${VEC:?}/$scen"
   mkdir -p "$VEC/$scen"
   cp "$pcap" "$VEC/$scen/capture.pcap"
+  extra="$(dirname "$pcap")/receiver_rib.txt"
+  if [[ -f "$extra" ]]; then cp "$extra" "$VEC/$scen/"; fi
   python3 "$HERE/extract.py" "$VEC/$scen/capture.pcap" "$VEC/$scen" "$3=$4" "$5=$6"
   stop_all
   log "scenario $scen done"
@@ -765,6 +781,14 @@ CONF
   wait_until 60 frr_established $a "$d/frr" fd00:8::2
   sleep 8
   stop_tcpdump
+  # tshark 4.0 refuses BGP messages > 4096 bytes, so keep BIRD's view (an independent decoder)
+  # of what it received as a second oracle for mkexpected.py
+  {
+    bc $b "$d/bird" show route protocol frr count
+    for p in 10.120.0.0/24 10.124.100.0/24 10.129.195.0/24 fd00:8000::/48 fd00:81f4::/48 fd00:83e7::/48; do
+      bc $b "$d/bird" show route for $p protocol frr all
+    done
+  } >"$d/receiver_rib.txt"
   finish $scen "$d/cap.pcap" frr fd00:8::1 bird fd00:8::2
 }
 
@@ -816,6 +840,139 @@ CONF
   sleep 4
   stop_tcpdump
   finish $scen "$d/cap.pcap" frr 198.18.9.1 gobgp 198.18.9.2
+}
+
+# 10: BIRD (AS65100) <-> GoBGP (AS65101), eBGP over IPv6, IPv6 unicast with ADD-PATH both
+#     ways: path identifiers inside MP_REACH_NLRI / MP_UNREACH_NLRI.
+SCENARIOS+=(s10_bird_gobgp_addpath_v6)
+s10_bird_gobgp_addpath_v6() {
+  local n=10 scen=s10_bird_gobgp_addpath_v6 a=sartgold-10a b=sartgold-10b d="$WORK/s10"
+  mkdir -p "$d/gobgp" "$d/bird"
+  mkpair $n
+  cat >"$d/gobgp/gobgpd.toml" <<CONF
+[global.config]
+  as = 65101
+  router-id = "198.18.10.1"
+  local-address-list = ["fd00:10::1"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "fd00:10::2"
+    peer-as = 65100
+  [neighbors.transport.config]
+    local-address = "fd00:10::1"
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 120
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
+    [neighbors.afi-safis.add-paths.config]
+      receive = true
+      send-max = 8
+CONF
+  cat >"$d/bird/bird.conf" <<CONF
+log "$d/bird/bird.log" all;
+router id 198.18.10.2;
+protocol device { }
+protocol static stA {
+  ipv6;
+  route fd00:1b0::/64 blackhole { bgp_community.add((65100,1)); };
+  route fd00:1b1::/64 blackhole;
+}
+protocol static stB {
+  ipv6;
+  route fd00:1b0::/64 blackhole { bgp_community.add((65100,2)); bgp_path.prepend(65133); };
+}
+protocol bgp gobgp {
+  local fd00:10::2 as 65100;
+  neighbor fd00:10::1 as 65101;
+  interface "eth0";
+  direct;
+  passive on;
+  graceful restart on;
+  ipv6 { import all; export where source = RTS_STATIC; add paths on; };
+}
+CONF
+  start_tcpdump $a "$d/cap.pcap"
+  start_bird $b "$d/bird" "$d/bird/bird.conf"
+  start_gobgp $a "$d/gobgp" "$d/gobgp/gobgpd.toml"
+  wait_until 60 gobgp_established $a fd00:10::2
+  gb $a global rib add -a ipv6 fd00:1a0::/64 identifier 1 origin igp nexthop fd00:10::1 med 10 community 65101:1
+  gb $a global rib add -a ipv6 fd00:1a0::/64 identifier 2 origin igp nexthop fd00:10::1 med 20 community 65101:2
+  sleep 4
+  bc $b "$d/bird" disable stB
+  gb $a global rib del -a ipv6 fd00:1a0::/64 identifier 2
+  sleep 4
+  stop_tcpdump
+  finish $scen "$d/cap.pcap" gobgp fd00:10::1 bird fd00:10::2
+}
+
+# 11: FRR (AS65110) <-> BIRD (AS65111), eBGP over IPv6 link, IPv4 (RFC 8950 next hop) + IPv6
+#     unicast with ADD-PATH: BIRD sends two paths for 198.18.113.0/24 and fd00:113::/64;
+#     FRR ("addpath-tx-all-paths") also originates the same prefixes and sends all its paths
+#     (its own + BIRD's two, reflected) with FRR-allocated path identifiers.
+SCENARIOS+=(s11_frr_bird_addpath_txall)
+s11_frr_bird_addpath_txall() {
+  local n=11 scen=s11_frr_bird_addpath_txall a=sartgold-11a b=sartgold-11b d="$WORK/s11"
+  mkdir -p "$d/frr" "$d/bird"
+  mkpair $n
+  cat >"$d/frr/bgpd.conf" <<CONF
+frr defaults traditional
+hostname frr-s11
+!
+router bgp 65110
+ bgp router-id 198.18.11.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ bgp graceful-restart
+ neighbor fd00:11::2 remote-as 65111
+ neighbor fd00:11::2 capability extended-nexthop
+ address-family ipv4 unicast
+  network 198.18.113.0/24
+  network 198.18.114.0/24
+  neighbor fd00:11::2 activate
+  neighbor fd00:11::2 addpath-tx-all-paths
+ exit-address-family
+ address-family ipv6 unicast
+  network fd00:113::/64
+  neighbor fd00:11::2 activate
+  neighbor fd00:11::2 addpath-tx-all-paths
+ exit-address-family
+!
+CONF
+  cat >"$d/bird/bird.conf" <<CONF
+log "$d/bird/bird.log" all;
+router id 198.18.11.2;
+protocol device { }
+protocol static s4a { ipv4; route 198.18.113.0/24 blackhole { bgp_community.add((65111,1)); }; }
+protocol static s4b { ipv4; route 198.18.113.0/24 blackhole { bgp_community.add((65111,2)); bgp_path.prepend(65112); }; }
+protocol static s6a { ipv6; route fd00:113::/64 blackhole { bgp_community.add((65111,1)); }; }
+protocol static s6b { ipv6; route fd00:113::/64 blackhole { bgp_community.add((65111,2)); bgp_path.prepend(65112); }; }
+protocol bgp frr {
+  local fd00:11::2 as 65111;
+  neighbor fd00:11::1 as 65110;
+  interface "eth0";
+  direct;
+  passive on;
+  graceful restart on;
+  ipv4 { import all; export where source = RTS_STATIC; extended next hop on; add paths on; };
+  ipv6 { import all; export where source = RTS_STATIC; add paths on; };
+}
+CONF
+  start_tcpdump $a "$d/cap.pcap"
+  start_bird $b "$d/bird" "$d/bird/bird.conf"
+  start_frr $a "$d/frr" "$d/frr/bgpd.conf"
+  wait_until 60 frr_established $a "$d/frr" fd00:11::2
+  sleep 5
+  bc $b "$d/bird" disable s4b
+  bc $b "$d/bird" disable s6b
+  vty $a "$d/frr" -c 'conf t' -c 'router bgp 65110' -c 'address-family ipv4 unicast' -c 'no network 198.18.114.0/24'
+  sleep 4
+  stop_tcpdump
+  finish $scen "$d/cap.pcap" frr fd00:11::1 bird fd00:11::2
 }
 
 # ---------------------------------------------------------------- main

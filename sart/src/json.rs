@@ -174,6 +174,11 @@ fn attributes(a: &PathAttributes) -> Value {
             .iter()
             .map(|c| json!(c.to_string()))
             .collect();
+        o["ext_communities_hex"] = a
+            .ext_communities
+            .iter()
+            .map(|c| json!(hex::encode(c.0)))
+            .collect();
     }
     if !a.large_communities.is_empty() {
         o["large_communities"] = a
