@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release test deps fmt-check clippy unit-test lab lab-down bench fuzz-smoke clean
+.PHONY: all build release test deps fmt-check clippy unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean
 
 all: build
 
@@ -24,10 +24,19 @@ clippy:
 unit-test:
 	$(CARGO) test --workspace
 
+## The Kubernetes control plane for tests, built from Go modules (cached; cold build 10-25 min).
+controlplane:
+	@e2e/controlplane/build >/dev/null
+
+## Control plane smoke test: CRDs, Deployments, scheduling, EndpointSlices, kube-proxy in a netns.
+controlplane-smoke: controlplane
+	e2e/controlplane/smoke-test
+
 ## Every test tier. Installs what it needs first.
-##   unit-test: unit, property (proptest) and golden-vector tests of every crate
+##   unit-test: unit, property (proptest), golden-vector and control-plane fixture tests
+##   controlplane-smoke: the real control plane driven by kubectl
 ##   fuzz-smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10)
-test: deps fmt-check clippy unit-test fuzz-smoke
+test: deps fmt-check clippy controlplane unit-test controlplane-smoke fuzz-smoke
 	@echo "make test: all tiers passed"
 
 ## Criterion benchmarks of the codec (not a test; numbers go to docs/benchmarks.md).

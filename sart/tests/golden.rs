@@ -104,14 +104,28 @@ fn check_route(ctx: &str, got: &Value, want: &Value) {
                 check(k, got.get(k).cloned().unwrap_or(Value::Null), w)
             }
             "next_hop" => {
-                let g = got.get("mp_next_hop").or(got.get("next_hop")).cloned().unwrap_or(Value::Null);
+                let g = got
+                    .get("mp_next_hop")
+                    .or(got.get("next_hop"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 check(k, g, w)
             }
-            "link_local_next_hop" => check(k, got.get("mp_link_local_next_hop").cloned().unwrap_or(Value::Null), w),
+            "link_local_next_hop" => check(
+                k,
+                got.get("mp_link_local_next_hop")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                w,
+            ),
             "as_path" => {
                 let flat: Vec<Value> = got["as_path_segments"]
                     .as_array()
-                    .map(|segs| segs.iter().flat_map(|s| s["asns"].as_array().unwrap().clone()).collect())
+                    .map(|segs| {
+                        segs.iter()
+                            .flat_map(|s| s["asns"].as_array().unwrap().clone())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 check(k, json!(flat), w)
             }
@@ -120,7 +134,9 @@ fn check_route(ctx: &str, got: &Value, want: &Value) {
                 check(k, json!(strings(&got[k.as_str()])), w)
             }
             "ext_communities" => check(k, json!(strings(&got["ext_communities_hex"])), w),
-            "ext_communities_count" => check(k, json!(strings(&got["ext_communities_hex"]).len()), w),
+            "ext_communities_count" => {
+                check(k, json!(strings(&got["ext_communities_hex"]).len()), w)
+            }
             "atomic_aggregate" => check(k, json!(got.get(k).is_some_and(|v| v == true)), w),
             "aggregator" => check(
                 k,
@@ -146,10 +162,17 @@ fn check_route(ctx: &str, got: &Value, want: &Value) {
 fn check_direction(ctx: &str, f: &Facts, want: &Value) {
     let counts = want["message_counts"].as_object().unwrap();
     for (ty, n) in counts {
-        assert_eq!(f.counts.get(ty).copied().unwrap_or(0), n.as_u64().unwrap(), "{ctx}: {ty} count");
+        assert_eq!(
+            f.counts.get(ty).copied().unwrap_or(0),
+            n.as_u64().unwrap(),
+            "{ctx}: {ty} count"
+        );
     }
     if let Some(wo) = want.get("open").filter(|o| !o.is_null()) {
-        let o = f.open.as_ref().unwrap_or_else(|| panic!("{ctx}: no OPEN decoded"));
+        let o = f
+            .open
+            .as_ref()
+            .unwrap_or_else(|| panic!("{ctx}: no OPEN decoded"));
         assert_eq!(o["my_as"], wo["my_as"], "{ctx}: my_as");
         assert_eq!(o["hold_time"], wo["hold_time"], "{ctx}: hold_time");
         assert_eq!(o["bgp_id"], wo["bgp_id"], "{ctx}: bgp_id");
@@ -162,12 +185,19 @@ fn check_direction(ctx: &str, f: &Facts, want: &Value) {
             .iter()
             .map(|c| c["code"].as_u64().unwrap())
             .collect();
-        let want_codes: BTreeSet<u64> =
-            wo["capability_codes"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+        let want_codes: BTreeSet<u64> = wo["capability_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
         assert_eq!(codes, want_codes, "{ctx}: capability codes");
     }
     if f.counts.get("UPDATE").copied().unwrap_or(0) > 0 {
-        if let Some(w) = want.get("four_octet_as_negotiated").and_then(Value::as_bool) {
+        if let Some(w) = want
+            .get("four_octet_as_negotiated")
+            .and_then(Value::as_bool)
+        {
             assert_eq!(f.four_octet, Some(w), "{ctx}: 4-octet AS reading");
         }
         if let Some(w) = want.get("add_path").and_then(Value::as_bool) {
@@ -187,7 +217,10 @@ fn check_direction(ctx: &str, f: &Facts, want: &Value) {
     }
     if let Some(sample) = want.get("announced_sample").and_then(Value::as_object) {
         for (p, w) in sample {
-            let got = f.announced.get(p).unwrap_or_else(|| panic!("{ctx}: {p} not announced"));
+            let got = f
+                .announced
+                .get(p)
+                .unwrap_or_else(|| panic!("{ctx}: {p} not announced"));
             check_route(&format!("{ctx} {p}"), got, w);
         }
     }
@@ -241,10 +274,15 @@ fn captured_sessions_decode_as_the_daemons_sent_them() {
         .filter(|p| p.join("expected.json").exists())
         .collect();
     scenarios.sort();
-    assert!(scenarios.len() >= 8, "golden vectors missing: {scenarios:?}");
+    assert!(
+        scenarios.len() >= 8,
+        "golden vectors missing: {scenarios:?}"
+    );
     let mut senders = BTreeSet::new();
     for dir in &scenarios {
-        let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
         let dirs = expected["directions"].as_object().unwrap();
         let files: Vec<&String> = dirs.keys().collect();
         for (file, want) in dirs {
@@ -253,7 +291,11 @@ fn captured_sessions_decode_as_the_daemons_sent_them() {
             let peer = files.iter().find(|f| **f != file).map(|f| dir.join(f));
             let name = format!("{}/{}", dir.file_name().unwrap().to_string_lossy(), file);
             // Both OPENs settle the context...
-            check_direction(&format!("{name} (--peer)"), &facts(&decode(&bin, peer.as_deref())), want);
+            check_direction(
+                &format!("{name} (--peer)"),
+                &facts(&decode(&bin, peer.as_deref())),
+                want,
+            );
             // ...and one direction alone must reach the same reading.
             check_direction(&name, &facts(&decode(&bin, None)), want);
         }
