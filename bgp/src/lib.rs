@@ -8,6 +8,7 @@ pub mod capability;
 pub mod context;
 pub mod error;
 pub mod family;
+pub mod fsm;
 pub mod message;
 pub mod notification;
 pub mod open;

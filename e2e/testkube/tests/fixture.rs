@@ -20,10 +20,20 @@ async fn client_and_kubectl_share_one_real_api_server() {
 
     let out = cluster
         .kubectl()
-        .args(["get", "configmap", "testkube-probe", "-o", "jsonpath={.data.written-by}"])
+        .args([
+            "get",
+            "configmap",
+            "testkube-probe",
+            "-o",
+            "jsonpath={.data.written-by}",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kube-rs");
 
     // A second write through kubectl is seen by the client: same server, real storage.
@@ -32,7 +42,11 @@ async fn client_and_kubectl_share_one_real_api_server() {
         .args(["label", "configmap", "testkube-probe", "by=kubectl"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = cms.get("testkube-probe").await.unwrap();
     assert_eq!(got.metadata.labels.unwrap()["by"], "kubectl");
 }
@@ -47,7 +61,10 @@ fn owned_cluster_is_torn_down_on_drop() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .filter_map(|s| s.split_whitespace().next().and_then(|w| w.parse().ok()))
         .collect();
-    assert!(pids.len() >= 4, "etcd, apiserver, controller-manager, scheduler: {pids:?}");
+    assert!(
+        pids.len() >= 4,
+        "etcd, apiserver, controller-manager, scheduler: {pids:?}"
+    );
     assert!(dir.join("kubeconfig").exists());
     drop(c);
     assert!(!dir.exists(), "cluster dir left behind");
