@@ -21,7 +21,7 @@ fi
 for target in $("${fuzz[@]}" list); do
   echo "fuzz: $target for ${seconds}s"
   # -timeout: a single input taking over 5 s is a hang worth failing on.
-  "${fuzz[@]}" run "$target" -- -max_total_time="$seconds" -timeout=5 -print_final_stats=0 2>&1 \
+  "${fuzz[@]}" run -O "$target" -- -max_total_time="$seconds" -timeout=5 -print_final_stats=0 2>&1 \
     | grep -E "^(Done|==|SUMMARY|thread|panicked)" || true
   # cargo fuzz exits non-zero on a crash; pipefail would hide it behind grep, so check artifacts.
   if compgen -G "artifacts/$target/*" >/dev/null; then

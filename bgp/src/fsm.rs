@@ -75,6 +75,9 @@ pub enum Event {
     ManualStop(Option<String>),
     /// Event 3: restart after the idle hold timer, or at daemon start.
     AutomaticStart,
+    /// Event 8: the speaker closes the session with this NOTIFICATION (e.g. Cease / maximum
+    /// number of prefixes reached) and restarts it after the idle hold time.
+    AutomaticStop(Notification),
     /// Event 9.
     ConnectRetryTimerExpires,
     /// Event 10.
@@ -285,6 +288,16 @@ impl Fsm {
                 self.go_idle(&mut a, DownReason::Stopped, false);
             }
             (_, Event::ManualStart | Event::AutomaticStart | Event::IdleHoldTimerExpires) => {}
+            (_, Event::AutomaticStop(n)) => {
+                if matches!(
+                    self.state,
+                    State::OpenSent | State::OpenConfirm | State::Established
+                ) {
+                    a.push(Action::SendNotification(n.clone()));
+                }
+                self.connect_retry_counter += 1;
+                self.go_idle(&mut a, DownReason::Sent(n), true);
+            }
 
             // --- Connect and Active (§8.2.2) ------------------------------------------------
             (State::Connect | State::Active, Event::ConnectRetryTimerExpires) => {
@@ -778,6 +791,22 @@ mod tests {
             Timer::Keepalive,
             Duration::from_secs(5)
         )));
+    }
+
+    #[test]
+    fn automatic_stop_sends_its_notification_and_restarts_later() {
+        let mut f = Fsm::new(cfg());
+        established(&mut f);
+        let n = Notification::new(6, 1);
+        let a = f.handle(Event::AutomaticStop(n.clone()));
+        assert_eq!(a[0], Action::SendNotification(n.clone()));
+        assert!(a.contains(&Action::SessionDown(DownReason::Sent(n))));
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::StartTimer(Timer::IdleHold, _)))
+        );
+        f.handle(Event::IdleHoldTimerExpires);
+        assert_eq!(f.state(), State::Connect);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod message;
 pub mod notification;
 pub mod open;
 pub mod prefix;
+pub mod rib;
 pub mod route_refresh;
 pub mod update;
 mod wire;

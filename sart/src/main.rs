@@ -1,5 +1,6 @@
 //! `sart`: the command line tool for people on a sart node.
 
+mod api;
 mod decode;
 mod json;
 
@@ -42,6 +43,16 @@ struct BgpArgs {
 enum BgpCommand {
     /// Decode raw BGP messages (one direction of a session's TCP payload) into JSON lines.
     Decode(decode::DecodeArgs),
+    /// The speaker itself: AS, router id, Loc-RIB, originated paths.
+    Global {
+        #[command(subcommand)]
+        command: api::GlobalCommand,
+    },
+    /// Neighbours and their sessions and RIBs.
+    Neighbor {
+        #[command(subcommand)]
+        command: api::NeighborCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +60,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bgp(bgp) => match bgp.command {
             BgpCommand::Decode(args) => decode::run(&args, cli.output),
+            BgpCommand::Global { command } => api::run_global(&bgp.endpoint, &command, cli.output),
+            BgpCommand::Neighbor { command } => {
+                api::run_neighbor(&bgp.endpoint, &command, cli.output)
+            }
         },
     };
     match result {

@@ -1,5 +1,7 @@
-//! `sartd`: the sart daemons. Each subcommand arrives with its issue; until then it says so and
-//! exits non-zero rather than pretending to run.
+//! `sartd`: the sart daemons. Subcommands that are not built yet say so and exit non-zero rather
+//! than pretending to run.
+
+mod bgp;
 
 use std::process::ExitCode;
 
@@ -8,14 +10,26 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "sartd", version, about = "sart daemons")]
 struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(short = 'l', long, global = true, default_value = "info")]
+    level: String,
+    /// Log format.
+    #[arg(short = 'd', long, global = true, value_enum, default_value_t = LogFormat::Plain)]
+    format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// BGP speaker.
-    Bgp,
+    Bgp(bgp::Args),
     /// Kernel FIB installer.
     Fib,
     /// Kubernetes controller.
@@ -24,10 +38,23 @@ enum Command {
     Agent,
 }
 
+fn logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging(&cli.level, cli.format);
     let name = match cli.command {
-        Command::Bgp => "bgp",
+        Command::Bgp(args) => return bgp::main(args),
         Command::Fib => "fib",
         Command::Controller => "controller",
         Command::Agent => "agent",

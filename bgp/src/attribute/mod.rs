@@ -53,8 +53,9 @@ pub mod flag {
 use flag::{OPTIONAL, PARTIAL, TRANSITIVE};
 
 /// ORIGIN (RFC 4271 §5.1.1); the order is the route-selection preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
+    #[default]
     Igp,
     Egp,
     Incomplete,

@@ -1,0 +1,153 @@
+//! RIB cost of relaying a table: 100,000 IPv4 /24s from one eBGP peer to another (a benchmark,
+//! not a test; `cargo bench -p sart-bgp --bench rib`).
+//!
+//! Times `receive` of 100 decoded UPDATEs of 1,000 prefixes plus the `drain` that computes the
+//! outbound group changes, and separately the encoding of those changes. Memory per route is
+//! printed once: the RIB's own estimate of its heap use from its tables' capacities (the
+//! workspace forbids `unsafe`, so no counting allocator), and the process's RSS growth.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark code
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bgp::attribute::NextHop;
+use bgp::rib::{ExportParams, PeerConfig, PeerId, Rib, RibConfig};
+use bgp::{AsPath, Context, Family, Nlri, Origin, PathAttributes, Update};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ipnet::Ipv4Net;
+
+const ROUTES: u32 = 100_000;
+const PER_UPDATE: u32 = 1_000;
+
+fn updates() -> Vec<Update> {
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::sequence([65001, 65100, 4_200_000_000])),
+        next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        med: Some(10),
+        ..Default::default()
+    };
+    (0..ROUTES / PER_UPDATE)
+        .map(|u| Update {
+            attributes: attrs.clone(),
+            nlri: (0..PER_UPDATE)
+                .map(|i| {
+                    let n = 0x0a00_0000 + ((u * PER_UPDATE + i) << 8);
+                    Nlri::new(Ipv4Net::new(Ipv4Addr::from(n), 24).unwrap())
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn setup() -> (Rib, PeerId) {
+    let mut rib = Rib::new(RibConfig {
+        asn: 65000,
+        router_id: Ipv4Addr::new(10, 0, 0, 254),
+        cluster_id: None,
+        decision: Default::default(),
+    });
+    let params = |local: [u8; 4]| ExportParams {
+        send: Context::four_octet(),
+        families: [Family::IPV4_UNICAST].into_iter().collect(),
+        next_hop_v4: Some(NextHop::V4(Ipv4Addr::from(local))),
+        next_hop_v6: None,
+        extended_next_hop: false,
+        next_hop_self: false,
+    };
+    let mut add = |asn: u32, n: u8| {
+        let id = rib
+            .add_peer(PeerConfig {
+                asn,
+                address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+                rr_client: false,
+                max_prefixes: None,
+            })
+            .unwrap();
+        rib.establish(id, Ipv4Addr::new(10, 0, 0, n), params([192, 0, 2, 254]))
+            .unwrap();
+        id
+    };
+    let a = add(65001, 1);
+    add(65002, 2);
+    (rib, a)
+}
+
+fn load(rib: &mut Rib, from: PeerId, ups: Vec<Update>) -> bgp::rib::Drained {
+    for u in ups {
+        rib.receive(from, u, 1).unwrap();
+    }
+    rib.drain()
+}
+
+fn rss_bytes() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn report_memory() {
+    let ups = updates();
+    let (mut rib, a) = setup();
+    let before = rss_bytes();
+    drop(load(&mut rib, a, ups));
+    let after = rss_bytes();
+    let est = rib.heap_estimate();
+    // RSS growth is an upper bound: glibc keeps freed transient memory (pending changes, the
+    // drained output) in its heap. The estimate counts the RIB's live structures.
+    eprintln!(
+        "rib memory for {ROUTES} routes relayed eBGP->eBGP: estimate {} bytes/route \
+         (RSS growth incl. freed transients {} bytes/route; {} interned attribute sets, \
+         {} update groups)",
+        est / ROUTES as usize,
+        (after.saturating_sub(before)) / ROUTES as usize,
+        rib.interned_count(),
+        rib.group_count(),
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    report_memory();
+    let ups = updates();
+    let mut g = c.benchmark_group("rib");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(u64::from(ROUTES)));
+    g.bench_function("relay_100k_v4_receive_and_drain", |b| {
+        b.iter_batched(
+            || (setup(), ups.clone()),
+            // The RIB is returned so that dropping it is not timed.
+            |((mut rib, a), ups)| {
+                let d = load(&mut rib, a, ups);
+                black_box((rib, d))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let (mut rib, a) = setup();
+    let d = load(&mut rib, a, ups.clone());
+    let ctx = Context::four_octet();
+    g.bench_function("relay_100k_v4_encode_group_updates", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for (_, out) in &d.groups {
+                for u in out {
+                    n += u.to_update().encode_split(&ctx).unwrap().len();
+                }
+            }
+            black_box(n)
+        })
+    });
+    g.bench_function("full_table_for_new_peer_100k", |b| {
+        b.iter(|| black_box(rib.group_table(d.groups[0].0).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

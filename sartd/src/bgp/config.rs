@@ -1,0 +1,550 @@
+//! The speaker's YAML configuration: sart's format (`asn`, `router_id`, `neighbors`, `multi_path`,
+//! `paths`, `fib_endpoint`, `fib_table`, `exporter`) plus optional per-neighbour keys.
+//!
+//! Parsing is two steps: serde reads the YAML into loose `Raw*` types (unknown keys are errors),
+//! then `validate` turns them into typed values, naming the key of anything wrong.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use bgp::Family;
+use bgp::attribute::{Community, ExtCommunity, LargeCommunity};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A configuration error: the key (as a path into the file) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    asn: Option<u32>,
+    router_id: Option<String>,
+    multi_path: Option<MultiPath>,
+    fib_endpoint: Option<String>,
+    fib_table: Option<u32>,
+    exporter: Option<String>,
+    #[serde(default)]
+    neighbors: Vec<RawNeighbor>,
+    #[serde(default)]
+    paths: Vec<RawPath>,
+}
+
+/// `multi_path: true` (sart) or a maximum number of paths.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum MultiPath {
+    Enabled(bool),
+    Max(u32),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbor {
+    name: Option<String>,
+    asn: Option<u32>,
+    address: Option<String>,
+    router_id: Option<String>,
+    passive: Option<bool>,
+    hold_time: Option<u32>,
+    keepalive_time: Option<u32>,
+    families: Option<Vec<String>>,
+    local_address: Option<String>,
+    ebgp_multihop: Option<u32>,
+    max_prefix: Option<u32>,
+    route_reflector_client: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    #[serde(default)]
+    prefixes: Vec<String>,
+    #[serde(default)]
+    attributes: RawAttributes,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAttributes {
+    origin: Option<OriginValue>,
+    local_pref: Option<u32>,
+    med: Option<u32>,
+    #[serde(default)]
+    communities: Vec<String>,
+    #[serde(default)]
+    large_communities: Vec<String>,
+    #[serde(default)]
+    ext_communities: Vec<String>,
+    as_path_prepend: Option<u32>,
+}
+
+/// `origin: igp|egp|incomplete` or 0-2, as sart accepts.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum OriginValue {
+    Name(String),
+    Number(u32),
+}
+
+/// ECMP default when `multi_path: true` gives no number.
+pub const DEFAULT_MAX_PATHS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// 0 until set (by file, flag or the API's SetAS), as in sart.
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Maximum ECMP paths; 1 disables multipath.
+    pub max_paths: usize,
+    pub fib_endpoint: Option<String>,
+    pub fib_table: Option<u32>,
+    pub exporter: Option<String>,
+    pub neighbors: Vec<Neighbor>,
+    pub paths: Vec<OriginatedPaths>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            asn: 0,
+            router_id: Ipv4Addr::UNSPECIFIED,
+            max_paths: 1,
+            fib_endpoint: None,
+            fib_table: None,
+            exporter: None,
+            neighbors: Vec::new(),
+            paths: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbor {
+    pub name: String,
+    pub asn: u32,
+    pub address: IpAddr,
+    pub router_id: Option<Ipv4Addr>,
+    pub passive: bool,
+    pub hold_time: u16,
+    pub keepalive_time: Option<u16>,
+    pub families: Vec<Family>,
+    pub local_address: Option<IpAddr>,
+    /// IP TTL for the session; 1 for directly connected eBGP.
+    pub ttl: Option<u8>,
+    pub max_prefix: Option<u32>,
+    pub route_reflector_client: bool,
+}
+
+/// Locally originated prefixes with their attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginatedPaths {
+    pub prefixes: Vec<IpNet>,
+    pub attributes: PathSpec,
+}
+
+/// Attributes a locally originated path may carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathSpec {
+    pub origin: bgp::Origin,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+    pub ext_communities: Vec<ExtCommunity>,
+    pub as_path_prepend: u8,
+}
+
+/// Parses and validates a YAML document.
+pub fn parse(yaml: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_saphyr::from_str(yaml).map_err(|e| err("config", e.to_string()))?;
+    validate(raw)
+}
+
+fn ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    Ipv4Addr::from_str(s).map_err(|_| err(key, format!("{s:?} is not an IPv4 address")))
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let router_id = match &raw.router_id {
+        Some(s) => ipv4("router_id", s)?,
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    let max_paths = match raw.multi_path {
+        None | Some(MultiPath::Enabled(false)) => 1,
+        Some(MultiPath::Enabled(true)) => DEFAULT_MAX_PATHS,
+        Some(MultiPath::Max(0)) => {
+            return Err(err(
+                "multi_path",
+                "the maximum number of paths must be at least 1",
+            ));
+        }
+        Some(MultiPath::Max(n)) => n as usize,
+    };
+    if let Some(t) = raw.fib_table
+        && t == 0
+    {
+        return Err(err("fib_table", "table 0 is not a routing table"));
+    }
+    let mut neighbors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, n) in raw.neighbors.into_iter().enumerate() {
+        let neighbor = neighbor(&format!("neighbors[{i}]"), n)?;
+        if !seen.insert(neighbor.address) {
+            return Err(err(
+                format!("neighbors[{i}].address"),
+                format!("{} is configured twice", neighbor.address),
+            ));
+        }
+        neighbors.push(neighbor);
+    }
+    let mut paths = Vec::new();
+    for (i, p) in raw.paths.into_iter().enumerate() {
+        paths.push(originated(&format!("paths[{i}]"), p)?);
+    }
+    Ok(Config {
+        asn: raw.asn.unwrap_or(0),
+        router_id,
+        max_paths,
+        fib_endpoint: raw.fib_endpoint,
+        fib_table: raw.fib_table,
+        exporter: raw.exporter,
+        neighbors,
+        paths,
+    })
+}
+
+fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
+    let asn = n.asn.ok_or_else(|| err(format!("{key}.asn"), "missing"))?;
+    if asn == 0 {
+        return Err(err(format!("{key}.asn"), "AS 0 is reserved (RFC 7607)"));
+    }
+    let addr_s = n
+        .address
+        .ok_or_else(|| err(format!("{key}.address"), "missing"))?;
+    let address = IpAddr::from_str(&addr_s).map_err(|_| {
+        err(
+            format!("{key}.address"),
+            format!("{addr_s:?} is not an IP address"),
+        )
+    })?;
+    let router_id = n
+        .router_id
+        .as_deref()
+        .map(|s| ipv4(&format!("{key}.router_id"), s))
+        .transpose()?;
+    let hold_time = match n.hold_time {
+        None => 90,
+        Some(h) if h == 1 || h == 2 || h > 65535 => {
+            return Err(err(
+                format!("{key}.hold_time"),
+                format!("{h} s: must be 0 or 3-65535 (RFC 4271 §4.2)"),
+            ));
+        }
+        Some(h) => h as u16,
+    };
+    let keepalive_time = match n.keepalive_time {
+        None => None,
+        Some(k) if hold_time > 0 && k > u32::from(hold_time) / 3 => {
+            return Err(err(
+                format!("{key}.keepalive_time"),
+                format!("{k} s exceeds a third of hold_time ({hold_time} s)"),
+            ));
+        }
+        Some(k) => {
+            Some(u16::try_from(k).map_err(|_| err(format!("{key}.keepalive_time"), "too large"))?)
+        }
+    };
+    let families = match n.families {
+        None => vec![if address.is_ipv4() {
+            Family::IPV4_UNICAST
+        } else {
+            Family::IPV6_UNICAST
+        }],
+        Some(v) if v.is_empty() => return Err(err(format!("{key}.families"), "empty list")),
+        Some(v) => v
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                Family::from_name(f).ok_or_else(|| {
+                    err(
+                        format!("{key}.families[{j}]"),
+                        format!("{f:?} is not one of ipv4-unicast, ipv6-unicast"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let local_address = n
+        .local_address
+        .as_deref()
+        .map(|s| {
+            IpAddr::from_str(s).map_err(|_| {
+                err(
+                    format!("{key}.local_address"),
+                    format!("{s:?} is not an IP address"),
+                )
+            })
+        })
+        .transpose()?;
+    if let Some(l) = local_address
+        && l.is_ipv4() != address.is_ipv4()
+    {
+        return Err(err(
+            format!("{key}.local_address"),
+            "must be of the same family as address",
+        ));
+    }
+    let ttl = match n.ebgp_multihop {
+        None => None,
+        Some(t @ 1..=255) => Some(t as u8),
+        Some(t) => {
+            return Err(err(
+                format!("{key}.ebgp_multihop"),
+                format!("TTL {t} is not in 1-255"),
+            ));
+        }
+    };
+    Ok(Neighbor {
+        name: n.name.unwrap_or_else(|| format!("{asn}/{address}")),
+        asn,
+        address,
+        router_id,
+        passive: n.passive.unwrap_or(false),
+        hold_time,
+        keepalive_time,
+        families,
+        local_address,
+        ttl,
+        max_prefix: n.max_prefix,
+        route_reflector_client: n.route_reflector_client.unwrap_or(false),
+    })
+}
+
+fn originated(key: &str, p: RawPath) -> Result<OriginatedPaths, ConfigError> {
+    if p.prefixes.is_empty() {
+        return Err(err(format!("{key}.prefixes"), "empty list"));
+    }
+    let prefixes = p
+        .prefixes
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            IpNet::from_str(s).map(|n| n.trunc()).map_err(|_| {
+                err(
+                    format!("{key}.prefixes[{j}]"),
+                    format!("{s:?} is not a prefix (CIDR)"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let a = p.attributes;
+    let origin = match a.origin {
+        None => bgp::Origin::Igp,
+        Some(OriginValue::Name(s)) => match s.as_str() {
+            "igp" | "0" => bgp::Origin::Igp,
+            "egp" | "1" => bgp::Origin::Egp,
+            "incomplete" | "2" => bgp::Origin::Incomplete,
+            _ => {
+                return Err(err(
+                    format!("{key}.attributes.origin"),
+                    format!("{s:?}: use igp, egp or incomplete"),
+                ));
+            }
+        },
+        Some(OriginValue::Number(0)) => bgp::Origin::Igp,
+        Some(OriginValue::Number(1)) => bgp::Origin::Egp,
+        Some(OriginValue::Number(2)) => bgp::Origin::Incomplete,
+        Some(OriginValue::Number(n)) => {
+            return Err(err(
+                format!("{key}.attributes.origin"),
+                format!("{n}: use 0-2"),
+            ));
+        }
+    };
+    let communities = a
+        .communities
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            s.parse()
+                .map_err(|e: bgp::attribute::community::ParseCommunityError| {
+                    err(format!("{key}.attributes.communities[{j}]"), e.to_string())
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let large_communities = a
+        .large_communities
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            s.parse()
+                .map_err(|e: bgp::attribute::community::ParseCommunityError| {
+                    err(
+                        format!("{key}.attributes.large_communities[{j}]"),
+                        e.to_string(),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let ext_communities = a
+        .ext_communities
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            parse_ext_community(s).ok_or_else(|| {
+                err(
+                    format!("{key}.attributes.ext_communities[{j}]"),
+                    format!("{s:?}: use rt:ASN:VALUE or 16 hex digits"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let as_path_prepend = match a.as_path_prepend {
+        None => 0,
+        Some(n @ 0..=32) => n as u8,
+        Some(n) => {
+            return Err(err(
+                format!("{key}.attributes.as_path_prepend"),
+                format!("{n}: at most 32"),
+            ));
+        }
+    };
+    Ok(OriginatedPaths {
+        prefixes,
+        attributes: PathSpec {
+            origin,
+            local_pref: a.local_pref,
+            med: a.med,
+            communities,
+            large_communities,
+            ext_communities,
+            as_path_prepend,
+        },
+    })
+}
+
+/// `rt:65000:100` (2-octet AS route target) or 16 hex digits.
+pub fn parse_ext_community(s: &str) -> Option<ExtCommunity> {
+    if let Some(rest) = s.strip_prefix("rt:") {
+        let (a, v) = rest.split_once(':')?;
+        return Some(ExtCommunity::route_target(a.parse().ok()?, v.parse().ok()?));
+    }
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    if hex.len() != 16 {
+        return None;
+    }
+    let n = u64::from_str_radix(hex, 16).ok()?;
+    Some(ExtCommunity(n.to_be_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SART_SAMPLE: &str = r#"
+asn: 65000
+router_id: 10.0.0.1
+multi_path: true
+neighbors:
+  - name: frr
+    asn: 65001
+    address: 10.0.0.2
+    router_id: 10.0.0.2
+  - asn: 65002
+    address: "fd00::2"
+    router_id: 10.0.0.3
+    passive: true
+    hold_time: 9
+    keepalive_time: 3
+    families: [ipv4-unicast, ipv6-unicast]
+    max_prefix: 1000
+paths:
+  - prefixes: [10.1.0.0/24, "fd00:1::/64"]
+    attributes:
+      origin: igp
+      local_pref: 200
+      med: 10
+      communities: ["65000:1"]
+      large_communities: ["65000:1:2"]
+"#;
+
+    #[test]
+    fn reads_sart_format_with_additions() {
+        let c = parse(SART_SAMPLE).unwrap();
+        assert_eq!(c.asn, 65000);
+        assert_eq!(c.max_paths, DEFAULT_MAX_PATHS);
+        assert_eq!(c.neighbors[0].name, "frr");
+        assert_eq!(c.neighbors[0].families, vec![Family::IPV4_UNICAST]);
+        assert_eq!(c.neighbors[1].name, "65002/fd00::2");
+        assert!(c.neighbors[1].passive);
+        assert_eq!(c.neighbors[1].keepalive_time, Some(3));
+        assert_eq!(c.paths[0].prefixes.len(), 2);
+        assert_eq!(c.paths[0].attributes.local_pref, Some(200));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("router_id: 300.0.0.1", "router_id"),
+            (
+                "neighbors: [{asn: 65001, address: 10.0.0.256}]",
+                "neighbors[0].address",
+            ),
+            ("neighbors: [{address: 10.0.0.2}]", "neighbors[0].asn"),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, hold_time: 2}]",
+                "neighbors[0].hold_time",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, hold_time: 9, keepalive_time: 4}]",
+                "neighbors[0].keepalive_time",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, families: [ipv5]}]",
+                "neighbors[0].families[0]",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2}, {asn: 2, address: 10.0.0.2}]",
+                "neighbors[1].address",
+            ),
+            ("paths: [{prefixes: [10.0.0.0/33]}]", "paths[0].prefixes[0]"),
+            (
+                "paths: [{prefixes: [10.0.0.0/8], attributes: {origin: bogus}}]",
+                "paths[0].attributes.origin",
+            ),
+            (
+                "paths: [{prefixes: [10.0.0.0/8], attributes: {communities: ['1:2:3']}}]",
+                "paths[0].attributes.communities[0]",
+            ),
+            ("multi_path: 0", "multi_path"),
+        ];
+        for (yaml, key) in cases {
+            let e = parse(yaml).unwrap_err();
+            assert_eq!(e.key, key, "{yaml}: {e}");
+        }
+        let e = parse("asn: 1\nbogus_key: 2").unwrap_err();
+        assert!(e.reason.contains("bogus_key"), "{e}");
+    }
+}

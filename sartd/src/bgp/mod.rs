@@ -1,0 +1,160 @@
+//! `sartd bgp`: the BGP speaker. A thin tokio shell around the `bgp` crate: one task per
+//! neighbour session, a listener, the speaker task owning the RIB, and the gRPC API.
+
+mod api;
+pub mod config;
+mod listener;
+pub mod session;
+mod speaker;
+mod timers;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// YAML configuration (sart's format).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Local AS number (overrides the file).
+    #[arg(short = 'a', long = "as")]
+    pub asn: Option<u32>,
+    /// Router id (overrides the file).
+    #[arg(short = 'r', long)]
+    pub router_id: Option<Ipv4Addr>,
+    /// gRPC API listen address.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub api_addr: SocketAddr,
+    /// BGP port to listen on and connect to.
+    #[arg(long, default_value_t = 179)]
+    pub port: u16,
+    /// Kernel FIB endpoint (sart's `--fib`).
+    #[arg(long)]
+    pub fib: Option<String>,
+    /// Kernel routing table for learned routes (sart's `--table-id`).
+    #[arg(long)]
+    pub table_id: Option<u32>,
+    /// Peer state exporter endpoint (sart's `--exporter`).
+    #[arg(long)]
+    pub exporter: Option<String>,
+}
+
+/// Config errors exit with 2, as the issue asks; runtime failures with 1.
+pub fn main(args: Args) -> ExitCode {
+    let mut config = match &args.file {
+        None => config::Config::default(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            Ok(text) => match config::parse(&text) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
+        },
+    };
+    if let Some(a) = args.asn {
+        config.asn = a;
+    }
+    if let Some(r) = args.router_id {
+        config.router_id = r;
+    }
+    let fib = args.fib.as_ref().or(config.fib_endpoint.as_ref());
+    if fib.is_some() || args.table_id.is_some() || config.fib_table.is_some() {
+        eprintln!(
+            "error: fib_endpoint/fib_table (--fib/--table-id): the kernel FIB is not implemented yet"
+        );
+        return ExitCode::from(2);
+    }
+    if args.exporter.is_some() || config.exporter.is_some() {
+        eprintln!(
+            "error: exporter (--exporter): not supported; sart's agent watches the API's Watch stream"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(config, args.port, args.api_addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: config::Config, port: u16, api_addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = listener::bind(port)
+        .await
+        .with_context(|| format!("listening on BGP port {port}"))?;
+    let (accept_tx, mut accept_rx) = mpsc::channel(64);
+    tokio::spawn(listener::serve(listener, accept_tx));
+
+    let (session_tx, mut session_rx) = mpsc::channel(1024);
+    let (api_tx, mut api_rx) = mpsc::channel(64);
+    let api_listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .with_context(|| format!("listening on the API address {api_addr}"))?;
+    let api = api::Api { tx: api_tx };
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(api_listener);
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(proto::v1::bgp_api_server::BgpApiServer::new(api))
+            .serve_with_incoming(incoming)
+            .await
+        {
+            error!(error = %e, "API server stopped");
+        }
+    });
+    info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, "sartd bgp started");
+
+    let mut speaker = speaker::Speaker::new(config, port, session_tx);
+    speaker.start().await;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // Peer state changes are published by polling the sessions' watch channels this often.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            Some(ev) = session_rx.recv() => {
+                speaker.session_event(ev).await;
+                // Take whatever else is already queued before draining the RIB once.
+                while let Ok(ev) = session_rx.try_recv() {
+                    speaker.session_event(ev).await;
+                }
+            }
+            Some((stream, from)) = accept_rx.recv() => speaker.accepted(stream, from).await,
+            Some(req) = api_rx.recv() => speaker.request(req).await,
+            _ = tick.tick() => {
+                if !speaker.peer_state_changed() {
+                    continue;
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        speaker.flush().await;
+    }
+    info!("shutting down: closing every session with a Cease");
+    speaker.shutdown("sartd is shutting down").await;
+    Ok(())
+}

@@ -1,0 +1,697 @@
+//! The speaker task: the one owner of the RIB and of the neighbour table. Sessions, the listener
+//! and the API talk to it over bounded channels; after each batch of events it drains the RIB and
+//! writes each update group's UPDATEs once, sharing the bytes among the group's sessions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bgp::attribute::{Ipv6NextHop, NextHop};
+use bgp::error::{cease_subcode, code};
+use bgp::fsm::{SessionConfig, State};
+use bgp::rib::{
+    DecisionConfig, Drained, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
+    RibConfig, Route,
+};
+use bgp::{Context, Family, Negotiated, Notification, Update};
+use ipnet::IpNet;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::config::{Config, Neighbor, PathSpec};
+use super::session::{self, Endpoint, FromSession, SessionHandle, Status, ToSession};
+
+/// Requests from the API, each with its reply channel.
+#[derive(Debug)]
+pub enum Request {
+    Info(oneshot::Sender<Info>),
+    Neighbors(oneshot::Sender<Vec<NeighborView>>),
+    AddNeighbor(Box<Neighbor>, oneshot::Sender<Result<(), ApiError>>),
+    DeleteNeighbor(IpAddr, oneshot::Sender<Result<(), ApiError>>),
+    AddPaths(
+        Vec<IpNet>,
+        Box<PathSpec>,
+        oneshot::Sender<Result<(), ApiError>>,
+    ),
+    DeletePaths(Vec<IpNet>, oneshot::Sender<Result<(), ApiError>>),
+    SetAs(u32, oneshot::Sender<Result<(), ApiError>>),
+    SetRouterId(Ipv4Addr, oneshot::Sender<Result<(), ApiError>>),
+    SetMaxPaths(usize, oneshot::Sender<Result<(), ApiError>>),
+    Routes(Family, oneshot::Sender<Vec<RouteView>>),
+    Lookup(IpNet, oneshot::Sender<Vec<RouteView>>),
+    AdjRibIn(
+        IpAddr,
+        Family,
+        oneshot::Sender<Result<Vec<RouteView>, ApiError>>,
+    ),
+    AdjRibOut(
+        IpAddr,
+        Family,
+        oneshot::Sender<Result<Vec<RouteView>, ApiError>>,
+    ),
+    Watch(mpsc::Sender<WatchEvent>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    NotFound(String),
+    InvalidArgument(String),
+    FailedPrecondition(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub port: u16,
+    pub max_paths: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct NeighborView {
+    pub config: Neighbor,
+    pub status: Status,
+    pub prefixes_received: usize,
+}
+
+/// One path as the API shows it.
+#[derive(Debug, Clone)]
+pub struct RouteView {
+    pub prefix: IpNet,
+    pub path_id: u32,
+    pub peer: Option<IpAddr>,
+    pub peer_asn: u32,
+    pub attrs: bgp::PathAttributes,
+    pub next_hop: Option<NextHop>,
+    pub best: bool,
+    pub multipath: bool,
+    pub reason: Option<&'static str>,
+    pub since: u32,
+}
+
+/// Events for `Watch` subscribers.
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    Peer {
+        name: String,
+        address: IpAddr,
+        asn: u32,
+        state: State,
+    },
+    Best {
+        prefix: IpNet,
+        next_hops: Vec<String>,
+    },
+}
+
+struct Peer {
+    neighbor: Neighbor,
+    id: PeerId,
+    session: SessionHandle,
+    /// What the session negotiated, while established.
+    negotiated: Option<Negotiated>,
+    last_state: State,
+}
+
+pub struct Speaker {
+    config: Config,
+    port: u16,
+    rib: Rib,
+    peers: HashMap<IpAddr, Peer>,
+    local: BTreeMap<IpNet, LocalRoute>,
+    to_speaker: mpsc::Sender<FromSession>,
+    watchers: Vec<mpsc::Sender<WatchEvent>>,
+}
+
+fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn rib_config(c: &Config) -> RibConfig {
+    RibConfig {
+        asn: c.asn,
+        router_id: c.router_id,
+        cluster_id: None,
+        decision: DecisionConfig {
+            max_paths: NonZeroUsize::new(c.max_paths).unwrap_or(NonZeroUsize::MIN),
+            ..DecisionConfig::default()
+        },
+    }
+}
+
+pub fn local_route(spec: &PathSpec) -> LocalRoute {
+    LocalRoute {
+        origin: spec.origin,
+        local_pref: spec.local_pref,
+        med: spec.med,
+        communities: spec.communities.clone(),
+        ext_communities: spec.ext_communities.clone(),
+        large_communities: spec.large_communities.clone(),
+        prepend: spec.as_path_prepend,
+        next_hop: None,
+    }
+}
+
+impl Speaker {
+    pub fn new(config: Config, port: u16, to_speaker: mpsc::Sender<FromSession>) -> Speaker {
+        let rib = Rib::new(rib_config(&config));
+        let mut s = Speaker {
+            port,
+            rib,
+            peers: HashMap::new(),
+            local: BTreeMap::new(),
+            to_speaker,
+            watchers: Vec::new(),
+            config,
+        };
+        for p in s.config.paths.clone() {
+            let route = local_route(&p.attributes);
+            for prefix in p.prefixes {
+                s.local.insert(prefix, route.clone());
+            }
+        }
+        s.reoriginate();
+        s
+    }
+
+    /// Starts the configured neighbours (once AS and router id are known).
+    pub async fn start(&mut self) {
+        if self.config.asn == 0 || self.config.router_id.is_unspecified() {
+            info!("AS number or router id not set: sessions wait for SetAS/SetRouterId");
+            return;
+        }
+        for n in self.config.neighbors.clone() {
+            if let Err(e) = self.add_neighbor(n).await {
+                warn!(?e, "neighbour not added");
+            }
+        }
+    }
+
+    fn reoriginate(&mut self) {
+        let t = now();
+        for (prefix, route) in &self.local {
+            self.rib.originate(*prefix, route.clone(), t);
+        }
+    }
+
+    async fn add_neighbor(&mut self, n: Neighbor) -> Result<(), ApiError> {
+        if self.peers.contains_key(&n.address) {
+            return Err(ApiError::InvalidArgument(format!(
+                "neighbor {} already exists",
+                n.address
+            )));
+        }
+        if self.config.asn == 0 || self.config.router_id.is_unspecified() {
+            return Err(ApiError::FailedPrecondition(
+                "set the AS number and router id first".into(),
+            ));
+        }
+        let id = self
+            .rib
+            .add_peer(PeerConfig {
+                asn: n.asn,
+                address: n.address,
+                rr_client: n.route_reflector_client,
+                max_prefixes: n.max_prefix,
+            })
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        let mut sc = SessionConfig::new(self.config.asn, self.config.router_id, n.asn);
+        sc.hold_time = n.hold_time;
+        sc.keepalive_time = n.keepalive_time;
+        sc.passive = n.passive;
+        sc.capabilities = capabilities(&n);
+        let endpoint = Endpoint {
+            address: n.address,
+            port: self.port,
+            local_address: n.local_address,
+            ttl: n.ttl,
+            router_id: n.router_id,
+        };
+        let session = session::spawn(sc, endpoint, self.to_speaker.clone());
+        let _ = session.tx.send(ToSession::Start).await;
+        info!(peer = %n.address, asn = n.asn, name = %n.name, "neighbour added");
+        self.peers.insert(
+            n.address,
+            Peer {
+                neighbor: n,
+                id,
+                session,
+                negotiated: None,
+                last_state: State::Idle,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete_neighbor(&mut self, addr: IpAddr) -> Result<(), ApiError> {
+        let p = self
+            .peers
+            .remove(&addr)
+            .ok_or_else(|| ApiError::NotFound(format!("no neighbor {addr}")))?;
+        let _ = p
+            .session
+            .tx
+            .send(ToSession::Stop(Some("neighbor removed".into())))
+            .await;
+        drop(p.session.tx);
+        let _ = self.rib.remove_peer(p.id);
+        info!(peer = %addr, "neighbour removed");
+        Ok(())
+    }
+
+    /// Stops every session with a Cease carrying `message` (RFC 8203) and waits briefly for the
+    /// NOTIFICATIONs to go out.
+    pub async fn shutdown(&mut self, message: &str) {
+        for p in self.peers.values() {
+            let _ = p
+                .session
+                .tx
+                .send(ToSession::Stop(Some(message.to_string())))
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        for (_, p) in self.peers.drain() {
+            drop(p.session.tx);
+            let _ = tokio::time::timeout_at(deadline, p.session.task).await;
+        }
+    }
+
+    pub async fn accepted(&mut self, stream: TcpStream, from: IpAddr) {
+        match self.peers.get(&from) {
+            Some(p) => {
+                let _ = p.session.tx.send(ToSession::Accepted(stream)).await;
+            }
+            None => debug!(%from, "connection from an unknown address refused"),
+        }
+    }
+
+    pub async fn session_event(&mut self, ev: FromSession) {
+        match ev {
+            FromSession::Established {
+                peer,
+                negotiated,
+                local,
+            } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let params = export_params(&negotiated, local.ip());
+                match self.rib.establish(p.id, negotiated.peer_id, params) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(%peer, error = %e, "RIB refused the session");
+                        return;
+                    }
+                }
+                let ctx = negotiated.send.clone();
+                let families: Vec<Family> = negotiated.families.iter().collect();
+                p.negotiated = Some(*negotiated);
+                let (id, tx) = (p.id, p.session.tx.clone());
+                // The full table, then End-of-RIB for every family (RFC 4724 §2).
+                if let Ok(table) = self.rib.peer_table(id) {
+                    send_all(&tx, &table, &ctx).await;
+                }
+                for f in families {
+                    if let Ok(m) = bgp::Message::Update(Update::end_of_rib(f)).encode(&ctx) {
+                        let _ = tx.send(ToSession::Send(Arc::new(m))).await;
+                    }
+                }
+            }
+            FromSession::Update { peer, update } => {
+                let Some(p) = self.peers.get(&peer) else {
+                    return;
+                };
+                match self.rib.receive(p.id, *update, now()) {
+                    Ok(r) if r.max_prefix_exceeded => {
+                        warn!(%peer, limit = ?p.neighbor.max_prefix, "maximum number of prefixes exceeded");
+                        let mut n = Notification::new(code::CEASE, cease_subcode::MAX_PREFIXES);
+                        // RFC 4486 §4: AFI, SAFI and the limit.
+                        if let Some(limit) = p.neighbor.max_prefix {
+                            n.data = [&[0u8, 1, 1][..], &limit.to_be_bytes()].concat();
+                        }
+                        let _ = p.session.tx.send(ToSession::Close(n)).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(%peer, error = %e, "UPDATE not processed"),
+                }
+            }
+            FromSession::RouteRefresh { peer, family } => {
+                let Some(p) = self.peers.get(&peer) else {
+                    return;
+                };
+                let Some(ctx) = p.negotiated.as_ref().map(|n| n.send.clone()) else {
+                    return;
+                };
+                if let Ok(table) = self.rib.peer_table(p.id) {
+                    let table: Vec<OutUpdate> = table
+                        .into_iter()
+                        .filter(|o| o.prefixes.family() == family)
+                        .collect();
+                    send_all(&p.session.tx, &table, &ctx).await;
+                }
+            }
+            FromSession::Down { peer, reason } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.negotiated = None;
+                    let removed = self.rib.close(p.id).unwrap_or(0);
+                    info!(%peer, ?reason, removed, "session closed; its routes are withdrawn");
+                }
+            }
+        }
+    }
+
+    /// Writes what the RIB produced since the last drain, and tells watchers.
+    pub async fn flush(&mut self) {
+        self.publish_peer_states();
+        let Drained {
+            best,
+            groups,
+            peers,
+        } = self.rib.drain();
+        let by_id: HashMap<PeerId, &Peer> = self.peers.values().map(|p| (p.id, p)).collect();
+        for (group, outs) in groups {
+            let members = self.rib.group_members(group);
+            let Some(ctx) = members.iter().find_map(|m| {
+                by_id
+                    .get(m)
+                    .and_then(|p| p.negotiated.as_ref())
+                    .map(|n| n.send.clone())
+            }) else {
+                continue;
+            };
+            for out in &outs {
+                let msgs = encode(out, &ctx);
+                for m in members.iter().filter(|m| Some(**m) != out.except) {
+                    if let Some(p) = by_id.get(m) {
+                        for b in &msgs {
+                            let _ = p.session.tx.send(ToSession::Send(b.clone())).await;
+                        }
+                    }
+                }
+            }
+        }
+        for (peer, outs) in peers {
+            let Some(p) = by_id.get(&peer) else { continue };
+            let Some(ctx) = p.negotiated.as_ref().map(|n| n.send.clone()) else {
+                continue;
+            };
+            send_all(&p.session.tx, &outs, &ctx).await;
+        }
+        if !self.watchers.is_empty() {
+            for b in best {
+                let ev = WatchEvent::Best {
+                    prefix: b.prefix,
+                    next_hops: b
+                        .best
+                        .map(|r| r.next_hops.iter().map(next_hop_text).collect())
+                        .unwrap_or_default(),
+                };
+                self.notify(ev);
+            }
+        }
+    }
+
+    fn notify(&mut self, ev: WatchEvent) {
+        // A watcher that cannot keep up is dropped rather than stalling the speaker.
+        self.watchers.retain(|w| w.try_send(ev.clone()).is_ok());
+    }
+
+    fn publish_peer_states(&mut self) {
+        let mut events = Vec::new();
+        for p in self.peers.values_mut() {
+            let state = p.session.status.borrow().state;
+            if state != p.last_state {
+                p.last_state = state;
+                events.push(WatchEvent::Peer {
+                    name: p.neighbor.name.clone(),
+                    address: p.neighbor.address,
+                    asn: p.neighbor.asn,
+                    state,
+                });
+            }
+        }
+        for e in events {
+            self.notify(e);
+        }
+    }
+
+    /// True when some session changed state since it was last published (the run loop polls).
+    pub fn peer_state_changed(&self) -> bool {
+        self.peers
+            .values()
+            .any(|p| p.session.status.borrow().state != p.last_state)
+    }
+
+    pub async fn request(&mut self, req: Request) {
+        match req {
+            Request::Info(tx) => {
+                let _ = tx.send(Info {
+                    asn: self.config.asn,
+                    router_id: self.config.router_id,
+                    port: self.port,
+                    max_paths: self.config.max_paths,
+                });
+            }
+            Request::Neighbors(tx) => {
+                let mut v: Vec<NeighborView> = self
+                    .peers
+                    .values()
+                    .map(|p| NeighborView {
+                        config: p.neighbor.clone(),
+                        status: p.session.status.borrow().clone(),
+                        prefixes_received: self.rib.path_count(p.id),
+                    })
+                    .collect();
+                v.sort_by_key(|n| n.config.address);
+                let _ = tx.send(v);
+            }
+            Request::AddNeighbor(n, tx) => {
+                let _ = tx.send(self.add_neighbor(*n).await);
+            }
+            Request::DeleteNeighbor(a, tx) => {
+                let _ = tx.send(self.delete_neighbor(a).await);
+            }
+            Request::AddPaths(prefixes, spec, tx) => {
+                let route = local_route(&spec);
+                let t = now();
+                for p in prefixes {
+                    self.local.insert(p, route.clone());
+                    self.rib.originate(p, route.clone(), t);
+                }
+                let _ = tx.send(Ok(()));
+            }
+            Request::DeletePaths(prefixes, tx) => {
+                for p in prefixes {
+                    self.local.remove(&p);
+                    self.rib.withdraw_local(p);
+                }
+                let _ = tx.send(Ok(()));
+            }
+            Request::SetAs(asn, tx) => {
+                let r = self.reconfigure(|c| c.asn = asn).await;
+                let _ = tx.send(r);
+            }
+            Request::SetRouterId(id, tx) => {
+                let r = self.reconfigure(|c| c.router_id = id).await;
+                let _ = tx.send(r);
+            }
+            Request::SetMaxPaths(n, tx) => {
+                let r = self.reconfigure(|c| c.max_paths = n).await;
+                let _ = tx.send(r);
+            }
+            Request::Routes(family, tx) => {
+                let _ = tx.send(self.route_views(self.rib.routes(family)));
+            }
+            Request::Lookup(prefix, tx) => {
+                let _ = tx.send(self.route_views(self.rib.lookup(prefix).into_iter().collect()));
+            }
+            Request::AdjRibIn(addr, family, tx) => {
+                let r = match self.peers.get(&addr) {
+                    None => Err(ApiError::NotFound(format!("no neighbor {addr}"))),
+                    Some(p) => Ok(self.rib.adj_rib_in(p.id, family)),
+                }
+                .map(|v| {
+                    v.into_iter()
+                        .map(|(prefix, path)| self.view(prefix, &path))
+                        .collect()
+                });
+                let _ = tx.send(r);
+            }
+            Request::AdjRibOut(addr, family, tx) => {
+                let r = match self.peers.get(&addr) {
+                    None => Err(ApiError::NotFound(format!("no neighbor {addr}"))),
+                    Some(p) => Ok(self.rib.adj_rib_out(p.id, family).unwrap_or_default()),
+                }
+                .map(|v| {
+                    v.into_iter()
+                        .map(|(prefix, attrs)| RouteView {
+                            prefix,
+                            path_id: 0,
+                            peer: None,
+                            peer_asn: 0,
+                            next_hop: attrs.next_hop,
+                            attrs: attrs.attrs.clone(),
+                            best: true,
+                            multipath: false,
+                            reason: None,
+                            since: 0,
+                        })
+                        .collect()
+                });
+                let _ = tx.send(r);
+            }
+            Request::Watch(tx) => {
+                // Current state first, then changes.
+                for p in self.peers.values() {
+                    let _ = tx.try_send(WatchEvent::Peer {
+                        name: p.neighbor.name.clone(),
+                        address: p.neighbor.address,
+                        asn: p.neighbor.asn,
+                        state: p.session.status.borrow().state,
+                    });
+                }
+                self.watchers.push(tx);
+            }
+        }
+    }
+
+    /// AS, router id and multipath are speaker-wide: changing one restarts every session on a
+    /// fresh RIB (a router cannot change its AS under live sessions).
+    async fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) -> Result<(), ApiError> {
+        let mut c = self.config.clone();
+        change(&mut c);
+        if c == self.config {
+            return Ok(());
+        }
+        if c.asn == 0 {
+            return Err(ApiError::InvalidArgument("AS 0 is reserved".into()));
+        }
+        if c.max_paths == 0 {
+            return Err(ApiError::InvalidArgument(
+                "max paths must be at least 1".into(),
+            ));
+        }
+        let neighbors: Vec<Neighbor> = self.peers.values().map(|p| p.neighbor.clone()).collect();
+        self.shutdown("configuration change").await;
+        c.neighbors = neighbors;
+        self.config = c;
+        self.rib = Rib::new(rib_config(&self.config));
+        self.reoriginate();
+        self.start().await;
+        Ok(())
+    }
+
+    fn route_views(&self, routes: Vec<Route>) -> Vec<RouteView> {
+        routes
+            .into_iter()
+            .flat_map(|r| {
+                let prefix = r.prefix;
+                r.paths.into_iter().map(move |p| (prefix, p))
+            })
+            .map(|(prefix, p)| self.view(prefix, &p))
+            .collect()
+    }
+
+    fn view(&self, prefix: IpNet, p: &bgp::rib::PathView) -> RouteView {
+        let peer = self.peers.values().find(|x| x.id == p.peer);
+        RouteView {
+            prefix,
+            path_id: p.path_id,
+            peer: peer.map(|x| x.neighbor.address),
+            peer_asn: peer.map_or(0, |x| x.neighbor.asn),
+            attrs: p.attrs.attrs.clone(),
+            next_hop: p.attrs.next_hop,
+            best: p.best,
+            multipath: p.multipath,
+            reason: p.reason.map(|s| s.name()),
+            since: p.since,
+        }
+    }
+}
+
+pub fn next_hop_text(nh: &NextHop) -> String {
+    match nh {
+        NextHop::V4(a) => a.to_string(),
+        NextHop::V6(v) => v.global.to_string(),
+    }
+}
+
+fn capabilities(n: &Neighbor) -> Vec<bgp::Capability> {
+    use bgp::Capability;
+    let mut caps: Vec<Capability> = n
+        .families
+        .iter()
+        .map(|f| Capability::Multiprotocol(*f))
+        .collect();
+    caps.push(Capability::RouteRefresh);
+    caps.push(Capability::EnhancedRouteRefresh);
+    // IPv4 routes over an IPv6 session need IPv6 next hops (RFC 8950).
+    if n.address.is_ipv6() && n.families.contains(&Family::IPV4_UNICAST) {
+        caps.push(Capability::ExtendedNextHop(vec![
+            bgp::capability::ExtendedNextHop {
+                family: Family::IPV4_UNICAST,
+                next_hop_afi: bgp::Afi::IPV6,
+            },
+        ]));
+    }
+    caps
+}
+
+fn export_params(n: &Negotiated, local: IpAddr) -> ExportParams {
+    let local = local.to_canonical();
+    let ext_nh = n
+        .extended_next_hop
+        .iter()
+        .any(|e| e.family == Family::IPV4_UNICAST);
+    let (next_hop_v4, next_hop_v6) = match local {
+        IpAddr::V4(a) => (
+            Some(NextHop::V4(a)),
+            // No IPv6 address on an IPv4 session: the IPv4-mapped form, as FRR sends.
+            Some(Ipv6NextHop {
+                global: a.to_ipv6_mapped(),
+                link_local: None,
+            }),
+        ),
+        IpAddr::V6(a) => {
+            let nh6 = Ipv6NextHop {
+                global: a,
+                link_local: None,
+            };
+            (ext_nh.then_some(NextHop::V6(nh6)), Some(nh6))
+        }
+    };
+    ExportParams {
+        send: n.send.clone(),
+        families: n.families.clone(),
+        next_hop_v4,
+        next_hop_v6,
+        extended_next_hop: ext_nh,
+        next_hop_self: false,
+    }
+}
+
+fn encode(out: &OutUpdate, ctx: &Context) -> Vec<Arc<Vec<u8>>> {
+    match out.to_update().encode_split(ctx) {
+        Ok(v) => v.into_iter().map(Arc::new).collect(),
+        Err(e) => {
+            warn!(error = %e, "could not encode an UPDATE");
+            Vec::new()
+        }
+    }
+}
+
+async fn send_all(tx: &mpsc::Sender<ToSession>, outs: &[OutUpdate], ctx: &Context) {
+    for out in outs {
+        for b in encode(out, ctx) {
+            if tx.send(ToSession::Send(b)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
