@@ -21,7 +21,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The interop tests run the sartd and sart binaries: build them before the tests.
 unit-test:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 ## The Kubernetes control plane for tests, built from Go modules (cached; cold build 10-25 min).
@@ -33,7 +35,8 @@ controlplane-smoke: controlplane
 	e2e/controlplane/smoke-test
 
 ## Every test tier. Installs what it needs first.
-##   unit-test: unit, property (proptest), golden-vector and control-plane fixture tests
+##   unit-test: unit, property (proptest), golden-vector and control-plane fixture tests, and
+##              interop tests of sartd against FRR, BIRD, GoBGP and ExaBGP in network namespaces
 ##   controlplane-smoke: the real control plane driven by kubectl
 ##   fuzz-smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10)
 test: deps fmt-check clippy controlplane unit-test controlplane-smoke fuzz-smoke

@@ -236,6 +236,11 @@ impl Fsm {
         self.negotiated.as_ref()
     }
 
+    /// Stopped by the operator (ManualStop): no automatic restart, incoming connections refused.
+    pub fn admin_down(&self) -> bool {
+        !self.auto_restart
+    }
+
     pub fn connect_retry_counter(&self) -> u32 {
         self.connect_retry_counter
     }
@@ -319,18 +324,17 @@ impl Fsm {
                 a.push(Action::StartTimer(Timer::Hold, OPEN_HOLD_TIME));
                 self.state = State::OpenSent;
             }
-            (State::Connect, Event::TcpConnectionFails) => {
-                // No DelayOpen: release and go Idle; the idle hold timer retries.
-                self.connect_retry_counter += 1;
-                self.go_idle(&mut a, DownReason::ConnectionLost, true);
-            }
-            (State::Active, Event::TcpConnectionFails) => {
-                a.push(Action::StartTimer(
-                    Timer::ConnectRetry,
-                    self.config.connect_retry,
-                ));
-                self.connect_retry_counter += 1;
-                self.go_idle(&mut a, DownReason::ConnectionLost, true);
+            (State::Connect | State::Active, Event::TcpConnectionFails) => {
+                // RFC 4271 goes Idle here; like FRR and BIRD we keep listening in Active and retry
+                // when the ConnectRetry timer fires, so a peer that connects to us is not refused.
+                a.push(Action::Disconnect);
+                if self.state == State::Connect {
+                    a.push(Action::StartTimer(
+                        Timer::ConnectRetry,
+                        self.config.connect_retry,
+                    ));
+                }
+                self.state = State::Active;
             }
             (State::Connect | State::Active, _) => {
                 self.connect_retry_counter += 1;
@@ -709,7 +713,8 @@ mod tests {
         f.handle(Event::ManualStart);
         let mut delays = vec![];
         for _ in 0..9 {
-            let a = f.handle(Event::TcpConnectionFails);
+            f.handle(Event::TcpCrAcked);
+            let a = f.handle(Event::HoldTimerExpires);
             delays.extend(a.iter().filter_map(|x| match x {
                 Action::StartTimer(Timer::IdleHold, d) => Some(d.as_secs()),
                 _ => None,
@@ -722,6 +727,27 @@ mod tests {
         f.handle(Event::BgpOpen(peer_open(65002, 90)));
         f.handle(Event::KeepAliveMsg);
         assert_eq!(f.connect_retry_counter(), 0);
+    }
+
+    #[test]
+    fn failed_connect_keeps_listening_in_active() {
+        let mut f = Fsm::new(cfg());
+        f.handle(Event::ManualStart);
+        let a = f.handle(Event::TcpConnectionFails);
+        assert_eq!(f.state(), State::Active);
+        assert!(a.contains(&Action::StartTimer(
+            Timer::ConnectRetry,
+            Duration::from_secs(5)
+        )));
+        // The peer connects to us meanwhile.
+        f.handle(Event::TcpConnectionConfirmed);
+        assert_eq!(f.state(), State::OpenSent);
+        // An accepted connection that dies before OPEN: back to Active, not Idle.
+        f.handle(Event::TcpConnectionFails);
+        assert_eq!(f.state(), State::Active);
+        let a = f.handle(Event::ConnectRetryTimerExpires);
+        assert!(a.contains(&Action::Connect));
+        assert_eq!(f.state(), State::Connect);
     }
 
     #[test]
@@ -741,7 +767,8 @@ mod tests {
         // Stopping while waiting to restart cancels the restart.
         let mut f = Fsm::new(cfg());
         f.handle(Event::ManualStart);
-        f.handle(Event::TcpConnectionFails);
+        f.handle(Event::TcpCrAcked);
+        f.handle(Event::HoldTimerExpires);
         let a = f.handle(Event::ManualStop(None));
         assert_eq!(a, vec![Action::StopTimer(Timer::IdleHold)]);
         assert!(f.handle(Event::IdleHoldTimerExpires).is_empty());

@@ -298,9 +298,18 @@ impl Session {
     ) {
         let state = self.fsm.state();
         match state {
-            State::Idle => {
-                // Not started (or stopped): refuse.
+            State::Idle if self.fsm.admin_down() => {
+                // Stopped by the operator: refuse.
                 drop(stream);
+            }
+            State::Idle => {
+                // Waiting to restart after a failure: the peer is back first, take its connection.
+                self.apply(Event::AutomaticStart, conn_tx).await;
+                if let Some(c) = self.connecting.take() {
+                    c.abort();
+                }
+                self.attach(stream, false);
+                self.apply(Event::TcpConnectionConfirmed, conn_tx).await;
             }
             State::Connect | State::Active => {
                 if let Some(c) = self.connecting.take() {
