@@ -224,9 +224,10 @@ fn hold_timer_expiry_and_peer_restart() {
     wait_route(&dut, net("198.18.150.0/24"), ROUTE, |_| true).unwrap();
 }
 
-/// SIGTERM closes the session with a Cease / Administrative Shutdown that FRR records.
+/// Prometheus metrics describe the session, then SIGTERM closes it with a Cease /
+/// Administrative Shutdown that FRR records.
 #[test]
-fn sigterm_sends_administrative_shutdown() {
+fn metrics_then_sigterm_sends_administrative_shutdown() {
     require_root();
     let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("frr").unwrap());
     let link = Link::veth(&a, &b, 44).unwrap();
@@ -240,10 +241,47 @@ fn sigterm_sends_administrative_shutdown() {
     let frr = Frr::start(
         &b,
         "frr",
-        BgpConfig::new(65601, link.b.ipv4()).neighbor(Neighbor::new(a4, 65600, &V4)),
+        BgpConfig::new(65601, link.b.ipv4())
+            .neighbor(Neighbor::new(a4, 65600, &V4))
+            .route(Route::new(net("198.18.160.0/24"))),
     )
     .unwrap();
     wait_session(&frr, a4, true, UP).unwrap();
+    wait_route(&dut, net("198.18.160.0/24"), ROUTE, |_| true).unwrap();
+    // The metrics snapshot is refreshed every 200 ms.
+    std::thread::sleep(Duration::from_millis(500));
+    let m = a
+        .exec(&["curl", "-sf", "http://127.0.0.1:7472/metrics"])
+        .unwrap();
+    let has = |line: &str| m.lines().any(|l| l == line);
+    assert!(has(r#"sart_bgp_sessions{state="Established"} 1"#), "{m}");
+    assert!(
+        m.lines().any(
+            |l| l.starts_with(&format!(r#"sart_bgp_peer_state{{peer="{b4}","#))
+                && l.ends_with(" 6")
+        ),
+        "{m}"
+    );
+    assert!(
+        has(&format!(r#"sart_bgp_prefixes_received{{peer="{b4}"}} 1"#)),
+        "{m}"
+    );
+    assert!(
+        m.lines().any(|l| l.starts_with(&format!(
+            r#"sart_bgp_messages_received_total{{peer="{b4}",type="update"}} "#
+        ))),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("sart_bgp_update_processing_seconds_count ")),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("sart_bgp_best_path_changes_total ")),
+        "{m}"
+    );
     let t = Instant::now();
     dut.stop();
     assert!(

@@ -4,6 +4,7 @@
 mod api;
 pub mod config;
 mod listener;
+mod metrics;
 pub mod session;
 mod speaker;
 mod timers;
@@ -31,6 +32,9 @@ pub struct Args {
     /// gRPC API listen address.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub api_addr: SocketAddr,
+    /// Prometheus metrics (`/metrics`) and health (`/healthz`) listen address.
+    #[arg(long, default_value = "127.0.0.1:7472")]
+    pub metrics_addr: SocketAddr,
     /// BGP port to listen on and connect to.
     #[arg(long, default_value_t = 179)]
     pub port: u16,
@@ -92,7 +96,7 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(config, args.port, args.api_addr)) {
+    match rt.block_on(run(config, args.port, args.api_addr, args.metrics_addr)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -102,7 +106,16 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
-async fn run(config: config::Config, port: u16, api_addr: SocketAddr) -> anyhow::Result<()> {
+async fn run(
+    config: config::Config,
+    port: u16,
+    api_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::new();
+    metrics::serve(metrics_addr, metrics.clone())
+        .await
+        .with_context(|| format!("listening on the metrics address {metrics_addr}"))?;
     let listener = listener::bind(port)
         .await
         .with_context(|| format!("listening on BGP port {port}"))?;
@@ -125,9 +138,10 @@ async fn run(config: config::Config, port: u16, api_addr: SocketAddr) -> anyhow:
             error!(error = %e, "API server stopped");
         }
     });
-    info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, "sartd bgp started");
+    info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, metrics = %metrics_addr,
+        "sartd bgp started");
 
-    let mut speaker = speaker::Speaker::new(config, port, session_tx);
+    let mut speaker = speaker::Speaker::new(config, port, session_tx, metrics);
     speaker.start().await;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -145,6 +159,7 @@ async fn run(config: config::Config, port: u16, api_addr: SocketAddr) -> anyhow:
             Some((stream, from)) = accept_rx.recv() => speaker.accepted(stream, from).await,
             Some(req) = api_rx.recv() => speaker.request(req).await,
             _ = tick.tick() => {
+                speaker.sample_metrics();
                 if !speaker.peer_state_changed() {
                     continue;
                 }

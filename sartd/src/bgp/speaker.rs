@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::config::{Config, Neighbor, PathSpec};
+use super::metrics::{Metrics, PeerSample};
 use super::session::{self, Endpoint, FromSession, SessionHandle, Status, ToSession};
 
 /// Requests from the API, each with its reply channel.
@@ -124,6 +125,7 @@ pub struct Speaker {
     local: BTreeMap<IpNet, LocalRoute>,
     to_speaker: mpsc::Sender<FromSession>,
     watchers: Vec<mpsc::Sender<WatchEvent>>,
+    metrics: Metrics,
 }
 
 fn now() -> u32 {
@@ -159,7 +161,12 @@ pub fn local_route(spec: &PathSpec) -> LocalRoute {
 }
 
 impl Speaker {
-    pub fn new(config: Config, port: u16, to_speaker: mpsc::Sender<FromSession>) -> Speaker {
+    pub fn new(
+        config: Config,
+        port: u16,
+        to_speaker: mpsc::Sender<FromSession>,
+        metrics: Metrics,
+    ) -> Speaker {
         let rib = Rib::new(rib_config(&config));
         let mut s = Speaker {
             port,
@@ -168,6 +175,7 @@ impl Speaker {
             local: BTreeMap::new(),
             to_speaker,
             watchers: Vec::new(),
+            metrics,
             config,
         };
         for p in s.config.paths.clone() {
@@ -327,7 +335,12 @@ impl Speaker {
                 let Some(p) = self.peers.get(&peer) else {
                     return;
                 };
-                match self.rib.receive(p.id, *update, now()) {
+                let started = std::time::Instant::now();
+                let received = self.rib.receive(p.id, *update, now());
+                self.metrics
+                    .update_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                match received {
                     Ok(r) if r.max_prefix_exceeded => {
                         warn!(%peer, limit = ?p.neighbor.max_prefix, "maximum number of prefixes exceeded");
                         let mut n = Notification::new(code::CEASE, cease_subcode::MAX_PREFIXES);
@@ -374,6 +387,7 @@ impl Speaker {
             groups,
             peers,
         } = self.rib.drain();
+        self.metrics.best_path_changes.inc_by(best.len() as u64);
         let by_id: HashMap<PeerId, &Peer> = self.peers.values().map(|p| (p.id, p)).collect();
         for (group, outs) in groups {
             let members = self.rib.group_members(group);
@@ -439,6 +453,26 @@ impl Speaker {
         for e in events {
             self.notify(e);
         }
+    }
+
+    /// Refreshes the per-session metrics snapshot.
+    pub fn sample_metrics(&self) {
+        let samples = self
+            .peers
+            .values()
+            .map(|p| {
+                let st = p.session.status.borrow();
+                PeerSample {
+                    name: p.neighbor.name.clone(),
+                    address: p.neighbor.address.to_string(),
+                    state: st.state,
+                    sent: st.sent,
+                    received: st.received,
+                    prefixes_received: self.rib.path_count(p.id) as u64,
+                }
+            })
+            .collect();
+        self.metrics.set_peers(samples);
     }
 
     /// True when some session changed state since it was last published (the run loop polls).
