@@ -586,3 +586,61 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .context("starting the async runtime")?
         .block_on(f)
 }
+
+/// `sart bgp watch`: peer state and best-path changes as they happen, one line each (JSON with
+/// `-o json`), until interrupted. Not in sart; it is the stream the agent uses.
+pub fn run_watch(
+    endpoint: &str,
+    peers: bool,
+    paths: bool,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    block_on(async {
+        let mut c = client(endpoint).await?;
+        let (peers, paths) = if !peers && !paths {
+            (true, true)
+        } else {
+            (peers, paths)
+        };
+        let mut stream = c
+            .watch(v1::WatchRequest { peers, paths })
+            .await
+            .map_err(status)?
+            .into_inner();
+        let stdout = std::io::stdout();
+        while let Some(ev) = stream.message().await.map_err(status)? {
+            let line = match ev.event {
+                Some(v1::watch_event::Event::Peer(p)) => match output {
+                    Output::Json => {
+                        json!({"type": "peer", "name": p.name, "address": p.address, "asn": p.asn,
+                                           "state": state_name(p.state)})
+                        .to_string()
+                    }
+                    Output::Plain => format!(
+                        "peer {} ({}, AS {}) {}",
+                        p.address,
+                        p.name,
+                        p.asn,
+                        state_name(p.state)
+                    ),
+                },
+                Some(v1::watch_event::Event::Path(b)) => match output {
+                    Output::Json => {
+                        json!({"type": "path", "prefix": b.prefix, "nextHops": b.next_hops,
+                                           "withdrawn": b.withdrawn})
+                        .to_string()
+                    }
+                    Output::Plain if b.withdrawn => format!("path {} withdrawn", b.prefix),
+                    Output::Plain => format!("path {} via {}", b.prefix, b.next_hops.join(",")),
+                },
+                None => continue,
+            };
+            let mut out = stdout.lock();
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -53,6 +53,13 @@ enum BgpCommand {
         #[command(subcommand)]
         command: api::NeighborCommand,
     },
+    /// Stream peer state and best-path changes (both unless one is chosen).
+    Watch {
+        #[arg(long)]
+        peers: bool,
+        #[arg(long)]
+        paths: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,9 @@ fn main() -> ExitCode {
             BgpCommand::Global { command } => api::run_global(&bgp.endpoint, &command, cli.output),
             BgpCommand::Neighbor { command } => {
                 api::run_neighbor(&bgp.endpoint, &command, cli.output)
+            }
+            BgpCommand::Watch { peers, paths } => {
+                api::run_watch(&bgp.endpoint, peers, paths, cli.output)
             }
         },
     };

@@ -298,3 +298,79 @@ fn metrics_then_sigterm_sends_administrative_shutdown() {
         "FRR did not record an administrative shutdown: {js}"
     );
 }
+
+/// `sart bgp watch` streams session state and best-path changes as they happen.
+#[test]
+fn watch_streams_peer_and_path_changes() {
+    require_root();
+    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("frr").unwrap());
+    let link = Link::veth(&a, &b, 45).unwrap();
+    let (a4, b4): (IpAddr, IpAddr) = (link.a.ipv4().into(), link.b.ipv4().into());
+    let dut = Sartd::start(
+        &a,
+        "sartd",
+        BgpConfig::new(65700, link.a.ipv4()).neighbor(Neighbor::new(b4, 65701, &V4)),
+    )
+    .unwrap();
+    let log = a.dir().join("watch.jsonl");
+    let bin = interop::sartd::sart_binary();
+    let argv = [
+        bin.to_string_lossy().to_string(),
+        "-o".into(),
+        "json".into(),
+        "bgp".into(),
+        "-e".into(),
+        dut.api_addr(),
+        "watch".into(),
+    ];
+    let watch = a.spawn("watch", &argv, &log).unwrap();
+    let mut frr = Frr::start(
+        &b,
+        "frr",
+        BgpConfig::new(65701, link.b.ipv4())
+            .neighbor(Neighbor::new(a4, 65700, &V4))
+            .route(Route::new(net("198.18.170.0/24"))),
+    )
+    .unwrap();
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let seen = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        let t = Instant::now();
+        while t.elapsed() < ROUTE + UP {
+            if lines().iter().any(pred) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    let addr = b4.to_string();
+    assert!(
+        seen(&|v| v["type"] == "peer"
+            && v["address"] == addr.as_str()
+            && v["state"] == "Established"),
+        "no Established event: {:?}",
+        lines()
+    );
+    assert!(
+        seen(&|v| v["type"] == "path"
+            && v["prefix"] == "198.18.170.0/24"
+            && v["nextHops"][0] == addr.as_str()),
+        "no best-path event: {:?}",
+        lines()
+    );
+    frr.withdraw(net("198.18.170.0/24")).unwrap();
+    assert!(
+        seen(&|v| v["type"] == "path"
+            && v["prefix"] == "198.18.170.0/24"
+            && v["withdrawn"] == true),
+        "no withdrawal event: {:?}",
+        lines()
+    );
+    drop(watch);
+}
