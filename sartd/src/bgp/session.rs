@@ -283,7 +283,12 @@ impl Session {
             ToSession::Close(n) => self.apply(Event::AutomaticStop(n), conn_tx).await,
             ToSession::Send(bytes) => {
                 if self.fsm.state() == State::Established {
-                    self.write(bytes, MessageType::Update).await;
+                    // Mostly UPDATEs; route refresh markers too. The type octet says which.
+                    let t = bytes
+                        .get(18)
+                        .and_then(|b| MessageType::from_u8(*b))
+                        .unwrap_or(MessageType::Update);
+                    self.write(bytes, t).await;
                 }
             }
             ToSession::Accepted(stream) => self.accepted(stream, conn_tx).await,

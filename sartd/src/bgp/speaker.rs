@@ -358,15 +358,34 @@ impl Speaker {
                 let Some(p) = self.peers.get(&peer) else {
                     return;
                 };
-                let Some(ctx) = p.negotiated.as_ref().map(|n| n.send.clone()) else {
+                let Some(n) = p.negotiated.as_ref() else {
                     return;
                 };
+                if !n.families.contains(family) {
+                    // RFC 2918 §4: ignore a refresh for a family that was not negotiated.
+                    return;
+                }
+                let (ctx, enhanced) = (n.send.clone(), n.enhanced_route_refresh);
+                let marker = |subtype| {
+                    bgp::Message::RouteRefresh(bgp::RouteRefresh { family, subtype })
+                        .encode(&ctx)
+                        .ok()
+                        .map(|m| ToSession::Send(Arc::new(m)))
+                };
+                // RFC 7313 §4: with enhanced route refresh, bracket the table with BoRR/EoRR so
+                // the peer can drop what we no longer advertise.
+                if enhanced && let Some(m) = marker(bgp::RefreshSubtype::BeginningOfRefresh) {
+                    let _ = p.session.tx.send(m).await;
+                }
                 if let Ok(table) = self.rib.peer_table(p.id) {
                     let table: Vec<OutUpdate> = table
                         .into_iter()
                         .filter(|o| o.prefixes.family() == family)
                         .collect();
                     send_all(&p.session.tx, &table, &ctx).await;
+                }
+                if enhanced && let Some(m) = marker(bgp::RefreshSubtype::EndOfRefresh) {
+                    let _ = p.session.tx.send(m).await;
                 }
             }
             FromSession::Down { peer, reason } => {
