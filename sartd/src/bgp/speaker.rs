@@ -565,13 +565,14 @@ impl Speaker {
                 let _ = tx.send(self.route_views(self.rib.lookup(prefix).into_iter().collect()));
             }
             Request::AdjRibIn(addr, family, tx) => {
+                let sources = self.sources();
                 let r = match self.peers.get(&addr) {
                     None => Err(ApiError::NotFound(format!("no neighbor {addr}"))),
                     Some(p) => Ok(self.rib.adj_rib_in(p.id, family)),
                 }
                 .map(|v| {
                     v.into_iter()
-                        .map(|(prefix, path)| self.view(prefix, &path))
+                        .map(|(prefix, path)| view(&sources, prefix, &path))
                         .collect()
                 });
                 let _ = tx.send(r);
@@ -641,30 +642,43 @@ impl Speaker {
     }
 
     fn route_views(&self, routes: Vec<Route>) -> Vec<RouteView> {
+        let sources = self.sources();
         routes
             .into_iter()
             .flat_map(|r| {
                 let prefix = r.prefix;
                 r.paths.into_iter().map(move |p| (prefix, p))
             })
-            .map(|(prefix, p)| self.view(prefix, &p))
+            .map(|(prefix, p)| view(&sources, prefix, &p))
             .collect()
     }
 
-    fn view(&self, prefix: IpNet, p: &bgp::rib::PathView) -> RouteView {
-        let peer = self.peers.values().find(|x| x.id == p.peer);
-        RouteView {
-            prefix,
-            path_id: p.path_id,
-            peer: peer.map(|x| x.neighbor.address),
-            peer_asn: peer.map_or(0, |x| x.neighbor.asn),
-            attrs: p.attrs.attrs.clone(),
-            next_hop: p.attrs.next_hop,
-            best: p.best,
-            multipath: p.multipath,
-            reason: p.reason.map(|s| s.name()),
-            since: p.since,
-        }
+    /// Address and AS of each peer by RIB id, for showing where paths came from.
+    fn sources(&self) -> HashMap<PeerId, (IpAddr, u32)> {
+        self.peers
+            .values()
+            .map(|p| (p.id, (p.neighbor.address, p.neighbor.asn)))
+            .collect()
+    }
+}
+
+fn view(
+    sources: &HashMap<PeerId, (IpAddr, u32)>,
+    prefix: IpNet,
+    p: &bgp::rib::PathView,
+) -> RouteView {
+    let peer = sources.get(&p.peer);
+    RouteView {
+        prefix,
+        path_id: p.path_id,
+        peer: peer.map(|x| x.0),
+        peer_asn: peer.map_or(0, |x| x.1),
+        attrs: p.attrs.attrs.clone(),
+        next_hop: p.attrs.next_hop,
+        best: p.best,
+        multipath: p.multipath,
+        reason: p.reason.map(|s| s.name()),
+        since: p.since,
     }
 }
 
