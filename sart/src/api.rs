@@ -76,6 +76,13 @@ pub enum NeighborCommand {
     },
     /// Remove a neighbour (its session is closed with a Cease).
     Del { addr: String },
+    /// Reset a session: `soft-in` asks the peer to resend (route refresh), `soft-out` resends
+    /// ours, `hard` closes it with a Cease / Administrative Reset.
+    Reset {
+        addr: String,
+        #[arg(value_parser = ["soft-in", "soft-out", "hard"])]
+        kind: String,
+    },
     /// Routes received from (`-k in`) or advertised to (`-k out`) a neighbour.
     Rib {
         addr: String,
@@ -550,6 +557,20 @@ pub fn run_neighbor(
                 c.delete_peer(v1::DeletePeerRequest { addr: addr.clone() })
                     .await
                     .map_err(status)?;
+                String::new()
+            }
+            NeighborCommand::Reset { addr, kind } => {
+                let kind = match kind.as_str() {
+                    "soft-in" => v1::reset_neighbor_request::Kind::SoftIn,
+                    "soft-out" => v1::reset_neighbor_request::Kind::SoftOut,
+                    _ => v1::reset_neighbor_request::Kind::Hard,
+                };
+                c.reset_neighbor(v1::ResetNeighborRequest {
+                    addr: addr.clone(),
+                    kind: kind as i32,
+                })
+                .await
+                .map_err(status)?;
                 String::new()
             }
             NeighborCommand::Rib { addr, kind, afi } => {

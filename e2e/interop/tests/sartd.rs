@@ -374,3 +374,60 @@ fn watch_streams_peer_and_path_changes() {
     );
     drop(watch);
 }
+
+/// `sart bgp neighbor reset`: soft-in sends FRR a ROUTE-REFRESH, hard closes the session with
+/// a Cease / Administrative Reset and it comes back with the routes.
+#[test]
+fn soft_and_hard_reset() {
+    require_root();
+    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("frr").unwrap());
+    let link = Link::veth(&a, &b, 46).unwrap();
+    let (a4, b4): (IpAddr, IpAddr) = (link.a.ipv4().into(), link.b.ipv4().into());
+    let dut = Sartd::start(
+        &a,
+        "sartd",
+        BgpConfig::new(65800, link.a.ipv4()).neighbor(Neighbor::new(b4, 65801, &V4)),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &b,
+        "frr",
+        BgpConfig::new(65801, link.b.ipv4())
+            .neighbor(Neighbor::new(a4, 65800, &V4))
+            .route(Route::new(net("198.18.180.0/24"))),
+    )
+    .unwrap();
+    wait_session(&frr, a4, true, UP).unwrap();
+    wait_route(&dut, net("198.18.180.0/24"), ROUTE, |_| true).unwrap();
+    let stats = || -> serde_json::Value {
+        let js = frr
+            .vtysh(&[&format!("show bgp neighbors {a4} json")])
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+        v[a4.to_string()]["messageStats"].clone()
+    };
+    let before = stats()["routeRefreshRecv"].as_u64().unwrap_or(0);
+    dut.sart(&["neighbor", "reset", &b4.to_string(), "soft-in"])
+        .unwrap();
+    let t = Instant::now();
+    while stats()["routeRefreshRecv"].as_u64().unwrap_or(0) <= before {
+        assert!(t.elapsed() < ROUTE, "FRR got no ROUTE-REFRESH: {}", stats());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_route(&dut, net("198.18.180.0/24"), ROUTE, |_| true).unwrap();
+
+    dut.sart(&["neighbor", "reset", &b4.to_string(), "hard"])
+        .unwrap();
+    wait_session(&frr, a4, false, Duration::from_secs(5)).unwrap();
+    let js = frr
+        .vtysh(&[&format!("show bgp neighbors {a4} json")])
+        .unwrap();
+    assert!(js.contains("Administrative Reset"), "{js}");
+    wait_session(&frr, a4, true, UP).unwrap();
+    wait_route(&dut, net("198.18.180.0/24"), ROUTE, |_| true).unwrap();
+    // An unknown neighbour is an error with a non-zero exit, not silence.
+    assert!(
+        dut.sart(&["neighbor", "reset", "198.18.46.99", "hard"])
+            .is_err()
+    );
+}

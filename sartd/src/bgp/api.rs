@@ -516,6 +516,27 @@ impl BgpApi for Api {
         Ok(Response::new(()))
     }
 
+    async fn reset_neighbor(
+        &self,
+        req: Request<v1::ResetNeighborRequest>,
+    ) -> Result<Response<()>, Status> {
+        let r = req.get_ref();
+        let a = addr(&r.addr)?;
+        let kind = match v1::reset_neighbor_request::Kind::try_from(r.kind) {
+            Ok(v1::reset_neighbor_request::Kind::SoftIn) => speaker::ResetKind::SoftIn,
+            Ok(v1::reset_neighbor_request::Kind::SoftOut) => speaker::ResetKind::SoftOut,
+            Ok(v1::reset_neighbor_request::Kind::Hard) => speaker::ResetKind::Hard,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "kind: use SOFT_IN, SOFT_OUT or HARD",
+                ));
+            }
+        };
+        self.ask(|tx| speaker::Request::Reset(a, kind, tx))
+            .await??;
+        Ok(Response::new(()))
+    }
+
     type WatchStream = WatchStream;
 
     async fn watch(

@@ -32,6 +32,8 @@ pub enum ToSession {
     Accepted(TcpStream),
     /// Encoded messages to write, in order (shared by an update group).
     Send(Arc<Vec<u8>>),
+    /// Ask the peer to resend its routes of a family (ROUTE-REFRESH, RFC 2918).
+    RequestRefresh(bgp::Family),
 }
 
 /// What a session reports to the speaker.
@@ -289,6 +291,12 @@ impl Session {
                         .and_then(|b| MessageType::from_u8(*b))
                         .unwrap_or(MessageType::Update);
                     self.write(bytes, t).await;
+                }
+            }
+            ToSession::RequestRefresh(family) => {
+                if self.fsm.state() == State::Established {
+                    self.write_message(&Message::RouteRefresh(bgp::RouteRefresh::request(family)))
+                        .await;
                 }
             }
             ToSession::Accepted(stream) => self.accepted(stream, conn_tx).await,

@@ -54,6 +54,14 @@ pub enum Request {
         oneshot::Sender<Result<Vec<RouteView>, ApiError>>,
     ),
     Watch(mpsc::Sender<WatchEvent>),
+    Reset(IpAddr, ResetKind, oneshot::Sender<Result<(), ApiError>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetKind {
+    SoftIn,
+    SoftOut,
+    Hard,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,6 +608,9 @@ impl Speaker {
                 });
                 let _ = tx.send(r);
             }
+            Request::Reset(addr, kind, tx) => {
+                let _ = tx.send(self.reset(addr, kind).await);
+            }
             Request::Watch(tx) => {
                 // Current state first, then changes.
                 for p in self.peers.values() {
@@ -613,6 +624,41 @@ impl Speaker {
                 self.watchers.push(tx);
             }
         }
+    }
+
+    async fn reset(&mut self, addr: IpAddr, kind: ResetKind) -> Result<(), ApiError> {
+        let p = self
+            .peers
+            .get(&addr)
+            .ok_or_else(|| ApiError::NotFound(format!("no neighbor {addr}")))?;
+        if kind == ResetKind::Hard {
+            let n = Notification::new(code::CEASE, cease_subcode::ADMINISTRATIVE_RESET);
+            let _ = p.session.tx.send(ToSession::Close(n)).await;
+            return Ok(());
+        }
+        let n = p.negotiated.as_ref().ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("the session with {addr} is not established"))
+        })?;
+        let families: Vec<Family> = n.families.iter().collect();
+        match kind {
+            ResetKind::SoftIn => {
+                if !n.route_refresh {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "{addr} did not negotiate route refresh: use a hard reset"
+                    )));
+                }
+                for f in families {
+                    let _ = p.session.tx.send(ToSession::RequestRefresh(f)).await;
+                }
+            }
+            ResetKind::SoftOut | ResetKind::Hard => {
+                let ctx = n.send.clone();
+                if let Ok(table) = self.rib.peer_table(p.id) {
+                    send_all(&p.session.tx, &table, &ctx).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// AS, router id and multipath are speaker-wide: changing one restarts every session on a
