@@ -52,16 +52,48 @@ with open(recv, "a") as out:
         out.flush()
 "#;
 
+/// ExaBGP-only settings beyond the common [`BgpConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExabgpOptions {
+    /// Offer the 4-octet AS capability (RFC 6793); `false` makes ExaBGP a 2-octet speaker
+    /// (`capability { asn4 disable; }`), which sends AS_TRANS and AS4_PATH for 4-octet ASNs.
+    pub asn4: bool,
+    /// Also record every received message's raw bytes: update lines in `received.jsonl` get
+    /// `"header"` and `"body"` (hex) beside the parsed update, and received OPENs and NOTIFICATIONs
+    /// are recorded too (`receive { packets; consolidate; open; notification; }`).
+    pub packets: bool,
+}
+
+impl Default for ExabgpOptions {
+    fn default() -> ExabgpOptions {
+        ExabgpOptions {
+            asn4: true,
+            packets: false,
+        }
+    }
+}
+
 /// An ExaBGP instance.
 #[derive(Debug)]
 pub struct Exabgp {
     inst: Instance,
     /// Local address per neighbour (ExaBGP requires one).
     local: BTreeMap<IpAddr, IpAddr>,
+    opts: ExabgpOptions,
 }
 
 impl Exabgp {
     pub fn start(netns: &Netns, name: &str, config: BgpConfig) -> Result<Exabgp> {
+        Exabgp::start_with(netns, name, config, ExabgpOptions::default())
+    }
+
+    /// [`Exabgp::start`] with ExaBGP-only settings.
+    pub fn start_with(
+        netns: &Netns,
+        name: &str,
+        config: BgpConfig,
+        opts: ExabgpOptions,
+    ) -> Result<Exabgp> {
         let inst = Instance::new(netns, name, config)?;
         let mut local = BTreeMap::new();
         for n in &inst.config.neighbors {
@@ -74,7 +106,7 @@ impl Exabgp {
             };
             local.insert(n.address, l);
         }
-        let mut e = Exabgp { inst, local };
+        let mut e = Exabgp { inst, local, opts };
         e.start()?;
         Ok(e)
     }
@@ -151,10 +183,17 @@ impl Exabgp {
             if let Some(gr) = n.graceful_restart {
                 let _ = writeln!(caps, "    graceful-restart {};", gr.restart_time);
             }
+            if !self.opts.asn4 {
+                caps.push_str("    asn4 disable;\n");
+            }
             if !caps.is_empty() {
                 let _ = write!(s, "  capability {{\n{caps}  }}\n");
             }
-            s.push_str("  api {\n    processes [ harness ];\n    neighbor-changes;\n    receive { parsed; update; }\n  }\n");
+            s.push_str(if self.opts.packets {
+                "  api {\n    processes [ harness ];\n    neighbor-changes;\n    receive { parsed; packets; consolidate; open; update; notification; }\n  }\n"
+            } else {
+                "  api {\n    processes [ harness ];\n    neighbor-changes;\n    receive { parsed; update; }\n  }\n"
+            });
             let routes: Vec<&Route> = cfg
                 .routes
                 .iter()

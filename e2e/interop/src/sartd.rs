@@ -96,10 +96,18 @@ impl Sartd {
         self.inst.netns.exec(&argv)
     }
 
-    fn sart_json(&self, args: &[&str]) -> Result<Value> {
+    /// [`Sartd::sart`] parsed as JSON.
+    pub fn sart_json(&self, args: &[&str]) -> Result<Value> {
         let out = self.sart(args)?;
         serde_json::from_str(&out)
             .map_err(|e| Error::parse(&self.inst.name, format!("sart bgp {}", args.join(" ")), e))
+    }
+
+    /// `sart -o json bgp neighbor get ADDR`: one neighbour with its counters (`sendCounter`,
+    /// `receiveCounter`: `{open, update, keepalive, notification, routeRefresh}`), `lastError`,
+    /// `prefixesReceived`, `prefixesAdvertised`.
+    pub fn neighbor(&self, addr: IpAddr) -> Result<Value> {
+        self.sart_json(&["neighbor", "get", &addr.to_string()])
     }
 
     fn listening(&self) -> bool {

@@ -10,10 +10,25 @@ use tracing::warn;
 /// Binds `[::]:port`, which on Linux also accepts IPv4 (as v4-mapped addresses, turned back into
 /// IPv4 here); falls back to `0.0.0.0:port` where IPv6 is off.
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)).await {
+    match listen(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
         Ok(l) => Ok(l),
-        Err(_) => TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await,
+        Err(_) => listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
     }
+}
+
+/// Hundreds of peers may connect at once (a rack restarting): a backlog of 128, tokio's
+/// default, overflows and makes the rest wait out a 1 s SYN retransmission.
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Accepts forever, sending (stream, peer address) to the speaker.

@@ -462,6 +462,12 @@ impl Session {
                 Action::SendOpen(o) => self.write_message(&Message::Open(*o)).await,
                 Action::SendKeepalive => self.write_message(&Message::Keepalive).await,
                 Action::SendNotification(n) => {
+                    self.set_error(format!(
+                        "sent NOTIFICATION {}/{} {}",
+                        n.code,
+                        n.subcode,
+                        n.description()
+                    ));
                     info!(peer = %self.endpoint.address, code = n.code, subcode = n.subcode, "NOTIFICATION sent: {}", n.description());
                     self.write_message(&Message::Notification(n)).await
                 }
@@ -470,6 +476,8 @@ impl Session {
                 Action::Established(n) => {
                     self.ctx = n.receive.clone();
                     let local = self.conn.as_ref().map(|c| c.local);
+                    // A new session starts with a clean record.
+                    self.status.send_modify(|st| st.last_error = None);
                     if let Some(local) = local {
                         info!(peer = %self.endpoint.address, asn = n.peer_asn, id = %n.peer_id, hold = n.hold_time, "session established");
                         let _ = self
