@@ -677,7 +677,12 @@ impl Speaker {
                 "max paths must be at least 1".into(),
             ));
         }
-        let neighbors: Vec<Neighbor> = self.peers.values().map(|p| p.neighbor.clone()).collect();
+        // Before AS and router id are known no session was started: keep the configured ones.
+        let neighbors: Vec<Neighbor> = if self.peers.is_empty() {
+            self.config.neighbors.clone()
+        } else {
+            self.peers.values().map(|p| p.neighbor.clone()).collect()
+        };
         self.shutdown("configuration change").await;
         c.neighbors = neighbors;
         self.config = c;
