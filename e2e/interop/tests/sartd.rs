@@ -3,31 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+use common::*;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use interop::frr::Frr;
 use interop::sartd::Sartd;
 use interop::{
-    BgpConfig, Community, Daemon, DaemonKind, Family, LargeCommunity, Link, Neighbor, Netns, Route,
+    BgpConfig, Community, Daemon, DaemonKind, LargeCommunity, Link, Neighbor, Netns, Route,
     wait_route, wait_route_gone, wait_session,
 };
-
-const V4: [Family; 1] = [Family::Ipv4Unicast];
-const V6: [Family; 1] = [Family::Ipv6Unicast];
-const UP: Duration = Duration::from_secs(20);
-const ROUTE: Duration = Duration::from_secs(15);
-
-fn require_root() {
-    assert!(
-        interop::is_root(),
-        "interop tests need root (network namespaces); run them as root, as CI does"
-    );
-}
-
-fn net(s: &str) -> ipnet::IpNet {
-    s.parse().unwrap()
-}
 
 /// sartd is a hub with one eBGP neighbour of each kind: every neighbour's route reaches sartd
 /// with its attributes, sartd's own route reaches every neighbour, and routes are relayed from

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+use common::*;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -19,23 +22,8 @@ use interop::{
 };
 use serde_json::Value;
 
-const V4: [Family; 1] = [Family::Ipv4Unicast];
-const V4V6: [Family; 2] = [Family::Ipv4Unicast, Family::Ipv6Unicast];
-const UP: Duration = Duration::from_secs(20);
-const ROUTE: Duration = Duration::from_secs(15);
 /// AS_TRANS (RFC 6793).
 const AS_TRANS: u32 = 23456;
-
-fn require_root() {
-    assert!(
-        interop::is_root(),
-        "interop tests need root (network namespaces); run them as root, as CI does"
-    );
-}
-
-fn net(s: &str) -> ipnet::IpNet {
-    s.parse().unwrap()
-}
 
 /// The raw JSON paths sartd shows for `prefix` (`sart -o json bgp global rib get`).
 fn sartd_paths(dut: &Sartd, prefix: &str) -> Vec<Value> {

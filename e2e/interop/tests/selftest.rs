@@ -2,6 +2,9 @@
 //! builds its own namespaces; run as root: `cargo test -p sart-interop`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::*;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -16,26 +19,6 @@ use interop::{
     BgpConfig, Community, Daemon, Error, Family, LargeCommunity, Link, Neighbor, Netns, Route,
     holds_for, wait_route, wait_route_gone, wait_session, wait_until,
 };
-
-const V4: [Family; 1] = [Family::Ipv4Unicast];
-const V6: [Family; 1] = [Family::Ipv6Unicast];
-const UP: Duration = Duration::from_secs(20);
-const ROUTE: Duration = Duration::from_secs(15);
-
-fn require_root() {
-    assert!(
-        interop::is_root(),
-        "interop tests create network namespaces and need root (CI runs them as root)"
-    );
-}
-
-fn net(s: &str) -> ipnet::IpNet {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 /// What a test made, to check after everything is dropped that nothing is left behind.
 struct Footprint {
