@@ -106,6 +106,9 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
+/// Session events handled between two RIB drains, at most.
+const BATCH: usize = 4;
+
 async fn run(
     config: config::Config,
     port: u16,
@@ -151,8 +154,10 @@ async fn run(
         tokio::select! {
             Some(ev) = session_rx.recv() => {
                 speaker.session_event(ev).await;
-                // Take whatever else is already queued before draining the RIB once.
-                while let Ok(ev) = session_rx.try_recv() {
+                // Take some of what else is already queued before draining the RIB once: batching
+                // saves drains, the bound keeps the decoded UPDATEs held at once (peak memory) small.
+                for _ in 1..BATCH {
+                    let Ok(ev) = session_rx.try_recv() else { break };
                     speaker.session_event(ev).await;
                 }
             }
