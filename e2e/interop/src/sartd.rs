@@ -127,12 +127,16 @@ impl Sartd {
     }
 }
 
-/// The sart YAML config. Per-neighbour keys beyond the original format (`hold_time`,
+/// The sart YAML config; `asn: 0` leaves `asn` out. Per-neighbour keys beyond the original format (`hold_time`,
 /// `keepalive_time`, `families`, `local_address`, `max_prefix`, `route_reflector_client`) are
 /// written only when set, so a plain config is exactly the original format.
 pub fn render_config(cfg: &BgpConfig) -> Result<String> {
     let mut s = String::new();
-    let _ = writeln!(s, "asn: {}\nrouter_id: {}", cfg.asn, cfg.router_id);
+    // AS 0 stands for "not in the file": the speaker waits for SetAS (sart's agent does that).
+    if cfg.asn != 0 {
+        let _ = writeln!(s, "asn: {}", cfg.asn);
+    }
+    let _ = writeln!(s, "router_id: {}", cfg.router_id);
     if cfg.multipath {
         s.push_str("multi_path: true\n");
     }

@@ -1679,3 +1679,56 @@ fn negotiated_hold_time_is_the_smaller_one() {
     })
     .unwrap();
 }
+
+// ------------------------------------------------------------------------------ AS from the API
+
+/// sart lets the config leave `asn` out, for the agent to set it later with SetAS. Until then no
+/// session starts; `sart bgp global set --asn` then starts the neighbours and the paths of the
+/// file, and FRR sees the route with the AS that was set.
+#[test]
+fn config_without_asn_waits_for_set_as() {
+    require_root();
+    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("frr").unwrap());
+    let link = Link::veth(&a, &b, 91).unwrap();
+    let (a4, b4): (IpAddr, IpAddr) = (link.a.ipv4().into(), link.b.ipv4().into());
+    let prefix = net("198.18.191.0/24");
+    let dut = Sartd::start(
+        &a,
+        "sartd",
+        BgpConfig::new(0, link.a.ipv4())
+            .neighbor(Neighbor::new(b4, 65911, &V4))
+            .route(Route::new(prefix)),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &b,
+        "frr",
+        BgpConfig::new(65911, link.b.ipv4()).neighbor(Neighbor::new(a4, 65910, &V4)),
+    )
+    .unwrap();
+    // Without an AS the speaker runs, answers the API and starts nothing.
+    let info = dut.sart_json(&["global", "get"]).unwrap();
+    assert_eq!(info["asn"].as_u64().unwrap_or(0), 0, "{info}");
+    holds_for(
+        "no session without an AS",
+        Duration::from_secs(3),
+        POLL,
+        || {
+            if frr.is_established(a4)? {
+                Err(Pending("FRR has a session".into()))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .unwrap();
+
+    dut.sart(&["global", "set", "--asn", "65910"]).unwrap();
+    wait_session(&dut, b4, true, UP).unwrap();
+    let p = wait_route(&frr, prefix, ROUTE, |_| true).unwrap();
+    assert_eq!(p.as_path, vec![65910], "{p:?}");
+    // The neighbour from the file is listed once, under the AS that was set.
+    let list = dut.sart_json(&["neighbor", "list"]).unwrap();
+    assert_eq!(list["peers"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["peers"][0]["state"], "Established", "{list}");
+}

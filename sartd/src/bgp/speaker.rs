@@ -197,8 +197,13 @@ impl Speaker {
     }
 
     /// Starts the configured neighbours (once AS and router id are known).
+    /// Whether AS number and router id are known, so sessions can run.
+    fn ready(&self) -> bool {
+        self.config.asn != 0 && !self.config.router_id.is_unspecified()
+    }
+
     pub async fn start(&mut self) {
-        if self.config.asn == 0 || self.config.router_id.is_unspecified() {
+        if !self.ready() {
             info!("AS number or router id not set: sessions wait for SetAS/SetRouterId");
             return;
         }
@@ -223,7 +228,7 @@ impl Speaker {
                 n.address
             )));
         }
-        if self.config.asn == 0 || self.config.router_id.is_unspecified() {
+        if !self.ready() {
             return Err(ApiError::FailedPrecondition(
                 "set the AS number and router id first".into(),
             ));
@@ -678,7 +683,8 @@ impl Speaker {
             ));
         }
         // Before AS and router id are known no session was started: keep the configured ones.
-        let neighbors: Vec<Neighbor> = if self.peers.is_empty() {
+        // Afterwards the running set (with API additions and deletions) is the truth.
+        let neighbors: Vec<Neighbor> = if !self.ready() {
             self.config.neighbors.clone()
         } else {
             self.peers.values().map(|p| p.neighbor.clone()).collect()
