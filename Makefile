@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release test deps fmt-check clippy unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean
+.PHONY: all build release test deps fmt-check clippy crd crd-check unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean
 
 all: build
 
@@ -21,6 +21,14 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## CRD manifests (manifests/crd/) from the Rust types in sartd/src/kubernetes/crd/.
+crd:
+	$(CARGO) run -q -p sartd --bin crdgen
+
+## Fails when the committed CRD manifests differ from the Rust types.
+crd-check:
+	$(CARGO) run -q -p sartd --bin crdgen -- --check
+
 # The interop tests run the sartd and sart binaries: build them before the tests.
 unit-test:
 	$(CARGO) build --workspace --bins
@@ -35,11 +43,12 @@ controlplane-smoke: controlplane
 	e2e/controlplane/smoke-test
 
 ## Every test tier. Installs what it needs first.
+##   crd-check: committed CRD manifests match the Rust types
 ##   unit-test: unit, property (proptest), golden-vector and control-plane fixture tests, and
 ##              interop tests of sartd against FRR, BIRD, GoBGP and ExaBGP in network namespaces
 ##   controlplane-smoke: the real control plane driven by kubectl
 ##   fuzz-smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10)
-test: deps fmt-check clippy controlplane unit-test controlplane-smoke fuzz-smoke
+test: deps fmt-check clippy crd-check controlplane unit-test controlplane-smoke fuzz-smoke
 	@echo "make test: all tiers passed"
 
 ## Criterion benchmarks of the codec (not a test; numbers go to docs/benchmarks.md).

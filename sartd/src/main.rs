@@ -1,9 +1,9 @@
 //! `sartd`: the sart daemons. Subcommands that are not built yet say so and exit non-zero rather
 //! than pretending to run.
 
-mod bgp;
-
 use std::process::ExitCode;
+
+use sartd::bgp;
 
 use clap::{Parser, Subcommand};
 

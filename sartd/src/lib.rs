@@ -1,0 +1,5 @@
+//! The sart daemons as a library: `sartd`'s subcommands and the `crdgen` tool are thin binaries
+//! on top of it, and integration tests drive the same code.
+
+pub mod bgp;
+pub mod kubernetes;
