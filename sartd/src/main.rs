@@ -32,10 +32,72 @@ enum Command {
     Bgp(bgp::Args),
     /// Kernel FIB installer.
     Fib,
-    /// Kubernetes controller.
-    Controller,
+    /// Kubernetes controller: AddressPools and LoadBalancer Services.
+    Controller(ControllerArgs),
     /// Node agent (speaker driver and CNI IPAM server).
     Agent,
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Namespace of the leader-election Lease.
+    #[arg(long, default_value = "kube-system")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "sart-controller")]
+    lease_name: String,
+    /// Run without leader election (a single replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// This replica's identity in the Lease (default: $POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+fn controller(args: ControllerArgs) -> ExitCode {
+    let identity = args.identity.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "sart-controller".into())
+    });
+    let opts = sartd::kubernetes::controller::Options {
+        lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
+        identity,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sartd controller: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| anyhow::anyhow!("no Kubernetes client configuration: {e}"))?;
+        tokio::select! {
+            r = sartd::kubernetes::controller::run(client, opts) => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = terminate() => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sartd controller: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 fn logging(level: &str, format: LogFormat) {
@@ -56,7 +118,7 @@ fn main() -> ExitCode {
     let name = match cli.command {
         Command::Bgp(args) => return bgp::main(args),
         Command::Fib => "fib",
-        Command::Controller => "controller",
+        Command::Controller(args) => return controller(args),
         Command::Agent => "agent",
     };
     eprintln!("sartd {name}: not implemented yet");

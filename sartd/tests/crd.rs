@@ -4,50 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
+use common::*;
+
+use std::path::PathBuf;
 
 use kube::api::{Api, ListParams};
 use sartd::kubernetes::crd::{
     AddressPool, AddressType, BGPPeerTemplate, ClusterBGP, RouterIdSelectionType,
 };
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn kubectl(cluster: &testkube::Cluster, args: &[&str]) -> Output {
-    cluster.kubectl().args(args).output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn install(cluster: &testkube::Cluster) {
-    let crd = repo().join("manifests/crd");
-    ok(kubectl(cluster, &["apply", "-k", crd.to_str().unwrap()]));
-    ok(kubectl(
-        cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "--all",
-        ],
-    ));
-}
-
 #[tokio::test]
 async fn samples_apply_and_show_sart_columns() {
     let cluster = testkube::Cluster::shared().unwrap();
-    install(cluster);
+    install_crds(cluster);
     let samples = repo().join("manifests/sample");
     ok(kubectl(
         cluster,
@@ -106,7 +76,7 @@ async fn samples_apply_and_show_sart_columns() {
 #[test]
 fn schema_refuses_what_the_types_refuse() {
     let cluster = testkube::Cluster::shared().unwrap();
-    install(cluster);
+    install_crds(cluster);
     let bad = [
         // `type` is service or pod.
         "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: bad-type}\nspec: {cidr: 10.9.0.0/24, type: vip}\n",

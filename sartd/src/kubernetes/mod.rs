@@ -1,4 +1,6 @@
 //! The Kubernetes layer: the API types and what the controller and the agent do with them.
 
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod lease;

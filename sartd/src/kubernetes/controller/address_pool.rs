@@ -1,0 +1,209 @@
+//! AddressPool status and deletion. The verdict comes from [`super::pools::validate`]; this
+//! writes it as a `Ready` condition with counts, and holds the finalizer while any address or
+//! block of the pool is in use.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::pools::{self, ValidPool};
+use super::{Context, Error};
+use crate::kubernetes::crd::address_pool::FINALIZER;
+use crate::kubernetes::crd::{ADDRESS_POOL_LABEL, AddressBlock, AddressPool, AddressType};
+
+/// What uses a pool now.
+struct Use {
+    /// Service addresses inside it, or addresses of its blocks.
+    addresses: u128,
+    blocks: u64,
+    /// Who, for the message when deletion waits.
+    users: Vec<String>,
+}
+
+fn cap(n: u128) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
+    match pool.kind {
+        AddressType::Service => {
+            let alloc = ctx.lock();
+            let mut ips = BTreeSet::<IpAddr>::new();
+            let mut users = Vec::new();
+            for (k, held) in alloc.services() {
+                let inside: Vec<&IpAddr> =
+                    held.iter().filter(|ip| pool.pool.contains(**ip)).collect();
+                if !inside.is_empty() {
+                    users.push(format!("Service {k}"));
+                    ips.extend(inside);
+                }
+            }
+            Ok(Use {
+                addresses: ips.len() as u128,
+                blocks: 0,
+                users,
+            })
+        }
+        AddressType::Pod => {
+            let api: Api<AddressBlock> = Api::all(ctx.client.clone());
+            let lp = ListParams::default().labels(&format!("{ADDRESS_POOL_LABEL}={}", pool.name));
+            let blocks = api.list(&lp).await.map_err(Error::Kube)?;
+            let per_block = 1u128 << (pool.pool.cidr().max_prefix_len() - pool.pool.block_len());
+            Ok(Use {
+                addresses: per_block.saturating_mul(blocks.items.len() as u128),
+                blocks: blocks.items.len() as u64,
+                users: blocks
+                    .items
+                    .iter()
+                    .map(|b| format!("AddressBlock {}", b.name_any()))
+                    .collect(),
+            })
+        }
+    }
+}
+
+pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = pool.name_any();
+    let api: Api<AddressPool> = Api::all(ctx.client.clone());
+    let all: Vec<AddressPool> = ctx.pools.state().iter().map(|p| (**p).clone()).collect();
+    let verdict = pools::validate(&all)
+        .remove(&name)
+        .unwrap_or_else(|| pools::parse(&pool));
+    let has_finalizer = pool.finalizers().iter().any(|f| f == FINALIZER);
+    if ctx.sync_pools() {
+        ctx.services_changed();
+    }
+
+    if pool.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        if !ctx.restored() {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        if let Ok(v) = &verdict {
+            let u = usage(v, &ctx).await?;
+            if !u.users.is_empty() {
+                let shown: Vec<&str> = u.users.iter().take(5).map(String::as_str).collect();
+                let note = format!(
+                    "deletion waits: {} in use by {}{}",
+                    v.pool.cidr(),
+                    shown.join(", "),
+                    if u.users.len() > 5 { ", ..." } else { "" }
+                );
+                publish(&ctx, &pool, EventType::Warning, "InUse", &note).await;
+                return Ok(Action::requeue(Duration::from_secs(10)));
+            }
+        }
+        set_finalizer(&api, &pool, false).await?;
+        info!(pool = %name, "pool released");
+        return Ok(Action::await_change());
+    }
+
+    if !has_finalizer {
+        set_finalizer(&api, &pool, true).await?;
+    }
+    let mut status = pool.status.clone().unwrap_or_default();
+    let (ready, reason, message) = match &verdict {
+        Ok(v) => {
+            let u = usage(v, &ctx).await?;
+            let size = 1u128
+                .checked_shl(u32::from(
+                    v.pool.cidr().max_prefix_len() - v.pool.cidr().prefix_len(),
+                ))
+                .unwrap_or(u128::MAX);
+            status.allocated = Some(cap(u.addresses));
+            status.free = Some(cap(size.saturating_sub(u.addresses)));
+            status.blocks = Some(i64::try_from(u.blocks).unwrap_or(i64::MAX));
+            ("True", "Valid", String::new())
+        }
+        Err(e) => {
+            status.allocated = None;
+            status.free = None;
+            status.blocks = None;
+            ("False", e.reason(), e.to_string())
+        }
+    };
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    let old = conditions.iter().position(|c| c.type_ == "Ready");
+    let same = old.is_some_and(|i| {
+        let c = &conditions[i];
+        c.status == ready && c.reason == reason && c.message == message
+    });
+    if !same {
+        if ready == "False" {
+            warn!(pool = %name, %message, "pool refused");
+            publish(&ctx, &pool, EventType::Warning, reason, &message).await;
+        }
+        let c = Condition {
+            type_: "Ready".into(),
+            status: ready.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: Time(Timestamp::now()),
+            observed_generation: pool.metadata.generation,
+        };
+        match old {
+            Some(i) => conditions[i] = c,
+            None => conditions.push(c),
+        }
+    }
+    status.conditions = Some(conditions);
+    if pool.status.as_ref() != Some(&status) {
+        let patch = json!({ "status": status });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn set_finalizer(
+    api: &Api<AddressPool>,
+    p: &AddressPool,
+    present: bool,
+) -> Result<(), Error> {
+    let mut f: Vec<String> = p
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        f.push(FINALIZER.into());
+    }
+    let patch = json!({
+        "metadata": { "finalizers": f, "resourceVersion": p.resource_version() }
+    });
+    api.patch(
+        &p.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, p: &AddressPool, type_: EventType, reason: &str, note: &str) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Validate".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &p.object_ref(&())).await {
+        warn!(error = %e, "publishing an event");
+    }
+}

@@ -1,0 +1,220 @@
+//! `sartd controller`: AddressPools and LoadBalancer Services (this module), built on kube-rs'
+//! runtime. One replica leads (a Lease); it waits for the pools, records every address the
+//! cluster already shows, and only then starts giving out new ones, so that a restart changes
+//! nothing.
+
+pub mod address_pool;
+pub mod pools;
+pub mod service;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+use crate::kubernetes::crd::{AddressPool, AddressType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("waiting for the AddressPool cache: {0}")]
+    Cache(String),
+    #[error(transparent)]
+    Lease(#[from] crate::kubernetes::lease::Error),
+}
+
+/// What every reconciler shares.
+pub struct Context {
+    pub client: Client,
+    alloc: Mutex<ipam::Allocator>,
+    pools: reflector::Store<AddressPool>,
+    /// The service pools last given to the allocator.
+    synced: Mutex<Vec<ipam::LbPool>>,
+    recorder: Recorder,
+    /// Set once every Service's addresses are recorded; pools are not let go before.
+    restored: AtomicBool,
+    /// Asks the pool controller to refresh every pool's status (counts, use).
+    pool_refresh: mpsc::Sender<()>,
+    /// Asks the Service controller to look at every Service again (pools changed).
+    service_refresh: mpsc::Sender<()>,
+}
+
+impl Context {
+    fn lock(&self) -> MutexGuard<'_, ipam::Allocator> {
+        // A panic while holding the lock would be a bug elsewhere; the allocator's state is
+        // still consistent (every method leaves it so), so keep going with it.
+        self.alloc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Valid service pools, as the allocator sees them.
+    fn service_pools(&self) -> Vec<ipam::LbPool> {
+        let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        pools::validate(&all)
+            .into_values()
+            .filter_map(Result::ok)
+            .filter(|v| v.kind == AddressType::Service)
+            .map(|v| ipam::LbPool {
+                name: v.name,
+                cidr: v.pool.cidr(),
+                auto_assign: v.auto_assign,
+            })
+            .collect()
+    }
+
+    /// Gives the allocator the current pools; whether they changed.
+    fn sync_pools(&self) -> bool {
+        let now = self.service_pools();
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced == now {
+            return false;
+        }
+        match self.lock().set_pools(now.clone()) {
+            Ok(()) => {
+                *synced = now;
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "service pools not usable");
+                false
+            }
+        }
+    }
+
+    fn pools_changed(&self) {
+        // Full means a refresh is already pending.
+        let _ = self.pool_refresh.try_send(());
+    }
+
+    fn services_changed(&self) {
+        let _ = self.service_refresh.try_send(());
+    }
+
+    fn restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+}
+
+/// Settings of one controller instance.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Lease namespace and name; `None` runs without leader election (tests, one replica).
+    pub lease: Option<(String, String)>,
+    /// This replica's identity (the pod name).
+    pub identity: String,
+}
+
+fn error_policy<K>(_obj: Arc<K>, e: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %e, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until the process ends or leadership is lost (an error).
+pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let elector = opts.lease.as_ref().map(|(ns, name)| {
+        crate::kubernetes::lease::Elector::new(
+            Api::namespaced(client.clone(), ns),
+            name,
+            &opts.identity,
+            Duration::from_secs(15),
+        )
+    });
+    if let Some(e) = &elector {
+        e.acquire().await?;
+    }
+
+    let pool_api: Api<AddressPool> = Api::all(client.clone());
+    let pool_ctl = Controller::new(pool_api, watcher::Config::default());
+    let pool_reader = pool_ctl.store();
+    let (pool_tx, pool_rx) = mpsc::channel(1);
+    let (svc_tx, svc_rx) = mpsc::channel(1);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        alloc: Mutex::new(ipam::Allocator::default()),
+        pools: pool_reader.clone(),
+        synced: Mutex::new(Vec::new()),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sart-controller".into(),
+                instance: Some(opts.identity.clone()),
+            },
+        ),
+        restored: AtomicBool::new(false),
+        pool_refresh: pool_tx,
+        service_refresh: svc_tx,
+    });
+
+    let pool_ctl = pool_ctl
+        .reconcile_all_on(ReceiverStream::new(pool_rx))
+        .run(address_pool::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let mut pool_task = Task(tokio::spawn(pool_ctl));
+
+    // The store's readiness wakes only its last waiter (the controller polls it too), so look
+    // again now and then instead of waiting once.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), pool_reader.wait_until_ready()).await
+        {
+            Ok(r) => break r.map_err(|e| Error::Cache(e.to_string()))?,
+            Err(_elapsed) => continue,
+        }
+    }
+    debug!("AddressPool cache ready");
+    ctx.sync_pools();
+    let svc_api: Api<Service> = Api::all(client.clone());
+    let existing = svc_api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?;
+    {
+        let mut alloc = ctx.lock();
+        for (k, e) in service::restore_all(&mut alloc, &existing.items) {
+            warn!(service = %k, error = %e, "address held twice; the older Service keeps it");
+        }
+        info!(
+            services = alloc.services().count(),
+            "addresses restored from the cluster"
+        );
+    }
+    ctx.restored.store(true, Ordering::Release);
+    ctx.pools_changed();
+
+    let svc_ctl = Controller::new(svc_api, watcher::Config::default())
+        .reconcile_all_on(ReceiverStream::new(svc_rx))
+        .run(service::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let mut svc_task = Task(tokio::spawn(svc_ctl));
+
+    let lost = async {
+        match &elector {
+            Some(e) => Err(Error::Lease(e.keep().await)),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = lost => r,
+        _ = &mut pool_task.0 => Ok(()),
+        _ = &mut svc_task.0 => Ok(()),
+    }
+}
+
+/// A spawned controller loop that stops when `run` returns or is cancelled, so that a replica
+/// that lost its Lease (or a test's restart) leaves nothing running behind.
+struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

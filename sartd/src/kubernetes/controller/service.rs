@@ -1,0 +1,460 @@
+//! LoadBalancer addresses for Services. What a Service asks for is read by a pure function
+//! ([`request`]); the addresses come from the pure allocator in `ipam`; this module only moves
+//! the answer into `status.loadBalancer.ingress`, a condition, Events and a finalizer.
+//!
+//! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
+//! While it holds addresses it carries our finalizer, so deleting it (or turning it into another
+//! type, or giving it another class) always releases them.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipam::{Family, FamilyPolicy, LbError, LbRequest, Protocol, ServiceKey};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Context, Error};
+use crate::kubernetes::crd::{
+    ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
+    LOAD_BALANCER_IPS_ANNOTATION,
+};
+
+pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
+/// The condition we keep on Services: whether their addresses are assigned.
+pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
+
+/// A Service annotation we cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("annotation {annotation}: {value:?} is not an IP address")]
+    BadIp {
+        annotation: &'static str,
+        value: String,
+    },
+    #[error("spec.ipFamilies: unknown family {0:?}")]
+    BadFamily(String),
+}
+
+/// Whether we handle this Service at all.
+pub fn is_ours(svc: &Service) -> bool {
+    let Some(spec) = &svc.spec else {
+        return false;
+    };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && spec
+            .load_balancer_class
+            .as_deref()
+            .is_none_or(|c| c == LOAD_BALANCER_CLASS)
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// What a Service of ours asks for: families from `spec.ipFamilies`/`ipFamilyPolicy`, pools and
+/// addresses from our annotations (`spec.loadBalancerIP` too, as MetalLB users expect, when the
+/// annotation is absent), the sharing key and ports, and for `externalTrafficPolicy: Local` the
+/// selector (Services sharing an address must be announced from the same nodes).
+pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ann = svc.annotations();
+    let mut families = Vec::new();
+    for f in spec.ip_families.iter().flatten() {
+        families.push(match f.as_str() {
+            "IPv4" => Family::Ipv4,
+            "IPv6" => Family::Ipv6,
+            other => return Err(RequestError::BadFamily(other.to_owned())),
+        });
+    }
+    let ips: Vec<IpAddr> = match ann.get(LOAD_BALANCER_IPS_ANNOTATION) {
+        Some(v) => list(v)
+            .map(|s| {
+                s.parse().map_err(|_| RequestError::BadIp {
+                    annotation: LOAD_BALANCER_IPS_ANNOTATION,
+                    value: s.to_owned(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => match spec.load_balancer_ip.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => vec![s.parse().map_err(|_| RequestError::BadIp {
+                annotation: "spec.loadBalancerIP",
+                value: s.to_owned(),
+            })?],
+            _ => Vec::new(),
+        },
+    };
+    // Without ipFamilies (not yet defaulted), the requested addresses decide, then IPv4.
+    let primary = families
+        .first()
+        .copied()
+        .or_else(|| ips.first().map(|ip| Family::of(*ip)))
+        .unwrap_or(Family::Ipv4);
+    let policy = match spec.ip_family_policy.as_deref() {
+        Some("RequireDualStack") => FamilyPolicy::RequireDual(primary),
+        Some("PreferDualStack") if families.len() != 1 => FamilyPolicy::PreferDual(primary),
+        _ => FamilyPolicy::Single(primary),
+    };
+    let mut r = LbRequest::new(policy);
+    r.pools = ann
+        .get(ADDRESS_POOL_ANNOTATION)
+        .map(|v| list(v).map(str::to_owned).collect())
+        .unwrap_or_default();
+    r.ips = ips;
+    r.sharing_key = ann
+        .get(ALLOW_SHARED_IP_ANNOTATION)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    r.ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let proto = match p.protocol.as_deref() {
+                Some("UDP") => Protocol::Udp,
+                Some("SCTP") => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            (proto, u16::try_from(p.port).unwrap_or(0))
+        })
+        .collect::<BTreeSet<_>>();
+    if spec.external_traffic_policy.as_deref() == Some("Local") {
+        let sel = spec.selector.unwrap_or_default();
+        r.local_selector = Some(
+            sel.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    Ok(r)
+}
+
+pub fn key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+/// The addresses in `status.loadBalancer.ingress` (hostnames and junk ignored).
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// An Event reason for an allocation failure.
+fn reason(e: &LbError) -> &'static str {
+    match e {
+        LbError::UnknownPool { .. } => "UnknownPool",
+        LbError::NoPool { .. } => "NoPool",
+        LbError::NotInPool { .. } => "RequestedIPNotInPool",
+        LbError::RequestedIpTaken { .. } => "RequestedIPTaken",
+        LbError::PoolExhausted { .. } => "PoolExhausted",
+        _ => "AllocationFailed",
+    }
+}
+
+/// Records every Service's current addresses before anything new is given out, oldest Service
+/// first, so that a restarted controller hands out exactly what the cluster already shows.
+pub fn restore_all(
+    alloc: &mut ipam::Allocator,
+    services: &[Service],
+) -> Vec<(ServiceKey, LbError)> {
+    let mut ours: Vec<&Service> = services
+        .iter()
+        .filter(|s| is_ours(s) || s.finalizers().iter().any(|f| f == FINALIZER))
+        .collect();
+    ours.sort_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), key(s)));
+    let mut conflicts = Vec::new();
+    for s in ours {
+        let ips = ingress_ips(s);
+        if ips.is_empty() {
+            continue;
+        }
+        let req = request(s).unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(Family::Ipv4)));
+        if let Err(e) = alloc.restore(&key(s), req, &ips) {
+            conflicts.push((key(s), e));
+        }
+    }
+    conflicts
+}
+
+pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let k = key(&svc);
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &k.namespace);
+    let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
+    if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
+        let released = ctx.lock().release(&k);
+        if has_finalizer {
+            if !released.is_empty() {
+                info!(service = %k, ips = ?released, "addresses released");
+            }
+            if svc.meta().deletion_timestamp.is_none() {
+                // No longer a LoadBalancer of ours: take our addresses out of its status.
+                let mine: BTreeSet<IpAddr> = released.iter().copied().collect();
+                let keep: Vec<IpAddr> = ingress_ips(&svc)
+                    .into_iter()
+                    .filter(|ip| !mine.contains(ip))
+                    .collect();
+                write_status(&api, &svc, &keep, None).await?;
+            }
+            set_finalizer(&api, &svc, false).await?;
+            ctx.pools_changed();
+            // Freed addresses may be what a waiting Service needs.
+            ctx.services_changed();
+        }
+        return Ok(Action::await_change());
+    }
+    let req = match request(&svc) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.warn(&svc, "InvalidAnnotation", &e.to_string()).await;
+            write_status(
+                &api,
+                &svc,
+                &ingress_ips(&svc),
+                Some(("InvalidRequest", &e.to_string())),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    ctx.sync_pools();
+    let (held, assigned) = {
+        let mut alloc = ctx.lock();
+        let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
+        (held, alloc.assign(&k, req))
+    };
+    match assigned {
+        Ok(ips) => {
+            // The finalizer goes on before the addresses are visible, so no path leaks them.
+            if !has_finalizer {
+                set_finalizer(&api, &svc, true).await?;
+            }
+            // The allocator, not the (possibly stale) object, says whether this is news.
+            if held != ips {
+                info!(service = %k, ips = ?ips, before = ?held, "addresses assigned");
+                let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                ctx.normal(&svc, "AddressAssigned", &list.join(",")).await;
+                ctx.pools_changed();
+            }
+            write_status(&api, &svc, &ips, None).await?;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            warn!(service = %k, error = %e, "no address");
+            ctx.warn(&svc, reason(&e), &e.to_string()).await;
+            write_status(
+                &api,
+                &svc,
+                &ingress_ips(&svc),
+                Some((reason(&e), &e.to_string())),
+            )
+            .await?;
+            // Pool changes trigger a new attempt; this is a safety net.
+            Ok(Action::requeue(Duration::from_secs(60)))
+        }
+    }
+}
+
+/// Writes ingress and our condition, only when they differ from what the Service shows.
+async fn write_status(
+    api: &Api<Service>,
+    svc: &Service,
+    ips: &[IpAddr],
+    failure: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    let status = svc.status.clone().unwrap_or_default();
+    let mut conditions: Vec<Condition> = status.conditions.clone().unwrap_or_default();
+    let (st, reason, message) = match failure {
+        None => ("True", "Assigned", String::new()),
+        Some((r, m)) => ("False", r, m.to_owned()),
+    };
+    let old = conditions.iter().position(|c| c.type_ == CONDITION);
+    let unchanged_condition = old.is_some_and(|i| {
+        let c = &conditions[i];
+        c.status == st && c.reason == reason && c.message == message
+    });
+    let mut ingress: Vec<LoadBalancerIngress> = Vec::new();
+    for ip in ips {
+        ingress.push(LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            ip_mode: Some("VIP".into()),
+            ..LoadBalancerIngress::default()
+        });
+    }
+    if unchanged_condition && ingress_ips(svc) == ips {
+        return Ok(());
+    }
+    if !unchanged_condition {
+        let c = Condition {
+            type_: CONDITION.into(),
+            status: st.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: Time(Timestamp::now()),
+            observed_generation: svc.metadata.generation,
+        };
+        match old {
+            Some(i) => conditions[i] = c,
+            None => conditions.push(c),
+        }
+    }
+    let patch = json!({
+        "status": {
+            "loadBalancer": { "ingress": ingress },
+            "conditions": conditions,
+        }
+    });
+    api.patch_status(
+        &svc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn set_finalizer(api: &Api<Service>, svc: &Service, present: bool) -> Result<(), Error> {
+    let mut f: Vec<String> = svc
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        f.push(FINALIZER.into());
+    }
+    // resourceVersion makes this a compare-and-swap: a concurrent finalizer change is retried.
+    let patch = json!({
+        "metadata": { "finalizers": f, "resourceVersion": svc.resource_version() }
+    });
+    api.patch(
+        &svc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+impl Context {
+    async fn publish(&self, svc: &Service, type_: EventType, reason: &str, note: &str) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: "Allocate".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &svc.object_ref(&())).await {
+            warn!(error = %e, "publishing an event");
+        }
+    }
+
+    async fn warn(&self, svc: &Service, reason: &str, note: &str) {
+        self.publish(svc, EventType::Warning, reason, note).await;
+    }
+
+    async fn normal(&self, svc: &Service, reason: &str, note: &str) {
+        self.publish(svc, EventType::Normal, reason, note).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn svc(v: serde_json::Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn ours_by_type_and_class() {
+        let lb = |class: Option<&str>| {
+            svc(json!({"metadata": {"name": "a", "namespace": "d"},
+                "spec": {"type": "LoadBalancer", "loadBalancerClass": class}}))
+        };
+        assert!(is_ours(&lb(None)));
+        assert!(is_ours(&lb(Some(LOAD_BALANCER_CLASS))));
+        assert!(!is_ours(&lb(Some("example.com/other"))));
+        assert!(!is_ours(&svc(
+            json!({"metadata": {"name": "a"}, "spec": {"type": "ClusterIP"}})
+        )));
+    }
+
+    #[test]
+    fn request_from_annotations_and_spec() {
+        let s = svc(json!({
+            "metadata": {"name": "a", "namespace": "d", "annotations": {
+                ADDRESS_POOL_ANNOTATION: "p1, p2",
+                LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.5,fd00::5",
+                ALLOW_SHARED_IP_ANNOTATION: "k",
+            }},
+            "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"],
+                "ipFamilyPolicy": "PreferDualStack", "externalTrafficPolicy": "Local",
+                "selector": {"app": "x"},
+                "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
+        }));
+        let r = request(&s).unwrap();
+        assert_eq!(r.families, FamilyPolicy::PreferDual(Family::Ipv4));
+        assert_eq!(r.pools, ["p1", "p2"]);
+        assert_eq!(r.ips.len(), 2);
+        assert_eq!(r.sharing_key.as_deref(), Some("k"));
+        assert!(r.ports.contains(&(Protocol::Udp, 53)));
+        assert_eq!(r.local_selector.as_deref(), Some("app=x"));
+    }
+
+    #[test]
+    fn bad_address_is_an_error_not_dropped() {
+        let s = svc(json!({
+            "metadata": {"name": "a", "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.300"}},
+            "spec": {"type": "LoadBalancer"}
+        }));
+        assert!(matches!(request(&s), Err(RequestError::BadIp { .. })));
+    }
+
+    #[test]
+    fn restore_keeps_the_older_service_on_a_contested_address() {
+        let mk = |name: &str, t: i64, ip: &str| {
+            svc(json!({
+                "metadata": {"name": name, "namespace": "d",
+                    "creationTimestamp": Timestamp::from_second(t).unwrap().to_string()},
+                "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4"]},
+                "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+            }))
+        };
+        let pools = vec![ipam::LbPool {
+            name: "p".into(),
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            auto_assign: true,
+        }];
+        let mut a = ipam::Allocator::new(pools).unwrap();
+        let conflicts = restore_all(
+            &mut a,
+            &[mk("young", 200, "10.0.0.7"), mk("old", 100, "10.0.0.7")],
+        );
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].0.name, "young");
+        assert_eq!(
+            a.ips(&ServiceKey::new("d", "old")).unwrap(),
+            ["10.0.0.7".parse::<IpAddr>().unwrap()]
+        );
+    }
+}

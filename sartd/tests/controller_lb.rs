@@ -1,0 +1,288 @@
+//! `sartd controller` LoadBalancer IPAM against a real kube-apiserver (e2e/controlplane), driven
+//! through kube-rs and kubectl: assignment, requested addresses, sharing, classes, exhaustion and
+//! release, type changes, pool validation and pool deletion while in use.
+//!
+//! One test function: the controller is a singleton per cluster, and the scenarios share it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use sartd::kubernetes::controller::{self, service};
+use sartd::kubernetes::crd::AddressPool;
+use serde_json::json;
+
+const NS: &str = "default";
+const WAIT: Duration = Duration::from_secs(20);
+
+const POOLS: &str = r#"
+apiVersion: sart.terassyi.net/v1alpha2
+kind: AddressPool
+metadata: {name: lb-auto}
+spec: {cidr: 198.18.200.0/29, type: service, autoAssign: true}
+---
+apiVersion: sart.terassyi.net/v1alpha2
+kind: AddressPool
+metadata: {name: lb-other}
+spec: {cidr: 198.18.201.0/24, type: service}
+"#;
+
+fn lb(name: &str, annotations: serde_json::Value, ports: &[(i32, &str)]) -> Service {
+    let ports: Vec<_> = ports
+        .iter()
+        .map(|(p, proto)| json!({"name": format!("p{p}"), "port": p, "protocol": proto}))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": ports}
+    }))
+    .unwrap()
+}
+
+async fn create(api: &Api<Service>, s: Service) {
+    api.create(&PostParams::default(), &s).await.unwrap();
+}
+
+/// Waits until the Service shows exactly `want` as its ingress.
+async fn ingress_is(api: &Api<Service>, name: &str, want: &[&str]) -> Service {
+    eventually(&format!("{name} ingress {want:?}"), WAIT, || async {
+        let s = api.get(name).await.map_err(|e| e.to_string())?;
+        let got: Vec<String> = service::ingress_ips(&s)
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        if got == want {
+            Ok(s)
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await
+}
+
+/// Waits until our condition on the Service is False with `reason`.
+async fn refused(api: &Api<Service>, name: &str, reason: &str) -> String {
+    eventually(&format!("{name} refused with {reason}"), WAIT, || async {
+        let s = api.get(name).await.map_err(|e| e.to_string())?;
+        let c = s
+            .status
+            .and_then(|st| st.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == service::CONDITION);
+        match c {
+            Some(c) if c.status == "False" && c.reason == reason => Ok(c.message),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+async fn event_reasons(client: &kube::Client, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn lb_ipam_against_the_real_api_server() {
+    logs();
+    let cluster = testkube::Cluster::shared().unwrap();
+    install_crds(cluster);
+    let client = cluster.client().await.unwrap();
+    ok(apply(cluster, POOLS));
+    let ctl = tokio::spawn(controller::run(
+        client.clone(),
+        controller::Options {
+            lease: Some(("default".into(), "sart-controller".into())),
+            identity: "test".into(),
+        },
+    ));
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+
+    // The lowest free address of the auto-assign pool, from its first address (as sart), with a
+    // True condition and our finalizer.
+    create(&svcs, lb("a", json!({}), &[(80, "TCP")])).await;
+    let a = ingress_is(&svcs, "a", &["198.18.200.0"]).await;
+    assert!(a.finalizers().iter().any(|f| f == service::FINALIZER));
+
+    // A requested address from a named pool.
+    create(
+        &svcs,
+        lb(
+            "b",
+            json!({"sart.terassyi.net/addresspool": "lb-other",
+                   "sart.terassyi.net/loadBalancerIPs": "198.18.201.20"}),
+            &[(80, "TCP")],
+        ),
+    )
+    .await;
+    ingress_is(&svcs, "b", &["198.18.201.20"]).await;
+
+    // The same address again, without a sharing key: refused, with an Event, and nothing given.
+    create(
+        &svcs,
+        lb(
+            "c",
+            json!({"sart.terassyi.net/addresspool": "lb-other",
+                   "sart.terassyi.net/loadBalancerIPs": "198.18.201.20"}),
+            &[(443, "TCP")],
+        ),
+    )
+    .await;
+    let msg = refused(&svcs, "c", "RequestedIPTaken").await;
+    assert!(
+        msg.contains("198.18.201.20") && msg.contains("default/b"),
+        "{msg}"
+    );
+    assert!(
+        event_reasons(&client, "c")
+            .await
+            .contains(&"RequestedIPTaken".to_string())
+    );
+    ingress_is(&svcs, "c", &[]).await;
+
+    // Sharing (MetalLB's rule): same key, ports that do not clash.
+    let shared = json!({"sart.terassyi.net/allow-shared-ip": "web"});
+    create(&svcs, lb("d", shared.clone(), &[(80, "TCP")])).await;
+    ingress_is(&svcs, "d", &["198.18.200.1"]).await;
+    create(&svcs, lb("e", shared.clone(), &[(443, "TCP")])).await;
+    ingress_is(&svcs, "e", &["198.18.200.1"]).await;
+    // A clashing port cannot join; it gets an address of its own.
+    create(&svcs, lb("f", shared, &[(80, "TCP")])).await;
+    ingress_is(&svcs, "f", &["198.18.200.2"]).await;
+
+    // Another implementation's class is left alone.
+    let mut g = lb("g", json!({}), &[(80, "TCP")]);
+    g.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+    create(&svcs, g).await;
+
+    // A bad annotation is an error, not silently dropped.
+    create(
+        &svcs,
+        lb(
+            "bad",
+            json!({"sart.terassyi.net/loadBalancerIPs": "198.18.200.300"}),
+            &[(80, "TCP")],
+        ),
+    )
+    .await;
+    let msg = refused(&svcs, "bad", "InvalidRequest").await;
+    assert!(msg.contains("198.18.200.300"), "{msg}");
+
+    // Exhaustion: 8 addresses, 3 taken (.0, .1, .2); 5 more fit, the 6th waits.
+    for i in 0..6 {
+        create(&svcs, lb(&format!("x{i}"), json!({}), &[(80, "TCP")])).await;
+    }
+    for i in 0..5 {
+        ingress_is(&svcs, &format!("x{i}"), &[&format!("198.18.200.{}", 3 + i)]).await;
+    }
+    refused(&svcs, "x5", "PoolExhausted").await;
+    let g = svcs.get("g").await.unwrap();
+    assert!(service::ingress_ips(&g).is_empty() && g.finalizers().is_empty());
+
+    // Turning "a" into a ClusterIP Service releases its address, which the waiting one gets.
+    svcs.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"type": "ClusterIP"}})),
+    )
+    .await
+    .unwrap();
+    ingress_is(&svcs, "a", &[]).await;
+    eventually("a without our finalizer", WAIT, || async {
+        let a = svcs.get("a").await.map_err(|e| e.to_string())?;
+        if a.finalizers().iter().any(|f| f == service::FINALIZER) {
+            Err(format!("{:?}", a.finalizers()))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    ingress_is(&svcs, "x5", &["198.18.200.0"]).await;
+
+    // A pool overlapping an older one is refused with a reason kubectl shows.
+    ok(apply(
+        cluster,
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-overlap}\nspec: {cidr: 198.18.201.128/25, type: service}\n",
+    ));
+    let pools: Api<AddressPool> = Api::all(client.clone());
+    eventually("lb-overlap refused", WAIT, || async {
+        let p = pools.get("lb-overlap").await.map_err(|e| e.to_string())?;
+        let c = p.status.and_then(|s| s.conditions).unwrap_or_default();
+        match c.iter().find(|c| c.type_ == "Ready") {
+            Some(c) if c.status == "False" && c.reason == "Overlap" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // Counts on the valid pool: 8 addresses, all taken.
+    eventually("lb-auto counts", WAIT, || async {
+        let p = pools.get("lb-auto").await.map_err(|e| e.to_string())?;
+        let s = p.status.unwrap_or_default();
+        if (s.allocated, s.free) == (Some(8), Some(0)) {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+
+    // Deleting a pool in use waits for its Services.
+    pools
+        .delete("lb-other", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = pools.get("lb-other").await.unwrap();
+    assert!(p.metadata.deletion_timestamp.is_some());
+    assert!(
+        event_reasons_all(&client, "lb-other")
+            .await
+            .contains(&"InUse".to_string())
+    );
+    svcs.delete("b", &DeleteParams::default()).await.unwrap();
+    eventually("lb-other gone", WAIT, || async {
+        match pools.get_opt("lb-other").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{:?}", other.map(|p| p.map(|p| p.name_any())))),
+        }
+    })
+    .await;
+    // Deleted Services are really gone (the finalizer was removed after release).
+    eventually("b gone", WAIT, || async {
+        match svcs.get_opt("b").await {
+            Ok(None) => Ok(()),
+            other => Err(format!(
+                "{:?}",
+                other.map(|s| s.map(|s| s.finalizers().to_vec()))
+            )),
+        }
+    })
+    .await;
+
+    // kubectl shows the addresses as users see them.
+    let out = ok(kubectl(
+        cluster,
+        &["get", "svc", "-n", NS, "x5", "-o", "wide"],
+    ));
+    assert!(out.contains("198.18.200.0"), "{out}");
+    ctl.abort();
+}
+
+/// Events of a cluster-scoped object (they land in the `default` namespace).
+async fn event_reasons_all(client: &kube::Client, name: &str) -> Vec<String> {
+    event_reasons(client, name).await
+}
