@@ -30,7 +30,12 @@ pub fn render() -> Result<Vec<(String, String)>, Error> {
     for c in &crds {
         let file = file_name(c);
         kustomization.push_str(&format!("  - {file}\n"));
-        let yaml = serde_saphyr::to_string(c).map_err(|e| Error::Serialize {
+        let mut value = serde_json::to_value(c).map_err(|e| Error::Serialize {
+            name: c.metadata.name.clone().unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        kubernetes_formats(&mut value);
+        let yaml = serde_saphyr::to_string(&value).map_err(|e| Error::Serialize {
             name: c.metadata.name.clone().unwrap_or_default(),
             reason: e.to_string(),
         })?;
@@ -38,6 +43,34 @@ pub fn render() -> Result<Vec<(String, String)>, Error> {
     }
     files.push(("kustomization.yaml".to_owned(), kustomization));
     Ok(files)
+}
+
+/// schemars describes Rust's unsigned integers with formats Kubernetes does not know (the API
+/// server warns "unrecognized format uint32" on every apply) and float bounds. Rewrites them as
+/// `int64` with integer bounds, which keeps the same values valid.
+fn kubernetes_formats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let unsigned = match map.get("format").and_then(Value::as_str) {
+                Some("uint32") => Some(u64::from(u32::MAX)),
+                Some("uint16") => Some(u64::from(u16::MAX)),
+                Some("uint8") => Some(u64::from(u8::MAX)),
+                Some("uint64" | "uint") => Some(i64::MAX.unsigned_abs()),
+                _ => None,
+            };
+            if let Some(max) = unsigned {
+                map.insert("format".into(), Value::from("int64"));
+                map.insert("minimum".into(), Value::from(0));
+                map.insert("maximum".into(), Value::from(max));
+            }
+            for child in map.values_mut() {
+                kubernetes_formats(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(kubernetes_formats),
+        _ => {}
+    }
 }
 
 fn file_name(c: &CustomResourceDefinition) -> String {

@@ -24,8 +24,14 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `kubectl apply -k manifests/crd` and wait until every CRD is served.
+/// `kubectl apply -k manifests/crd` and wait until every CRD is served; once per test binary
+/// (two concurrent client-side applies would race to create the same CRD).
 pub fn install_crds(cluster: &testkube::Cluster) {
+    static ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
     let crd = repo().join("manifests/crd");
     ok(kubectl(cluster, &["apply", "-k", crd.to_str().unwrap()]));
     ok(kubectl(
@@ -38,6 +44,7 @@ pub fn install_crds(cluster: &testkube::Cluster) {
             "--all",
         ],
     ));
+    *done = true;
 }
 
 /// `kubectl apply -f -` with `yaml` on stdin.

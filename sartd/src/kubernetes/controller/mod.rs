@@ -4,6 +4,8 @@
 //! nothing.
 
 pub mod address_pool;
+pub mod node_bgp;
+pub mod node_bgp_plan;
 pub mod pools;
 pub mod service;
 
@@ -12,17 +14,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
+use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
-use crate::kubernetes::crd::{AddressPool, AddressType};
+use crate::kubernetes::crd::{AddressPool, AddressType, BGPPeerTemplate, ClusterBGP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +52,16 @@ pub struct Context {
     pool_refresh: mpsc::Sender<()>,
     /// Asks the Service controller to look at every Service again (pools changed).
     service_refresh: mpsc::Sender<()>,
+    /// Asks the ClusterBGP controller to recompute every status.
+    cluster_bgp_refresh: mpsc::Sender<()>,
+    caches: Caches,
+}
+
+/// Read-only views of the cluster the reconcilers consult.
+struct Caches {
+    nodes: reflector::Store<Node>,
+    cluster_bgps: reflector::Store<ClusterBGP>,
+    templates: reflector::Store<BGPPeerTemplate>,
 }
 
 impl Context {
@@ -100,6 +114,10 @@ impl Context {
         let _ = self.service_refresh.try_send(());
     }
 
+    fn cluster_bgp_changed(&self) {
+        let _ = self.cluster_bgp_refresh.try_send(());
+    }
+
     fn restored(&self) -> bool {
         self.restored.load(Ordering::Acquire)
     }
@@ -133,15 +151,28 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         e.acquire().await?;
     }
 
-    let pool_api: Api<AddressPool> = Api::all(client.clone());
-    let pool_ctl = Controller::new(pool_api, watcher::Config::default());
-    let pool_reader = pool_ctl.store();
     let (pool_tx, pool_rx) = mpsc::channel(1);
     let (svc_tx, svc_rx) = mpsc::channel(1);
+    let (node_tx, node_rx) = mpsc::channel(1);
+    let (cbgp_tx, cbgp_rx) = mpsc::channel(1);
+
+    let pool_ctl = Controller::new(
+        Api::<AddressPool>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let node_ctl = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let cbgp_ctl = Controller::new(
+        Api::<ClusterBGP>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    // ClusterBGPs and templates change what every node should have.
+    let (cluster_bgps, _cbgp_cache) =
+        cache(Api::<ClusterBGP>::all(client.clone()), node_tx.clone());
+    let (templates, _tmpl_cache) = cache(Api::<BGPPeerTemplate>::all(client.clone()), node_tx);
     let ctx = Arc::new(Context {
         client: client.clone(),
         alloc: Mutex::new(ipam::Allocator::default()),
-        pools: pool_reader.clone(),
+        pools: pool_ctl.store(),
         synced: Mutex::new(Vec::new()),
         recorder: Recorder::new(
             client.clone(),
@@ -153,24 +184,26 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         restored: AtomicBool::new(false),
         pool_refresh: pool_tx,
         service_refresh: svc_tx,
+        cluster_bgp_refresh: cbgp_tx,
+        caches: Caches {
+            nodes: node_ctl.store(),
+            cluster_bgps,
+            templates,
+        },
     });
 
-    let pool_ctl = pool_ctl
-        .reconcile_all_on(ReceiverStream::new(pool_rx))
-        .run(address_pool::reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
-    let mut pool_task = Task(tokio::spawn(pool_ctl));
-
-    // The store's readiness wakes only its last waiter (the controller polls it too), so look
-    // again now and then instead of waiting once.
-    loop {
-        match tokio::time::timeout(Duration::from_millis(200), pool_reader.wait_until_ready()).await
-        {
-            Ok(r) => break r.map_err(|e| Error::Cache(e.to_string()))?,
-            Err(_elapsed) => continue,
-        }
-    }
-    debug!("AddressPool cache ready");
+    let mut pool_task = Task(tokio::spawn(
+        pool_ctl
+            .reconcile_all_on(ReceiverStream::new(pool_rx))
+            .run(address_pool::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(())),
+    ));
+    // Nothing is decided before the caches hold the whole cluster: an empty view would read as
+    // "no pools" or "no ClusterBGP" and undo what exists.
+    ready(&ctx.pools).await?;
+    ready(&ctx.caches.cluster_bgps).await?;
+    ready(&ctx.caches.templates).await?;
+    debug!("caches ready");
     ctx.sync_pools();
     let svc_api: Api<Service> = Api::all(client.clone());
     let existing = svc_api
@@ -190,11 +223,24 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     ctx.restored.store(true, Ordering::Release);
     ctx.pools_changed();
 
-    let svc_ctl = Controller::new(svc_api, watcher::Config::default())
-        .reconcile_all_on(ReceiverStream::new(svc_rx))
-        .run(service::reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
-    let mut svc_task = Task(tokio::spawn(svc_ctl));
+    let mut svc_task = Task(tokio::spawn(
+        Controller::new(svc_api, watcher::Config::default())
+            .reconcile_all_on(ReceiverStream::new(svc_rx))
+            .run(service::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(())),
+    ));
+    let mut node_task = Task(tokio::spawn(
+        node_ctl
+            .reconcile_all_on(ReceiverStream::new(node_rx))
+            .run(node_bgp::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(())),
+    ));
+    let mut cbgp_task = Task(tokio::spawn(
+        cbgp_ctl
+            .reconcile_all_on(ReceiverStream::new(cbgp_rx))
+            .run(node_bgp::reconcile_cluster_bgp, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(())),
+    ));
 
     let lost = async {
         match &elector {
@@ -206,7 +252,44 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         r = lost => r,
         _ = &mut pool_task.0 => Ok(()),
         _ = &mut svc_task.0 => Ok(()),
+        _ = &mut node_task.0 => Ok(()),
+        _ = &mut cbgp_task.0 => Ok(()),
     }
+}
+
+/// Waits until a store holds the whole list. Its readiness wakes only its last waiter (a
+/// controller may poll it too), so look again now and then instead of waiting once.
+async fn ready<K>(store: &reflector::Store<K>) -> Result<(), Error>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await
+        {
+            return r.map_err(|e| Error::Cache(e.to_string()));
+        }
+    }
+}
+
+/// A watched cache of `K` that pokes `changed` on every change.
+fn cache<K>(api: Api<K>, changed: mpsc::Sender<()>) -> (reflector::Store<K>, Task)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let task = tokio::spawn(stream.for_each(move |r| {
+        if r.is_ok() {
+            let _ = changed.try_send(());
+        }
+        futures::future::ready(())
+    }));
+    (reader, Task(task))
 }
 
 /// A spawned controller loop that stops when `run` returns or is cancelled, so that a replica
