@@ -34,8 +34,85 @@ enum Command {
     Fib,
     /// Kubernetes controller: AddressPools and LoadBalancer Services.
     Controller(ControllerArgs),
-    /// Node agent (speaker driver and CNI IPAM server).
-    Agent,
+    /// Node agent: drives the local speaker from the node's NodeBGP, BGPPeers and
+    /// BGPAdvertisements.
+    Agent(AgentArgs),
+}
+
+/// Which half of sart runs: LoadBalancer, pod networking, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Lb,
+    Cni,
+    Dual,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// The speaker's API when the NodeBGP names none.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    speaker: String,
+    /// Seconds between full resynchronisations with the speaker.
+    #[arg(long, default_value_t = 10)]
+    resync: u64,
+    #[arg(long, value_enum, default_value_t = Mode::Lb)]
+    mode: Mode,
+}
+
+fn agent(args: AgentArgs) -> ExitCode {
+    if args.mode != Mode::Lb {
+        eprintln!(
+            "sartd agent: --mode {:?}: pod networking (CNI) is not built yet",
+            args.mode
+        );
+        return ExitCode::from(2);
+    }
+    let opts = sartd::kubernetes::agent::Options {
+        node: args.node_name,
+        speaker: args.speaker,
+        resync: std::time::Duration::from_secs(args.resync.max(1)),
+    };
+    block_on("agent", |client| async move {
+        sartd::kubernetes::agent::run(client, opts)
+            .await
+            .map_err(anyhow::Error::from)
+    })
+}
+
+/// Runs `f` with a Kubernetes client until it ends, SIGINT or SIGTERM.
+fn block_on<F, Fut>(what: &str, f: F) -> ExitCode
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sartd {what}: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| anyhow::anyhow!("no Kubernetes client configuration: {e}"))?;
+        tokio::select! {
+            r = f(client) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = terminate() => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sartd {what}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -52,6 +129,10 @@ struct ControllerArgs {
     /// This replica's identity in the Lease (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// `lb` and `dual` handle LoadBalancer Services; pod address blocks (`cni`, `dual`) are not
+    /// built yet.
+    #[arg(long, value_enum, default_value_t = Mode::Dual)]
+    mode: Mode,
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
@@ -63,32 +144,13 @@ fn controller(args: ControllerArgs) -> ExitCode {
     let opts = sartd::kubernetes::controller::Options {
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
+        services: args.mode != Mode::Cni,
     };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sartd controller: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result: anyhow::Result<()> = rt.block_on(async {
-        let client = kube::Client::try_default()
+    block_on("controller", |client| async move {
+        sartd::kubernetes::controller::run(client, opts)
             .await
-            .map_err(|e| anyhow::anyhow!("no Kubernetes client configuration: {e}"))?;
-        tokio::select! {
-            r = sartd::kubernetes::controller::run(client, opts) => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-            _ = terminate() => Ok(()),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("sartd controller: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+            .map_err(anyhow::Error::from)
+    })
 }
 
 async fn terminate() {
@@ -119,7 +181,7 @@ fn main() -> ExitCode {
         Command::Bgp(args) => return bgp::main(args),
         Command::Fib => "fib",
         Command::Controller(args) => return controller(args),
-        Command::Agent => "agent",
+        Command::Agent(args) => return agent(args),
     };
     eprintln!("sartd {name}: not implemented yet");
     ExitCode::from(2)

@@ -76,6 +76,7 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
         controller::Options {
             lease: None,
             identity: "test".into(),
+            services: true,
         },
     ));
     ok(kubectl(

@@ -108,6 +108,7 @@ async fn lb_ipam_against_the_real_api_server() {
         controller::Options {
             lease: Some(("default".into(), "sart-controller".into())),
             identity: "test".into(),
+            services: true,
         },
     ));
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);

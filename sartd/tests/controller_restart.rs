@@ -26,6 +26,7 @@ fn start(client: &kube::Client, identity: &str) -> JoinHandle<Result<(), control
         controller::Options {
             lease: Some((NS.into(), "sart-controller".into())),
             identity: identity.into(),
+            services: true,
         },
     ))
 }

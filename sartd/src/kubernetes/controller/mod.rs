@@ -4,6 +4,7 @@
 //! nothing.
 
 pub mod address_pool;
+pub mod advertise;
 pub mod node_bgp;
 pub mod node_bgp_plan;
 pub mod pools;
@@ -26,7 +27,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
-use crate::kubernetes::crd::{AddressPool, AddressType, BGPPeerTemplate, ClusterBGP};
+use crate::kubernetes::crd::{
+    AddressPool, AddressType, BGPAdvertisement, BGPPeer, BGPPeerTemplate, ClusterBGP,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,6 +66,9 @@ struct Caches {
     nodes: reflector::Store<Node>,
     cluster_bgps: reflector::Store<ClusterBGP>,
     templates: reflector::Store<BGPPeerTemplate>,
+    peers: reflector::Store<BGPPeer>,
+    slices: reflector::Store<EndpointSlice>,
+    ads: reflector::Store<BGPAdvertisement>,
 }
 
 impl Context {
@@ -130,6 +137,8 @@ pub struct Options {
     pub lease: Option<(String, String)>,
     /// This replica's identity (the pod name).
     pub identity: String,
+    /// Handle LoadBalancer Services (`--mode lb|dual`).
+    pub services: bool,
 }
 
 fn error_policy<K>(_obj: Arc<K>, e: &Error, _ctx: Arc<Context>) -> Action {
@@ -169,6 +178,11 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (cluster_bgps, _cbgp_cache) =
         cache(Api::<ClusterBGP>::all(client.clone()), node_tx.clone());
     let (templates, _tmpl_cache) = cache(Api::<BGPPeerTemplate>::all(client.clone()), node_tx);
+    // Peers and endpoints change who announces each Service address.
+    let (peers, _peer_cache) = cache(Api::<BGPPeer>::all(client.clone()), svc_tx.clone());
+    let (slices, _slice_cache) = cache(Api::<EndpointSlice>::all(client.clone()), svc_tx.clone());
+    let (ads_tx, _) = mpsc::channel(1);
+    let (ads, _ad_cache) = cache(Api::<BGPAdvertisement>::all(client.clone()), ads_tx);
     let ctx = Arc::new(Context {
         client: client.clone(),
         alloc: Mutex::new(ipam::Allocator::default()),
@@ -189,6 +203,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             nodes: node_ctl.store(),
             cluster_bgps,
             templates,
+            peers,
+            slices,
+            ads,
         },
     });
 
@@ -203,6 +220,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     ready(&ctx.pools).await?;
     ready(&ctx.caches.cluster_bgps).await?;
     ready(&ctx.caches.templates).await?;
+    ready(&ctx.caches.peers).await?;
+    ready(&ctx.caches.slices).await?;
+    ready(&ctx.caches.ads).await?;
     debug!("caches ready");
     ctx.sync_pools();
     let svc_api: Api<Service> = Api::all(client.clone());
@@ -223,12 +243,17 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     ctx.restored.store(true, Ordering::Release);
     ctx.pools_changed();
 
-    let mut svc_task = Task(tokio::spawn(
-        Controller::new(svc_api, watcher::Config::default())
-            .reconcile_all_on(ReceiverStream::new(svc_rx))
-            .run(service::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(())),
-    ));
+    let svc_ctl = Controller::new(svc_api, watcher::Config::default())
+        .reconcile_all_on(ReceiverStream::new(svc_rx))
+        .run(service::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let mut svc_task = Task(tokio::spawn(async move {
+        if opts.services {
+            svc_ctl.await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }));
     let mut node_task = Task(tokio::spawn(
         node_ctl
             .reconcile_all_on(ReceiverStream::new(node_rx))

@@ -114,6 +114,8 @@ async fn apply(
     let owner = node.controller_owner_ref(&()).map(|mut o| {
         // The node is not deleted on our behalf; we only follow it.
         o.controller = Some(false);
+        // Blocking the node's deletion would need nodes/finalizers rights; nothing needs it.
+        o.block_owner_deletion = None;
         o
     });
     let mut nb = NodeBGP::new(&name, plan.spec.clone());

@@ -13,24 +13,30 @@ use std::time::Duration;
 
 use ipam::{Family, FamilyPolicy, LbError, LbRequest, Protocol, ServiceKey};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error};
+use super::{Context, Error, advertise};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
+};
+use crate::kubernetes::crd::{
+    AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
 };
 
 pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
 /// The condition we keep on Services: whether their addresses are assigned.
 pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
+/// Label naming an advertisement's Service (as EndpointSlices name theirs).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A Service annotation we cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -210,6 +216,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                     .collect();
                 write_status(&api, &svc, &keep, None).await?;
             }
+            sync_ads(&svc, &[], &ctx).await?;
             set_finalizer(&api, &svc, false).await?;
             ctx.pools_changed();
             // Freed addresses may be what a waiting Service needs.
@@ -251,6 +258,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                 ctx.pools_changed();
             }
             write_status(&api, &svc, &ips, None).await?;
+            sync_ads(&svc, &ips, &ctx).await?;
             Ok(Action::await_change())
         }
         Err(e) => {
@@ -349,6 +357,100 @@ async fn set_finalizer(api: &Api<Service>, svc: &Service, present: bool) -> Resu
     )
     .await
     .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// One BGPAdvertisement per address, owned by the Service (Kubernetes deletes them with it), with
+/// `status.peers` moved towards the peers that should announce it; advertisements of addresses
+/// the Service no longer holds are deleted, and the agents withdraw what has no advertisement.
+async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Error> {
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing: Vec<Arc<BGPAdvertisement>> = ctx
+        .caches
+        .ads
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|a| a.labels().get(SERVICE_NAME_LABEL) == Some(&name))
+        .collect();
+    let wanted: BTreeSet<String> = ips.iter().map(|ip| advertise::name(&name, *ip)).collect();
+    for a in &existing {
+        if !wanted.contains(&a.name_any()) && a.metadata.deletion_timestamp.is_none() {
+            info!(advertisement = %a.name_any(), "address released: advertisement deleted");
+            match api.delete(&a.name_any(), &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(Error::Kube(e)),
+            }
+        }
+    }
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let peers: Vec<BGPPeer> = ctx
+        .caches
+        .peers
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let slices: Vec<EndpointSlice> = ctx
+        .caches
+        .slices
+        .state()
+        .iter()
+        .map(|s| (**s).clone())
+        .collect();
+    let targets = advertise::target_peers(svc, &peers, &slices);
+    for ip in ips {
+        let ad_name = advertise::name(&name, *ip);
+        let found = existing.iter().find(|a| a.name_any() == ad_name).cloned();
+        let ad = match found {
+            Some(a) => (*a).clone(),
+            None => {
+                let (cidr, protocol) = match ip {
+                    IpAddr::V4(_) => (format!("{ip}/32"), AdProtocol::Ipv4),
+                    IpAddr::V6(_) => (format!("{ip}/128"), AdProtocol::Ipv6),
+                };
+                let mut a = BGPAdvertisement::new(
+                    &ad_name,
+                    BGPAdvertisementSpec {
+                        cidr,
+                        ad_type: AddressType::Service,
+                        protocol,
+                        attrs: None,
+                    },
+                );
+                a.metadata.namespace = Some(ns.clone());
+                a.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), name.clone())].into());
+                a.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
+                match api.create(&PostParams::default(), &a).await {
+                    Ok(created) => created,
+                    // Our cache is behind; the next reconcile sees it.
+                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                    Err(e) => return Err(Error::Kube(e)),
+                }
+            }
+        };
+        let current = ad
+            .status
+            .as_ref()
+            .and_then(|s| s.peers.clone())
+            .unwrap_or_default();
+        let next = advertise::next_status(&current, &targets);
+        if next != current || ad.status.is_none() {
+            // Compare-and-swap against the agents' writes: a conflict retries the reconcile.
+            let patch = json!({
+                "metadata": {"resourceVersion": ad.resource_version()},
+                "status": {"peers": next},
+            });
+            api.patch_status(&ad_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::Kube)?;
+        }
+    }
     Ok(())
 }
 

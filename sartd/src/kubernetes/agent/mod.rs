@@ -1,0 +1,328 @@
+//! `sartd agent`: makes the node's speaker match the cluster. It watches the node's NodeBGP, its
+//! BGPPeers and every BGPAdvertisement; on any change, on a speaker (re)connect and every
+//! `resync`, it reads the speaker, applies the [`plan`](plan::plan), and writes BGPPeer and
+//! BGPAdvertisement status. Peer state changes arrive on the speaker's Watch stream, so
+//! `kubectl get bgppeer` follows sessions without polling.
+
+pub mod plan;
+pub mod speaker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use proto::v1;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
+use crate::kubernetes::crd::{
+    AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition, NodeBGP, PeerState,
+};
+use speaker::{Speaker, SpeakerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error(transparent)]
+    Speaker(#[from] SpeakerError),
+    #[error("{0}")]
+    Plan(#[from] plan::PlanError),
+    #[error("waiting for the caches: {0}")]
+    Cache(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub node: String,
+    /// The speaker's API when the NodeBGP does not name one.
+    pub speaker: String,
+    /// Full resynchronisation period.
+    pub resync: Duration,
+}
+
+/// Conditions kept on a BGPPeer (the last one is its state).
+const CONDITIONS_KEPT: usize = 8;
+
+struct Caches {
+    node_bgps: reflector::Store<NodeBGP>,
+    peers: reflector::Store<BGPPeer>,
+    ads: reflector::Store<BGPAdvertisement>,
+}
+
+fn watch_cache<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    changed: mpsc::Sender<()>,
+) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .touched_objects();
+    let task = tokio::spawn(stream.for_each(move |r| {
+        if r.is_ok() {
+            let _ = changed.try_send(());
+        }
+        futures::future::ready(())
+    }));
+    (reader, task)
+}
+
+async fn ready<K>(store: &reflector::Store<K>) -> Result<(), Error>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))
+}
+
+/// Stops the spawned watchers when the agent stops.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let (changed_tx, mut changed) = mpsc::channel(1);
+    let node_sel = format!("metadata.name={}", opts.node);
+    let (node_bgps, t1) = watch_cache(
+        Api::<NodeBGP>::all(client.clone()),
+        watcher::Config::default().fields(&node_sel),
+        changed_tx.clone(),
+    );
+    let (peers, t2) = watch_cache(
+        Api::<BGPPeer>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{PEER_NODE_LABEL}={}", opts.node)),
+        changed_tx.clone(),
+    );
+    let (ads, t3) = watch_cache(
+        Api::<BGPAdvertisement>::all(client.clone()),
+        watcher::Config::default(),
+        changed_tx.clone(),
+    );
+    let mut tasks = Tasks(vec![t1, t2, t3]);
+    let caches = Caches {
+        node_bgps,
+        peers,
+        ads,
+    };
+    ready(&caches.node_bgps).await?;
+    ready(&caches.peers).await?;
+    ready(&caches.ads).await?;
+    info!(node = %opts.node, "agent caches ready");
+
+    let mut speaker: Option<Speaker> = None;
+    let (events_tx, mut events) = mpsc::channel::<(IpAddr, PeerState)>(256);
+    let mut tick = tokio::time::interval(opts.resync);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let endpoint = caches
+            .node_bgps
+            .get(&reflector::ObjectRef::new(&opts.node))
+            .map_or_else(|| opts.speaker.clone(), |nb| nb.spec.speaker.path.clone());
+        let timeout = caches
+            .node_bgps
+            .get(&reflector::ObjectRef::new(&opts.node))
+            .and_then(|nb| nb.spec.speaker.timeout)
+            .unwrap_or(10);
+        if speaker.as_ref().is_none_or(|s| s.endpoint() != endpoint) {
+            let s = Speaker::new(&endpoint, Duration::from_secs(timeout))?;
+            // A new watch per speaker; its end (speaker restart) forces a full sync.
+            tasks.0.push(tokio::spawn(follow(
+                s.clone(),
+                events_tx.clone(),
+                changed_tx.clone(),
+            )));
+            speaker = Some(s);
+        }
+        let Some(sp) = speaker.clone() else { continue };
+        match sync(&client, &opts, &caches, &sp).await {
+            Ok(()) => backoff = Duration::from_millis(500),
+            Err(e) => {
+                warn!(error = %e, "sync failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = changed.recv() => {}
+            _ = tick.tick() => {}
+            Some((addr, state)) = events.recv() => {
+                let peers = peer_names(&caches);
+                if let Some(name) = peers.get(&addr) {
+                    let _ = set_peer_state(&client, &caches, name, state).await;
+                }
+            }
+        }
+    }
+}
+
+/// Follows the speaker's peer state changes; on any break, asks for a full sync and retries.
+async fn follow(sp: Speaker, events: mpsc::Sender<(IpAddr, PeerState)>, changed: mpsc::Sender<()>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match sp.watch().await {
+            Ok(mut stream) => {
+                backoff = Duration::from_millis(500);
+                let _ = changed.try_send(());
+                while let Some(Ok(ev)) = stream.next().await {
+                    if let Some(v1::watch_event::Event::Peer(p)) = ev.event
+                        && let Ok(addr) = p.address.parse()
+                    {
+                        let _ = events.send((addr, speaker::peer_state(p.state))).await;
+                    }
+                }
+                debug!("speaker watch ended");
+                let _ = changed.try_send(());
+            }
+            Err(e) => debug!(error = %e, "speaker watch"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// BGPPeer name by address, as in [`plan::want_peers`].
+fn peer_names(c: &Caches) -> BTreeMap<IpAddr, String> {
+    let all: Vec<BGPPeer> = c.peers.state().iter().map(|p| (**p).clone()).collect();
+    plan::want_peers(&all)
+        .into_iter()
+        .map(|(a, w)| (a, w.name))
+        .collect()
+}
+
+async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Result<(), Error> {
+    let Some(nb) = c.node_bgps.get(&reflector::ObjectRef::new(&opts.node)) else {
+        debug!(node = %opts.node, "no NodeBGP for this node: nothing to configure");
+        return Ok(());
+    };
+    let all_peers: Vec<BGPPeer> = c.peers.state().iter().map(|p| (**p).clone()).collect();
+    let want_peers = plan::want_peers(&all_peers);
+    let names: BTreeSet<String> = want_peers.values().map(|w| w.name.clone()).collect();
+    let ads: Vec<BGPAdvertisement> = c.ads.state().iter().map(|a| (**a).clone()).collect();
+    let want_paths = plan::want_paths(&ads, &names);
+    let (have, states) = sp.read().await?;
+    let steps = plan::plan(&nb.spec, &want_peers, &want_paths, &have)?;
+    for s in &steps {
+        info!(step = ?s, "speaker");
+        sp.apply(s).await?;
+    }
+    let (have, states) = if steps.is_empty() {
+        (have, states)
+    } else {
+        sp.read().await?
+    };
+    // BGPPeer status from the speaker.
+    let state_of: BTreeMap<IpAddr, PeerState> = states.into_iter().collect();
+    let mut established = BTreeMap::new();
+    for (addr, w) in &want_peers {
+        let st = state_of.get(addr).copied().unwrap_or(PeerState::Unknown);
+        established.insert(w.name.clone(), st == PeerState::Established);
+        set_peer_state(client, c, &w.name, st).await?;
+    }
+    // BGPAdvertisement status for our peers.
+    for ad in &ads {
+        let Ok(prefix) = ad.spec.cidr.parse::<ipnet::IpNet>() else {
+            continue;
+        };
+        let originated = have.paths.contains(&prefix.trunc());
+        if let Some(next) = plan::advertisement_status(ad, &established, originated) {
+            write_ad_status(client, ad, &next).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_peer_state(
+    client: &Client,
+    c: &Caches,
+    name: &str,
+    state: PeerState,
+) -> Result<(), Error> {
+    let Some(p) = c.peers.get(&reflector::ObjectRef::new(name)) else {
+        return Ok(());
+    };
+    let mut status = p.status.clone().unwrap_or_default();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    if conds.last().map(|c| c.status) == Some(state) {
+        return Ok(());
+    }
+    conds.push(BGPPeerCondition {
+        status: state,
+        reason: format!("{state:?} at {}", Timestamp::now()),
+    });
+    let skip = conds.len().saturating_sub(CONDITIONS_KEPT);
+    conds.drain(..skip);
+    info!(peer = %name, ?state, "BGPPeer state");
+    let api: Api<BGPPeer> = Api::all(client.clone());
+    let patch = json!({"status": {"backoff": status.backoff, "conditions": conds}});
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// `status.peers` as computed; keys that went become nulls (merge patch deletion), and the
+/// resourceVersion makes it a compare-and-swap against the controller's writes.
+async fn write_ad_status(
+    client: &Client,
+    ad: &BGPAdvertisement,
+    next: &BTreeMap<String, AdvertiseStatus>,
+) -> Result<(), Error> {
+    let mut peers = serde_json::Map::new();
+    let current = ad
+        .status
+        .as_ref()
+        .and_then(|s| s.peers.clone())
+        .unwrap_or_default();
+    for k in current.keys() {
+        if !next.contains_key(k) {
+            peers.insert(k.clone(), serde_json::Value::Null);
+        }
+    }
+    for (k, v) in next {
+        peers.insert(k.clone(), json!(v));
+    }
+    let patch = json!({
+        "metadata": {"resourceVersion": ad.resource_version()},
+        "status": {"peers": peers},
+    });
+    let api: Api<BGPAdvertisement> =
+        Api::namespaced(client.clone(), &ad.namespace().unwrap_or_default());
+    match api
+        .patch_status(
+            &ad.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        // Someone else wrote first: the next sync sees their version.
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}

@@ -1,0 +1,321 @@
+//! What the agent must tell its speaker, as a pure function of what Kubernetes wants (the node's
+//! NodeBGP, its BGPPeers, the BGPAdvertisements naming those peers) and what the speaker has.
+//! The agent owns the speaker's neighbours and locally originated paths: whatever the cluster
+//! does not ask for is removed, so a restart of either side converges without bookkeeping.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+
+use crate::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec};
+
+/// A neighbour as the speaker should have it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WantPeer {
+    /// The BGPPeer's name (the speaker's neighbour name).
+    pub name: String,
+    pub address: IpAddr,
+    pub asn: u32,
+    pub hold_time: Option<u32>,
+    pub keepalive_time: Option<u32>,
+}
+
+/// A neighbour as the speaker has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HavePeer {
+    pub address: IpAddr,
+    pub asn: u32,
+    pub name: String,
+}
+
+/// The speaker's state, as read through the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Have {
+    pub asn: u32,
+    pub router_id: Option<Ipv4Addr>,
+    pub multipath: bool,
+    pub peers: Vec<HavePeer>,
+    /// Locally originated prefixes.
+    pub paths: BTreeSet<IpNet>,
+}
+
+/// One API call, in the order they must be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    SetAs(u32),
+    SetRouterId(Ipv4Addr),
+    MultiPath(bool),
+    DeletePeer(IpAddr),
+    AddPeer(WantPeer),
+    AddPath(IpNet),
+    DeletePath(IpNet),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("NodeBGP routerId {0:?} is not an IPv4 address")]
+    RouterId(String),
+}
+
+/// The BGPPeers of this node, keyed by address; the oldest (then first by name) wins when two
+/// name the same address.
+pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
+    let mut sorted: Vec<&BGPPeer> = peers
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    sorted.sort_by_key(|p| {
+        (
+            p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            p.metadata.name.clone(),
+        )
+    });
+    let mut out = BTreeMap::new();
+    for p in sorted {
+        let Ok(address) = p.spec.addr.parse::<IpAddr>() else {
+            continue;
+        };
+        out.entry(address).or_insert_with(|| WantPeer {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            address,
+            asn: p.spec.asn,
+            hold_time: p.spec.hold_time,
+            keepalive_time: p.spec.keepalive_time,
+        });
+    }
+    out
+}
+
+/// Prefixes this node must originate: those of advertisements that ask any of `peers` (BGPPeer
+/// names) for `NotAdvertised` or `Advertised`.
+pub fn want_paths(ads: &[BGPAdvertisement], peers: &BTreeSet<String>) -> BTreeSet<IpNet> {
+    ads.iter()
+        .filter(|a| a.metadata.deletion_timestamp.is_none())
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.peers.as_ref())
+                .is_some_and(|m| {
+                    m.iter()
+                        .any(|(peer, st)| peers.contains(peer) && *st != AdvertiseStatus::Withdraw)
+                })
+        })
+        .filter_map(|a| a.spec.cidr.parse::<IpNet>().ok().map(|n| n.trunc()))
+        .collect()
+}
+
+/// The calls that turn `have` into what the NodeBGP, peers and paths ask for. A neighbour whose
+/// AS changed is deleted and added again (a session cannot change its peer AS in place).
+pub fn plan(
+    node_bgp: &NodeBGPSpec,
+    peers: &BTreeMap<IpAddr, WantPeer>,
+    paths: &BTreeSet<IpNet>,
+    have: &Have,
+) -> Result<Vec<Step>, PlanError> {
+    let router_id: Ipv4Addr = node_bgp
+        .router_id
+        .parse()
+        .map_err(|_| PlanError::RouterId(node_bgp.router_id.clone()))?;
+    let mut steps = Vec::new();
+    if have.asn != node_bgp.asn {
+        steps.push(Step::SetAs(node_bgp.asn));
+    }
+    if have.router_id != Some(router_id) {
+        steps.push(Step::SetRouterId(router_id));
+    }
+    let multipath = node_bgp.speaker.multipath.unwrap_or(false);
+    if have.multipath != multipath {
+        steps.push(Step::MultiPath(multipath));
+    }
+    // Changing AS or router id restarts every session on the speaker, which keeps them.
+    for h in &have.peers {
+        match peers.get(&h.address) {
+            Some(w) if w.asn == h.asn => {}
+            _ => steps.push(Step::DeletePeer(h.address)),
+        }
+    }
+    for (addr, w) in peers {
+        let present = have
+            .peers
+            .iter()
+            .any(|h| h.address == *addr && h.asn == w.asn);
+        if !present {
+            steps.push(Step::AddPeer(w.clone()));
+        }
+    }
+    for p in paths.difference(&have.paths) {
+        steps.push(Step::AddPath(*p));
+    }
+    for p in have.paths.difference(paths) {
+        steps.push(Step::DeletePath(*p));
+    }
+    Ok(steps)
+}
+
+/// The new `status.peers` of an advertisement after this node's speaker originates (or not)
+/// its prefix: our peers asked for it become `Advertised` once the session is up, and
+/// `Withdraw` entries of our peers are dropped once the prefix is gone. `None` when unchanged.
+pub fn advertisement_status(
+    ad: &BGPAdvertisement,
+    our_peers: &BTreeMap<String, bool>,
+    originated: bool,
+) -> Option<BTreeMap<String, AdvertiseStatus>> {
+    let current = ad.status.as_ref()?.peers.as_ref()?;
+    let mut next = current.clone();
+    for (peer, st) in current {
+        let Some(&established) = our_peers.get(peer) else {
+            continue;
+        };
+        match st {
+            AdvertiseStatus::NotAdvertised if originated && established => {
+                next.insert(peer.clone(), AdvertiseStatus::Advertised);
+            }
+            AdvertiseStatus::Withdraw if !originated => {
+                next.remove(peer);
+            }
+            _ => {}
+        }
+    }
+    (next != *current).then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::kubernetes::crd::{BGPAdvertisementSpec, BGPPeerSpec, SpeakerConfig};
+    use crate::kubernetes::crd::{BGPAdvertisementStatus, Protocol};
+
+    fn node_bgp() -> NodeBGPSpec {
+        NodeBGPSpec {
+            asn: 65010,
+            router_id: "198.18.0.10".into(),
+            speaker: SpeakerConfig {
+                path: "127.0.0.1:5000".into(),
+                timeout: None,
+                multipath: Some(true),
+            },
+            peers: None,
+        }
+    }
+
+    fn peer(name: &str, addr: &str, asn: u32) -> BGPPeer {
+        BGPPeer::new(
+            name,
+            BGPPeerSpec {
+                asn,
+                addr: addr.into(),
+                node_bgp_ref: "n1".into(),
+                ..BGPPeerSpec::default()
+            },
+        )
+    }
+
+    fn ad(cidr: &str, peers: &[(&str, AdvertiseStatus)]) -> BGPAdvertisement {
+        let mut a = BGPAdvertisement::new(
+            "ad",
+            BGPAdvertisementSpec {
+                cidr: cidr.into(),
+                ad_type: crate::kubernetes::crd::AddressType::Service,
+                protocol: Protocol::Ipv4,
+                attrs: None,
+            },
+        );
+        a.status = Some(BGPAdvertisementStatus {
+            peers: Some(peers.iter().map(|(p, s)| (p.to_string(), *s)).collect()),
+        });
+        a
+    }
+
+    #[test]
+    fn fresh_speaker_gets_everything_in_order() {
+        let peers = want_peers(&[peer("p1", "198.18.0.1", 65000)]);
+        let paths = want_paths(
+            &[ad(
+                "198.18.100.1/32",
+                &[("p1", AdvertiseStatus::NotAdvertised)],
+            )],
+            &["p1".to_string()].into(),
+        );
+        let steps = plan(&node_bgp(), &peers, &paths, &Have::default()).unwrap();
+        assert_eq!(steps[0], Step::SetAs(65010));
+        assert_eq!(steps[1], Step::SetRouterId("198.18.0.10".parse().unwrap()));
+        assert_eq!(steps[2], Step::MultiPath(true));
+        assert!(matches!(&steps[3], Step::AddPeer(w) if w.name == "p1"));
+        assert_eq!(steps[4], Step::AddPath("198.18.100.1/32".parse().unwrap()));
+        assert_eq!(steps.len(), 5);
+    }
+
+    #[test]
+    fn converged_speaker_needs_nothing_and_strays_are_removed() {
+        let peers = want_peers(&[peer("p1", "198.18.0.1", 65000)]);
+        let paths: BTreeSet<IpNet> = ["198.18.100.1/32".parse().unwrap()].into();
+        let mut have = Have {
+            asn: 65010,
+            router_id: Some("198.18.0.10".parse().unwrap()),
+            multipath: true,
+            peers: vec![HavePeer {
+                address: "198.18.0.1".parse().unwrap(),
+                asn: 65000,
+                name: "p1".into(),
+            }],
+            paths: paths.clone(),
+        };
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
+        have.peers.push(HavePeer {
+            address: "198.18.0.9".parse().unwrap(),
+            asn: 1,
+            name: "old".into(),
+        });
+        have.paths.insert("198.18.100.9/32".parse().unwrap());
+        have.peers[0].asn = 65001;
+        let steps = plan(&node_bgp(), &peers, &paths, &have).unwrap();
+        assert_eq!(
+            steps,
+            vec![
+                Step::DeletePeer("198.18.0.1".parse().unwrap()),
+                Step::DeletePeer("198.18.0.9".parse().unwrap()),
+                Step::AddPeer(peers.values().next().unwrap().clone()),
+                Step::DeletePath("198.18.100.9/32".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn withdraw_only_and_other_nodes_peers_do_not_originate() {
+        let ours: BTreeSet<String> = ["p1".to_string()].into();
+        let ads = [
+            ad("198.18.100.1/32", &[("p1", AdvertiseStatus::Withdraw)]),
+            ad(
+                "198.18.100.2/32",
+                &[("other-node-peer", AdvertiseStatus::NotAdvertised)],
+            ),
+        ];
+        assert!(want_paths(&ads, &ours).is_empty());
+    }
+
+    #[test]
+    fn status_moves_to_advertised_and_withdraw_entries_go() {
+        let a = ad(
+            "198.18.100.1/32",
+            &[
+                ("p1", AdvertiseStatus::NotAdvertised),
+                ("p2", AdvertiseStatus::NotAdvertised),
+                ("x", AdvertiseStatus::NotAdvertised),
+            ],
+        );
+        let ours = BTreeMap::from([("p1".to_string(), true), ("p2".to_string(), false)]);
+        let next = advertisement_status(&a, &ours, true).unwrap();
+        assert_eq!(next["p1"], AdvertiseStatus::Advertised);
+        assert_eq!(
+            next["p2"],
+            AdvertiseStatus::NotAdvertised,
+            "session not up yet"
+        );
+        assert_eq!(next["x"], AdvertiseStatus::NotAdvertised, "not our peer");
+        let w = ad("198.18.100.1/32", &[("p1", AdvertiseStatus::Withdraw)]);
+        assert!(advertisement_status(&w, &ours, false).unwrap().is_empty());
+        assert_eq!(advertisement_status(&w, &ours, true), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! The local speaker's `BgpApi`, over one lazily connected channel that reconnects by itself.
+//! Every call has a deadline, so a hung speaker cannot stall the agent.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use proto::v1;
+use proto::v1::bgp_api_client::BgpApiClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::plan::{Have, HavePeer, Step};
+use crate::kubernetes::crd::PeerState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("speaker endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("speaker {call}: {status}")]
+    Call {
+        call: &'static str,
+        status: tonic::Status,
+    },
+}
+
+#[derive(Clone)]
+pub struct Speaker {
+    endpoint: String,
+    client: BgpApiClient<Channel>,
+}
+
+fn call(call: &'static str) -> impl FnOnce(tonic::Status) -> SpeakerError {
+    move |status| SpeakerError::Call { call, status }
+}
+
+fn family(net: &IpNet) -> v1::AddressFamily {
+    let afi = match net {
+        IpNet::V4(_) => v1::address_family::Afi::Ip4,
+        IpNet::V6(_) => v1::address_family::Afi::Ip6,
+    };
+    v1::AddressFamily {
+        afi: afi as i32,
+        safi: v1::address_family::Safi::Unicast as i32,
+    }
+}
+
+pub fn peer_state(s: i32) -> PeerState {
+    use v1::peer::State;
+    match State::try_from(s) {
+        Ok(State::Idle) => PeerState::Idle,
+        Ok(State::Connect) => PeerState::Connect,
+        Ok(State::Active) => PeerState::Active,
+        Ok(State::OpenSent) => PeerState::OpenSent,
+        Ok(State::OpenConfirm) => PeerState::OpenConfirm,
+        Ok(State::Established) => PeerState::Established,
+        _ => PeerState::Unknown,
+    }
+}
+
+impl Speaker {
+    /// `host:port` or a URL; nothing is dialled until the first call.
+    pub fn new(endpoint: &str, timeout: Duration) -> Result<Speaker, SpeakerError> {
+        let url = if endpoint.contains("://") {
+            endpoint.to_owned()
+        } else {
+            format!("http://{endpoint}")
+        };
+        let bad = |reason: String| SpeakerError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            reason,
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Speaker {
+            endpoint: endpoint.to_owned(),
+            client: BgpApiClient::new(channel),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// AS, router id, multipath, neighbours (with their states) and local paths.
+    pub async fn read(&self) -> Result<(Have, Vec<(IpAddr, PeerState)>), SpeakerError> {
+        let mut c = self.client.clone();
+        let info = c
+            .get_bgp_info(v1::GetBgpInfoRequest {})
+            .await
+            .map_err(call("GetBgpInfo"))?
+            .into_inner()
+            .info
+            .unwrap_or_default();
+        let peers = c
+            .list_neighbor(v1::ListNeighborRequest {})
+            .await
+            .map_err(call("ListNeighbor"))?
+            .into_inner()
+            .peers;
+        let mut have = Have {
+            asn: info.asn,
+            router_id: info
+                .router_id
+                .parse()
+                .ok()
+                .filter(|r: &std::net::Ipv4Addr| !r.is_unspecified()),
+            multipath: info.multi_path,
+            ..Have::default()
+        };
+        let mut states = Vec::new();
+        for p in peers {
+            if let Ok(address) = p.address.parse() {
+                have.peers.push(HavePeer {
+                    address,
+                    asn: p.asn,
+                    name: p.name,
+                });
+                states.push((address, peer_state(p.state)));
+            }
+        }
+        for afi in [v1::address_family::Afi::Ip4, v1::address_family::Afi::Ip6] {
+            let paths = c
+                .get_path(v1::GetPathRequest {
+                    family: Some(v1::AddressFamily {
+                        afi: afi as i32,
+                        safi: v1::address_family::Safi::Unicast as i32,
+                    }),
+                })
+                .await
+                .map_err(call("GetPath"))?
+                .into_inner()
+                .paths;
+            // Locally originated paths have no peer.
+            have.paths.extend(
+                paths
+                    .iter()
+                    .filter(|p| p.peer_addr.is_empty())
+                    .filter_map(|p| p.nlri.parse::<IpNet>().ok()),
+            );
+        }
+        Ok((have, states))
+    }
+
+    pub async fn apply(&self, step: &Step) -> Result<(), SpeakerError> {
+        let mut c = self.client.clone();
+        match step {
+            Step::SetAs(asn) => {
+                c.set_as(v1::SetAsRequest { asn: *asn })
+                    .await
+                    .map_err(call("SetAS"))?;
+            }
+            Step::SetRouterId(id) => {
+                c.set_router_id(v1::SetRouterIdRequest {
+                    router_id: id.to_string(),
+                })
+                .await
+                .map_err(call("SetRouterId"))?;
+            }
+            Step::MultiPath(enable) => {
+                c.configure_multi_path(v1::ConfigureMultiPathRequest {
+                    enable: *enable,
+                    ..Default::default()
+                })
+                .await
+                .map_err(call("ConfigureMultiPath"))?;
+            }
+            Step::DeletePeer(addr) => {
+                c.delete_peer(v1::DeletePeerRequest {
+                    addr: addr.to_string(),
+                })
+                .await
+                .map_err(call("DeletePeer"))?;
+            }
+            Step::AddPeer(w) => {
+                c.add_peer(v1::AddPeerRequest {
+                    peer: Some(v1::Peer {
+                        name: w.name.clone(),
+                        asn: w.asn,
+                        address: w.address.to_string(),
+                        hold_time: w.hold_time.unwrap_or(0),
+                        keepalive_time: w.keepalive_time.unwrap_or(0),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map_err(call("AddPeer"))?;
+            }
+            Step::AddPath(p) => {
+                c.add_path(v1::AddPathRequest {
+                    family: Some(family(p)),
+                    prefixes: vec![p.to_string()],
+                    attributes: Vec::new(),
+                })
+                .await
+                .map_err(call("AddPath"))?;
+            }
+            Step::DeletePath(p) => {
+                c.delete_path(v1::DeletePathRequest {
+                    family: Some(family(p)),
+                    prefixes: vec![p.to_string()],
+                })
+                .await
+                .map_err(call("DeletePath"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The speaker's peer state changes, until the stream breaks.
+    pub async fn watch(&self) -> Result<tonic::Streaming<v1::WatchEvent>, SpeakerError> {
+        let mut c = self.client.clone();
+        Ok(c.watch(v1::WatchRequest {
+            peers: true,
+            paths: false,
+        })
+        .await
+        .map_err(call("Watch"))?
+        .into_inner())
+    }
+}

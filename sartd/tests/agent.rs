@@ -1,0 +1,178 @@
+//! The whole LoadBalancer path on one machine: the controller (in this process) against the real
+//! API server, `sartd bgp` and `sartd agent` in a node's network namespace, FRR as the
+//! top-of-rack router in another. A ClusterBGP gives the node its AS and peer, `kubectl get
+//! bgppeer` shows the session Established, a LoadBalancer Service's address reaches FRR over
+//! BGP and leaves when the Service goes, and a restarted speaker is configured again by the
+//! agent without help. Needs root (network namespaces) and the built binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+use interop::frr::Frr;
+use interop::sartd::{Sartd, sartd_binary};
+use interop::{BgpConfig, Daemon, Family, Link, Neighbor, Netns, wait_route, wait_route_gone};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use sartd::kubernetes::controller;
+use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+const V4: [Family; 1] = [Family::Ipv4Unicast];
+const PEER: &str = "n1-65000-198.18.95.2";
+
+fn netns_api(cluster: &testkube::Cluster, ns: &Netns) -> String {
+    let out = std::process::Command::new(testkube::cluster_script())
+        .arg("netns-api")
+        .arg(cluster.dir())
+        .args(["--netns", ns.name()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn peer_state(api: &Api<BGPPeer>, want: PeerState) {
+    eventually(&format!("BGPPeer {PEER} {want:?}"), WAIT, || async {
+        let p = api.get(PEER).await.map_err(|e| e.to_string())?;
+        let last = p
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.last().cloned());
+        match last {
+            Some(c) if c.status == want => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_address_reaches_the_router_through_the_agent() {
+    logs();
+    assert!(interop::is_root(), "needs root for network namespaces");
+    let cluster = testkube::Cluster::shared().unwrap();
+    install_crds(cluster);
+    let client = cluster.client().await.unwrap();
+
+    let (node_ns, router_ns) = (Netns::new("node").unwrap(), Netns::new("tor").unwrap());
+    let link = Link::veth(&node_ns, &router_ns, 95).unwrap();
+    let (node_ip, router_ip) = (link.a.ipv4(), link.b.ipv4());
+    let frr = Frr::start(
+        &router_ns,
+        "frr",
+        BgpConfig::new(65000, router_ip).neighbor(Neighbor::new(node_ip.into(), 65010, &V4)),
+    )
+    .unwrap();
+    // The speaker starts with no AS and no neighbours: all of it comes from the cluster.
+    let mut speaker = Sartd::start(&node_ns, "sartd", BgpConfig::new(0, node_ip)).unwrap();
+    let kubeconfig = netns_api(cluster, &node_ns);
+    let bin = sartd_binary();
+    let log = node_ns.dir().join("agent.log");
+    let _agent = node_ns
+        .spawn(
+            "sartd-agent",
+            &[
+                "env".to_string(),
+                format!("KUBECONFIG={kubeconfig}"),
+                bin.to_string_lossy().into_owned(),
+                "agent".into(),
+                "--node-name=n1".into(),
+                format!("--speaker={}", speaker.api_addr()),
+                "--resync=2".into(),
+            ],
+            &log,
+        )
+        .unwrap();
+    let ctl = tokio::spawn(controller::run(
+        client.clone(),
+        controller::Options {
+            lease: None,
+            identity: "test".into(),
+            services: true,
+        },
+    ));
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    let n: Node =
+        serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"bgp": "agent"}}}))
+            .unwrap();
+    nodes.create(&PostParams::default(), &n).await.unwrap();
+    nodes
+        .patch_status(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"addresses": [{"type": "InternalIP", "address": node_ip.to_string()}]}})),
+        )
+        .await
+        .unwrap();
+    ok(apply(
+        cluster,
+        &format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: agent}}\nspec:\n  nodeSelector: {{bgp: agent}}\n  asnSelector: {{from: asn, asn: 65010}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {router_ip}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: agent-lb}}\nspec: {{cidr: 198.18.220.0/24, type: service, autoAssign: true}}\n",
+            speaker.api_addr()
+        ),
+    ));
+
+    let peers: Api<BGPPeer> = Api::all(client.clone());
+    peer_state(&peers, PeerState::Established).await;
+    let out = ok(kubectl(cluster, &["get", "bgppeer", PEER]));
+    assert!(out.contains("Established"), "{out}");
+
+    // A LoadBalancer Service: its address goes to FRR with our AS.
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let vip = "198.18.220.0/32".parse().unwrap();
+    let path = wait_route(&frr, vip, WAIT, |_| true).unwrap();
+    assert_eq!(path.as_path, vec![65010], "{path:?}");
+    let ads: Api<BGPAdvertisement> = Api::namespaced(client.clone(), "default");
+    eventually("advertisement Advertised", WAIT, || async {
+        let a = ads
+            .get("web-198-18-220-0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let st = a.status.and_then(|s| s.peers).unwrap_or_default();
+        if st.get(PEER) == Some(&AdvertiseStatus::Advertised) {
+            Ok(())
+        } else {
+            Err(format!("{st:?}"))
+        }
+    })
+    .await;
+
+    // The speaker restarts empty; the agent puts AS, peer and path back.
+    speaker.restart().unwrap();
+    eventually("the agent sets the AS again", WAIT, || async {
+        let info = speaker
+            .sart_json(&["global", "get"])
+            .map_err(|e| e.to_string())?;
+        if info["asn"] == 65010 {
+            Ok(())
+        } else {
+            Err(info.to_string())
+        }
+    })
+    .await;
+    interop::wait_session(&speaker, router_ip.into(), true, WAIT).unwrap();
+    peer_state(&peers, PeerState::Established).await;
+    wait_route(&frr, vip, WAIT, |_| true).unwrap();
+
+    // The Service goes: so does its route.
+    svcs.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_route_gone(&frr, vip, WAIT).unwrap();
+    ctl.abort();
+    let _ = std::fs::read_to_string(&log).map(|l| eprintln!("agent log:\n{l}"));
+}
