@@ -71,6 +71,34 @@ async fn samples_apply_and_show_sart_columns() {
     assert_eq!(c.spec.speaker.multipath, Some(true));
     let t: Api<BGPPeerTemplate> = Api::all(client);
     assert_eq!(t.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    // The listing users type, across our kinds and Services.
+    let out = ok(kubectl(
+        cluster,
+        &["get", "addresspool,addressblock,bgppeer,svc", "-A"],
+    ));
+    assert!(
+        out.contains("addresspool.sart.terassyi.net/default-lb-pool")
+            && out.contains("app-svc-cluster"),
+        "{out}"
+    );
+}
+
+/// Every install flavour renders with kustomize and is accepted by the real API server
+/// (server-side dry run: schemas, RBAC objects, workloads).
+#[test]
+fn manifests_pass_a_server_side_dry_run() {
+    let cluster = testkube::Cluster::shared().unwrap();
+    install_crds(cluster);
+    for dir in ["base", "lb", "cni", "dual"] {
+        let path = repo().join("manifests").join(dir);
+        let out = kubectl(
+            cluster,
+            &["apply", "--dry-run=server", "-k", path.to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "manifests/{dir}: {err}");
+        assert!(!err.contains("Warning"), "manifests/{dir}: {err}");
+    }
 }
 
 #[test]
