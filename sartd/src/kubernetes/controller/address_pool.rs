@@ -17,7 +17,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::pools::{self, ValidPool};
-use super::{Context, Error};
+use super::{Context, Error, conflict};
 use crate::kubernetes::crd::address_pool::FINALIZER;
 use crate::kubernetes::crd::{ADDRESS_POOL_LABEL, AddressBlock, AddressPool, AddressType};
 
@@ -191,7 +191,7 @@ async fn set_finalizer(
         &Patch::Merge(&patch),
     )
     .await
-    .map_err(Error::Kube)?;
+    .map_err(|e| conflict(e, format!("AddressPool {}", p.name_any())))?;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ pub enum Error {
     Cache(String),
     #[error(transparent)]
     Lease(#[from] crate::kubernetes::lease::Error),
+    /// A compare-and-swap lost to another writer (an agent, or our own cache being behind).
+    #[error("{0} changed meanwhile")]
+    Conflict(String),
 }
 
 /// What every reconciler shares.
@@ -141,7 +144,19 @@ pub struct Options {
     pub services: bool,
 }
 
+/// A 409 from a compare-and-swap write is a [`Error::Conflict`], retried quickly and quietly.
+fn conflict(e: kube::Error, what: String) -> Error {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => Error::Conflict(what),
+        e => Error::Kube(e),
+    }
+}
+
 fn error_policy<K>(_obj: Arc<K>, e: &Error, _ctx: Arc<Context>) -> Action {
+    if let Error::Conflict(what) = e {
+        debug!(%what, "changed meanwhile; reconciling again");
+        return Action::requeue(Duration::from_millis(500));
+    }
     warn!(error = %e, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

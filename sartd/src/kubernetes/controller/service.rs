@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, advertise};
+use super::{Context, Error, advertise, conflict};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
@@ -356,7 +356,7 @@ async fn set_finalizer(api: &Api<Service>, svc: &Service, present: bool) -> Resu
         &Patch::Merge(&patch),
     )
     .await
-    .map_err(Error::Kube)?;
+    .map_err(|e| conflict(e, format!("Service {}", svc.name_any())))?;
     Ok(())
 }
 
@@ -448,7 +448,7 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
             });
             api.patch_status(&ad_name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map_err(Error::Kube)?;
+                .map_err(|e| conflict(e, format!("BGPAdvertisement {ns}/{ad_name}")))?;
         }
     }
     Ok(())
