@@ -255,6 +255,9 @@ async fn lb_ipam_against_the_real_api_server() {
             .contains(&"InUse".to_string())
     );
     svcs.delete("b", &DeleteParams::default()).await.unwrap();
+    // "c" waited for b's address in lb-other; a pool being deleted gives out nothing new.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ingress_is(&svcs, "c", &[]).await;
     eventually("lb-other gone", WAIT, || async {
         match pools.get_opt("lb-other").await {
             Ok(None) => Ok(()),

@@ -14,14 +14,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::{reflector, watcher};
+use kube::{Client, ResourceExt};
 use proto::v1;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::kubernetes::cache::{self, Task};
 use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use crate::kubernetes::crd::{
     AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition, NodeBGP, PeerState,
@@ -58,75 +58,39 @@ struct Caches {
     ads: reflector::Store<BGPAdvertisement>,
 }
 
-fn watch_cache<K>(
-    api: Api<K>,
-    cfg: watcher::Config,
-    changed: mpsc::Sender<()>,
-) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg))
-        .default_backoff()
-        .touched_objects();
-    let task = tokio::spawn(stream.for_each(move |r| {
-        if r.is_ok() {
-            let _ = changed.try_send(());
-        }
-        futures::future::ready(())
-    }));
-    (reader, task)
-}
-
-async fn ready<K>(store: &reflector::Store<K>) -> Result<(), Error>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store
-        .wait_until_ready()
-        .await
-        .map_err(|e| Error::Cache(e.to_string()))
-}
-
-/// Stops the spawned watchers when the agent stops.
-struct Tasks(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        self.0.iter().for_each(tokio::task::JoinHandle::abort);
-    }
-}
-
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (changed_tx, mut changed) = mpsc::channel(1);
     let node_sel = format!("metadata.name={}", opts.node);
-    let (node_bgps, t1) = watch_cache(
+    let (node_bgps, t1) = cache::watch(
         Api::<NodeBGP>::all(client.clone()),
         watcher::Config::default().fields(&node_sel),
         changed_tx.clone(),
     );
-    let (peers, t2) = watch_cache(
+    let (peers, t2) = cache::watch(
         Api::<BGPPeer>::all(client.clone()),
         watcher::Config::default().labels(&format!("{PEER_NODE_LABEL}={}", opts.node)),
         changed_tx.clone(),
     );
-    let (ads, t3) = watch_cache(
+    let (ads, t3) = cache::watch(
         Api::<BGPAdvertisement>::all(client.clone()),
         watcher::Config::default(),
         changed_tx.clone(),
     );
-    let mut tasks = Tasks(vec![t1, t2, t3]);
+    let mut tasks = vec![t1, t2, t3];
     let caches = Caches {
         node_bgps,
         peers,
         ads,
     };
-    ready(&caches.node_bgps).await?;
-    ready(&caches.peers).await?;
-    ready(&caches.ads).await?;
+    cache::ready(&caches.node_bgps)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&caches.peers)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&caches.ads)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
     info!(node = %opts.node, "agent caches ready");
 
     let mut speaker: Option<Speaker> = None;
@@ -146,11 +110,11 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         if speaker.as_ref().is_none_or(|s| s.endpoint() != endpoint) {
             let s = Speaker::new(&endpoint, Duration::from_secs(timeout))?;
             // A new watch per speaker; its end (speaker restart) forces a full sync.
-            tasks.0.push(tokio::spawn(follow(
+            tasks.push(Task(tokio::spawn(follow(
                 s.clone(),
                 events_tx.clone(),
                 changed_tx.clone(),
-            )));
+            ))));
             speaker = Some(s);
         }
         let Some(sp) = speaker.clone() else { continue };

@@ -11,13 +11,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::pools::{self, ValidPool};
-use super::{Context, Error, conflict};
+use super::{Context, Error, set_finalizer};
 use crate::kubernetes::crd::address_pool::FINALIZER;
 use crate::kubernetes::crd::{ADDRESS_POOL_LABEL, AddressBlock, AddressPool, AddressType};
 
@@ -101,17 +101,18 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
                     shown.join(", "),
                     if u.users.len() > 5 { ", ..." } else { "" }
                 );
-                publish(&ctx, &pool, EventType::Warning, "InUse", &note).await;
+                ctx.event(&*pool, EventType::Warning, "InUse", "Delete", &note)
+                    .await;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
         }
-        set_finalizer(&api, &pool, false).await?;
+        set_finalizer(&api, &*pool, FINALIZER, false).await?;
         info!(pool = %name, "pool released");
         return Ok(Action::await_change());
     }
 
     if !has_finalizer {
-        set_finalizer(&api, &pool, true).await?;
+        set_finalizer(&api, &*pool, FINALIZER, true).await?;
     }
     let mut status = pool.status.clone().unwrap_or_default();
     let (ready, reason, message) = match &verdict {
@@ -143,7 +144,8 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
     if !same {
         if ready == "False" {
             warn!(pool = %name, %message, "pool refused");
-            publish(&ctx, &pool, EventType::Warning, reason, &message).await;
+            ctx.event(&*pool, EventType::Warning, reason, "Validate", &message)
+                .await;
         }
         let c = Condition {
             type_: "Ready".into(),
@@ -166,44 +168,4 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
             .map_err(Error::Kube)?;
     }
     Ok(Action::await_change())
-}
-
-async fn set_finalizer(
-    api: &Api<AddressPool>,
-    p: &AddressPool,
-    present: bool,
-) -> Result<(), Error> {
-    let mut f: Vec<String> = p
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        f.push(FINALIZER.into());
-    }
-    let patch = json!({
-        "metadata": { "finalizers": f, "resourceVersion": p.resource_version() }
-    });
-    api.patch(
-        &p.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| conflict(e, format!("AddressPool {}", p.name_any())))?;
-    Ok(())
-}
-
-async fn publish(ctx: &Context, p: &AddressPool, type_: EventType, reason: &str, note: &str) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Validate".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &p.object_ref(&())).await {
-        warn!(error = %e, "publishing an event");
-    }
 }

@@ -18,15 +18,18 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
 use kube::Resource;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
+use crate::kubernetes::cache::{self, Task};
 use crate::kubernetes::crd::{
     AddressPool, AddressType, BGPAdvertisement, BGPPeer, BGPPeerTemplate, ClusterBGP,
 };
@@ -50,6 +53,14 @@ pub struct Context {
     pub client: Client,
     alloc: Mutex<ipam::Allocator>,
     pools: reflector::Store<AddressPool>,
+    /// Our condition as last written on each Service, so a write from a stale object repeats it
+    /// exactly instead of stamping a new time.
+    written: Mutex<
+        std::collections::HashMap<
+            ipam::ServiceKey,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+        >,
+    >,
     /// The service pools last given to the allocator.
     synced: Mutex<Vec<ipam::LbPool>>,
     recorder: Recorder,
@@ -81,12 +92,19 @@ impl Context {
         self.alloc.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Valid service pools, as the allocator sees them.
+    /// Valid service pools, as the allocator sees them. A pool being deleted gives out nothing
+    /// new (its holders keep what they have until they move; its deletion waits for them).
     fn service_pools(&self) -> Vec<ipam::LbPool> {
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        let deleting: std::collections::BTreeSet<String> = all
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .map(|p| p.name_any())
+            .collect();
         pools::validate(&all)
             .into_values()
             .filter_map(Result::ok)
+            .filter(|v| !deleting.contains(&v.name))
             .filter(|v| v.kind == AddressType::Service)
             .map(|v| ipam::LbPool {
                 name: v.name,
@@ -144,6 +162,55 @@ pub struct Options {
     pub services: bool,
 }
 
+/// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion.
+async fn set_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    present: bool,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut f: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if present {
+        f.push(finalizer.into());
+    }
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": f, "resourceVersion": obj.resource_version() }
+    });
+    let name = obj.name_any();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| conflict(e, format!("{} {name}", K::kind(&K::DynamicType::default()))))?;
+    Ok(())
+}
+
+impl Context {
+    /// Records an Event on `obj`; failing to record one is logged, never fatal.
+    async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            warn!(error = %e, "publishing an event");
+        }
+    }
+}
+
 /// A 409 from a compare-and-swap write is a [`Error::Conflict`], retried quickly and quietly.
 fn conflict(e: kube::Error, what: String) -> Error {
     match e {
@@ -190,19 +257,42 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
     );
     // ClusterBGPs and templates change what every node should have.
-    let (cluster_bgps, _cbgp_cache) =
-        cache(Api::<ClusterBGP>::all(client.clone()), node_tx.clone());
-    let (templates, _tmpl_cache) = cache(Api::<BGPPeerTemplate>::all(client.clone()), node_tx);
+    let (cluster_bgps, _cbgp_cache) = cache::watch(
+        Api::<ClusterBGP>::all(client.clone()),
+        watcher::Config::default(),
+        node_tx.clone(),
+    );
+    let (templates, _tmpl_cache) = cache::watch(
+        Api::<BGPPeerTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        node_tx,
+    );
     // Peers and endpoints change who announces each Service address.
-    let (peers, _peer_cache) = cache(Api::<BGPPeer>::all(client.clone()), svc_tx.clone());
-    let (slices, _slice_cache) = cache(Api::<EndpointSlice>::all(client.clone()), svc_tx.clone());
+    let (peers, _peer_cache) = cache::watch(
+        Api::<BGPPeer>::all(client.clone()),
+        watcher::Config::default(),
+        svc_tx.clone(),
+    );
+    // An EndpointSlice change concerns its own Service only (`.watches` below); this cache is
+    // what the reconcile reads.
+    let (slices_tx, _) = mpsc::channel(1);
+    let (slices, _slice_cache) = cache::watch(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default().labels(service::SERVICE_NAME_LABEL),
+        slices_tx,
+    );
     let (ads_tx, _) = mpsc::channel(1);
-    let (ads, _ad_cache) = cache(Api::<BGPAdvertisement>::all(client.clone()), ads_tx);
+    let (ads, _ad_cache) = cache::watch(
+        Api::<BGPAdvertisement>::all(client.clone()),
+        watcher::Config::default(),
+        ads_tx,
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         alloc: Mutex::new(ipam::Allocator::default()),
         pools: pool_ctl.store(),
         synced: Mutex::new(Vec::new()),
+        written: Mutex::new(std::collections::HashMap::new()),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -232,12 +322,24 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     ));
     // Nothing is decided before the caches hold the whole cluster: an empty view would read as
     // "no pools" or "no ClusterBGP" and undo what exists.
-    ready(&ctx.pools).await?;
-    ready(&ctx.caches.cluster_bgps).await?;
-    ready(&ctx.caches.templates).await?;
-    ready(&ctx.caches.peers).await?;
-    ready(&ctx.caches.slices).await?;
-    ready(&ctx.caches.ads).await?;
+    cache::ready(&ctx.pools)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.cluster_bgps)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.templates)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.peers)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.slices)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.ads)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
     debug!("caches ready");
     ctx.sync_pools();
     let svc_api: Api<Service> = Api::all(client.clone());
@@ -259,6 +361,15 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     ctx.pools_changed();
 
     let svc_ctl = Controller::new(svc_api, watcher::Config::default())
+        .watches(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default().labels(service::SERVICE_NAME_LABEL),
+            |es| {
+                let ns = es.namespace()?;
+                let name = es.labels().get(service::SERVICE_NAME_LABEL)?.clone();
+                Some(reflector::ObjectRef::<Service>::new(&name).within(&ns))
+            },
+        )
         .reconcile_all_on(ReceiverStream::new(svc_rx))
         .run(service::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -294,50 +405,5 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         _ = &mut svc_task.0 => Ok(()),
         _ = &mut node_task.0 => Ok(()),
         _ = &mut cbgp_task.0 => Ok(()),
-    }
-}
-
-/// Waits until a store holds the whole list. Its readiness wakes only its last waiter (a
-/// controller may poll it too), so look again now and then instead of waiting once.
-async fn ready<K>(store: &reflector::Store<K>) -> Result<(), Error>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        if let Ok(r) =
-            tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await
-        {
-            return r.map_err(|e| Error::Cache(e.to_string()));
-        }
-    }
-}
-
-/// A watched cache of `K` that pokes `changed` on every change.
-fn cache<K>(api: Api<K>, changed: mpsc::Sender<()>) -> (reflector::Store<K>, Task)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    let task = tokio::spawn(stream.for_each(move |r| {
-        if r.is_ok() {
-            let _ = changed.try_send(());
-        }
-        futures::future::ready(())
-    }));
-    (reader, Task(task))
-}
-
-/// A spawned controller loop that stops when `run` returns or is cancelled, so that a replica
-/// that lost its Lease (or a test's restart) leaves nothing running behind.
-struct Task(tokio::task::JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

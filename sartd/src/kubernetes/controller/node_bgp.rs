@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -54,16 +54,14 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
         Ok(p) => p,
         Err(e) => {
             warn!(node = %name, error = %e, "no NodeBGP");
-            let ev = Event {
-                type_: EventType::Warning,
-                reason: "InvalidBGPConfig".into(),
-                note: Some(e.to_string()),
-                action: "Configure".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&ev, &node.object_ref(&())).await {
-                warn!(error = %e, "publishing an event");
-            }
+            ctx.event(
+                &*node,
+                EventType::Warning,
+                "InvalidBGPConfig",
+                "Configure",
+                &e.to_string(),
+            )
+            .await;
             // Leave what exists: a typo in a ClusterBGP must not tear down working sessions.
             return Ok(Action::requeue(Duration::from_secs(60)));
         }

@@ -18,12 +18,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, advertise, conflict};
+use super::{Context, Error, advertise, conflict, set_finalizer};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
@@ -203,6 +203,10 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
         let released = ctx.lock().release(&k);
+        ctx.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&k);
         if has_finalizer {
             if !released.is_empty() {
                 info!(service = %k, ips = ?released, "addresses released");
@@ -214,10 +218,17 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                     .into_iter()
                     .filter(|ip| !mine.contains(ip))
                     .collect();
-                write_status(&api, &svc, &keep, None).await?;
+                write_status(
+                    &ctx,
+                    &api,
+                    &svc,
+                    &keep,
+                    Some(("Released", "not a LoadBalancer Service of ours")),
+                )
+                .await?;
             }
             sync_ads(&svc, &[], &ctx).await?;
-            set_finalizer(&api, &svc, false).await?;
+            set_finalizer(&api, &*svc, FINALIZER, false).await?;
             ctx.pools_changed();
             // Freed addresses may be what a waiting Service needs.
             ctx.services_changed();
@@ -229,6 +240,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         Err(e) => {
             ctx.warn(&svc, "InvalidAnnotation", &e.to_string()).await;
             write_status(
+                &ctx,
                 &api,
                 &svc,
                 &ingress_ips(&svc),
@@ -248,7 +260,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         Ok(ips) => {
             // The finalizer goes on before the addresses are visible, so no path leaks them.
             if !has_finalizer {
-                set_finalizer(&api, &svc, true).await?;
+                set_finalizer(&api, &*svc, FINALIZER, true).await?;
             }
             // The allocator, not the (possibly stale) object, says whether this is news.
             if held != ips {
@@ -257,14 +269,25 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                 ctx.normal(&svc, "AddressAssigned", &list.join(",")).await;
                 ctx.pools_changed();
             }
-            write_status(&api, &svc, &ips, None).await?;
+            write_status(&ctx, &api, &svc, &ips, None).await?;
             sync_ads(&svc, &ips, &ctx).await?;
+            // The EndpointSlice event that woke us may reach our slice cache a moment later:
+            // Local Services look again, so their announcing nodes are never stale for long.
+            if svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.external_traffic_policy.as_deref())
+                == Some("Local")
+            {
+                return Ok(Action::requeue(Duration::from_secs(10)));
+            }
             Ok(Action::await_change())
         }
         Err(e) => {
             warn!(service = %k, error = %e, "no address");
             ctx.warn(&svc, reason(&e), &e.to_string()).await;
             write_status(
+                &ctx,
                 &api,
                 &svc,
                 &ingress_ips(&svc),
@@ -279,6 +302,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
 
 /// Writes ingress and our condition, only when they differ from what the Service shows.
 async fn write_status(
+    ctx: &Context,
     api: &Api<Service>,
     svc: &Service,
     ips: &[IpAddr],
@@ -307,14 +331,29 @@ async fn write_status(
         return Ok(());
     }
     if !unchanged_condition {
-        let c = Condition {
-            type_: CONDITION.into(),
-            status: st.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: Time(Timestamp::now()),
-            observed_generation: svc.metadata.generation,
+        // The object may be stale (our previous write not seen yet): reuse the condition we
+        // last wrote when it says the same, so the repeated patch changes nothing on the server.
+        let key = key(svc);
+        let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
+        let c = match written.get(&key) {
+            Some(c) if c.status == st && c.reason == reason && c.message == message => c.clone(),
+            _ => {
+                let now = Timestamp::now();
+                Condition {
+                    type_: CONDITION.into(),
+                    status: st.into(),
+                    reason: reason.into(),
+                    message,
+                    // Whole seconds, as the API server stores it.
+                    last_transition_time: Time(
+                        Timestamp::from_second(now.as_second()).unwrap_or(now),
+                    ),
+                    observed_generation: svc.metadata.generation,
+                }
+            }
         };
+        written.insert(key, c.clone());
+        drop(written);
         match old {
             Some(i) => conditions[i] = c,
             None => conditions.push(c),
@@ -333,30 +372,6 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
-    Ok(())
-}
-
-async fn set_finalizer(api: &Api<Service>, svc: &Service, present: bool) -> Result<(), Error> {
-    let mut f: Vec<String> = svc
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        f.push(FINALIZER.into());
-    }
-    // resourceVersion makes this a compare-and-swap: a concurrent finalizer change is retried.
-    let patch = json!({
-        "metadata": { "finalizers": f, "resourceVersion": svc.resource_version() }
-    });
-    api.patch(
-        &svc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| conflict(e, format!("Service {}", svc.name_any())))?;
     Ok(())
 }
 
@@ -455,25 +470,14 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
 }
 
 impl Context {
-    async fn publish(&self, svc: &Service, type_: EventType, reason: &str, note: &str) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note.into()),
-            action: "Allocate".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &svc.object_ref(&())).await {
-            warn!(error = %e, "publishing an event");
-        }
-    }
-
     async fn warn(&self, svc: &Service, reason: &str, note: &str) {
-        self.publish(svc, EventType::Warning, reason, note).await;
+        self.event(svc, EventType::Warning, reason, "Allocate", note)
+            .await;
     }
 
     async fn normal(&self, svc: &Service, reason: &str, note: &str) {
-        self.publish(svc, EventType::Normal, reason, note).await;
+        self.event(svc, EventType::Normal, reason, "Allocate", note)
+            .await;
     }
 }
 

@@ -1,0 +1,60 @@
+//! Watched caches shared by the controller and the agent: a reflector store per kind whose
+//! changes poke a channel, the wait for a complete first list, and tasks that stop with their
+//! owner.
+
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use futures::StreamExt;
+
+/// A spawned loop that is aborted when dropped, so a stopped controller or agent (a lost Lease,
+/// a test's restart) leaves nothing running behind.
+pub struct Task(pub tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A cache of `K` (as `cfg` selects) that pokes `changed` on every change; a full channel means a
+/// poke is already pending.
+pub fn watch<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    changed: mpsc::Sender<()>,
+) -> (reflector::Store<K>, Task)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .touched_objects();
+    let task = tokio::spawn(stream.for_each(move |r| {
+        if r.is_ok() {
+            let _ = changed.try_send(());
+        }
+        futures::future::ready(())
+    }));
+    (reader, Task(task))
+}
+
+/// Waits until a store holds the whole first list. Readiness wakes only a store's last waiter (a
+/// kube Controller may poll the same store), so look again now and then instead of waiting once.
+pub async fn ready<K>(store: &reflector::Store<K>) -> Result<(), reflector::store::WriterDropped>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        let wait = store.wait_until_ready();
+        if let Ok(r) = tokio::time::timeout(std::time::Duration::from_millis(200), wait).await {
+            return r;
+        }
+    }
+}
