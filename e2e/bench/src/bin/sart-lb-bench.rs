@@ -164,7 +164,9 @@ async fn main() -> Result<()> {
             async move {
                 let svc: Service = serde_json::from_value(json!({
                     "metadata": {"name": format!("lb{i:05}")},
+                    // The NodePort range holds 2,768 ports: a LoadBalancer needs none.
                     "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
+                             "allocateLoadBalancerNodePorts": false,
                              "selector": {"app": format!("lb{i:05}")}}
                 }))?;
                 api.create(&PostParams::default(), &svc).await?;

@@ -316,6 +316,10 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
 
     let mut pool_task = Task(tokio::spawn(
         pool_ctl
+            // Counts change with every assignment: write them at most about once a second.
+            .with_config(
+                kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)),
+            )
             .reconcile_all_on(ReceiverStream::new(pool_rx))
             .run(address_pool::reconcile, error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(())),

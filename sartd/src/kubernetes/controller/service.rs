@@ -411,11 +411,15 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
         .iter()
         .map(|p| (**p).clone())
         .collect();
+    // Only this Service's slices: copying every slice of the cluster for every Service made a
+    // burst of N Services cost N² copies.
     let slices: Vec<EndpointSlice> = ctx
         .caches
         .slices
         .state()
         .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&name))
         .map(|s| (**s).clone())
         .collect();
     let targets = advertise::target_peers(svc, &peers, &slices);
