@@ -76,7 +76,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
         changed_tx.clone(),
     );
-    let mut tasks = vec![t1, t2, t3];
+    let _watchers = [t1, t2, t3];
+    // Held only to be dropped (which stops it) when the speaker changes.
+    let mut _follower: Option<Task> = None;
     let caches = Caches {
         node_bgps,
         peers,
@@ -108,14 +110,29 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             .and_then(|nb| nb.spec.speaker.timeout)
             .unwrap_or(10);
         if speaker.as_ref().is_none_or(|s| s.endpoint() != endpoint) {
-            let s = Speaker::new(&endpoint, Duration::from_secs(timeout))?;
-            // A new watch per speaker; its end (speaker restart) forces a full sync.
-            tasks.push(Task(tokio::spawn(follow(
-                s.clone(),
-                events_tx.clone(),
-                changed_tx.clone(),
-            ))));
-            speaker = Some(s);
+            match Speaker::new(&endpoint, Duration::from_secs(timeout)) {
+                Ok(s) => {
+                    // One watch per speaker (the old one stops); its end (a speaker restart)
+                    // forces a full sync.
+                    _follower = Some(Task(tokio::spawn(follow(
+                        s.clone(),
+                        events_tx.clone(),
+                        changed_tx.clone(),
+                    ))));
+                    speaker = Some(s);
+                }
+                Err(e) => {
+                    // A bad NodeBGP must not crash-loop the agent: wait for it to change.
+                    warn!(error = %e, "speaker endpoint unusable");
+                    speaker = None;
+                    _follower = None;
+                    tokio::select! {
+                        _ = changed.recv() => {}
+                        _ = tick.tick() => {}
+                    }
+                    continue;
+                }
+            }
         }
         let Some(sp) = speaker.clone() else { continue };
         match sync(&client, &opts, &caches, &sp).await {
