@@ -238,10 +238,20 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             Duration::from_secs(15),
         )
     });
-    if let Some(e) = &elector {
-        e.acquire().await?;
+    let Some(elector) = elector else {
+        return serve(client, opts).await;
+    };
+    elector.acquire().await?;
+    // Renewal runs from the first moment: filling the caches of a large cluster may take longer
+    // than the Lease lasts.
+    tokio::select! {
+        e = elector.keep() => Err(Error::Lease(e)),
+        r = serve(client, opts) => r,
     }
+}
 
+/// The controllers, until one of them stops.
+async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     let (pool_tx, pool_rx) = mpsc::channel(1);
     let (svc_tx, svc_rx) = mpsc::channel(1);
     let (node_tx, node_rx) = mpsc::channel(1);
@@ -397,14 +407,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             .for_each(|_| futures::future::ready(())),
     ));
 
-    let lost = async {
-        match &elector {
-            Some(e) => Err(Error::Lease(e.keep().await)),
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
-        r = lost => r,
         _ = &mut pool_task.0 => Ok(()),
         _ = &mut svc_task.0 => Ok(()),
         _ = &mut node_task.0 => Ok(()),
