@@ -9,3 +9,13 @@ pub mod sart {
 }
 
 pub use sart::v1;
+
+/// The URL for a `BgpApi` endpoint given as `host:port` (as sart's flags and CRDs write it) or
+/// as a URL already.
+pub fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    }
+}

@@ -111,14 +111,11 @@ fn family(afi: &str, safi: &str) -> anyhow::Result<v1::AddressFamily> {
 }
 
 async fn client(endpoint: &str) -> anyhow::Result<BgpApiClient<Channel>> {
-    let url = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    BgpApiClient::connect(url).await.with_context(|| {
-        format!("cannot reach the speaker's API at {endpoint} (is `sartd bgp` running?)")
-    })
+    BgpApiClient::connect(proto::endpoint_url(endpoint))
+        .await
+        .with_context(|| {
+            format!("cannot reach the speaker's API at {endpoint} (is `sartd bgp` running?)")
+        })
 }
 
 /// Turns a gRPC status into a one-line error.

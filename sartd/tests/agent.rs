@@ -16,7 +16,7 @@ use interop::frr::Frr;
 use interop::sartd::{Sartd, sartd_binary};
 use interop::{BgpConfig, Daemon, Family, Link, Neighbor, Netns, wait_route, wait_route_gone};
 use k8s_openapi::api::core::v1::{Node, Service};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
 use serde_json::json;
@@ -102,18 +102,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
     ));
 
     let nodes: Api<Node> = Api::all(client.clone());
-    let n: Node =
-        serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"bgp": "agent"}}}))
-            .unwrap();
-    nodes.create(&PostParams::default(), &n).await.unwrap();
-    nodes
-        .patch_status(
-            "n1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"addresses": [{"type": "InternalIP", "address": node_ip.to_string()}]}})),
-        )
-        .await
-        .unwrap();
+    create_node(&nodes, "n1", json!({"bgp": "agent"}), &node_ip.to_string()).await;
     ok(apply(
         cluster,
         &format!(

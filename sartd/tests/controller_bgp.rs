@@ -11,24 +11,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{BGPPeer, ClusterBGP, NodeBGP};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn node(api: &Api<Node>, name: &str, bgp: &str, ip: &str) {
-    let n: Node = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"bgp": bgp}},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &n).await.unwrap();
-    let status = json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
-}
 
 async fn names<K>(api: &Api<K>) -> Result<Vec<String>, String>
 where
@@ -68,9 +56,9 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
     install_crds(cluster);
     let client = cluster.client().await.unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
-    node(&nodes, "n1", "a", "198.18.210.1").await;
-    node(&nodes, "n2", "a", "198.18.210.2").await;
-    node(&nodes, "n3", "b", "198.18.210.3").await;
+    create_node(&nodes, "n1", json!({"bgp": "a"}), "198.18.210.1").await;
+    create_node(&nodes, "n2", json!({"bgp": "a"}), "198.18.210.2").await;
+    create_node(&nodes, "n3", json!({"bgp": "b"}), "198.18.210.3").await;
     let ctl = tokio::spawn(controller::run(
         client.clone(),
         controller::Options {

@@ -96,3 +96,24 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Creates a Node object with `labels` and one `InternalIP` (there is no kubelet: status is
+/// written through the status subresource, as a kubelet would).
+pub async fn create_node(
+    api: &kube::Api<k8s_openapi::api::core::v1::Node>,
+    name: &str,
+    labels: serde_json::Value,
+    ip: &str,
+) {
+    use kube::api::{Patch, PatchParams, PostParams};
+    let n = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": labels},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &n).await.unwrap();
+    let status =
+        serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}

@@ -60,11 +60,7 @@ pub fn peer_state(s: i32) -> PeerState {
 impl Speaker {
     /// `host:port` or a URL; nothing is dialled until the first call.
     pub fn new(endpoint: &str, timeout: Duration) -> Result<Speaker, SpeakerError> {
-        let url = if endpoint.contains("://") {
-            endpoint.to_owned()
-        } else {
-            format!("http://{endpoint}")
-        };
+        let url = proto::endpoint_url(endpoint);
         let bad = |reason: String| SpeakerError::Endpoint {
             endpoint: endpoint.to_owned(),
             reason,
