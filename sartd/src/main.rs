@@ -129,8 +129,8 @@ struct ControllerArgs {
     /// This replica's identity in the Lease (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// `lb` and `dual` handle LoadBalancer Services; pod address blocks (`cni`, `dual`) are not
-    /// built yet.
+    /// `lb` and `dual` handle LoadBalancer Services; `cni` and `dual` hand out pod address
+    /// blocks (BlockRequest → AddressBlock).
     #[arg(long, value_enum, default_value_t = Mode::Dual)]
     mode: Mode,
 }
@@ -145,6 +145,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
         services: args.mode != Mode::Cni,
+        pods: args.mode != Mode::Lb,
     };
     block_on("controller", |client| async move {
         sartd::kubernetes::controller::run(client, opts)

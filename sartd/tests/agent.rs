@@ -2,8 +2,9 @@
 //! API server, `sartd bgp` and `sartd agent` in a node's network namespace, FRR as the
 //! top-of-rack router in another. A ClusterBGP gives the node its AS and peer, `kubectl get
 //! bgppeer` shows the session Established, a LoadBalancer Service's address reaches FRR over
-//! BGP and leaves when the Service goes, and a restarted speaker is configured again by the
-//! agent without help. Needs root (network namespaces) and the built binaries.
+//! BGP and leaves when the Service goes, so does a node's pod block (BlockRequest →
+//! AddressBlock → advertisement), and a restarted speaker is configured again by the agent
+//! without help. Needs root (network namespaces) and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -98,6 +99,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
             lease: None,
             identity: "test".into(),
             services: true,
+            pods: true,
         },
     ));
 
@@ -106,7 +108,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
     ok(apply(
         cluster,
         &format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: agent}}\nspec:\n  nodeSelector: {{bgp: agent}}\n  asnSelector: {{from: asn, asn: 65010}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {router_ip}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: agent-lb}}\nspec: {{cidr: 198.18.220.0/24, type: service, autoAssign: true}}\n",
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: agent}}\nspec:\n  nodeSelector: {{bgp: agent}}\n  asnSelector: {{from: asn, asn: 65010}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {router_ip}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: agent-lb}}\nspec: {{cidr: 198.18.220.0/24, type: service, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: agent-pods}}\nspec: {{cidr: 198.18.221.0/24, type: pod, blockSize: 26, autoAssign: true}}\n",
             speaker.api_addr()
         ),
     ));
@@ -142,7 +144,16 @@ async fn service_address_reaches_the_router_through_the_agent() {
     })
     .await;
 
-    // The speaker restarts empty; the agent puts AS, peer and path back.
+    // A pod block for the node (asked for as the CNI side asks): its prefix goes to FRR too.
+    ok(apply(
+        cluster,
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: BlockRequest\nmetadata: {name: agent-pods-n1}\nspec: {pool: agent-pods, node: n1}\n",
+    ));
+    let block = "198.18.221.0/26".parse().unwrap();
+    let path = wait_route(&frr, block, WAIT, |_| true).unwrap();
+    assert_eq!(path.as_path, vec![65010], "{path:?}");
+
+    // The speaker restarts empty; the agent puts AS, peer and paths back.
     speaker.restart().unwrap();
     eventually("the agent sets the AS again", WAIT, || async {
         let info = speaker
@@ -158,6 +169,14 @@ async fn service_address_reaches_the_router_through_the_agent() {
     interop::wait_session(&speaker, router_ip.into(), true, WAIT).unwrap();
     peer_state(&peers, PeerState::Established).await;
     wait_route(&frr, vip, WAIT, |_| true).unwrap();
+    wait_route(&frr, block, WAIT, |_| true).unwrap();
+
+    // The block is released: its advertisement goes, so does the route.
+    ok(kubectl(
+        cluster,
+        &["delete", "addressblock", "agent-pods-0"],
+    ));
+    wait_route_gone(&frr, block, WAIT).unwrap();
 
     // The Service goes: so does its route.
     svcs.delete("web", &DeleteParams::default()).await.unwrap();

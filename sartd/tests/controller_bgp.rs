@@ -65,6 +65,7 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
             lease: None,
             identity: "test".into(),
             services: true,
+            pods: true,
         },
     ));
     ok(kubectl(

@@ -109,6 +109,7 @@ async fn lb_ipam_against_the_real_api_server() {
             lease: Some(("default".into(), "sart-controller".into())),
             identity: "test".into(),
             services: true,
+            pods: true,
         },
     ));
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);

@@ -27,6 +27,7 @@ fn start(client: &kube::Client, identity: &str) -> JoinHandle<Result<(), control
             lease: Some((NS.into(), "sart-controller".into())),
             identity: identity.into(),
             services: true,
+            pods: true,
         },
     ))
 }

@@ -47,7 +47,8 @@ pub fn render() -> Result<Vec<(String, String)>, Error> {
 
 /// schemars describes Rust's unsigned integers with formats Kubernetes does not know (the API
 /// server warns "unrecognized format uint32" on every apply) and float bounds. Rewrites them as
-/// `int64` with integer bounds, which keeps the same values valid.
+/// `int64` with integer bounds, which keeps the same values valid. A 64-bit one gets no maximum:
+/// `int64` is the bound, and the API server reads 2^63 - 1 in JSON as a float it refuses.
 fn kubernetes_formats(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
@@ -56,13 +57,17 @@ fn kubernetes_formats(v: &mut serde_json::Value) {
                 Some("uint32") => Some(u64::from(u32::MAX)),
                 Some("uint16") => Some(u64::from(u16::MAX)),
                 Some("uint8") => Some(u64::from(u8::MAX)),
-                Some("uint64" | "uint") => Some(i64::MAX.unsigned_abs()),
+                Some("uint64" | "uint") => Some(0),
                 _ => None,
             };
             if let Some(max) = unsigned {
                 map.insert("format".into(), Value::from("int64"));
                 map.insert("minimum".into(), Value::from(0));
-                map.insert("maximum".into(), Value::from(max));
+                if max > 0 {
+                    map.insert("maximum".into(), Value::from(max));
+                } else {
+                    map.remove("maximum");
+                }
             }
             for child in map.values_mut() {
                 kubernetes_formats(child);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::pools::{self, ValidPool};
 use super::{Context, Error, set_finalizer};
 use crate::kubernetes::crd::address_pool::FINALIZER;
-use crate::kubernetes::crd::{ADDRESS_POOL_LABEL, AddressBlock, AddressPool, AddressType};
+use crate::kubernetes::crd::{AddressPool, AddressType};
 
 /// What uses a pool now.
 struct Use {
@@ -55,18 +55,19 @@ async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
             })
         }
         AddressType::Pod => {
-            let api: Api<AddressBlock> = Api::all(ctx.client.clone());
-            let lp = ListParams::default().labels(&format!("{ADDRESS_POOL_LABEL}={}", pool.name));
-            let blocks = api.list(&lp).await.map_err(Error::Kube)?;
+            let blocks: Vec<String> = ctx
+                .caches
+                .blocks
+                .state()
+                .iter()
+                .filter(|b| b.spec.pool_ref == pool.name)
+                .map(|b| b.name_any())
+                .collect();
             let per_block = 1u128 << (pool.pool.cidr().max_prefix_len() - pool.pool.block_len());
             Ok(Use {
-                addresses: per_block.saturating_mul(blocks.items.len() as u128),
-                blocks: blocks.items.len() as u64,
-                users: blocks
-                    .items
-                    .iter()
-                    .map(|b| format!("AddressBlock {}", b.name_any()))
-                    .collect(),
+                addresses: per_block.saturating_mul(blocks.len() as u128),
+                blocks: blocks.len() as u64,
+                users: blocks.iter().map(|b| format!("AddressBlock {b}")).collect(),
             })
         }
     }

@@ -4,9 +4,12 @@
 //! nothing.
 
 pub mod address_pool;
+pub mod ads;
 pub mod advertise;
 pub mod node_bgp;
 pub mod node_bgp_plan;
+pub mod pod_block;
+pub mod pod_block_plan;
 pub mod pools;
 pub mod service;
 
@@ -31,7 +34,8 @@ use tracing::{debug, info, warn};
 
 use crate::kubernetes::cache::{self, Task};
 use crate::kubernetes::crd::{
-    AddressPool, AddressType, BGPAdvertisement, BGPPeer, BGPPeerTemplate, ClusterBGP,
+    AddressBlock, AddressPool, AddressType, BGPAdvertisement, BGPPeer, BGPPeerTemplate,
+    BlockRequest, ClusterBGP,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -72,6 +76,8 @@ pub struct Context {
     service_refresh: mpsc::Sender<()>,
     /// Asks the ClusterBGP controller to recompute every status.
     cluster_bgp_refresh: mpsc::Sender<()>,
+    /// Pod pools' writes the caches may not show yet.
+    pod: pod_block::Memory,
     caches: Caches,
 }
 
@@ -83,6 +89,7 @@ struct Caches {
     peers: reflector::Store<BGPPeer>,
     slices: reflector::Store<EndpointSlice>,
     ads: reflector::Store<BGPAdvertisement>,
+    blocks: reflector::Store<AddressBlock>,
 }
 
 impl Context {
@@ -160,6 +167,8 @@ pub struct Options {
     pub identity: String,
     /// Handle LoadBalancer Services (`--mode lb|dual`).
     pub services: bool,
+    /// Hand out pod blocks (`--mode cni|dual`).
+    pub pods: bool,
 }
 
 /// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion.
@@ -297,6 +306,34 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
         ads_tx,
     );
+    // Blocks of a node are looked at again when the node or its peers change.
+    let block_ctl = Controller::new(
+        Api::<AddressBlock>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let blocks = block_ctl.store();
+    let of_node = |store: reflector::Store<AddressBlock>| {
+        move |node: &str| -> Vec<reflector::ObjectRef<AddressBlock>> {
+            store
+                .state()
+                .iter()
+                .filter(|b| b.spec.node_ref.as_deref() == Some(node))
+                .map(|b| reflector::ObjectRef::from_obj(&**b))
+                .collect()
+        }
+    };
+    let (by_node, by_peer) = (of_node(blocks.clone()), of_node(blocks.clone()));
+    let block_ctl = block_ctl
+        .watches(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            move |n| by_node(&n.name_any()),
+        )
+        .watches(
+            Api::<BGPPeer>::all(client.clone()),
+            watcher::Config::default(),
+            move |p| by_peer(&p.spec.node_bgp_ref),
+        );
     let ctx = Arc::new(Context {
         client: client.clone(),
         alloc: Mutex::new(ipam::Allocator::default()),
@@ -314,6 +351,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         pool_refresh: pool_tx,
         service_refresh: svc_tx,
         cluster_bgp_refresh: cbgp_tx,
+        pod: pod_block::Memory::default(),
         caches: Caches {
             nodes: node_ctl.store(),
             cluster_bgps,
@@ -321,6 +359,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             peers,
             slices,
             ads,
+            blocks,
         },
     });
 
@@ -352,6 +391,16 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     cache::ready(&ctx.caches.ads)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    // Pod blocks are looked after in every mode: a block of a gone node is released even when
+    // no one asks for new ones.
+    let mut block_task = Task(tokio::spawn(
+        block_ctl
+            .run(pod_block::reconcile_block, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(())),
+    ));
+    cache::ready(&ctx.caches.blocks)
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     debug!("caches ready");
@@ -387,9 +436,25 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         .reconcile_all_on(ReceiverStream::new(svc_rx))
         .run(service::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
+    let (services, pods) = (opts.services, opts.pods);
     let mut svc_task = Task(tokio::spawn(async move {
-        if opts.services {
+        if services {
             svc_ctl.await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }));
+    // Requests are served only once every block is in the cache (else one could be handed out
+    // twice).
+    let req_ctl = Controller::new(
+        Api::<BlockRequest>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .run(pod_block::reconcile_request, error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()));
+    let mut req_task = Task(tokio::spawn(async move {
+        if pods {
+            req_ctl.await;
         } else {
             std::future::pending::<()>().await;
         }
@@ -412,5 +477,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         _ = &mut svc_task.0 => Ok(()),
         _ = &mut node_task.0 => Ok(()),
         _ = &mut cbgp_task.0 => Ok(()),
+        _ = &mut block_task.0 => Ok(()),
+        _ = &mut req_task.0 => Ok(()),
     }
 }

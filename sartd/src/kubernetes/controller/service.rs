@@ -16,14 +16,14 @@ use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, advertise, conflict, set_finalizer};
+use super::{Context, Error, ads, advertise, set_finalizer};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
@@ -381,7 +381,6 @@ async fn write_status(
 async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Error> {
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
-    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), &ns);
     let existing: Vec<Arc<BGPAdvertisement>> = ctx
         .caches
         .ads
@@ -394,11 +393,7 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
     for a in &existing {
         if !wanted.contains(&a.name_any()) && a.metadata.deletion_timestamp.is_none() {
             info!(advertisement = %a.name_any(), "address released: advertisement deleted");
-            match api.delete(&a.name_any(), &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(Error::Kube(e)),
-            }
+            ads::delete(ctx, &ns, &a.name_any()).await?;
         }
     }
     if ips.is_empty() {
@@ -425,50 +420,24 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
     let targets = advertise::target_peers(svc, &peers, &slices);
     for ip in ips {
         let ad_name = advertise::name(&name, *ip);
-        let found = existing.iter().find(|a| a.name_any() == ad_name).cloned();
-        let ad = match found {
-            Some(a) => (*a).clone(),
-            None => {
-                let (cidr, protocol) = match ip {
-                    IpAddr::V4(_) => (format!("{ip}/32"), AdProtocol::Ipv4),
-                    IpAddr::V6(_) => (format!("{ip}/128"), AdProtocol::Ipv6),
-                };
-                let mut a = BGPAdvertisement::new(
-                    &ad_name,
-                    BGPAdvertisementSpec {
-                        cidr,
-                        ad_type: AddressType::Service,
-                        protocol,
-                        attrs: None,
-                    },
-                );
-                a.metadata.namespace = Some(ns.clone());
-                a.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), name.clone())].into());
-                a.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
-                match api.create(&PostParams::default(), &a).await {
-                    Ok(created) => created,
-                    // Our cache is behind; the next reconcile sees it.
-                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                    Err(e) => return Err(Error::Kube(e)),
-                }
-            }
+        let (cidr, protocol) = match ip {
+            IpAddr::V4(_) => (format!("{ip}/32"), AdProtocol::Ipv4),
+            IpAddr::V6(_) => (format!("{ip}/128"), AdProtocol::Ipv6),
         };
-        let current = ad
-            .status
-            .as_ref()
-            .and_then(|s| s.peers.clone())
-            .unwrap_or_default();
-        let next = advertise::next_status(&current, &targets);
-        if next != current || ad.status.is_none() {
-            // Compare-and-swap against the agents' writes: a conflict retries the reconcile.
-            let patch = json!({
-                "metadata": {"resourceVersion": ad.resource_version()},
-                "status": {"peers": next},
-            });
-            api.patch_status(&ad_name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| conflict(e, format!("BGPAdvertisement {ns}/{ad_name}")))?;
-        }
+        let mut want = BGPAdvertisement::new(
+            &ad_name,
+            BGPAdvertisementSpec {
+                cidr,
+                ad_type: AddressType::Service,
+                protocol,
+                attrs: None,
+            },
+        );
+        want.metadata.namespace = Some(ns.clone());
+        want.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), name.clone())].into());
+        want.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
+        let found = existing.iter().find(|a| a.name_any() == ad_name);
+        ads::ensure(ctx, found.map(|a| &**a), &want, &targets).await?;
     }
     Ok(())
 }

@@ -60,3 +60,6 @@ pub enum AdvertiseStatus {
     /// Should be withdrawn; the agent removes the key once it is.
     Withdraw,
 }
+
+/// Where pod block advertisements live (sart's choice; the blocks themselves are cluster-wide).
+pub const POD_ADVERTISEMENT_NAMESPACE: &str = "kube-system";
