@@ -133,6 +133,30 @@ struct ControllerArgs {
     /// blocks (BlockRequest → AddressBlock).
     #[arg(long, value_enum, default_value_t = Mode::Dual)]
     mode: Mode,
+    /// The controller's namespace (where its own webhook certificate Secret is kept).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
+    namespace: String,
+    /// Where the admission webhooks listen (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    webhook_bind: std::net::SocketAddr,
+    /// Serve no webhooks (for clusters without the webhook configurations).
+    #[arg(long)]
+    no_webhook: bool,
+    /// A mounted webhook certificate (`tls.crt`, `tls.key`), e.g. from cert-manager. Without
+    /// one the controller makes its own and keeps it in the Secret `--webhook-secret`.
+    #[arg(long, default_value = "/etc/sart/webhook-cert")]
+    webhook_cert_dir: std::path::PathBuf,
+    #[arg(long, default_value = "sart-webhook-server-cert")]
+    webhook_secret: String,
+    /// Names (or addresses) our own certificate is made for; repeatable (default:
+    /// sart-webhook-service.<namespace>.svc).
+    #[arg(long = "webhook-host")]
+    webhook_hosts: Vec<String>,
+    /// The webhook configurations whose caBundle we fill with our own certificate's CA.
+    #[arg(long, default_value = "sart-validating-webhook-configuration")]
+    validating_webhook_configuration: String,
+    #[arg(long, default_value = "sart-mutating-webhook-configuration")]
+    mutating_webhook_configuration: String,
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
@@ -147,10 +171,37 @@ fn controller(args: ControllerArgs) -> ExitCode {
         services: args.mode != Mode::Cni,
         pods: args.mode != Mode::Lb,
     };
+    let webhook = (!args.no_webhook).then(|| {
+        let hosts = if args.webhook_hosts.is_empty() {
+            vec![
+                format!("sart-webhook-service.{}.svc", args.namespace),
+                format!("sart-webhook-service.{}.svc.cluster.local", args.namespace),
+            ]
+        } else {
+            args.webhook_hosts
+        };
+        sartd::kubernetes::webhook::Options {
+            bind: args.webhook_bind,
+            cert_dir: args.webhook_cert_dir,
+            secret: (args.namespace, args.webhook_secret),
+            hosts,
+            configurations: (
+                args.validating_webhook_configuration,
+                args.mutating_webhook_configuration,
+            ),
+        }
+    });
     block_on("controller", |client| async move {
-        sartd::kubernetes::controller::run(client, opts)
-            .await
-            .map_err(anyhow::Error::from)
+        let webhooks = async {
+            match webhook {
+                Some(w) => sartd::kubernetes::webhook::run(client.clone(), w).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = sartd::kubernetes::controller::run(client.clone(), opts) => r.map_err(anyhow::Error::from),
+            r = webhooks => r.map_err(anyhow::Error::from),
+        }
     })
 }
 

@@ -6,3 +6,4 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod lease;
+pub mod webhook;
