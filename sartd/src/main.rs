@@ -136,6 +136,9 @@ struct ControllerArgs {
     /// The controller's namespace (where its own webhook certificate Secret is kept).
     #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
     namespace: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_bind: std::net::SocketAddr,
     /// Where the admission webhooks listen (HTTPS).
     #[arg(long, default_value = "0.0.0.0:8443")]
     webhook_bind: std::net::SocketAddr,
@@ -170,7 +173,10 @@ fn controller(args: ControllerArgs) -> ExitCode {
         identity,
         services: args.mode != Mode::Cni,
         pods: args.mode != Mode::Lb,
+        metrics: sartd::kubernetes::metrics::Metrics::default(),
     };
+    let metrics = opts.metrics.clone();
+    let http_bind = args.http_bind;
     let webhook = (!args.no_webhook).then(|| {
         let hosts = if args.webhook_hosts.is_empty() {
             vec![
@@ -192,15 +198,21 @@ fn controller(args: ControllerArgs) -> ExitCode {
         }
     });
     block_on("controller", |client| async move {
+        let m = metrics.clone();
         let webhooks = async {
             match webhook {
-                Some(w) => sartd::kubernetes::webhook::run(client.clone(), w).await,
-                None => std::future::pending().await,
+                Some(w) => sartd::kubernetes::webhook::run(client.clone(), w, m).await,
+                None => {
+                    m.set_ready();
+                    std::future::pending().await
+                }
             }
         };
+        let http = sartd::kubernetes::metrics::serve(http_bind, metrics);
         tokio::select! {
             r = sartd::kubernetes::controller::run(client.clone(), opts) => r.map_err(anyhow::Error::from),
             r = webhooks => r.map_err(anyhow::Error::from),
+            r = http => r.map_err(|e| anyhow::anyhow!("HTTP server on {http_bind}: {e}")),
         }
     })
 }

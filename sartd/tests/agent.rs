@@ -100,6 +100,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
             identity: "test".into(),
             services: true,
             pods: true,
+            metrics: Default::default(),
         },
     ));
 

@@ -66,6 +66,7 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
             identity: "test".into(),
             services: true,
             pods: true,
+            metrics: Default::default(),
         },
     ));
     ok(kubectl(

@@ -110,6 +110,7 @@ async fn lb_ipam_against_the_real_api_server() {
             identity: "test".into(),
             services: true,
             pods: true,
+            metrics: Default::default(),
         },
     ));
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);

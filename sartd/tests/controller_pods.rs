@@ -21,6 +21,7 @@ use sartd::kubernetes::crd::{
     AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BlockRequest, BlockRequestSpec,
     Protocol,
 };
+use sartd::kubernetes::metrics::{self, Metrics};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -57,13 +58,27 @@ metadata: {name: n2-tor}
 spec: {asn: 65000, addr: 198.18.70.2, nodeBGPRef: n2, speaker: {path: "127.0.0.1:5000"}}
 "#;
 
-fn options() -> controller::Options {
+fn options(metrics: &Metrics) -> controller::Options {
     controller::Options {
         lease: None,
         identity: "test".into(),
         services: false,
         pods: true,
+        metrics: metrics.clone(),
     }
+}
+
+/// A plain HTTP GET, as Prometheus or a kubelet probe does.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = |e: std::io::Error| e.to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(e)?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .map_err(e)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.map_err(e)?;
+    Ok(out)
 }
 
 /// Asks for a block as a node agent does: `<pool>-<node>`, then waits for the answer.
@@ -170,7 +185,8 @@ async fn pod_blocks_against_the_real_api_server() {
     create_node(&nodes, "n1", json!({}), "198.18.70.11").await;
     create_node(&nodes, "n2", json!({}), "198.18.70.12").await;
     ok(apply(cluster, POOLS));
-    let mut ctl = tokio::spawn(controller::run(client.clone(), options()));
+    let m = Metrics::default();
+    let mut ctl = tokio::spawn(controller::run(client.clone(), options(&m)));
     let reqs: Api<BlockRequest> = Api::all(client.clone());
     let blocks: Api<AddressBlock> = Api::all(client.clone());
     let pools: Api<AddressPool> = Api::all(client.clone());
@@ -276,10 +292,38 @@ async fn pod_blocks_against_the_real_api_server() {
     })
     .await;
 
+    // The HTTP endpoint shows the same, and what the reconciles did.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let http = tokio::spawn(metrics::serve(port, m.clone()));
+    eventually("metrics over HTTP", WAIT, || async {
+        let out = http_get(port, "/metrics").await?;
+        let want = [
+            "sart_controller_pool_blocks{pool=\"pods\"} 4",
+            "sart_controller_pool_addresses{pool=\"pods\",state=\"free\"} 0",
+            "sart_controller_leader 1",
+            "sart_controller_reconciles_total{controller=\"blockrequest\",result=\"ok\"}",
+        ];
+        match want.iter().find(|w| !out.contains(*w)) {
+            None => Ok(()),
+            Some(w) => Err(format!("no {w} in {out}")),
+        }
+    })
+    .await;
+    // Not ready until the webhooks listen (main sets it when there are none).
+    let not_ready = http_get(port, "/readyz").await.unwrap();
+    assert!(not_ready.starts_with("HTTP/1.0 503"), "{not_ready}");
+    m.set_ready();
+    let ready = http_get(port, "/readyz").await.unwrap();
+    assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    http.abort();
+
     // A restarted controller sees every block before it serves: the next block is new.
     ctl.abort();
     let _ = ctl.await;
-    ctl = tokio::spawn(controller::run(client.clone(), options()));
+    ctl = tokio::spawn(controller::run(client.clone(), options(&m)));
     reqs.delete("pods-ghost", &DeleteParams::default())
         .await
         .unwrap();

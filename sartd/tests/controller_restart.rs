@@ -28,6 +28,7 @@ fn start(client: &kube::Client, identity: &str) -> JoinHandle<Result<(), control
             identity: identity.into(),
             services: true,
             pods: true,
+            metrics: Default::default(),
         },
     ))
 }

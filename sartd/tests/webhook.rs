@@ -110,6 +110,7 @@ async fn webhooks_guard_sart_objects() {
     let client = cluster.client().await.unwrap();
     let port = free_port();
     ok(apply(cluster, &configurations(port)));
+    let metrics = sartd::kubernetes::metrics::Metrics::default();
     let server = tokio::spawn(webhook::run(
         client.clone(),
         webhook::Options {
@@ -122,6 +123,7 @@ async fn webhooks_guard_sart_objects() {
                 "sart-mutating-webhook-configuration".into(),
             ),
         },
+        metrics.clone(),
     ));
 
     // Our certificate is in the Secret, and its CA in the configurations.
@@ -220,5 +222,12 @@ async fn webhooks_guard_sart_objects() {
         "same CA"
     );
     assert!(!server.is_finished(), "the webhook server is still up");
+    let counted = metrics.render().unwrap();
+    assert!(
+        counted.contains(
+            "sart_controller_admissions_total{webhook=\"addresspool\",allowed=\"false\"} 4"
+        ),
+        "{counted}"
+    );
     server.abort();
 }

@@ -6,4 +6,5 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod lease;
+pub mod metrics;
 pub mod webhook;

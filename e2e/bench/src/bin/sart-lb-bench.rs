@@ -141,7 +141,15 @@ async fn main() -> Result<()> {
     let log = std::fs::File::create(cluster.dir().join("controller.log"))?;
     let controller = Child(
         Command::new(&bin)
-            .args(["controller", "--no-leader-election", "--level=warn"])
+            // No webhooks (nothing registers them here) and no fixed ports.
+            .args([
+                "controller",
+                "--no-leader-election",
+                "--no-webhook",
+                "--http-bind=127.0.0.1:0",
+                "--mode=lb",
+                "--level=warn",
+            ])
             .env("KUBECONFIG", cluster.kubeconfig())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -108,6 +108,7 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
             }
         }
         set_finalizer(&api, &*pool, FINALIZER, false).await?;
+        ctx.metrics.forget_pool(&name);
         info!(pool = %name, "pool released");
         return Ok(Action::await_change());
     }
@@ -127,12 +128,19 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
             status.allocated = Some(cap(u.addresses));
             status.free = Some(cap(size.saturating_sub(u.addresses)));
             status.blocks = Some(i64::try_from(u.blocks).unwrap_or(i64::MAX));
+            ctx.metrics.pool(
+                &name,
+                cap(u.addresses),
+                cap(size.saturating_sub(u.addresses)),
+                i64::try_from(u.blocks).unwrap_or(i64::MAX),
+            );
             ("True", "Valid", String::new())
         }
         Err(e) => {
             status.allocated = None;
             status.free = None;
             status.blocks = None;
+            ctx.metrics.forget_pool(&name);
             ("False", e.reason(), e.to_string())
         }
     };

@@ -78,6 +78,7 @@ pub struct Context {
     cluster_bgp_refresh: mpsc::Sender<()>,
     /// Pod pools' writes the caches may not show yet.
     pod: pod_block::Memory,
+    metrics: crate::kubernetes::metrics::Metrics,
     caches: Caches,
 }
 
@@ -169,6 +170,7 @@ pub struct Options {
     pub services: bool,
     /// Hand out pod blocks (`--mode cni|dual`).
     pub pods: bool,
+    pub metrics: crate::kubernetes::metrics::Metrics,
 }
 
 /// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion.
@@ -237,6 +239,18 @@ fn error_policy<K>(_obj: Arc<K>, e: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
+/// Counts each reconcile's outcome under `controller`.
+fn counted<T, E>(
+    metrics: &crate::kubernetes::metrics::Metrics,
+    controller: &'static str,
+) -> impl FnMut(Result<T, E>) -> futures::future::Ready<()> + use<T, E> {
+    let m = metrics.clone();
+    move |r| {
+        m.reconciled(controller, r.is_ok());
+        futures::future::ready(())
+    }
+}
+
 /// Runs the controller until the process ends or leadership is lost (an error).
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let elector = opts.lease.as_ref().map(|(ns, name)| {
@@ -247,16 +261,21 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             Duration::from_secs(15),
         )
     });
+    let metrics = opts.metrics.clone();
     let Some(elector) = elector else {
+        metrics.leader(true);
         return serve(client, opts).await;
     };
     elector.acquire().await?;
+    metrics.leader(true);
     // Renewal runs from the first moment: filling the caches of a large cluster may take longer
     // than the Lease lasts.
-    tokio::select! {
+    let r = tokio::select! {
         e = elector.keep() => Err(Error::Lease(e)),
         r = serve(client, opts) => r,
-    }
+    };
+    metrics.leader(false);
+    r
 }
 
 /// The controllers, until one of them stops.
@@ -352,6 +371,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         service_refresh: svc_tx,
         cluster_bgp_refresh: cbgp_tx,
         pod: pod_block::Memory::default(),
+        metrics: opts.metrics.clone(),
         caches: Caches {
             nodes: node_ctl.store(),
             cluster_bgps,
@@ -371,7 +391,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             )
             .reconcile_all_on(ReceiverStream::new(pool_rx))
             .run(address_pool::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(())),
+            .for_each(counted(&opts.metrics, "addresspool")),
     ));
     // Nothing is decided before the caches hold the whole cluster: an empty view would read as
     // "no pools" or "no ClusterBGP" and undo what exists.
@@ -398,7 +418,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     let mut block_task = Task(tokio::spawn(
         block_ctl
             .run(pod_block::reconcile_block, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(())),
+            .for_each(counted(&opts.metrics, "addressblock")),
     ));
     cache::ready(&ctx.caches.blocks)
         .await
@@ -435,7 +455,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         )
         .reconcile_all_on(ReceiverStream::new(svc_rx))
         .run(service::reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .for_each(counted(&opts.metrics, "service"));
     let (services, pods) = (opts.services, opts.pods);
     let mut svc_task = Task(tokio::spawn(async move {
         if services {
@@ -451,7 +471,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
     )
     .run(pod_block::reconcile_request, error_policy, ctx.clone())
-    .for_each(|_| futures::future::ready(()));
+    .for_each(counted(&opts.metrics, "blockrequest"));
     let mut req_task = Task(tokio::spawn(async move {
         if pods {
             req_ctl.await;
@@ -463,13 +483,13 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         node_ctl
             .reconcile_all_on(ReceiverStream::new(node_rx))
             .run(node_bgp::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(())),
+            .for_each(counted(&opts.metrics, "node")),
     ));
     let mut cbgp_task = Task(tokio::spawn(
         cbgp_ctl
             .reconcile_all_on(ReceiverStream::new(cbgp_rx))
             .run(node_bgp::reconcile_cluster_bgp, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(())),
+            .for_each(counted(&opts.metrics, "clusterbgp")),
     ));
 
     tokio::select! {

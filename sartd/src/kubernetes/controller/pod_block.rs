@@ -95,7 +95,7 @@ pub async fn reconcile_request(req: Arc<BlockRequest>, ctx: Arc<Context>) -> Res
             .iter()
             .any(|p| p.name_any() == *pool_name && p.metadata.deletion_timestamp.is_some()),
     };
-    let node_exists = node_exists(&ctx, &req.spec.node).await?;
+    let node = live_node(&ctx, &req.spec.node).await?;
     let blocks: Vec<AddressBlock> = ctx
         .caches
         .blocks
@@ -124,7 +124,7 @@ pub async fn reconcile_request(req: Arc<BlockRequest>, ctx: Arc<Context>) -> Res
         .filter(|((p, _), _)| p == pool_name)
         .map(|((_, i), _)| i)
         .collect();
-    match plan::decide(&req, view, node_exists, &blocks, &claimed) {
+    match plan::decide(&req, view, node.is_some(), &blocks, &claimed) {
         Decision::Served(block) => {
             write_condition(&ctx, &req, Ok(&block)).await?;
             Ok(Action::await_change())
@@ -145,14 +145,19 @@ pub async fn reconcile_request(req: Arc<BlockRequest>, ctx: Arc<Context>) -> Res
             Ok(Action::requeue(Duration::from_secs(10)))
         }
         Decision::Create(nb) => {
-            create_block(&ctx, &req, &nb).await?;
+            create_block(&ctx, &req, &nb, node.as_ref()).await?;
             write_condition(&ctx, &req, Ok(&nb.name)).await?;
             Ok(Action::await_change())
         }
     }
 }
 
-async fn create_block(ctx: &Context, req: &BlockRequest, nb: &NewBlock) -> Result<(), Error> {
+async fn create_block(
+    ctx: &Context,
+    req: &BlockRequest,
+    nb: &NewBlock,
+    node: Option<&Node>,
+) -> Result<(), Error> {
     let api: Api<AddressBlock> = Api::all(ctx.client.clone());
     let mut block = AddressBlock::new(
         &nb.name,
@@ -175,7 +180,7 @@ async fn create_block(ctx: &Context, req: &BlockRequest, nb: &NewBlock) -> Resul
         Some([(REQUEST_ANNOTATION.to_owned(), req.uid().unwrap_or_default())].into());
     block.metadata.finalizers = Some(vec![CONTROLLER_FINALIZER.into()]);
     // The Node owns its blocks: the garbage collector removes them too if we are not running.
-    if let Some(node) = ctx.caches.nodes.get(&ObjectRef::new(&nb.node)) {
+    if let Some(node) = node {
         block.metadata.owner_references = node.controller_owner_ref(&()).map(|mut o| {
             o.block_owner_deletion = None;
             vec![o]
@@ -273,12 +278,13 @@ async fn write_condition(
     }
 }
 
-/// Asks the API server, not a cache: deleting a node's blocks must not follow a stale view.
-async fn node_exists(ctx: &Context, node: &str) -> Result<bool, Error> {
+/// The Node, unless it is gone or going. Asks the API server, not a cache: deleting a node's
+/// blocks must not follow a stale view.
+async fn live_node(ctx: &Context, node: &str) -> Result<Option<Node>, Error> {
     let api: Api<Node> = Api::all(ctx.client.clone());
     api.get_opt(node)
         .await
-        .map(|n| n.is_some_and(|n| n.metadata.deletion_timestamp.is_none()))
+        .map(|n| n.filter(|n| n.metadata.deletion_timestamp.is_none()))
         .map_err(Error::Kube)
 }
 
@@ -289,7 +295,7 @@ pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Res
     let name = block.name_any();
     let api: Api<AddressBlock> = Api::all(ctx.client.clone());
     let node = block.spec.node_ref.clone().unwrap_or_default();
-    let node_alive = !node.is_empty() && node_exists(&ctx, &node).await?;
+    let node_alive = !node.is_empty() && live_node(&ctx, &node).await?.is_some();
     let ours = block.finalizers().iter().any(|f| f == CONTROLLER_FINALIZER);
 
     if block.meta().deletion_timestamp.is_some() {

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::kubernetes::crd::{AddressBlock, AddressPool, BGPPeer};
+use crate::kubernetes::metrics::Metrics;
 
 pub const VALIDATE_ADDRESS_POOL: &str = "/validate-sart-terassyi-net-v1alpha2-addresspool";
 pub const VALIDATE_BGP_PEER: &str = "/validate-sart-terassyi-net-v1alpha2-bgppeer";
@@ -57,8 +58,9 @@ pub struct Options {
     pub configurations: (String, String),
 }
 
-/// Serves the webhooks until the process ends.
-pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+/// Serves the webhooks until the process ends; `metrics` counts the answers and turns ready once
+/// the listener is up.
+pub async fn run(client: Client, opts: Options, metrics: Metrics) -> Result<(), Error> {
     let mounted = tls::read_dir(&opts.cert_dir)?;
     let pems = match &mounted {
         Some(p) => p.clone(),
@@ -73,7 +75,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let listener = tls::TlsListener::new(tcp, &pems)?;
     let reloader = listener.reloader();
     info!(addr = %opts.bind, mounted = mounted.is_some(), "webhooks serving");
-    let app = router(client.clone());
+    let app = router(client.clone(), metrics.clone());
+    metrics.set_ready();
     let upkeep = async move {
         // A mounted certificate is renewed behind our back (cert-manager); our own needs its CA
         // in configurations that may be applied after we start.
@@ -110,34 +113,61 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     }
 }
 
-pub fn router(client: Client) -> Router {
+pub fn router(client: Client, metrics: Metrics) -> Router {
     let (c1, c2) = (client.clone(), client);
+    let m = [0; 5].map(|_| metrics.clone());
+    let [m1, m2, m3, m4, m5] = m;
     Router::new()
         .route(
             VALIDATE_ADDRESS_POOL,
-            post(move |b: Bytes| review(b, move |r| validate_pool(c1.clone(), r))),
+            post(move |b: Bytes| {
+                review(b, m1.clone(), "addresspool", move |r| {
+                    validate_pool(c1.clone(), r)
+                })
+            }),
         )
         .route(
             VALIDATE_BGP_PEER,
-            post(move |b: Bytes| review(b, move |r| validate_peer(c2.clone(), r))),
+            post(move |b: Bytes| {
+                review(b, m2.clone(), "bgppeer", move |r| {
+                    validate_peer(c2.clone(), r)
+                })
+            }),
         )
         // sart registers it and allows everything; so do we, for manifests that name it.
         .route(
             VALIDATE_BGP_ADVERTISEMENT,
-            post(|b: Bytes| review(b, |r| async move { AdmissionResponse::from(&r) })),
+            post(move |b: Bytes| {
+                review(b, m3.clone(), "bgpadvertisement", |r| async move {
+                    AdmissionResponse::from(&r)
+                })
+            }),
         )
         .route(
             MUTATE_BGP_PEER,
-            post(|b: Bytes| review(b, |r| async move { mutate_peer(r) })),
+            post(move |b: Bytes| {
+                review(b, m4.clone(), "mutate-bgppeer", |r| async move {
+                    mutate_peer(r)
+                })
+            }),
         )
         .route(
             MUTATE_ADDRESS_BLOCK,
-            post(|b: Bytes| review(b, |r| async move { mutate_block(r) })),
+            post(move |b: Bytes| {
+                review(b, m5.clone(), "mutate-addressblock", |r| async move {
+                    mutate_block(r)
+                })
+            }),
         )
 }
 
-/// Reads an AdmissionReview, decides, and answers with one.
-async fn review<F, Fut>(body: Bytes, decide: F) -> impl IntoResponse
+/// Reads an AdmissionReview, decides, counts, and answers with one.
+async fn review<F, Fut>(
+    body: Bytes,
+    metrics: Metrics,
+    webhook: &'static str,
+    decide: F,
+) -> impl IntoResponse
 where
     F: FnOnce(AdmissionRequest<DynamicObject>) -> Fut,
     Fut: Future<Output = AdmissionResponse>,
@@ -150,6 +180,7 @@ where
         Ok(req) => decide(req).await,
         Err(e) => AdmissionResponse::invalid(format!("not an AdmissionReview: {e}")),
     };
+    metrics.admitted(webhook, resp.allowed);
     let body = serde_json::to_vec(&resp.into_review()).unwrap_or_default();
     ([(CONTENT_TYPE, "application/json")], body)
 }
