@@ -285,7 +285,96 @@ async fn lb_ipam_against_the_real_api_server() {
         &["get", "svc", "-n", NS, "x5", "-o", "wide"],
     ));
     assert!(out.contains("198.18.200.0"), "{out}");
+
+    etp_local_follows_ready_endpoints(cluster, &client).await;
     ctl.abort();
+}
+
+/// `externalTrafficPolicy: Local`: the address is announced only by the peers of nodes with a
+/// ready endpoint (as EndpointSlices say), withdrawn from a node when its last one goes,
+/// announced again when one is back; `Cluster` announces from every node.
+async fn etp_local_follows_ready_endpoints(cluster: &testkube::Cluster, client: &kube::Client) {
+    use AdvertiseStatus::{NotAdvertised, Withdraw};
+    use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement};
+    use std::collections::BTreeMap;
+
+    ok(apply(
+        cluster,
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-etp}\nspec: {cidr: 198.18.202.0/24, type: service}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeer\nmetadata: {name: e1-tor}\nspec: {asn: 65000, addr: 198.18.203.1, nodeBGPRef: e1, speaker: {path: \"127.0.0.1:5000\"}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeer\nmetadata: {name: e2-tor}\nspec: {asn: 65000, addr: 198.18.203.2, nodeBGPRef: e2, speaker: {path: \"127.0.0.1:5000\"}}\n",
+    ));
+    // No selector: the endpoints are ours to write, as the EndpointSlice controller would.
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "local", "annotations": {"sart.terassyi.net/addresspool": "lb-etp"}},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                 "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    ingress_is(&svcs, "local", &["198.18.202.0"]).await;
+    let slice = |e1: Option<bool>, e2: Option<bool>| {
+        let eps: Vec<_> = [("e1", e1, "100.64.0.1"), ("e2", e2, "100.64.0.2")]
+            .into_iter()
+            .filter_map(|(n, r, ip)| {
+                r.map(|r| json!({"addresses": [ip], "nodeName": n, "conditions": {"ready": r}}))
+            })
+            .collect();
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "local-1", "namespace": NS, "labels": {
+                "kubernetes.io/service-name": "local",
+                "endpointslice.kubernetes.io/managed-by": "sart-test"}},
+            "addressType": "IPv4", "endpoints": eps, "ports": [{"port": 80}]
+        })
+    };
+    let ads: Api<BGPAdvertisement> = Api::namespaced(client.clone(), NS);
+    let peers_are = |want: Vec<(&'static str, AdvertiseStatus)>| {
+        let ads = ads.clone();
+        async move {
+            let want: BTreeMap<String, AdvertiseStatus> =
+                want.into_iter().map(|(p, s)| (p.to_string(), s)).collect();
+            eventually(&format!("local's peers {want:?}"), WAIT, || async {
+                let a = ads
+                    .get("local-198-18-202-0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let got: BTreeMap<String, AdvertiseStatus> = a
+                    .status
+                    .and_then(|s| s.peers)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(p, _)| p.starts_with("e"))
+                    .collect();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("{got:?}"))
+                }
+            })
+            .await
+        }
+    };
+    // No endpoints yet: nobody announces.
+    peers_are(vec![]).await;
+    ok(apply(cluster, &slice(Some(true), Some(false)).to_string()));
+    peers_are(vec![("e1-tor", NotAdvertised)]).await;
+    // e1's endpoint turns unready and e2's ready: the announcement moves.
+    ok(apply(cluster, &slice(Some(false), Some(true)).to_string()));
+    peers_are(vec![("e1-tor", Withdraw), ("e2-tor", NotAdvertised)]).await;
+    // The last endpoint goes: withdrawn everywhere.
+    ok(apply(cluster, &slice(None, None).to_string()));
+    peers_are(vec![("e1-tor", Withdraw), ("e2-tor", Withdraw)]).await;
+    // Back on e1; then Cluster policy: every node announces.
+    ok(apply(cluster, &slice(Some(true), None).to_string()));
+    peers_are(vec![("e1-tor", NotAdvertised), ("e2-tor", Withdraw)]).await;
+    svcs.patch(
+        "local",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"externalTrafficPolicy": "Cluster"}})),
+    )
+    .await
+    .unwrap();
+    peers_are(vec![("e1-tor", NotAdvertised), ("e2-tor", NotAdvertised)]).await;
 }
 
 /// Events of a cluster-scoped object (they land in the `default` namespace).
