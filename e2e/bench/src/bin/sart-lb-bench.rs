@@ -35,6 +35,44 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// First create the same Services in another fresh control plane with no controller: the
+    /// time the API server alone needs, the floor under the controller's figure.
+    #[arg(long)]
+    baseline: bool,
+}
+
+/// Creates Services lb00000.. with `concurrency` requests in flight; how long it took.
+async fn create_all(api: &Api<Service>, n: usize, concurrency: usize) -> Result<Duration> {
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": format!("lb{i:05}")},
+                    // The NodePort range holds 2,768 ports: a LoadBalancer needs none.
+                    "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
+                             "allocateLoadBalancerNodePorts": false,
+                             "selector": {"app": format!("lb{i:05}")}}
+                }))?;
+                api.create(&PostParams::default(), &svc).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+/// The API server alone: a fresh control plane, the Services, no controller.
+async fn baseline(n: usize, concurrency: usize) -> Result<Duration> {
+    let cluster = testkube::Cluster::start().context("starting the baseline control plane")?;
+    let api: Api<Service> = Api::namespaced(cluster.client().await?, "default");
+    eprintln!("baseline: creating {n} Services with no controller");
+    let took = create_all(&api, n, concurrency).await?;
+    eprintln!("baseline: created in {:.2} s", took.as_secs_f64());
+    Ok(took)
 }
 
 fn repo() -> PathBuf {
@@ -108,6 +146,10 @@ async fn main() -> Result<()> {
             bin.display()
         );
     }
+    let floor = match args.baseline {
+        true => Some(baseline(args.services, args.concurrency).await?),
+        false => None,
+    };
     let t = Instant::now();
     let cluster = testkube::Cluster::start().context("starting the control plane")?;
     eprintln!("control plane up in {:.1} s", t.elapsed().as_secs_f64());
@@ -166,25 +208,7 @@ async fn main() -> Result<()> {
     let n = args.services;
     eprintln!("creating {n} Services, {} at a time", args.concurrency);
     let start = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("lb{i:05}")},
-                    // The NodePort range holds 2,768 ports: a LoadBalancer needs none.
-                    "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
-                             "allocateLoadBalancerNodePorts": false,
-                             "selector": {"app": format!("lb{i:05}")}}
-                }))?;
-                api.create(&PostParams::default(), &svc).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    let created = start.elapsed();
+    let created = create_all(&api, n, args.concurrency).await?;
     eprintln!("created in {:.2} s", created.as_secs_f64());
     let mut last = 0;
     let done = loop {
@@ -240,6 +264,13 @@ async fn main() -> Result<()> {
         done.as_secs_f64()
     );
     println!("| distinct addresses | {} |", ips.len());
+    if let Some(f) = floor {
+        println!(
+            "| baseline: all {n} created, no controller (another fresh API server) | {:.2} s (controller run {:.2}× of it) |",
+            f.as_secs_f64(),
+            done.as_secs_f64() / f.as_secs_f64()
+        );
+    }
     println!("| controller RSS idle → after | {idle_rss:.1} → {rss:.1} MiB (peak {hwm:.1} MiB) |");
     drop(controller);
     Ok(())

@@ -23,13 +23,21 @@ pub async fn ensure(
     let name = want.name_any();
     let what = || format!("BGPAdvertisement {ns}/{name}");
     let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = (ns.clone(), name.clone());
     let ad = match found {
         Some(a) => a.clone(),
+        // Made moments ago by the reconcile whose write woke this one: look again shortly
+        // rather than ask the API server to refuse a second create.
+        None if ctx.ads_created.contains(&key) => return Err(Error::Conflict(what())),
         // A 409: our cache is behind; the retry finds it.
-        None => api
-            .create(&PostParams::default(), want)
-            .await
-            .map_err(|e| conflict(e, what()))?,
+        None => {
+            let a = api
+                .create(&PostParams::default(), want)
+                .await
+                .map_err(|e| conflict(e, what()))?;
+            ctx.ads_created.insert(key, ());
+            a
+        }
     };
     let current = ad
         .status
@@ -37,7 +45,9 @@ pub async fn ensure(
         .and_then(|s| s.peers.clone())
         .unwrap_or_default();
     let next = advertise::next_status(&current, targets);
-    if next != current || ad.status.is_none() {
+    // An advertisement no peer announces yet needs no status write (saves one per address
+    // while a cluster has no peers, e.g. a burst before the BGP set-up).
+    if next != current {
         let patch = json!({
             "metadata": {"resourceVersion": ad.resource_version()},
             "status": {"peers": next},
@@ -51,6 +61,8 @@ pub async fn ensure(
 
 /// Deletes an advertisement; one already gone is fine.
 pub async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
+    ctx.ads_created
+        .forget(|(n, a)| n.as_str() == ns && a.as_str() == name);
     let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), ns);
     match api.delete(name, &Default::default()).await {
         Ok(_) => Ok(()),

@@ -11,6 +11,7 @@ pub mod node_bgp_plan;
 pub mod pod_block;
 pub mod pod_block_plan;
 pub mod pools;
+mod recent;
 pub mod service;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,14 +58,11 @@ pub struct Context {
     pub client: Client,
     alloc: Mutex<ipam::Allocator>,
     pools: reflector::Store<AddressPool>,
-    /// Our condition as last written on each Service, so a write from a stale object repeats it
-    /// exactly instead of stamping a new time.
-    written: Mutex<
-        std::collections::HashMap<
-            ipam::ServiceKey,
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
-        >,
-    >,
+    /// Our status as last written on each Service: a reconcile that sees the object from before
+    /// that write skips it, and a repeated condition keeps its time.
+    written: Mutex<std::collections::HashMap<ipam::ServiceKey, service::Written>>,
+    /// Advertisements just created (namespace, name), which the cache may not show yet.
+    ads_created: recent::Recent<(String, String), ()>,
     /// The service pools last given to the allocator.
     synced: Mutex<Vec<ipam::LbPool>>,
     recorder: Recorder,
@@ -173,13 +171,9 @@ pub struct Options {
     pub metrics: crate::kubernetes::metrics::Metrics,
 }
 
-/// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion.
-async fn set_finalizer<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizer: &str,
-    present: bool,
-) -> Result<(), Error>
+/// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion; the
+/// object as written.
+async fn set_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str, present: bool) -> Result<K, Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
@@ -199,8 +193,7 @@ where
     let name = obj.name_any();
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|e| conflict(e, format!("{} {name}", K::kind(&K::DynamicType::default()))))?;
-    Ok(())
+        .map_err(|e| conflict(e, format!("{} {name}", K::kind(&K::DynamicType::default()))))
 }
 
 impl Context {
@@ -359,6 +352,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         pools: pool_ctl.store(),
         synced: Mutex::new(Vec::new()),
         written: Mutex::new(std::collections::HashMap::new()),
+        ads_created: recent::Recent::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

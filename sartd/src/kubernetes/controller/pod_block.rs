@@ -3,10 +3,9 @@
 //! deleted (so are their advertisements, by our finalizer). The decisions are in
 //! [`super::pod_block_plan`].
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -20,6 +19,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView, REQUEST_ANNOTATION};
+use super::recent::Recent;
 use super::{Context, Error, ads, conflict, pools, set_finalizer};
 use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, NODE_LABEL};
 use crate::kubernetes::crd::bgp_advertisement::POD_ADVERTISEMENT_NAMESPACE;
@@ -27,40 +27,6 @@ use crate::kubernetes::crd::{
     ADDRESS_POOL_LABEL, AddressBlock, AddressBlockSpec, AddressPool, AddressType, BGPAdvertisement,
     BGPAdvertisementSpec, BGPPeer, BlockRequest, Protocol,
 };
-
-/// How long a fresh write is remembered: the caches show it well before.
-const REMEMBER: Duration = Duration::from_secs(60);
-
-/// Writes of ours the caches may not show yet, forgotten after [`REMEMBER`].
-pub struct Recent<K, V>(Mutex<HashMap<K, (V, Instant)>>);
-
-impl<K, V> Default for Recent<K, V> {
-    fn default() -> Self {
-        Recent(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
-    fn insert(&self, k: K, v: V) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, (_, at)| at.elapsed() < REMEMBER);
-        m.insert(k, (v, Instant::now()));
-    }
-
-    /// Forgets what the caches now show.
-    fn forget(&self, shown: impl Fn(&K) -> bool) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|k, _| !shown(k));
-    }
-
-    fn entries(&self) -> Vec<(K, V)> {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter()
-            .filter(|(_, (_, at))| at.elapsed() < REMEMBER)
-            .map(|(k, (v, _))| (k.clone(), v.clone()))
-            .collect()
-    }
-}
 
 /// What pod pools remember between reconciles.
 #[derive(Default)]

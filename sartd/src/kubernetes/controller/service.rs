@@ -258,10 +258,14 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     };
     match assigned {
         Ok(ips) => {
-            // The finalizer goes on before the addresses are visible, so no path leaks them.
-            if !has_finalizer {
-                set_finalizer(&api, &*svc, FINALIZER, true).await?;
-            }
+            // The finalizer goes on before the addresses are visible, so no path leaks them. The
+            // status is written on the object as patched, so the reconcile the patch wakes knows
+            // the status write is ours (see `Written`).
+            let svc = if has_finalizer {
+                svc
+            } else {
+                Arc::new(set_finalizer(&api, &*svc, FINALIZER, true).await?)
+            };
             // The allocator, not the (possibly stale) object, says whether this is news.
             if held != ips {
                 info!(service = %k, ips = ?ips, before = ?held, "addresses assigned");
@@ -300,7 +304,22 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     }
 }
 
-/// Writes ingress and our condition, only when they differ from what the Service shows.
+/// Our status as last written on a Service.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub condition: Condition,
+    pub ips: Vec<IpAddr>,
+    /// resourceVersion of the object the write was made on: a reconcile that still sees that
+    /// version has not seen the write yet.
+    pub based_on: Option<String>,
+}
+
+fn says(c: &Condition, status: &str, reason: &str, message: &str) -> bool {
+    c.status == status && c.reason == reason && c.message == message
+}
+
+/// Writes ingress and our condition, only when they differ from what the Service shows (or,
+/// when the Service is seen from before our last write, from what we wrote).
 async fn write_status(
     ctx: &Context,
     api: &Api<Service>,
@@ -314,51 +333,59 @@ async fn write_status(
         None => ("True", "Assigned", String::new()),
         Some((r, m)) => ("False", r, m.to_owned()),
     };
-    let old = conditions.iter().position(|c| c.type_ == CONDITION);
-    let unchanged_condition = old.is_some_and(|i| {
-        let c = &conditions[i];
-        c.status == st && c.reason == reason && c.message == message
-    });
-    let mut ingress: Vec<LoadBalancerIngress> = Vec::new();
-    for ip in ips {
-        ingress.push(LoadBalancerIngress {
-            ip: Some(ip.to_string()),
-            ip_mode: Some("VIP".into()),
-            ..LoadBalancerIngress::default()
-        });
+    let key = key(svc);
+    let last = ctx
+        .written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    if let Some(w) = &last
+        && w.based_on.is_some()
+        && w.based_on == svc.metadata.resource_version
+        && w.ips == ips
+        && says(&w.condition, st, reason, &message)
+    {
+        return Ok(());
     }
+    let old = conditions.iter().position(|c| c.type_ == CONDITION);
+    let current = old.map(|i| conditions[i].clone());
+    let unchanged_condition = current
+        .as_ref()
+        .is_some_and(|c| says(c, st, reason, &message));
     if unchanged_condition && ingress_ips(svc) == ips {
         return Ok(());
     }
-    if !unchanged_condition {
-        // The object may be stale (our previous write not seen yet): reuse the condition we
-        // last wrote when it says the same, so the repeated patch changes nothing on the server.
-        let key = key(svc);
-        let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
-        let c = match written.get(&key) {
-            Some(c) if c.status == st && c.reason == reason && c.message == message => c.clone(),
-            _ => {
-                let now = Timestamp::now();
-                Condition {
-                    type_: CONDITION.into(),
-                    status: st.into(),
-                    reason: reason.into(),
-                    message,
-                    // Whole seconds, as the API server stores it.
-                    last_transition_time: Time(
-                        Timestamp::from_second(now.as_second()).unwrap_or(now),
-                    ),
-                    observed_generation: svc.metadata.generation,
-                }
+    let condition = match (current, last) {
+        (Some(c), _) if unchanged_condition => c,
+        // The object may be stale: a condition we wrote that says the same keeps its time, so a
+        // repeated patch changes nothing on the server.
+        (_, Some(w)) if says(&w.condition, st, reason, &message) => w.condition,
+        _ => {
+            let now = Timestamp::now();
+            Condition {
+                type_: CONDITION.into(),
+                status: st.into(),
+                reason: reason.into(),
+                message,
+                // Whole seconds, as the API server stores it.
+                last_transition_time: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
+                observed_generation: svc.metadata.generation,
             }
-        };
-        written.insert(key, c.clone());
-        drop(written);
-        match old {
-            Some(i) => conditions[i] = c,
-            None => conditions.push(c),
         }
+    };
+    match old {
+        Some(i) => conditions[i] = condition.clone(),
+        None => conditions.push(condition.clone()),
     }
+    let ingress: Vec<LoadBalancerIngress> = ips
+        .iter()
+        .map(|ip| LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            ip_mode: Some("VIP".into()),
+            ..LoadBalancerIngress::default()
+        })
+        .collect();
     let patch = json!({
         "status": {
             "loadBalancer": { "ingress": ingress },
@@ -372,6 +399,17 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
+    ctx.written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            key,
+            Written {
+                condition,
+                ips: ips.to_vec(),
+                based_on: svc.metadata.resource_version.clone(),
+            },
+        );
     Ok(())
 }
 
