@@ -56,6 +56,15 @@ async fn peer_state(api: &Api<BGPPeer>, want: PeerState) {
     .await
 }
 
+/// How many times FRR has seen its session with `addr` established.
+fn frr_sessions(frr: &Frr, addr: std::net::IpAddr) -> Option<u64> {
+    let out = frr
+        .vtysh(&[&format!("show bgp neighbors {addr} json")])
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    v[addr.to_string()]["connectionsEstablished"].as_u64()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_address_reaches_the_router_through_the_agent() {
     logs();
@@ -78,21 +87,25 @@ async fn service_address_reaches_the_router_through_the_agent() {
     let kubeconfig = netns_api(cluster, &node_ns);
     let bin = sartd_binary();
     let log = node_ns.dir().join("agent.log");
-    let _agent = node_ns
-        .spawn(
-            "sartd-agent",
-            &[
-                "env".to_string(),
-                format!("KUBECONFIG={kubeconfig}"),
-                bin.to_string_lossy().into_owned(),
-                "agent".into(),
-                "--node-name=n1".into(),
-                format!("--speaker={}", speaker.api_addr()),
-                "--resync=2".into(),
-            ],
-            &log,
-        )
-        .unwrap();
+    let api_addr = speaker.api_addr();
+    let spawn_agent = || {
+        node_ns
+            .spawn(
+                "sartd-agent",
+                &[
+                    "env".to_string(),
+                    format!("KUBECONFIG={kubeconfig}"),
+                    bin.to_string_lossy().into_owned(),
+                    "agent".into(),
+                    "--node-name=n1".into(),
+                    format!("--speaker={api_addr}"),
+                    "--resync=2".into(),
+                ],
+                &log,
+            )
+            .unwrap()
+    };
+    let mut agent = spawn_agent();
     let ctl = tokio::spawn(controller::run(
         client.clone(),
         controller::Options {
@@ -172,6 +185,22 @@ async fn service_address_reaches_the_router_through_the_agent() {
     wait_route(&frr, vip, WAIT, |_| true).unwrap();
     wait_route(&frr, block, WAIT, |_| true).unwrap();
 
+    // The agent restarts: it finds the speaker as the cluster wants it and changes nothing (the
+    // session stays up, the routes stay at FRR).
+    let established = frr_sessions(&frr, node_ip.into());
+    assert!(established.is_some_and(|n| n >= 1), "{established:?}");
+    drop(agent);
+    agent = spawn_agent();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    wait_route(&frr, vip, WAIT, |_| true).unwrap();
+    wait_route(&frr, block, WAIT, |_| true).unwrap();
+    assert_eq!(
+        frr_sessions(&frr, node_ip.into()),
+        established,
+        "the agent's restart reset the session"
+    );
+    peer_state(&peers, PeerState::Established).await;
+
     // The block is released: its advertisement goes, so does the route.
     ok(kubectl(
         cluster,
@@ -183,5 +212,6 @@ async fn service_address_reaches_the_router_through_the_agent() {
     svcs.delete("web", &DeleteParams::default()).await.unwrap();
     wait_route_gone(&frr, vip, WAIT).unwrap();
     ctl.abort();
+    drop(agent);
     let _ = std::fs::read_to_string(&log).map(|l| eprintln!("agent log:\n{l}"));
 }

@@ -287,7 +287,57 @@ async fn lb_ipam_against_the_real_api_server() {
     assert!(out.contains("198.18.200.0"), "{out}");
 
     etp_local_follows_ready_endpoints(cluster, &client).await;
+    pool_annotation_changes(cluster, &client).await;
     ctl.abort();
+}
+
+/// sart's e2e "change pool" and "add pool": the Service's pool annotation is edited; each
+/// listed pool gives one address, a pool taken off the list takes its address back.
+async fn pool_annotation_changes(cluster: &testkube::Cluster, client: &kube::Client) {
+    ok(apply(
+        cluster,
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-alt}\nspec: {cidr: 198.18.204.0/24, type: service}\n",
+    ));
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+    let annotate = |pools: &'static str| {
+        let svcs = svcs.clone();
+        async move {
+            svcs.patch(
+                "moving",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": {
+                    "sart.terassyi.net/addresspool": pools}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    create(
+        &svcs,
+        lb(
+            "moving",
+            json!({"sart.terassyi.net/addresspool": "lb-etp"}),
+            &[(8080, "TCP")],
+        ),
+    )
+    .await;
+    // lb-etp's .0 is the ETP Service's.
+    ingress_is(&svcs, "moving", &["198.18.202.1"]).await;
+    annotate("lb-etp,lb-alt").await;
+    ingress_is(&svcs, "moving", &["198.18.202.1", "198.18.204.0"]).await;
+    annotate("lb-alt").await;
+    ingress_is(&svcs, "moving", &["198.18.204.0"]).await;
+    // The address given back is free again.
+    create(
+        &svcs,
+        lb(
+            "after",
+            json!({"sart.terassyi.net/addresspool": "lb-etp"}),
+            &[(80, "TCP")],
+        ),
+    )
+    .await;
+    ingress_is(&svcs, "after", &["198.18.202.1"]).await;
 }
 
 /// `externalTrafficPolicy: Local`: the address is announced only by the peers of nodes with a

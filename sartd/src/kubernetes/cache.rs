@@ -44,6 +44,53 @@ where
     (reader, Task(task))
 }
 
+/// As [`watch`], but pokes `changed` only when what `signature` picks out of an object changes,
+/// an object comes or goes, or a (re)list completes: the status writes of agents then wake no one
+/// whose decisions read only the spec.
+pub fn watch_relevant<K, S>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    changed: mpsc::Sender<()>,
+    signature: impl Fn(&K) -> S + Send + 'static,
+) -> (reflector::Store<K>, Task)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    S: PartialEq + Send + 'static,
+{
+    use kube::ResourceExt;
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, cfg)).default_backoff();
+    let mut seen: std::collections::HashMap<(Option<String>, String), S> = Default::default();
+    let task = tokio::spawn(stream.for_each(move |ev| {
+        let poke = match ev {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let s = signature(&o);
+                let key = (o.namespace(), o.name_any());
+                let new = seen.get(&key) != Some(&s);
+                seen.insert(key, s);
+                new
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                seen.remove(&(o.namespace(), o.name_any()));
+                true
+            }
+            // A relist: forget what was seen (objects deleted meanwhile), poke once it is done.
+            Ok(watcher::Event::Init) => {
+                seen.clear();
+                false
+            }
+            Ok(watcher::Event::InitDone) => true,
+            Err(_) => false,
+        };
+        if poke {
+            let _ = changed.try_send(());
+        }
+        futures::future::ready(())
+    }));
+    (reader, Task(task))
+}
+
 /// Waits until a store holds the whole first list. Readiness wakes only a store's last waiter (a
 /// kube Controller may poll the same store), so look again now and then instead of waiting once.
 pub async fn ready<K>(store: &reflector::Store<K>) -> Result<(), reflector::store::WriterDropped>

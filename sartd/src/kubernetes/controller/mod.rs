@@ -91,11 +91,15 @@ struct Caches {
     blocks: reflector::Store<AddressBlock>,
 }
 
+/// Locks a mutex even if a panic poisoned it: a panic while holding one would be a bug
+/// elsewhere, and what every lock here guards stays consistent (each method leaves it so).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Context {
     fn lock(&self) -> MutexGuard<'_, ipam::Allocator> {
-        // A panic while holding the lock would be a bug elsewhere; the allocator's state is
-        // still consistent (every method leaves it so), so keep going with it.
-        self.alloc.lock().unwrap_or_else(|p| p.into_inner())
+        locked(&self.alloc)
     }
 
     /// Valid service pools, as the allocator sees them. A pool being deleted gives out nothing
@@ -123,7 +127,7 @@ impl Context {
     /// Gives the allocator the current pools; whether they changed.
     fn sync_pools(&self) -> bool {
         let now = self.service_pools();
-        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut synced = locked(&self.synced);
         if *synced == now {
             return false;
         }
@@ -288,21 +292,25 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
     );
     // ClusterBGPs and templates change what every node should have.
-    let (cluster_bgps, _cbgp_cache) = cache::watch(
+    // Our own status writes on a ClusterBGP must not wake every node again.
+    let (cluster_bgps, _cbgp_cache) = cache::watch_relevant(
         Api::<ClusterBGP>::all(client.clone()),
         watcher::Config::default(),
         node_tx.clone(),
+        |c: &ClusterBGP| (c.spec.clone(), c.metadata.deletion_timestamp.is_some()),
     );
     let (templates, _tmpl_cache) = cache::watch(
         Api::<BGPPeerTemplate>::all(client.clone()),
         watcher::Config::default(),
         node_tx,
     );
-    // Peers and endpoints change who announces each Service address.
-    let (peers, _peer_cache) = cache::watch(
+    // Peers and endpoints change who announces each Service address; a peer's session state
+    // (the agents write it often) changes nothing about that.
+    let (peers, _peer_cache) = cache::watch_relevant(
         Api::<BGPPeer>::all(client.clone()),
         watcher::Config::default(),
         svc_tx.clone(),
+        |p: &BGPPeer| (p.spec.clone(), p.metadata.deletion_timestamp.is_some()),
     );
     // An EndpointSlice change concerns its own Service only (`.watches` below); this cache is
     // what the reconcile reads.

@@ -6,6 +6,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::locked;
+
 /// How long a fresh write is remembered: the caches show it well before.
 const REMEMBER: Duration = Duration::from_secs(60);
 
@@ -20,19 +22,19 @@ impl<K, V> Default for Recent<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
     pub fn insert(&self, k: K, v: V) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = locked(&self.0);
         m.retain(|_, (_, at)| at.elapsed() < REMEMBER);
         m.insert(k, (v, Instant::now()));
     }
 
     /// Forgets what the caches now show.
     pub fn forget(&self, shown: impl Fn(&K) -> bool) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = locked(&self.0);
         m.retain(|k, _| !shown(k));
     }
 
     pub fn entries(&self) -> Vec<(K, V)> {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let m = locked(&self.0);
         m.iter()
             .filter(|(_, (_, at))| at.elapsed() < REMEMBER)
             .map(|(k, (v, _))| (k.clone(), v.clone()))
@@ -40,7 +42,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
     }
 
     pub fn contains(&self, k: &K) -> bool {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let m = locked(&self.0);
         m.get(k).is_some_and(|(_, at)| at.elapsed() < REMEMBER)
     }
 }

@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, ads, advertise, set_finalizer};
+use super::{Context, Error, ads, advertise, locked, set_finalizer};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
@@ -203,10 +203,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
         let released = ctx.lock().release(&k);
-        ctx.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&k);
+        locked(&ctx.written).remove(&k);
         if has_finalizer {
             if !released.is_empty() {
                 info!(service = %k, ips = ?released, "addresses released");
@@ -334,12 +331,7 @@ async fn write_status(
         Some((r, m)) => ("False", r, m.to_owned()),
     };
     let key = key(svc);
-    let last = ctx
-        .written
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .cloned();
+    let last = locked(&ctx.written).get(&key).cloned();
     if let Some(w) = &last
         && w.based_on.is_some()
         && w.based_on == svc.metadata.resource_version
@@ -399,17 +391,14 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
-    ctx.written
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            key,
-            Written {
-                condition,
-                ips: ips.to_vec(),
-                based_on: svc.metadata.resource_version.clone(),
-            },
-        );
+    locked(&ctx.written).insert(
+        key,
+        Written {
+            condition,
+            ips: ips.to_vec(),
+            based_on: svc.metadata.resource_version.clone(),
+        },
+    );
     Ok(())
 }
 
