@@ -197,26 +197,24 @@ pub async fn inject_ca(
     ca: &str,
 ) -> Result<(), Error> {
     let bundle = ByteString(ca.as_bytes().to_vec());
+    // Webhooks (by name) whose bundle is not `bundle` yet.
+    let stale = |hooks: Vec<(String, Option<ByteString>)>| -> Vec<String> {
+        hooks
+            .into_iter()
+            .filter(|(_, b)| b.as_ref() != Some(&bundle))
+            .map(|(n, _)| n)
+            .collect()
+    };
     let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     if let Some(v) = vapi.get_opt(validating).await? {
-        let names: Vec<String> = v
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle))
-            .map(|w| w.name)
-            .collect();
+        let hooks = v.webhooks.unwrap_or_default().into_iter();
+        let names = stale(hooks.map(|w| (w.name, w.client_config.ca_bundle)).collect());
         patch_bundles(&vapi, validating, &names, &bundle).await?;
     }
     let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     if let Some(m) = mapi.get_opt(mutating).await? {
-        let names: Vec<String> = m
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle))
-            .map(|w| w.name)
-            .collect();
+        let hooks = m.webhooks.unwrap_or_default().into_iter();
+        let names = stale(hooks.map(|w| (w.name, w.client_config.ca_bundle)).collect());
         patch_bundles(&mapi, mutating, &names, &bundle).await?;
     }
     Ok(())
