@@ -364,6 +364,42 @@ async fn pod_blocks_against_the_real_api_server() {
     // The freed index is given out again, lowest first.
     assert_eq!(served(&reqs, "pods", "n2").await, "pods-0");
 
+    // A live node's block the agent still holds: deleting it waits for the agent, and the
+    // block stays announced meanwhile; once the agent lets go, block and announcement go.
+    blocks
+        .patch(
+            "pods-1",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"finalizers": [CONTROLLER_FINALIZER, AGENT_FINALIZER]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    blocks
+        .delete("pods-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = blocks.get("pods-1").await.unwrap();
+    assert!(held.finalizers().iter().any(|f| f == CONTROLLER_FINALIZER));
+    ad_peers(
+        &ads,
+        "pods-1",
+        &[("n2-tor", AdvertiseStatus::NotAdvertised)],
+    )
+    .await;
+    blocks
+        .patch(
+            "pods-1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": [CONTROLLER_FINALIZER]}})),
+        )
+        .await
+        .unwrap();
+    gone(&blocks, "pods-1").await;
+    gone(&ads, "pods-1").await;
+
     // Deleting a pool waits for its blocks.
     pools
         .delete("pods6", &DeleteParams::default())

@@ -268,12 +268,17 @@ pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Res
         if !ours {
             return Ok(Action::await_change());
         }
+        // A live node's agent moves its pods' addresses off the block first; its finalizer
+        // going wakes us again. The agent of a gone node cannot: the addresses went with it.
+        let agent_holds = block.finalizers().iter().any(|f| f == AGENT_FINALIZER);
+        if node_alive && agent_holds {
+            return Ok(Action::await_change());
+        }
         ads::delete(&ctx, POD_ADVERTISEMENT_NAMESPACE, &name).await?;
-        // The agent of a gone node cannot take its finalizer off; the addresses went with it.
         let keep: Vec<&String> = block
             .finalizers()
             .iter()
-            .filter(|f| *f != CONTROLLER_FINALIZER && (node_alive || *f != AGENT_FINALIZER))
+            .filter(|f| *f != CONTROLLER_FINALIZER && *f != AGENT_FINALIZER)
             .collect();
         let patch = json!({
             "metadata": { "finalizers": keep, "resourceVersion": block.resource_version() }
