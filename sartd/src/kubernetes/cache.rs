@@ -20,6 +20,16 @@ impl Drop for Task {
     }
 }
 
+/// What no decision reads and a cache need not hold: the server's field ownership and kubectl's
+/// copy of the last applied object (together often larger than the rest of the object).
+pub fn slim<K: Resource>(o: &mut K) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// A cache of `K` (as `cfg` selects) that pokes `changed` on every change; a full channel means a
 /// poke is already pending.
 pub fn watch<K>(
@@ -32,7 +42,7 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg))
+    let stream = reflector(writer, watcher(api, cfg).modify(slim))
         .default_backoff()
         .touched_objects();
     let task = tokio::spawn(stream.for_each(move |r| {
@@ -60,7 +70,7 @@ where
 {
     use kube::ResourceExt;
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg)).default_backoff();
+    let stream = reflector(writer, watcher(api, cfg).modify(slim)).default_backoff();
     let mut seen: std::collections::HashMap<(Option<String>, String), S> = Default::default();
     let task = tokio::spawn(stream.for_each(move |ev| {
         let poke = match ev {
