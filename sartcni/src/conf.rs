@@ -30,6 +30,8 @@ pub struct NetConf {
     pub runtime_config: Option<Value>,
     /// GC only: `None` when the runtime sent no list (then nothing may be collected).
     pub valid_attachments: Option<Vec<Attachment>>,
+    /// The configuration as received, for the agent.
+    pub raw: Value,
 }
 
 /// The `cniVersion` as written, for error replies even when the rest cannot be read.
@@ -107,6 +109,7 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
         prev_result: v.get("prevResult").filter(|p| !p.is_null()).cloned(),
         runtime_config: v.get("runtimeConfig").filter(|p| !p.is_null()).cloned(),
         valid_attachments: attachments,
+        raw: v,
     })
 }
 

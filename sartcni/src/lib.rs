@@ -11,6 +11,7 @@
 pub mod conf;
 pub mod env;
 pub mod error;
+pub mod grpc;
 pub mod result;
 pub mod version;
 
@@ -104,41 +105,6 @@ fn dispatch(
             agent.status(&conf).map(|()| String::new())
         }
         Command::Version => Ok(String::new()),
-    }
-}
-
-/// The agent until its CNI server exists: ADD and CHECK are refused as "try again later" (the
-/// runtime retries), STATUS says the plugin cannot serve ADD, and DEL and GC succeed — no ADD
-/// ever made anything to remove (the spec asks DEL to succeed when there is nothing left).
-pub struct NotBuilt;
-
-impl NotBuilt {
-    fn err() -> CniError {
-        CniError::new(
-            Code::TryAgainLater,
-            "the sart agent does not serve pod networking yet (sartd agent --mode lb only)",
-        )
-    }
-}
-
-impl Agent for NotBuilt {
-    fn add(&self, _: &Env, _: &NetConf) -> Result<CniResult, CniError> {
-        Err(Self::err())
-    }
-    fn del(&self, _: &Env, _: &NetConf) -> Result<(), CniError> {
-        Ok(())
-    }
-    fn check(&self, _: &Env, _: &NetConf, _: &CniResult) -> Result<(), CniError> {
-        Err(Self::err())
-    }
-    fn gc(&self, _: &NetConf, _: &[Attachment]) -> Result<(), CniError> {
-        Ok(())
-    }
-    fn status(&self, _: &NetConf) -> Result<(), CniError> {
-        Err(CniError::new(
-            Code::NotAvailable,
-            "the sart agent does not serve pod networking yet",
-        ))
     }
 }
 
@@ -245,25 +211,16 @@ mod tests {
 
     #[test]
     fn version_and_refusals() {
-        let out = invoke("VERSION", json!({"cniVersion": "0.4.0"}), &NotBuilt);
+        let out = invoke("VERSION", json!({"cniVersion": "0.4.0"}), &Fake::default());
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["cniVersion"], "0.4.0");
         assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 5);
         // An unsupported version is refused in that version.
-        let out = invoke("ADD", conf("0.2.0"), &NotBuilt);
+        let out = invoke("ADD", conf("0.2.0"), &Fake::default());
         let e: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(
             (e["code"].as_u64(), e["cniVersion"].as_str()),
             (Some(1), Some("0.2.0"))
         );
-        // Until the agent serves CNI: try again later, and STATUS not available.
-        let code = |cmd: &str| {
-            let out = invoke(cmd, conf("1.1.0"), &NotBuilt);
-            assert!(!out.ok);
-            serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["code"].as_u64()
-        };
-        assert_eq!(code("ADD"), Some(11));
-        assert_eq!(code("STATUS"), Some(50));
-        assert!(invoke("DEL", conf("1.1.0"), &NotBuilt).ok);
     }
 }

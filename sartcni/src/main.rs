@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let out = sartcni::run(|k| std::env::var(k).ok(), &stdin, &sartcni::NotBuilt);
+    let out = sartcni::run(|k| std::env::var(k).ok(), &stdin, &sartcni::grpc::GrpcAgent);
     let mut o = std::io::stdout().lock();
     // DEL, CHECK, GC and STATUS print nothing on success. Nothing to do if stdout is gone: the
     // runtime has stopped listening.

@@ -58,22 +58,21 @@ struct AgentArgs {
     /// Seconds between full resynchronisations with the speaker.
     #[arg(long, default_value_t = 10)]
     resync: u64,
+    /// `cni` and `dual` also serve `sart-cni` on `--cni-socket` (pod set-up itself is not built
+    /// yet: ADD answers "try again later").
     #[arg(long, value_enum, default_value_t = Mode::Lb)]
     mode: Mode,
+    /// The unix socket `sart-cni` calls (cni, dual).
+    #[arg(long, default_value = "/run/sart/cni.sock")]
+    cni_socket: std::path::PathBuf,
 }
 
 fn agent(args: AgentArgs) -> ExitCode {
-    if args.mode != Mode::Lb {
-        eprintln!(
-            "sartd agent: --mode {:?}: pod networking (CNI) is not built yet",
-            args.mode
-        );
-        return ExitCode::from(2);
-    }
     let opts = sartd::kubernetes::agent::Options {
         node: args.node_name,
         speaker: args.speaker,
         resync: std::time::Duration::from_secs(args.resync.max(1)),
+        cni_socket: (args.mode != Mode::Lb).then_some(args.cni_socket),
     };
     block_on("agent", |client| async move {
         sartd::kubernetes::agent::run(client, opts)

@@ -56,6 +56,35 @@ async fn peer_state(api: &Api<BGPPeer>, want: PeerState) {
     .await
 }
 
+/// Runs the real `sart-cni` as a runtime does; (success, CNI error code if any).
+fn cni_run(command: &str, netconf: &str) -> (bool, Option<u64>) {
+    use std::io::Write;
+    let bin = sartd_binary().with_file_name("sart-cni");
+    let mut child = std::process::Command::new(&bin)
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", "agent-test-1")
+        .env("CNI_NETNS", "/run/netns/sart-agent-test-none")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo build -p sartcni)", bin.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(netconf.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let code = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["code"].as_u64());
+    (out.status.success(), code)
+}
+
 /// How many times FRR has seen its session with `addr` established.
 fn frr_sessions(frr: &Frr, addr: std::net::IpAddr) -> Option<u64> {
     let out = frr
@@ -88,6 +117,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
     let bin = sartd_binary();
     let log = node_ns.dir().join("agent.log");
     let api_addr = speaker.api_addr();
+    let cni_socket = node_ns.dir().join("cni.sock");
     let spawn_agent = || {
         node_ns
             .spawn(
@@ -100,12 +130,27 @@ async fn service_address_reaches_the_router_through_the_agent() {
                     "--node-name=n1".into(),
                     format!("--speaker={api_addr}"),
                     "--resync=2".into(),
+                    "--mode=dual".into(),
+                    format!("--cni-socket={}", cni_socket.display()),
                 ],
                 &log,
             )
             .unwrap()
     };
     let mut agent = spawn_agent();
+    // sart-cni as the runtime runs it, against this agent's socket.
+    let netconf = json!({"cniVersion": "1.1.0", "name": "sart-network", "type": "sart-cni",
+        "endpoint": format!("unix://{}", cni_socket.display()), "timeout": 5})
+    .to_string();
+    let cni = |command: &str| cni_run(command, &netconf);
+    // No NodeBGP yet, so no session: the agent cannot serve pods.
+    eventually("STATUS not available", WAIT, || async {
+        match cni("STATUS") {
+            (false, Some(50)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let ctl = tokio::spawn(controller::run(
         client.clone(),
         controller::Options {
@@ -131,6 +176,17 @@ async fn service_address_reaches_the_router_through_the_agent() {
     peer_state(&peers, PeerState::Established).await;
     let out = ok(kubectl(cluster, &["get", "bgppeer", PEER]));
     assert!(out.contains("Established"), "{out}");
+    // A session is up: STATUS says ready. Pod set-up itself is not built: ADD asks the runtime
+    // to try again later; DEL of what was never set up succeeds.
+    eventually("STATUS ready", WAIT, || async {
+        match cni("STATUS") {
+            (true, None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(cni("ADD"), (false, Some(11)));
+    assert_eq!(cni("DEL"), (true, None));
 
     // A LoadBalancer Service: its address goes to FRR with our AS.
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");

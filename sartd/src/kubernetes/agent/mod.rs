@@ -4,6 +4,7 @@
 //! BGPAdvertisement status. Peer state changes arrive on the speaker's Watch stream, so
 //! `kubectl get bgppeer` follows sessions without polling.
 
+pub mod cni;
 pub mod plan;
 pub mod speaker;
 
@@ -38,6 +39,8 @@ pub enum Error {
     Plan(#[from] plan::PlanError),
     #[error("waiting for the caches: {0}")]
     Cache(String),
+    #[error(transparent)]
+    Cni(#[from] cni::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +50,8 @@ pub struct Options {
     pub speaker: String,
     /// Full resynchronisation period.
     pub resync: Duration,
+    /// Serve `sart-cni` on this unix socket (`--mode cni|dual`).
+    pub cni_socket: Option<std::path::PathBuf>,
 }
 
 /// Conditions kept on a BGPPeer (the last one is its state).
@@ -59,6 +64,22 @@ struct Caches {
 }
 
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let ready = std::sync::Arc::new(cni::Readiness::default());
+    let Some(path) = opts.cni_socket.clone() else {
+        return sync_loop(client, opts, ready).await;
+    };
+    // Listening from the start: STATUS says "not ready" rather than nothing at all.
+    tokio::select! {
+        r = cni::serve(path, ready.clone()) => r.map_err(Error::from),
+        r = sync_loop(client, opts, ready) => r,
+    }
+}
+
+async fn sync_loop(
+    client: Client,
+    opts: Options,
+    ready: std::sync::Arc<cni::Readiness>,
+) -> Result<(), Error> {
     let (changed_tx, mut changed) = mpsc::channel(1);
     let node_sel = format!("metadata.name={}", opts.node);
     let (node_bgps, t1) = cache::watch(
@@ -94,6 +115,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     info!(node = %opts.node, "agent caches ready");
+    ready.caches_ready();
 
     let mut speaker: Option<Speaker> = None;
     let (events_tx, mut events) = mpsc::channel::<(IpAddr, PeerState)>(256);
@@ -136,8 +158,12 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         }
         let Some(sp) = speaker.clone() else { continue };
         match sync(&client, &opts, &caches, &sp).await {
-            Ok(()) => backoff = Duration::from_millis(500),
+            Ok(established) => {
+                ready.established(established);
+                backoff = Duration::from_millis(500);
+            }
             Err(e) => {
+                ready.established(0);
                 warn!(error = %e, "sync failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -191,10 +217,11 @@ fn peer_names(c: &Caches) -> BTreeMap<IpAddr, String> {
         .collect()
 }
 
-async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Result<(), Error> {
+/// One synchronisation; how many of the node's sessions are Established.
+async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Result<usize, Error> {
     let Some(nb) = c.node_bgps.get(&reflector::ObjectRef::new(&opts.node)) else {
         debug!(node = %opts.node, "no NodeBGP for this node: nothing to configure");
-        return Ok(());
+        return Ok(0);
     };
     let all_peers: Vec<BGPPeer> = c.peers.state().iter().map(|p| (**p).clone()).collect();
     let want_peers = plan::want_peers(&all_peers);
@@ -230,7 +257,7 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
             write_ad_status(client, ad, &next).await?;
         }
     }
-    Ok(())
+    Ok(established.values().filter(|e| **e).count())
 }
 
 async fn set_peer_state(

@@ -1,0 +1,145 @@
+//! The agent's CNI server: `sart-cni` calls it on a unix socket (`--cni-socket`, default
+//! `/run/sart/cni.sock`, root only), never on a network address.
+//!
+//! STATUS is real: the agent can serve pods once its caches hold the cluster and at least one of
+//! the node's BGP sessions is Established (else the pods' block would not be announced). Pod
+//! set-up itself (addresses from the node's blocks, veth pairs, routes) is not built yet: ADD
+//! and CHECK answer UNAVAILABLE (the runtime retries), DEL and GC succeed because no ADD ever
+//! made anything.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use proto::v1::cni_api_server::{CniApi, CniApiServer};
+use proto::v1::{Args, CniResult, GcArgs, StatusArgs};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info};
+
+/// What STATUS depends on, kept current by the agent's loop.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    caches: AtomicBool,
+    established: AtomicUsize,
+}
+
+impl Readiness {
+    pub fn caches_ready(&self) {
+        self.caches.store(true, Ordering::Release);
+    }
+
+    pub fn established(&self, n: usize) {
+        self.established.store(n, Ordering::Release);
+    }
+
+    /// Why ADD cannot be served now, if it cannot.
+    fn blocker(&self) -> Option<&'static str> {
+        if !self.caches.load(Ordering::Acquire) {
+            Some("the agent has not read the cluster yet")
+        } else if self.established.load(Ordering::Acquire) == 0 {
+            Some("no BGP session of this node is Established: pod addresses would not be announced")
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("CNI socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("CNI socket {0} exists and is not a socket")]
+    NotASocket(PathBuf),
+    #[error("CNI server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+struct Server {
+    ready: Arc<Readiness>,
+}
+
+const NOT_BUILT: &str =
+    "pod networking is not built yet in this sartd agent (ADD will be retried by the runtime)";
+
+#[tonic::async_trait]
+impl CniApi for Server {
+    async fn add(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
+        debug!(container = %req.get_ref().container_id, "CNI ADD");
+        if let Some(why) = self.ready.blocker() {
+            return Err(Status::unavailable(why));
+        }
+        Err(Status::unavailable(NOT_BUILT))
+    }
+
+    async fn del(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
+        debug!(container = %req.get_ref().container_id, "CNI DEL: nothing was set up");
+        Ok(Response::new(CniResult::default()))
+    }
+
+    async fn check(&self, _req: Request<Args>) -> Result<Response<CniResult>, Status> {
+        Err(Status::unavailable(NOT_BUILT))
+    }
+
+    async fn gc(&self, _req: Request<GcArgs>) -> Result<Response<CniResult>, Status> {
+        Ok(Response::new(CniResult::default()))
+    }
+
+    async fn status(&self, _req: Request<StatusArgs>) -> Result<Response<CniResult>, Status> {
+        match self.ready.blocker() {
+            Some(why) => Err(Status::failed_precondition(why)),
+            None => Ok(Response::new(CniResult::default())),
+        }
+    }
+}
+
+/// Replaces a stale socket of an earlier run; refuses to remove anything that is not a socket.
+fn bind(path: &Path) -> Result<tokio::net::UnixListener, Error> {
+    let io = |source| Error::Socket {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(io)?,
+        Ok(_) => return Err(Error::NotASocket(path.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
+    // Only root (the container runtime) may ask for pod set-up.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Serves until the process ends.
+pub async fn serve(path: PathBuf, ready: Arc<Readiness>) -> Result<(), Error> {
+    let listener = bind(&path)?;
+    info!(socket = %path.display(), "CNI server listening");
+    tonic::transport::Server::builder()
+        .add_service(CniApiServer::new(Server { ready }))
+        .serve_with_incoming(UnixListenerStream::new(listener))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_caches_and_a_session() {
+        let r = Readiness::default();
+        assert!(r.blocker().unwrap_or_default().contains("cluster"));
+        r.caches_ready();
+        assert!(r.blocker().unwrap_or_default().contains("Established"));
+        r.established(2);
+        assert_eq!(r.blocker(), None);
+    }
+}
