@@ -95,10 +95,7 @@ fn to_result(r: pb::CniResult) -> Result<CniResult, CniError> {
         .map(|ip| {
             Ok(result::IpConfig {
                 address: ip.address.parse().map_err(|_| bad(ip.address.clone()))?,
-                gateway: match ip.gateway.as_str() {
-                    "" => None,
-                    g => Some(g.parse().map_err(|_| bad(g.to_owned()))?),
-                },
+                gateway: result::optional_ip(Some(&ip.gateway)).map_err(bad)?,
                 interface: usize::try_from(ip.interface).ok(),
             })
         })
@@ -109,10 +106,7 @@ fn to_result(r: pb::CniResult) -> Result<CniResult, CniError> {
         .map(|rt| {
             Ok(result::Route {
                 dst: rt.dst.parse().map_err(|_| bad(rt.dst.clone()))?,
-                gw: match rt.gw.as_str() {
-                    "" => None,
-                    g => Some(g.parse().map_err(|_| bad(g.to_owned()))?),
-                },
+                gw: result::optional_ip(Some(&rt.gw)).map_err(bad)?,
             })
         })
         .collect::<Result<_, CniError>>()?;

@@ -10,6 +10,17 @@ use serde_json::{Map, Value, json};
 use crate::error::{CniError, Code};
 use crate::version::Version;
 
+/// An optional address as results write it: absent or empty is none.
+pub(crate) fn optional_ip(s: Option<&str>) -> Result<Option<IpAddr>, String> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(g) => g
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("bad address {g:?}")),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
@@ -139,10 +150,7 @@ impl CniResult {
                 let address = text(i, "address")
                     .and_then(|a| a.parse::<IpNet>().ok())
                     .ok_or_else(|| bad(format!("bad address in {i}")))?;
-                let gateway = match text(i, "gateway") {
-                    None => None,
-                    Some(g) => Some(g.parse().map_err(|_| bad(format!("bad gateway {g:?}")))?),
-                };
+                let gateway = optional_ip(text(i, "gateway").as_deref()).map_err(bad)?;
                 let interface = i
                     .get("interface")
                     .and_then(Value::as_u64)
@@ -160,10 +168,7 @@ impl CniResult {
                 let dst = text(r, "dst")
                     .and_then(|d| d.parse::<IpNet>().ok())
                     .ok_or_else(|| bad(format!("bad route {r}")))?;
-                let gw = match text(r, "gw") {
-                    None => None,
-                    Some(g) => Some(g.parse().map_err(|_| bad(format!("bad gateway {g:?}")))?),
-                };
+                let gw = optional_ip(text(r, "gw").as_deref()).map_err(bad)?;
                 Ok(Route { dst, gw })
             })
             .collect::<Result<_, CniError>>()?;

@@ -1,0 +1,233 @@
+//! Which pod pool (or which static addresses) a pod's ADD draws from, as a pure function of the
+//! pod's and its namespace's annotations and the valid pod pools:
+//!
+//! 1. `sart.terassyi.net/ips` on the pod: these addresses, at most one per family, each inside
+//!    some pod pool;
+//! 2. else `sart.terassyi.net/addresspool` on the pod (sart: the pod's annotation wins);
+//! 3. else the same annotation on the pod's namespace;
+//! 4. else the auto-assign pod pool of each family there is one for (both: a dual-stack pod).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipam::Family;
+
+use crate::kubernetes::controller::pools::ValidPool;
+use crate::kubernetes::crd::{ADDRESS_POOL_ANNOTATION, AddressType};
+
+/// Static pod addresses (ours; sart had none).
+pub const IPS_ANNOTATION: &str = "sart.terassyi.net/ips";
+
+/// Where a pod's addresses come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// These addresses, each with the pool that holds it.
+    Static(Vec<(IpAddr, String)>),
+    /// One address from each of these pools (one pool per family).
+    Pools(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("annotation {IPS_ANNOTATION}: {0:?} is not an IP address")]
+    BadAddress(String),
+    #[error("annotation {IPS_ANNOTATION}: two {0} addresses (one per family)")]
+    TwoOfAFamily(Family),
+    #[error("address {0} is in no pod AddressPool")]
+    OutsidePools(IpAddr),
+    #[error("{from} names AddressPool {pool}, which is not a usable pod pool")]
+    UnknownPool { pool: String, from: &'static str },
+    #[error("{from} names two pools of {family}: {a} and {b}")]
+    TwoPoolsOfAFamily {
+        family: Family,
+        a: String,
+        b: String,
+        from: &'static str,
+    },
+    #[error("no AddressPool applies: no annotation, and no auto-assign pod pool")]
+    NoPool,
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Decides for one pod. `pools` are the valid pools (any type; only pod pools are used).
+pub fn choose(
+    pod: &BTreeMap<String, String>,
+    namespace: &BTreeMap<String, String>,
+    pools: &[ValidPool],
+) -> Result<Choice, ChoiceError> {
+    let pod_pools: Vec<&ValidPool> = pools
+        .iter()
+        .filter(|p| p.kind == AddressType::Pod)
+        .collect();
+    if let Some(ips) = pod.get(IPS_ANNOTATION) {
+        let mut out: Vec<(IpAddr, String)> = Vec::new();
+        for s in list(ips) {
+            let ip: IpAddr = s.parse().map_err(|_| ChoiceError::BadAddress(s.into()))?;
+            if out.iter().any(|(o, _)| Family::of(*o) == Family::of(ip)) {
+                return Err(ChoiceError::TwoOfAFamily(Family::of(ip)));
+            }
+            let pool = pod_pools
+                .iter()
+                .find(|p| p.pool.contains(ip))
+                .ok_or(ChoiceError::OutsidePools(ip))?;
+            out.push((ip, pool.name.clone()));
+        }
+        if !out.is_empty() {
+            return Ok(Choice::Static(out));
+        }
+    }
+    let named = pod
+        .get(ADDRESS_POOL_ANNOTATION)
+        .map(|v| (v, "the pod's annotation"))
+        .or_else(|| {
+            namespace
+                .get(ADDRESS_POOL_ANNOTATION)
+                .map(|v| (v, "the namespace's annotation"))
+        });
+    if let Some((names, from)) = named {
+        let mut chosen: Vec<&ValidPool> = Vec::new();
+        for n in list(names) {
+            let p =
+                pod_pools
+                    .iter()
+                    .find(|p| p.name == n)
+                    .ok_or_else(|| ChoiceError::UnknownPool {
+                        pool: n.into(),
+                        from,
+                    })?;
+            if let Some(o) = chosen.iter().find(|o| o.pool.family() == p.pool.family()) {
+                return Err(ChoiceError::TwoPoolsOfAFamily {
+                    family: p.pool.family(),
+                    a: o.name.clone(),
+                    b: p.name.clone(),
+                    from,
+                });
+            }
+            chosen.push(p);
+        }
+        if !chosen.is_empty() {
+            return Ok(Choice::Pools(
+                chosen.iter().map(|p| p.name.clone()).collect(),
+            ));
+        }
+    }
+    // The validator lets at most one auto-assign pod pool per family through.
+    let auto: Vec<String> = [Family::Ipv4, Family::Ipv6]
+        .into_iter()
+        .filter_map(|f| {
+            pod_pools
+                .iter()
+                .find(|p| p.auto_assign && p.pool.family() == f)
+                .map(|p| p.name.clone())
+        })
+        .collect();
+    if auto.is_empty() {
+        return Err(ChoiceError::NoPool);
+    }
+    Ok(Choice::Pools(auto))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ipam::Pool;
+
+    fn pool(name: &str, cidr: &str, block: u8, auto: bool, kind: AddressType) -> ValidPool {
+        ValidPool {
+            name: name.into(),
+            kind,
+            pool: Pool::new(cidr.parse().unwrap(), block).unwrap(),
+            auto_assign: auto,
+        }
+    }
+
+    fn pools() -> Vec<ValidPool> {
+        vec![
+            pool("pods", "198.18.64.0/24", 29, true, AddressType::Pod),
+            pool("pods6", "fd00:64::/64", 120, true, AddressType::Pod),
+            pool("tenant", "198.18.65.0/24", 29, false, AddressType::Pod),
+            pool("svc", "198.18.66.0/24", 24, true, AddressType::Service),
+        ]
+    }
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn order_of_precedence() {
+        let none = ann(&[]);
+        let ns = ann(&[(ADDRESS_POOL_ANNOTATION, "tenant")]);
+        let p = pools();
+        // Nothing said: the auto-assign pod pools, both families.
+        assert_eq!(
+            choose(&none, &none, &p),
+            Ok(Choice::Pools(vec!["pods".into(), "pods6".into()]))
+        );
+        // The namespace's pool, unless the pod names its own.
+        assert_eq!(
+            choose(&none, &ns, &p),
+            Ok(Choice::Pools(vec!["tenant".into()]))
+        );
+        let pod = ann(&[(ADDRESS_POOL_ANNOTATION, "pods6")]);
+        assert_eq!(
+            choose(&pod, &ns, &p),
+            Ok(Choice::Pools(vec!["pods6".into()]))
+        );
+        // Static addresses win over everything, each with its pool.
+        let pod = ann(&[
+            (IPS_ANNOTATION, "198.18.65.7, fd00:64::7"),
+            (ADDRESS_POOL_ANNOTATION, "pods"),
+        ]);
+        assert_eq!(
+            choose(&pod, &ns, &p),
+            Ok(Choice::Static(vec![
+                ("198.18.65.7".parse().unwrap(), "tenant".into()),
+                ("fd00:64::7".parse().unwrap(), "pods6".into()),
+            ]))
+        );
+    }
+
+    #[test]
+    fn clear_refusals() {
+        let none = ann(&[]);
+        let p = pools();
+        let err = |pod: &[(&str, &str)]| choose(&ann(pod), &none, &p).unwrap_err();
+        assert_eq!(
+            err(&[(IPS_ANNOTATION, "198.18.66.1")]),
+            ChoiceError::OutsidePools("198.18.66.1".parse().unwrap())
+        );
+        assert_eq!(
+            err(&[(IPS_ANNOTATION, "198.18.64.1,198.18.64.2")]),
+            ChoiceError::TwoOfAFamily(Family::Ipv4)
+        );
+        assert!(matches!(
+            err(&[(IPS_ANNOTATION, "pod-1")]),
+            ChoiceError::BadAddress(_)
+        ));
+        // A Service pool is no pod pool.
+        assert!(matches!(
+            err(&[(ADDRESS_POOL_ANNOTATION, "svc")]),
+            ChoiceError::UnknownPool { .. }
+        ));
+        assert!(matches!(
+            err(&[(ADDRESS_POOL_ANNOTATION, "pods,tenant")]),
+            ChoiceError::TwoPoolsOfAFamily { .. }
+        ));
+        let only_manual = vec![pool(
+            "tenant",
+            "198.18.65.0/24",
+            29,
+            false,
+            AddressType::Pod,
+        )];
+        assert_eq!(choose(&none, &none, &only_manual), Err(ChoiceError::NoPool));
+    }
+}
