@@ -6,6 +6,7 @@
 
 pub mod cni;
 pub mod plan;
+pub mod pod_ipam;
 pub mod pod_pool;
 pub mod speaker;
 

@@ -1,0 +1,405 @@
+//! A node's pod addresses, as plain state: the node's blocks, each with its allocator, and one
+//! record per attachment (container id, interface). Pure: the agent persists the records, asks
+//! for blocks and sets up interfaces around it.
+//!
+//! - An attachment's addresses are given once: ADD again for the same attachment returns them
+//!   (a runtime retrying after a timeout gets the same answer, and nothing leaks).
+//! - Addresses come from the node's blocks of the chosen pool, lowest block first, lowest
+//!   address first, so a pod recreated at once gets its old address back (sart's e2e checks it).
+//! - When every block of a pool is full the answer is [`Allocation::NeedBlock`]: the caller asks
+//!   the controller for one and tries again.
+//! - Release is idempotent, and GC frees every attachment not in the runtime's list.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipam::{AddressAllocator, AddressError, Family, Usable};
+use ipnet::IpNet;
+
+use super::pod_pool::Choice;
+
+/// One attachment, as the CNI names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attachment {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// What an attachment holds: each address with the block it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub addresses: Vec<(IpAddr, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error("block {block} ({cidr}): {source}")]
+    BadBlock {
+        block: String,
+        cidr: IpNet,
+        source: AddressError,
+    },
+    #[error("block {0} is known with another pool or CIDR")]
+    BlockChanged(String),
+    #[error("block {block} still holds {count} addresses")]
+    BlockInUse { block: String, count: u128 },
+    #[error("address {ip} is taken")]
+    Taken { ip: IpAddr },
+    #[error("address {ip} is in no block of this node")]
+    NotOnThisNode { ip: IpAddr },
+    #[error("record of {attachment:?}: {ip} is not in block {block}")]
+    BadRecord {
+        attachment: Attachment,
+        ip: IpAddr,
+        block: String,
+    },
+}
+
+/// The answer to an ADD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// The attachment's addresses (new, or those it already had).
+    Done(Vec<IpAddr>),
+    /// Every block of this pool is full (or there is none yet): ask for one, then try again.
+    NeedBlock(String),
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    pool: String,
+    alloc: AddressAllocator,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NodeIpam {
+    blocks: BTreeMap<String, Block>,
+    records: BTreeMap<Attachment, Record>,
+}
+
+impl NodeIpam {
+    /// Adds a block of this node (idempotent for the same pool and CIDR).
+    pub fn add_block(&mut self, name: &str, pool: &str, cidr: IpNet) -> Result<(), IpamError> {
+        if let Some(b) = self.blocks.get(name) {
+            if b.pool == pool && b.alloc.range() == cidr {
+                return Ok(());
+            }
+            return Err(IpamError::BlockChanged(name.into()));
+        }
+        let alloc =
+            AddressAllocator::new(cidr, Usable::All).map_err(|source| IpamError::BadBlock {
+                block: name.into(),
+                cidr,
+                source,
+            })?;
+        self.blocks.insert(
+            name.into(),
+            Block {
+                pool: pool.into(),
+                alloc,
+            },
+        );
+        Ok(())
+    }
+
+    /// Drops an empty block (one holding addresses is refused).
+    pub fn remove_block(&mut self, name: &str) -> Result<(), IpamError> {
+        match self.blocks.get(name) {
+            None => Ok(()),
+            Some(b) if b.alloc.allocated() > 0 => Err(IpamError::BlockInUse {
+                block: name.into(),
+                count: b.alloc.allocated(),
+            }),
+            Some(_) => {
+                self.blocks.remove(name);
+                Ok(())
+            }
+        }
+    }
+
+    /// Blocks holding no address: candidates for release after a grace period.
+    pub fn empty_blocks(&self) -> Vec<String> {
+        self.blocks
+            .iter()
+            .filter(|(_, b)| b.alloc.allocated() == 0)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub fn record(&self, a: &Attachment) -> Option<&Record> {
+        self.records.get(a)
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = (&Attachment, &Record)> {
+        self.records.iter()
+    }
+
+    /// Gives `a` its addresses as `choice` says. Nothing is taken unless everything is.
+    pub fn allocate(&mut self, a: &Attachment, choice: &Choice) -> Result<Allocation, IpamError> {
+        if let Some(r) = self.records.get(a) {
+            return Ok(Allocation::Done(
+                r.addresses.iter().map(|(ip, _)| *ip).collect(),
+            ));
+        }
+        // Plan on a copy: a failure half-way leaves nothing taken.
+        let mut next = self.blocks.clone();
+        let mut got: Vec<(IpAddr, String)> = Vec::new();
+        match choice {
+            Choice::Static(ips) => {
+                for (ip, _pool) in ips {
+                    let (name, b) = next
+                        .iter_mut()
+                        .find(|(_, b)| b.alloc.range().contains(ip))
+                        .ok_or(IpamError::NotOnThisNode { ip: *ip })?;
+                    b.alloc
+                        .allocate(*ip)
+                        .map_err(|_| IpamError::Taken { ip: *ip })?;
+                    got.push((*ip, name.clone()));
+                }
+            }
+            Choice::Pools(pools) => {
+                for pool in pools {
+                    let found = next
+                        .iter_mut()
+                        .filter(|(_, b)| b.pool == *pool)
+                        .find_map(|(name, b)| b.alloc.allocate_lowest().ok().map(|ip| (ip, name)));
+                    match found {
+                        Some((ip, name)) => got.push((ip, name.clone())),
+                        None => return Ok(Allocation::NeedBlock(pool.clone())),
+                    }
+                }
+            }
+        }
+        self.blocks = next;
+        let ips = got.iter().map(|(ip, _)| *ip).collect();
+        self.records.insert(a.clone(), Record { addresses: got });
+        Ok(Allocation::Done(ips))
+    }
+
+    /// Frees what `a` holds; what it returns was freed (nothing, the second time).
+    pub fn release(&mut self, a: &Attachment) -> Vec<IpAddr> {
+        let Some(r) = self.records.remove(a) else {
+            return Vec::new();
+        };
+        for (ip, block) in &r.addresses {
+            if let Some(b) = self.blocks.get_mut(block) {
+                b.alloc.release(*ip);
+            }
+        }
+        r.addresses.into_iter().map(|(ip, _)| ip).collect()
+    }
+
+    /// Frees every attachment not in `valid` (CNI GC); the ones freed.
+    pub fn gc(&mut self, valid: &BTreeSet<Attachment>) -> Vec<Attachment> {
+        let stale: Vec<Attachment> = self
+            .records
+            .keys()
+            .filter(|a| !valid.contains(*a))
+            .cloned()
+            .collect();
+        for a in &stale {
+            self.release(a);
+        }
+        stale
+    }
+
+    /// Takes a persisted record back after a restart (the blocks first).
+    pub fn restore(&mut self, a: Attachment, r: Record) -> Result<(), IpamError> {
+        let mut next = self.blocks.clone();
+        for (ip, block) in &r.addresses {
+            let b = next.get_mut(block).ok_or_else(|| IpamError::BadRecord {
+                attachment: a.clone(),
+                ip: *ip,
+                block: block.clone(),
+            })?;
+            b.alloc
+                .allocate(*ip)
+                .map_err(|_| IpamError::Taken { ip: *ip })?;
+        }
+        self.blocks = next;
+        self.records.insert(a, r);
+        Ok(())
+    }
+
+    /// The families an attachment has addresses of.
+    pub fn families(&self, a: &Attachment) -> BTreeSet<Family> {
+        self.records
+            .get(a)
+            .map(|r| r.addresses.iter().map(|(ip, _)| Family::of(*ip)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn att(id: &str) -> Attachment {
+        Attachment {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+        }
+    }
+
+    fn pools(names: &[&str]) -> Choice {
+        Choice::Pools(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn done(a: Allocation) -> Vec<String> {
+        match a {
+            Allocation::Done(ips) => ips.iter().map(ToString::to_string).collect(),
+            other => panic!("expected addresses, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lowest_first_then_need_a_block() {
+        let mut n = NodeIpam::default();
+        assert_eq!(
+            n.allocate(&att("a"), &pools(&["pods"])).unwrap(),
+            Allocation::NeedBlock("pods".into())
+        );
+        n.add_block("pods-0", "pods", "198.18.64.0/31".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            done(n.allocate(&att("a"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.0"]
+        );
+        // The same attachment again: the same address, nothing more taken.
+        assert_eq!(
+            done(n.allocate(&att("a"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.0"]
+        );
+        assert_eq!(
+            done(n.allocate(&att("b"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.1"]
+        );
+        assert_eq!(
+            n.allocate(&att("c"), &pools(&["pods"])).unwrap(),
+            Allocation::NeedBlock("pods".into())
+        );
+        n.add_block("pods-3", "pods", "198.18.64.6/31".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            done(n.allocate(&att("c"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.6"]
+        );
+        // A pod recreated at once gets its address back.
+        assert_eq!(
+            n.release(&att("a")),
+            ["198.18.64.0".parse::<IpAddr>().unwrap()]
+        );
+        assert!(n.release(&att("a")).is_empty());
+        assert_eq!(
+            done(n.allocate(&att("a2"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.0"]
+        );
+    }
+
+    #[test]
+    fn dual_stack_is_all_or_nothing() {
+        let mut n = NodeIpam::default();
+        n.add_block("pods-0", "pods", "198.18.64.0/30".parse().unwrap())
+            .unwrap();
+        // No IPv6 block yet: nothing is taken from the IPv4 one.
+        assert_eq!(
+            n.allocate(&att("a"), &pools(&["pods", "pods6"])).unwrap(),
+            Allocation::NeedBlock("pods6".into())
+        );
+        assert_eq!(n.empty_blocks(), ["pods-0"]);
+        n.add_block("pods6-0", "pods6", "fd00:64::/120".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            done(n.allocate(&att("a"), &pools(&["pods", "pods6"])).unwrap()),
+            ["198.18.64.0", "fd00:64::"]
+        );
+        assert_eq!(
+            n.families(&att("a")),
+            BTreeSet::from([Family::Ipv4, Family::Ipv6])
+        );
+    }
+
+    #[test]
+    fn static_addresses_blocks_and_restore() {
+        let mut n = NodeIpam::default();
+        n.add_block("t-0", "tenant", "198.18.65.0/29".parse().unwrap())
+            .unwrap();
+        let want = |ip: &str| Choice::Static(vec![(ip.parse().unwrap(), "tenant".into())]);
+        assert_eq!(
+            done(n.allocate(&att("a"), &want("198.18.65.5")).unwrap()),
+            ["198.18.65.5"]
+        );
+        assert_eq!(
+            n.allocate(&att("b"), &want("198.18.65.5")),
+            Err(IpamError::Taken {
+                ip: "198.18.65.5".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            n.allocate(&att("b"), &want("198.18.66.5")),
+            Err(IpamError::NotOnThisNode {
+                ip: "198.18.66.5".parse().unwrap()
+            })
+        );
+        // A block holding addresses stays; a changed block is refused.
+        assert!(matches!(
+            n.remove_block("t-0"),
+            Err(IpamError::BlockInUse { .. })
+        ));
+        assert!(matches!(
+            n.add_block("t-0", "tenant", "198.18.65.8/29".parse().unwrap()),
+            Err(IpamError::BlockChanged(_))
+        ));
+        // After a restart: blocks, then records, give the same state.
+        let saved: Vec<(Attachment, Record)> =
+            n.records().map(|(a, r)| (a.clone(), r.clone())).collect();
+        let mut m = NodeIpam::default();
+        m.add_block("t-0", "tenant", "198.18.65.0/29".parse().unwrap())
+            .unwrap();
+        for (a, r) in saved {
+            m.restore(a, r).unwrap();
+        }
+        assert_eq!(
+            m.allocate(&att("b"), &want("198.18.65.5")),
+            Err(IpamError::Taken {
+                ip: "198.18.65.5".parse().unwrap()
+            })
+        );
+        // GC keeps only what the runtime still uses.
+        assert_eq!(m.gc(&BTreeSet::new()), [att("a")]);
+        m.remove_block("t-0").unwrap();
+    }
+
+    proptest! {
+        /// Under any mix of adds, deletes and GCs, no address is ever held twice and every
+        /// record's addresses are allocated in their block.
+        #[test]
+        fn never_an_address_twice(ops in proptest::collection::vec((0u8..3, 0u8..12), 1..80)) {
+            let mut n = NodeIpam::default();
+            n.add_block("p-0", "p", "198.18.64.0/30".parse().unwrap()).unwrap();
+            n.add_block("p-1", "p", "198.18.64.4/30".parse().unwrap()).unwrap();
+            for (op, who) in ops {
+                let a = att(&format!("c{who}"));
+                match op {
+                    0 => { let _ = n.allocate(&a, &pools(&["p"])).unwrap(); }
+                    1 => { n.release(&a); }
+                    _ => {
+                        let keep: BTreeSet<Attachment> =
+                            (0..12).filter(|i| i % 2 == 0).map(|i| att(&format!("c{i}"))).collect();
+                        n.gc(&keep);
+                    }
+                }
+                let mut seen = BTreeSet::new();
+                for (_, r) in n.records() {
+                    for (ip, block) in &r.addresses {
+                        prop_assert!(seen.insert(*ip), "{} held twice", ip);
+                        prop_assert!(n.blocks[block].alloc.is_allocated(*ip));
+                    }
+                }
+                let allocated: u128 = n.blocks.values().map(|b| b.alloc.allocated()).sum();
+                prop_assert_eq!(allocated, seen.len() as u128);
+            }
+        }
+    }
+}
