@@ -41,17 +41,8 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg).modify(slim))
-        .default_backoff()
-        .touched_objects();
-    let task = tokio::spawn(stream.for_each(move |r| {
-        if r.is_ok() {
-            let _ = changed.try_send(());
-        }
-        futures::future::ready(())
-    }));
-    (reader, Task(task))
+    // Every write gives a new resourceVersion: every change counts.
+    watch_relevant(api, cfg, changed, |o: &K| o.meta().resource_version.clone())
 }
 
 /// As [`watch`], but pokes `changed` only when what `signature` picks out of an object changes,

@@ -7,8 +7,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -17,7 +15,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::pools::{self, ValidPool};
-use super::{Context, Error, set_finalizer};
+use super::{Context, Error, condition, set_finalizer};
 use crate::kubernetes::crd::address_pool::FINALIZER;
 use crate::kubernetes::crd::{AddressPool, AddressType};
 
@@ -146,24 +144,14 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
     };
     let mut conditions = status.conditions.take().unwrap_or_default();
     let old = conditions.iter().position(|c| c.type_ == "Ready");
-    let same = old.is_some_and(|i| {
-        let c = &conditions[i];
-        c.status == ready && c.reason == reason && c.message == message
-    });
+    let same = old.is_some_and(|i| condition::says(&conditions[i], ready, reason, &message));
     if !same {
         if ready == "False" {
             warn!(pool = %name, %message, "pool refused");
             ctx.event(&*pool, EventType::Warning, reason, "Validate", &message)
                 .await;
         }
-        let c = Condition {
-            type_: "Ready".into(),
-            status: ready.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: Time(Timestamp::now()),
-            observed_generation: pool.metadata.generation,
-        };
+        let c = condition::new("Ready", ready, reason, message, pool.metadata.generation);
         match old {
             Some(i) => conditions[i] = c,
             None => conditions.push(c),

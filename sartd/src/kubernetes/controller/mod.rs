@@ -6,6 +6,7 @@
 pub mod address_pool;
 pub mod ads;
 pub mod advertise;
+pub mod condition;
 pub mod node_bgp;
 pub mod node_bgp_plan;
 pub mod pod_block;

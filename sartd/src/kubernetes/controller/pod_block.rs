@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -20,7 +18,7 @@ use tracing::{info, warn};
 
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView, REQUEST_ANNOTATION};
 use super::recent::Recent;
-use super::{Context, Error, ads, conflict, pools, set_finalizer};
+use super::{Context, Error, ads, condition, conflict, pools, set_finalizer};
 use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, NODE_LABEL};
 use crate::kubernetes::crd::bgp_advertisement::POD_ADVERTISEMENT_NAMESPACE;
 use crate::kubernetes::crd::{
@@ -216,17 +214,10 @@ async fn write_condition(
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-    if old.is_some_and(|c| c.status == status && c.reason == reason && c.message == message) {
+    if old.is_some_and(|c| condition::says(c, status, reason, &message)) {
         return Ok(false);
     }
-    let c = Condition {
-        type_: "Ready".into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: Time(Timestamp::now()),
-        observed_generation: req.metadata.generation,
-    };
+    let c = condition::new("Ready", status, reason, message, req.metadata.generation);
     let api: Api<BlockRequest> = Api::all(ctx.client.clone());
     let patch = json!({ "status": { "conditions": [c] } });
     match api

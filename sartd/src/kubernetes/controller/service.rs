@@ -14,8 +14,7 @@ use std::time::Duration;
 use ipam::{Family, FamilyPolicy, LbError, LbRequest, Protocol, ServiceKey};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -23,6 +22,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::condition::{self, says};
 use super::{Context, Error, ads, advertise, locked, set_finalizer};
 use crate::kubernetes::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
@@ -311,10 +311,6 @@ pub struct Written {
     pub based_on: Option<String>,
 }
 
-fn says(c: &Condition, status: &str, reason: &str, message: &str) -> bool {
-    c.status == status && c.reason == reason && c.message == message
-}
-
 /// Writes ingress and our condition, only when they differ from what the Service shows (or,
 /// when the Service is seen from before our last write, from what we wrote).
 async fn write_status(
@@ -353,18 +349,7 @@ async fn write_status(
         // The object may be stale: a condition we wrote that says the same keeps its time, so a
         // repeated patch changes nothing on the server.
         (_, Some(w)) if says(&w.condition, st, reason, &message) => w.condition,
-        _ => {
-            let now = Timestamp::now();
-            Condition {
-                type_: CONDITION.into(),
-                status: st.into(),
-                reason: reason.into(),
-                message,
-                // Whole seconds, as the API server stores it.
-                last_transition_time: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
-                observed_generation: svc.metadata.generation,
-            }
-        }
+        _ => condition::new(CONDITION, st, reason, message, svc.metadata.generation),
     };
     match old {
         Some(i) => conditions[i] = condition.clone(),
@@ -485,6 +470,7 @@ impl Context {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
     use serde_json::json;
 
     fn svc(v: serde_json::Value) -> Service {
