@@ -27,6 +27,8 @@ fn from_status(s: &tonic::Status, status_call: bool) -> CniError {
     let code = match s.code() {
         G::Unavailable | G::ResourceExhausted | G::DeadlineExceeded => Code::TryAgainLater,
         G::FailedPrecondition if status_call => Code::NotAvailable,
+        // What the agent finds wrong in CNI_NETNS, CNI_CONTAINERID, CNI_IFNAME or CNI_ARGS.
+        G::InvalidArgument => Code::InvalidEnvironment,
         G::AlreadyExists => Code::AddressUnavailable,
         G::OutOfRange => Code::PoolExhausted,
         _ => Code::Agent,

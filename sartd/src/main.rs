@@ -58,21 +58,39 @@ struct AgentArgs {
     /// Seconds between full resynchronisations with the speaker.
     #[arg(long, default_value_t = 10)]
     resync: u64,
-    /// `cni` and `dual` also serve `sart-cni` on `--cni-socket` (pod set-up itself is not built
-    /// yet: ADD answers "try again later").
+    /// `cni` and `dual` also serve `sart-cni` on `--cni-socket` and set up pods' networks.
     #[arg(long, value_enum, default_value_t = Mode::Lb)]
     mode: Mode,
     /// The unix socket `sart-cni` calls (cni, dual).
     #[arg(long, default_value = "/run/sart/cni.sock")]
     cni_socket: std::path::PathBuf,
+    /// Where the agent keeps one record per pod attachment (survives agent restarts).
+    #[arg(long, default_value = "/var/lib/sart/cni")]
+    cni_state_dir: std::path::PathBuf,
+    /// CNI operations served at once; more wait up to 10 s, then get "try again later".
+    #[arg(long, default_value_t = 32)]
+    cni_parallel: usize,
+    /// Seconds an empty pod block is kept before it is released.
+    #[arg(long, default_value_t = 300)]
+    block_release_after: u64,
 }
 
 fn agent(args: AgentArgs) -> ExitCode {
     let opts = sartd::kubernetes::agent::Options {
-        node: args.node_name,
+        node: args.node_name.clone(),
         speaker: args.speaker,
         resync: std::time::Duration::from_secs(args.resync.max(1)),
-        cni_socket: (args.mode != Mode::Lb).then_some(args.cni_socket),
+        cni: (args.mode != Mode::Lb).then(|| {
+            (
+                args.cni_socket,
+                sartd::kubernetes::agent::pods::PodOptions {
+                    node: args.node_name.clone(),
+                    state_dir: args.cni_state_dir,
+                    parallel: args.cni_parallel,
+                    release_after: std::time::Duration::from_secs(args.block_release_after),
+                },
+            )
+        }),
     };
     block_on("agent", |client| async move {
         sartd::kubernetes::agent::run(client, opts)

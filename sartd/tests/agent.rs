@@ -132,6 +132,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
                     "--resync=2".into(),
                     "--mode=dual".into(),
                     format!("--cni-socket={}", cni_socket.display()),
+                    format!("--cni-state-dir={}", node_ns.dir().join("cni").display()),
                 ],
                 &log,
             )
@@ -176,8 +177,8 @@ async fn service_address_reaches_the_router_through_the_agent() {
     peer_state(&peers, PeerState::Established).await;
     let out = ok(kubectl(cluster, &["get", "bgppeer", PEER]));
     assert!(out.contains("Established"), "{out}");
-    // A session is up: STATUS says ready. Pod set-up itself is not built: ADD asks the runtime
-    // to try again later; DEL of what was never set up succeeds.
+    // A session is up: STATUS says ready. An ADD that names no pod is refused as a bad
+    // environment (4); DEL of what was never set up succeeds. Pods themselves: tests/cni.rs.
     eventually("STATUS ready", WAIT, || async {
         match cni("STATUS") {
             (true, None) => Ok(()),
@@ -185,7 +186,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
         }
     })
     .await;
-    assert_eq!(cni("ADD"), (false, Some(11)));
+    assert_eq!(cni("ADD"), (false, Some(4)));
     assert_eq!(cni("DEL"), (true, None));
 
     // A LoadBalancer Service: its address goes to FRR with our AS.

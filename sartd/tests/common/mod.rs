@@ -117,3 +117,5 @@ pub async fn create_node(
         .await
         .unwrap();
 }
+
+pub mod node;

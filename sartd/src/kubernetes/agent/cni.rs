@@ -1,11 +1,10 @@
 //! The agent's CNI server: `sart-cni` calls it on a unix socket (`--cni-socket`, default
 //! `/run/sart/cni.sock`, root only), never on a network address.
 //!
-//! STATUS is real: the agent can serve pods once its caches hold the cluster and at least one of
-//! the node's BGP sessions is Established (else the pods' block would not be announced). Pod
-//! set-up itself (addresses from the node's blocks, veth pairs, routes) is not built yet: ADD
-//! and CHECK answer UNAVAILABLE (the runtime retries), DEL and GC succeed because no ADD ever
-//! made anything.
+//! The agent can serve pods once its caches hold the cluster, its records are restored, and at
+//! least one of the node's BGP sessions is Established (else the pods' block would not be
+//! announced): until then STATUS says so and ADD answers UNAVAILABLE (the runtime retries). DEL,
+//! CHECK and GC are served as soon as the records are back. The work is in [`super::pods`].
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,18 +15,27 @@ use proto::v1::cni_api_server::{CniApi, CniApiServer};
 use proto::v1::{Args, CniResult, GcArgs, StatusArgs};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use super::pod_ipam::Attachment;
+use super::pods::PodNetwork;
 
 /// What STATUS depends on, kept current by the agent's loop.
 #[derive(Debug, Default)]
 pub struct Readiness {
     caches: AtomicBool,
+    pods: AtomicBool,
     established: AtomicUsize,
 }
 
 impl Readiness {
     pub fn caches_ready(&self) {
         self.caches.store(true, Ordering::Release);
+    }
+
+    /// The pods' records are back (DEL, CHECK and GC can be served).
+    pub fn pods_ready(&self) {
+        self.pods.store(true, Ordering::Release);
     }
 
     pub fn established(&self, n: usize) {
@@ -38,6 +46,8 @@ impl Readiness {
     fn blocker(&self) -> Option<&'static str> {
         if !self.caches.load(Ordering::Acquire) {
             Some("the agent has not read the cluster yet")
+        } else if !self.pods.load(Ordering::Acquire) {
+            Some("the agent is restoring its pod records")
         } else if self.established.load(Ordering::Acquire) == 0 {
             Some("no BGP session of this node is Established: pod addresses would not be announced")
         } else {
@@ -61,31 +71,73 @@ pub enum Error {
 
 struct Server {
     ready: Arc<Readiness>,
+    pods: Arc<PodNetwork>,
 }
 
-const NOT_BUILT: &str =
-    "pod networking is not built yet in this sartd agent (ADD will be retried by the runtime)";
+impl Server {
+    /// DEL, CHECK and GC need the records back, not a session.
+    fn restored(&self) -> Result<(), Status> {
+        if self.ready.pods.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "the agent is restoring its pod records",
+            ))
+        }
+    }
+}
+
+/// Logs a refusal the runtime will only show as a code and a message.
+fn logged<T>(what: &str, container: &str, r: Result<T, Status>) -> Result<T, Status> {
+    if let Err(s) = &r {
+        warn!(container, code = ?s.code(), message = s.message(), "CNI {what} failed");
+    }
+    r
+}
 
 #[tonic::async_trait]
 impl CniApi for Server {
     async fn add(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
-        debug!(container = %req.get_ref().container_id, "CNI ADD");
+        let a = req.into_inner();
+        debug!(container = %a.container_id, "CNI ADD");
         if let Some(why) = self.ready.blocker() {
             return Err(Status::unavailable(why));
         }
-        Err(Status::unavailable(NOT_BUILT))
+        logged("ADD", &a.container_id, self.pods.add(&a).await).map(Response::new)
     }
 
     async fn del(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
-        debug!(container = %req.get_ref().container_id, "CNI DEL: nothing was set up");
+        let a = req.into_inner();
+        debug!(container = %a.container_id, "CNI DEL");
+        self.restored()?;
+        logged("DEL", &a.container_id, self.pods.del(&a).await)?;
         Ok(Response::new(CniResult::default()))
     }
 
-    async fn check(&self, _req: Request<Args>) -> Result<Response<CniResult>, Status> {
-        Err(Status::unavailable(NOT_BUILT))
+    async fn check(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
+        let a = req.into_inner();
+        self.restored()?;
+        logged("CHECK", &a.container_id, self.pods.check(&a).await)?;
+        Ok(Response::new(CniResult::default()))
     }
 
-    async fn gc(&self, _req: Request<GcArgs>) -> Result<Response<CniResult>, Status> {
+    async fn gc(&self, req: Request<GcArgs>) -> Result<Response<CniResult>, Status> {
+        let g = req.into_inner();
+        self.restored()?;
+        let network = serde_json::from_str::<serde_json::Value>(&g.conf)
+            .ok()
+            .and_then(|v| v["name"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let valid = g
+            .valid_attachments
+            .into_iter()
+            .map(|v| Attachment {
+                container_id: v.container_id,
+                ifname: v.ifname,
+            })
+            .collect();
+        let n = logged("GC", "", self.pods.gc(&network, &valid).await)?;
+        debug!(network, freed = n, "CNI GC");
         Ok(Response::new(CniResult::default()))
     }
 
@@ -119,11 +171,15 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener, Error> {
 }
 
 /// Serves until the process ends.
-pub async fn serve(path: PathBuf, ready: Arc<Readiness>) -> Result<(), Error> {
+pub async fn serve(
+    path: PathBuf,
+    ready: Arc<Readiness>,
+    pods: Arc<PodNetwork>,
+) -> Result<(), Error> {
     let listener = bind(&path)?;
     info!(socket = %path.display(), "CNI server listening");
     tonic::transport::Server::builder()
-        .add_service(CniApiServer::new(Server { ready }))
+        .add_service(CniApiServer::new(Server { ready, pods }))
         .serve_with_incoming(UnixListenerStream::new(listener))
         .await?;
     Ok(())
@@ -138,6 +194,8 @@ mod tests {
         let r = Readiness::default();
         assert!(r.blocker().unwrap_or_default().contains("cluster"));
         r.caches_ready();
+        assert!(r.blocker().unwrap_or_default().contains("records"));
+        r.pods_ready();
         assert!(r.blocker().unwrap_or_default().contains("Established"));
         r.established(2);
         assert_eq!(r.blocker(), None);

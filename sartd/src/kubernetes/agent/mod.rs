@@ -8,6 +8,9 @@ pub mod cni;
 pub mod plan;
 pub mod pod_ipam;
 pub mod pod_pool;
+pub mod pod_store;
+pub mod podnet;
+pub mod pods;
 pub mod speaker;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,9 +28,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::kubernetes::cache::{self, Task};
+use crate::kubernetes::crd::address_block::NODE_LABEL as BLOCK_NODE_LABEL;
 use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use crate::kubernetes::crd::{
-    AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition, NodeBGP, PeerState,
+    AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition,
+    NodeBGP, PeerState,
 };
 use speaker::{Speaker, SpeakerError};
 
@@ -43,6 +48,10 @@ pub enum Error {
     Cache(String),
     #[error(transparent)]
     Cni(#[from] cni::Error),
+    #[error("CNI records: {0}")]
+    Store(#[from] pod_store::StoreError),
+    #[error(transparent)]
+    Net(#[from] podnet::NetError),
 }
 
 #[derive(Clone, Debug)]
@@ -52,8 +61,8 @@ pub struct Options {
     pub speaker: String,
     /// Full resynchronisation period.
     pub resync: Duration,
-    /// Serve `sart-cni` on this unix socket (`--mode cni|dual`).
-    pub cni_socket: Option<std::path::PathBuf>,
+    /// Serve `sart-cni` on this unix socket (`--mode cni|dual`), with these pod settings.
+    pub cni: Option<(std::path::PathBuf, pods::PodOptions)>,
 }
 
 /// Conditions kept on a BGPPeer (the last one is its state).
@@ -67,13 +76,61 @@ struct Caches {
 
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let ready = std::sync::Arc::new(cni::Readiness::default());
-    let Some(path) = opts.cni_socket.clone() else {
+    let Some((path, pod_opts)) = opts.cni.clone() else {
         return sync_loop(client, opts, ready).await;
     };
+    podnet::enable_forwarding()?;
+    let (blocks_tx, blocks_changed) = mpsc::channel(1);
+    let (pools, t1) = cache::watch(
+        Api::<AddressPool>::all(client.clone()),
+        watcher::Config::default(),
+        blocks_tx.clone(),
+    );
+    let (blocks, t2) = cache::watch(
+        Api::<AddressBlock>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{BLOCK_NODE_LABEL}={}", opts.node)),
+        blocks_tx,
+    );
+    let _watchers = [t1, t2];
+    let net = std::sync::Arc::new(pods::PodNetwork::new(
+        pod_opts,
+        client.clone(),
+        pools.clone(),
+        blocks.clone(),
+    )?);
     // Listening from the start: STATUS says "not ready" rather than nothing at all.
     tokio::select! {
-        r = cni::serve(path, ready.clone()) => r.map_err(Error::from),
-        r = sync_loop(client, opts, ready) => r,
+        r = cni::serve(path, ready.clone(), net.clone()) => r.map_err(Error::from),
+        r = sync_loop(client, opts, ready.clone()) => r,
+        r = pods_loop(net, ready, pools, blocks, blocks_changed) => r,
+    }
+}
+
+/// Restores the pods' records once the pool and block caches are full, then tends the node's
+/// blocks on every change and every 10 s.
+async fn pods_loop(
+    net: std::sync::Arc<pods::PodNetwork>,
+    ready: std::sync::Arc<cni::Readiness>,
+    pools: reflector::Store<AddressPool>,
+    blocks: reflector::Store<AddressBlock>,
+    mut changed: mpsc::Receiver<()>,
+) -> Result<(), Error> {
+    cache::ready(&pools)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&blocks)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    let n = net.restore()?;
+    info!(attachments = n, "CNI records restored");
+    ready.pods_ready();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        net.tend_blocks().await;
+        tokio::select! {
+            _ = changed.recv() => net.blocks_changed(),
+            _ = tick.tick() => {}
+        }
     }
 }
 

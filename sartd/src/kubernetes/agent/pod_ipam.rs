@@ -68,6 +68,19 @@ pub enum Allocation {
 struct Block {
     pool: String,
     alloc: AddressAllocator,
+    /// Being released: keeps what it holds, gives out nothing new.
+    draining: bool,
+}
+
+/// A block's use, for its status and the node CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockUse {
+    pub name: String,
+    pub pool: String,
+    pub cidr: IpNet,
+    pub allocated: u128,
+    pub capacity: u128,
+    pub draining: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,6 +109,7 @@ impl NodeIpam {
             Block {
                 pool: pool.into(),
                 alloc,
+                draining: false,
             },
         );
         Ok(())
@@ -114,6 +128,39 @@ impl NodeIpam {
                 Ok(())
             }
         }
+    }
+
+    /// Stops (or, with `false`, resumes) giving out addresses of a block; whether it exists.
+    pub fn drain(&mut self, name: &str, draining: bool) -> bool {
+        match self.blocks.get_mut(name) {
+            Some(b) => {
+                b.draining = draining;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every block with its use, by name.
+    pub fn usage(&self) -> Vec<BlockUse> {
+        self.blocks
+            .iter()
+            .map(|(name, b)| BlockUse {
+                name: name.clone(),
+                pool: b.pool.clone(),
+                cidr: b.alloc.range(),
+                allocated: b.alloc.allocated(),
+                capacity: b.alloc.capacity(),
+                draining: b.draining,
+            })
+            .collect()
+    }
+
+    /// Whether a pool has a block that could give an address now.
+    pub fn has_room(&self, pool: &str) -> bool {
+        self.blocks
+            .values()
+            .any(|b| b.pool == pool && !b.draining && b.alloc.free() > 0)
     }
 
     /// Blocks holding no address: candidates for release after a grace period.
@@ -148,7 +195,7 @@ impl NodeIpam {
                 for (ip, _pool) in ips {
                     let (name, b) = next
                         .iter_mut()
-                        .find(|(_, b)| b.alloc.range().contains(ip))
+                        .find(|(_, b)| !b.draining && b.alloc.range().contains(ip))
                         .ok_or(IpamError::NotOnThisNode { ip: *ip })?;
                     b.alloc
                         .allocate(*ip)
@@ -160,7 +207,7 @@ impl NodeIpam {
                 for pool in pools {
                     let found = next
                         .iter_mut()
-                        .filter(|(_, b)| b.pool == *pool)
+                        .filter(|(_, b)| b.pool == *pool && !b.draining)
                         .find_map(|(name, b)| b.alloc.allocate_lowest().ok().map(|ip| (ip, name)));
                     match found {
                         Some((ip, name)) => got.push((ip, name.clone())),
@@ -295,6 +342,31 @@ mod tests {
             done(n.allocate(&att("a2"), &pools(&["pods"])).unwrap()),
             ["198.18.64.0"]
         );
+    }
+
+    #[test]
+    fn a_draining_block_gives_nothing_new() {
+        let mut n = NodeIpam::default();
+        n.add_block("pods-0", "pods", "198.18.64.0/30".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            done(n.allocate(&att("a"), &pools(&["pods"])).unwrap()),
+            ["198.18.64.0"]
+        );
+        assert!(n.drain("pods-0", true));
+        assert!(!n.has_room("pods"));
+        assert_eq!(
+            n.allocate(&att("b"), &pools(&["pods"])).unwrap(),
+            Allocation::NeedBlock("pods".into())
+        );
+        // What it holds stays until released; then it is empty and can go.
+        assert!(n.empty_blocks().is_empty());
+        n.release(&att("a"));
+        assert_eq!(n.empty_blocks(), ["pods-0"]);
+        assert!(n.drain("pods-0", false));
+        assert!(n.has_room("pods"));
+        assert_eq!(n.usage()[0].capacity, 4);
+        assert!(!n.drain("nope", true));
     }
 
     #[test]

@@ -1,0 +1,747 @@
+//! Pod networking on one node: the agent's side of ADD, DEL, CHECK and GC.
+//!
+//! - Addresses: [`NodeIpam`] over the node's AddressBlocks (from a cache), one [`Stored`] record
+//!   per attachment on disk, written before the kernel is touched.
+//! - Blocks: when a pool's blocks are full, one BlockRequest per pool is made and waited for
+//!   (`<pool>-<node>`, deleted once served). ADDs for other pools go on meanwhile: the only
+//!   lock held across an await is that pool's.
+//! - Blocks of this node carry the agent's finalizer: a block being deleted gives out nothing
+//!   new and goes once its last pod does. An empty block is released after `release_after`.
+//! - The kernel: [`podnet`], always on a thread of its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use super::pod_ipam::{Allocation, Attachment, IpamError, NodeIpam};
+use super::pod_pool::{self, ChoiceError};
+use super::pod_store::{Store, Stored, StoredAddress};
+use super::podnet::{self, Gateways, NetError, PodLink};
+use crate::kubernetes::controller::pod_block_plan::REQUEST_ANNOTATION;
+use crate::kubernetes::controller::pools;
+use crate::kubernetes::crd::address_block::AGENT_FINALIZER;
+use crate::kubernetes::crd::{
+    AddressBlock, AddressPool, AddressType, BlockRequest, BlockRequestSpec,
+};
+use proto::v1 as pb;
+
+/// How long an ADD waits for a new block before the runtime is told to try again.
+const BLOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long a request waits for one of the `parallel` slots before "try again later".
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct PodOptions {
+    pub node: String,
+    pub state_dir: PathBuf,
+    /// At most this many ADD/DEL/CHECK/GC at once.
+    pub parallel: usize,
+    /// An empty block is released after this long.
+    pub release_after: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    ipam: NodeIpam,
+    attachments: BTreeMap<Attachment, Stored>,
+    /// Attachments with an operation in flight (a second one for the same is told to retry).
+    busy: BTreeSet<Attachment>,
+    /// Since when each block has been empty.
+    empty_since: BTreeMap<String, Instant>,
+}
+
+pub struct PodNetwork {
+    opts: PodOptions,
+    client: Client,
+    store: Store,
+    pools: reflector::Store<AddressPool>,
+    blocks: reflector::Store<AddressBlock>,
+    state: Mutex<State>,
+    slots: Semaphore,
+    /// One lock per pool, held while that pool's block is asked for.
+    requesting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Poked when the block cache changes.
+    blocks_changed: tokio::sync::Notify,
+    gateways: Mutex<Option<Gateways>>,
+}
+
+/// Frees the attachment's busy mark however the operation ends.
+struct BusyGuard<'a> {
+    net: &'a PodNetwork,
+    att: Attachment,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.net.lock().busy.remove(&self.att);
+    }
+}
+
+fn ipam_status(e: &IpamError) -> Status {
+    match e {
+        IpamError::Taken { .. } | IpamError::NotOnThisNode { .. } => {
+            Status::already_exists(e.to_string())
+        }
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn choice_status(e: &ChoiceError) -> Status {
+    match e {
+        ChoiceError::OutsidePools(_) => Status::already_exists(e.to_string()),
+        ChoiceError::NoPool => Status::out_of_range(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn net_status(e: &NetError) -> Status {
+    match e {
+        NetError::Netns { .. } | NetError::Setns { .. } => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn kube_status(what: &str, e: kube::Error) -> Status {
+    Status::unavailable(format!("{what}: {e}"))
+}
+
+impl PodNetwork {
+    pub fn new(
+        opts: PodOptions,
+        client: Client,
+        pools: reflector::Store<AddressPool>,
+        blocks: reflector::Store<AddressBlock>,
+    ) -> Result<PodNetwork, super::pod_store::StoreError> {
+        let store = Store::open(&opts.state_dir)?;
+        Ok(PodNetwork {
+            slots: Semaphore::new(opts.parallel.max(1)),
+            opts,
+            client,
+            store,
+            pools,
+            blocks,
+            state: Mutex::new(State::default()),
+            requesting: Mutex::new(BTreeMap::new()),
+            blocks_changed: tokio::sync::Notify::new(),
+            gateways: Mutex::new(None),
+        })
+    }
+
+    /// The state, even after a panic elsewhere poisoned the lock (it holds plain data whose
+    /// every change is made whole under the lock).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's pod blocks as the cache has them.
+    fn cached_blocks(&self) -> Vec<Arc<AddressBlock>> {
+        self.blocks
+            .state()
+            .into_iter()
+            .filter(|b| {
+                b.spec.block_type == AddressType::Pod
+                    && b.spec.node_ref.as_deref() == Some(self.opts.node.as_str())
+            })
+            .collect()
+    }
+
+    /// Brings the allocator's blocks in line with the cache: new blocks are added, deleting
+    /// ones drain. Nothing is removed here (see [`Self::tend_blocks`]).
+    fn sync_blocks(&self, st: &mut State) {
+        for b in self.cached_blocks() {
+            let name = b.name_any();
+            let Ok(cidr) = b.spec.cidr.parse() else {
+                warn!(block = %name, cidr = %b.spec.cidr, "block CIDR unreadable");
+                continue;
+            };
+            if let Err(e) = st.ipam.add_block(&name, &b.spec.pool_ref, cidr) {
+                warn!(block = %name, error = %e, "block not usable");
+                continue;
+            }
+            if b.metadata.deletion_timestamp.is_some() {
+                st.ipam.drain(&name, true);
+            }
+        }
+    }
+
+    /// Takes the records of an earlier run back (after the caches are ready).
+    pub fn restore(&self) -> Result<usize, super::pod_store::StoreError> {
+        let (records, bad) = self.store.load()?;
+        for e in bad {
+            warn!(error = %e, "CNI record unreadable; left on disk");
+        }
+        let mut st = self.lock();
+        self.sync_blocks(&mut st);
+        let mut n = 0;
+        for s in records {
+            let att = s.attachment();
+            match st.ipam.restore(att.clone(), s.record()) {
+                Ok(()) => {
+                    st.attachments.insert(att, s);
+                    n += 1;
+                }
+                Err(e) => {
+                    warn!(container = %s.container_id, error = %e, "CNI record not restored; left on disk")
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        match tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Status::resource_exhausted(format!(
+                "{} CNI operations are in progress on this node",
+                self.opts.parallel
+            ))),
+        }
+    }
+
+    fn claim(&self, att: &Attachment) -> Result<BusyGuard<'_>, Status> {
+        if !self.lock().busy.insert(att.clone()) {
+            return Err(Status::unavailable(format!(
+                "another operation on container {} interface {} is in progress",
+                att.container_id, att.ifname
+            )));
+        }
+        Ok(BusyGuard {
+            net: self,
+            att: att.clone(),
+        })
+    }
+
+    async fn gateways(&self) -> Result<Gateways, Status> {
+        if let Some(g) = *self.gateways.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(g);
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        let node = api
+            .get(&self.opts.node)
+            .await
+            .map_err(|e| kube_status(&format!("reading Node {}", self.opts.node), e))?;
+        let addrs: Vec<IpAddr> = node
+            .status
+            .and_then(|s| s.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        let g = Gateways::from_node(&addrs);
+        *self.gateways.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
+        Ok(g)
+    }
+
+    pub async fn add(&self, a: &pb::Args) -> Result<pb::CniResult, Status> {
+        let att = attachment(a)?;
+        if a.netns.is_empty() {
+            return Err(Status::invalid_argument("CNI_NETNS is required for ADD"));
+        }
+        // Refused before an address is taken (the kernel work would fail on it anyway).
+        if !std::path::Path::new(&a.netns).exists() {
+            return Err(Status::invalid_argument(format!(
+                "CNI_NETNS {} does not exist",
+                a.netns
+            )));
+        }
+        let _slot = self.slot().await?;
+        let _busy = self.claim(&att)?;
+        let gateways = self.gateways().await?;
+        let existing = self.lock().attachments.get(&att).cloned();
+        let stored = match existing {
+            // ADD again (a runtime retrying): the same addresses, set up again.
+            Some(s) => s,
+            None => self.allocate(a, &att).await?,
+        };
+        let link = PodLink {
+            netns: PathBuf::from(&stored.netns),
+            ifname: stored.ifname.clone(),
+            host_ifname: stored.host_ifname.clone(),
+            addresses: stored.addresses.iter().map(|s| s.ip).collect(),
+            gateways,
+        };
+        match podnet::setup(link.clone()).await {
+            Ok(made) => {
+                info!(pod = %format!("{}/{}", stored.pod_namespace, stored.pod_name), addresses = ?link.addresses, veth = %link.host_ifname, "pod attached");
+                Ok(result(&link, &made))
+            }
+            Err(e) => {
+                warn!(container = %att.container_id, error = %e, "pod set-up failed; undoing it");
+                if let Err(u) = self.undo(&stored).await {
+                    warn!(container = %att.container_id, error = %u.message(), "undoing a failed set-up");
+                }
+                Err(net_status(&e))
+            }
+        }
+    }
+
+    /// Chooses and takes the attachment's addresses and records them.
+    async fn allocate(&self, a: &pb::Args, att: &Attachment) -> Result<Stored, Status> {
+        let (ns, name) = match (a.args.get("K8S_POD_NAMESPACE"), a.args.get("K8S_POD_NAME")) {
+            (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => (ns, name),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "CNI_ARGS must name the pod (K8S_POD_NAMESPACE and K8S_POD_NAME)",
+                ));
+            }
+        };
+        let pod = Api::<Pod>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_status(&format!("reading pod {ns}/{name}"), e))?
+            .ok_or_else(|| Status::not_found(format!("pod {ns}/{name} does not exist")))?;
+        let namespace = Api::<Namespace>::all(self.client.clone())
+            .get_opt(ns)
+            .await
+            .map_err(|e| kube_status(&format!("reading namespace {ns}"), e))?;
+        let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        let valid: Vec<pools::ValidPool> = pools::validate(&all)
+            .into_values()
+            .filter_map(Result::ok)
+            .collect();
+        let choice = pod_pool::choose(
+            pod.metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&BTreeMap::new()),
+            namespace
+                .as_ref()
+                .and_then(|n| n.metadata.annotations.as_ref())
+                .unwrap_or(&BTreeMap::new()),
+            &valid,
+        )
+        .map_err(|e| choice_status(&e))?;
+        let network = serde_json::from_str::<serde_json::Value>(&a.conf)
+            .ok()
+            .and_then(|v| v["name"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        // Each NeedBlock brings one more block; a handful of rounds covers a dual-stack pod
+        // whose blocks fill up under it meanwhile.
+        for _ in 0..4 {
+            let outcome = {
+                let mut st = self.lock();
+                self.sync_blocks(&mut st);
+                let out = st
+                    .ipam
+                    .allocate(att, &choice)
+                    .map_err(|e| ipam_status(&e))?;
+                if let Allocation::Done(_) = &out {
+                    let record = st
+                        .ipam
+                        .record(att)
+                        .cloned()
+                        .unwrap_or(super::pod_ipam::Record {
+                            addresses: Vec::new(),
+                        });
+                    let stored = Stored {
+                        container_id: att.container_id.clone(),
+                        ifname: att.ifname.clone(),
+                        network: network.clone(),
+                        netns: a.netns.clone(),
+                        pod_namespace: ns.clone(),
+                        pod_name: name.clone(),
+                        host_ifname: podnet::host_ifname(&att.container_id, &att.ifname),
+                        addresses: record
+                            .addresses
+                            .iter()
+                            .map(|(ip, block)| StoredAddress {
+                                ip: *ip,
+                                block: block.clone(),
+                            })
+                            .collect(),
+                    };
+                    st.attachments.insert(att.clone(), stored.clone());
+                    for (_, block) in &record.addresses {
+                        st.empty_since.remove(block);
+                    }
+                    Ok(stored)
+                } else {
+                    Err(out)
+                }
+            };
+            match outcome {
+                Ok(stored) => {
+                    if let Err(e) = self.save(&stored).await {
+                        self.forget(&stored);
+                        return Err(Status::internal(e));
+                    }
+                    return Ok(stored);
+                }
+                Err(Allocation::NeedBlock(pool)) => self.request_block(&pool).await?,
+                Err(Allocation::Done(_)) => {}
+            }
+        }
+        Err(Status::unavailable(
+            "the node's blocks filled up faster than new ones came; try again",
+        ))
+    }
+
+    async fn save(&self, s: &Stored) -> Result<(), String> {
+        let store = self.store.clone();
+        let s = s.clone();
+        tokio::task::spawn_blocking(move || store.save(&s))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Releases an attachment's addresses in memory.
+    fn forget(&self, s: &Stored) {
+        let mut st = self.lock();
+        let att = s.attachment();
+        st.ipam.release(&att);
+        st.attachments.remove(&att);
+    }
+
+    /// Removes whatever an attachment has: its veth, its addresses, its record.
+    async fn undo(&self, s: &Stored) -> Result<(), Status> {
+        podnet::teardown(s.host_ifname.clone())
+            .await
+            .map_err(|e| net_status(&e))?;
+        self.forget(s);
+        let store = self.store.clone();
+        let h = s.host_ifname.clone();
+        tokio::task::spawn_blocking(move || store.remove(&h))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        self.blocks_changed.notify_waiters();
+        Ok(())
+    }
+
+    pub async fn del(&self, a: &pb::Args) -> Result<(), Status> {
+        let att = attachment(a)?;
+        let _slot = self.slot().await?;
+        let _busy = self.claim(&att)?;
+        let stored = self.lock().attachments.get(&att).cloned();
+        match stored {
+            Some(s) => {
+                self.undo(&s).await?;
+                info!(pod = %format!("{}/{}", s.pod_namespace, s.pod_name), veth = %s.host_ifname, "pod detached");
+            }
+            // Nothing recorded: a veth of a lost record is still ours to remove.
+            None => {
+                let host = podnet::host_ifname(&att.container_id, &att.ifname);
+                if podnet::teardown(host.clone())
+                    .await
+                    .map_err(|e| net_status(&e))?
+                {
+                    info!(veth = %host, "removed a veth with no record");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn check(&self, a: &pb::Args) -> Result<(), Status> {
+        let att = attachment(a)?;
+        let _slot = self.slot().await?;
+        let _busy = self.claim(&att)?;
+        let stored = self.lock().attachments.get(&att).cloned().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "no attachment of container {} interface {} is recorded on this node",
+                att.container_id, att.ifname
+            ))
+        })?;
+        let link = PodLink {
+            netns: PathBuf::from(if a.netns.is_empty() {
+                &stored.netns
+            } else {
+                &a.netns
+            }),
+            ifname: stored.ifname.clone(),
+            host_ifname: stored.host_ifname.clone(),
+            addresses: stored.addresses.iter().map(|s| s.ip).collect(),
+            gateways: self.gateways().await?,
+        };
+        podnet::check(link).await.map_err(|e| match e {
+            NetError::Check(m) | NetError::NoLink(m) => Status::failed_precondition(m),
+            other => net_status(&other),
+        })
+    }
+
+    /// Frees every attachment of `network` that is not in `valid`.
+    pub async fn gc(&self, network: &str, valid: &BTreeSet<Attachment>) -> Result<usize, Status> {
+        let _slot = self.slot().await?;
+        let stale: Vec<Stored> = self
+            .lock()
+            .attachments
+            .values()
+            .filter(|s| s.network == network && !valid.contains(&s.attachment()))
+            .cloned()
+            .collect();
+        let mut n = 0;
+        for s in stale {
+            let Ok(_busy) = self.claim(&s.attachment()) else {
+                continue;
+            };
+            self.undo(&s).await?;
+            info!(container = %s.container_id, veth = %s.host_ifname, "GC: attachment freed");
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Asks the controller for one more block of `pool` and waits until it is here.
+    async fn request_block(&self, pool: &str) -> Result<(), Status> {
+        let lock = self
+            .requesting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(pool.to_owned())
+            .or_default()
+            .clone();
+        let _held = lock.lock().await;
+        // Another ADD may have brought a block while this one waited for the lock.
+        {
+            let mut st = self.lock();
+            self.sync_blocks(&mut st);
+            if st.ipam.has_room(pool) {
+                return Ok(());
+            }
+        }
+        let api: Api<BlockRequest> = Api::all(self.client.clone());
+        let name = format!("{pool}-{}", self.opts.node);
+        let req = BlockRequest::new(
+            &name,
+            BlockRequestSpec {
+                pool: pool.to_owned(),
+                node: self.opts.node.clone(),
+            },
+        );
+        let created = match api.create(&PostParams::default(), &req).await {
+            Ok(r) => r,
+            // One left by an earlier run: it may have been served with a block that is full
+            // by now. Ask afresh.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                api.create(&PostParams::default(), &req)
+                    .await
+                    .map_err(|e| kube_status(&format!("creating BlockRequest {name}"), e))?
+            }
+            Err(e) => return Err(kube_status(&format!("creating BlockRequest {name}"), e)),
+        };
+        let uid = created.uid().unwrap_or_default();
+        info!(request = %name, pool, "asked for a block");
+        let r = self.wait_served(&api, &name, &uid).await;
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => debug!(request = %name, error = %e, "deleting a served BlockRequest"),
+        }
+        r
+    }
+
+    async fn wait_served(
+        &self,
+        api: &Api<BlockRequest>,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + BLOCK_WAIT;
+        let mut last_look = tokio::time::Instant::now();
+        loop {
+            let served = self
+                .cached_blocks()
+                .into_iter()
+                .any(|b| b.annotations().get(REQUEST_ANNOTATION).map(String::as_str) == Some(uid));
+            if served {
+                let mut st = self.lock();
+                self.sync_blocks(&mut st);
+                return Ok(());
+            }
+            // A refusal is a condition on the request: look now and then.
+            if last_look.elapsed() > Duration::from_secs(1) {
+                last_look = tokio::time::Instant::now();
+                if let Ok(r) = api.get(name).await
+                    && let Some(c) = r
+                        .status
+                        .and_then(|s| s.conditions)
+                        .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+                    && c.status == "False"
+                {
+                    return Err(if c.reason == "PoolExhausted" {
+                        Status::out_of_range(c.message)
+                    } else {
+                        Status::failed_precondition(c.message)
+                    });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "BlockRequest {name} was not served within {BLOCK_WAIT:?}"
+                )));
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(250), self.blocks_changed.notified())
+                    .await;
+        }
+    }
+
+    /// Called on every block cache change.
+    pub fn blocks_changed(&self) {
+        self.blocks_changed.notify_waiters();
+    }
+
+    /// Keeps this node's blocks: our finalizer on each, deleting blocks let go once empty, empty
+    /// blocks released after the grace period.
+    pub async fn tend_blocks(&self) {
+        let cached = self.cached_blocks();
+        let cached_names: BTreeSet<String> = cached.iter().map(|b| b.name_any()).collect();
+        let (let_go, release) = {
+            let mut st = self.lock();
+            self.sync_blocks(&mut st);
+            let usage = st.ipam.usage();
+            let now = Instant::now();
+            let mut let_go = Vec::new();
+            let mut release = Vec::new();
+            for u in &usage {
+                if u.allocated > 0 {
+                    st.empty_since.remove(&u.name);
+                    continue;
+                }
+                let deleting = cached
+                    .iter()
+                    .any(|b| b.name_any() == u.name && b.metadata.deletion_timestamp.is_some());
+                if deleting || !cached_names.contains(&u.name) {
+                    let _ = st.ipam.remove_block(&u.name);
+                    st.empty_since.remove(&u.name);
+                    if deleting {
+                        let_go.push(u.name.clone());
+                    }
+                    continue;
+                }
+                let since = *st.empty_since.entry(u.name.clone()).or_insert(now);
+                // A draining block that is not deleting yet was released by us already.
+                if !u.draining && now.duration_since(since) >= self.opts.release_after {
+                    // Nothing new from it while it goes.
+                    st.ipam.drain(&u.name, true);
+                    release.push(u.name.clone());
+                }
+            }
+            (let_go, release)
+        };
+        let api: Api<AddressBlock> = Api::all(self.client.clone());
+        for b in &cached {
+            let name = b.name_any();
+            let has = b.finalizers().iter().any(|f| f == AGENT_FINALIZER);
+            // A deleting block keeps ours while pods hold its addresses (and none can be
+            // added to an object being deleted).
+            let want = if b.metadata.deletion_timestamp.is_some() {
+                has && !let_go.contains(&name)
+            } else {
+                true
+            };
+            if has != want
+                && let Err(e) = set_finalizer(&api, b, want).await
+            {
+                debug!(block = %name, error = %e, "agent finalizer");
+            }
+        }
+        for name in release {
+            info!(block = %name, after = ?self.opts.release_after, "releasing an empty block");
+            if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
+                warn!(block = %name, error = %e, "releasing an empty block");
+                self.lock().ipam.drain(&name, false);
+            }
+        }
+    }
+
+    /// Blocks and their use, for the CLI.
+    pub fn usage(&self) -> Vec<super::pod_ipam::BlockUse> {
+        self.lock().ipam.usage()
+    }
+
+    pub fn attachments(&self) -> Vec<Stored> {
+        self.lock().attachments.values().cloned().collect()
+    }
+}
+
+async fn set_finalizer(
+    api: &Api<AddressBlock>,
+    b: &AddressBlock,
+    on: bool,
+) -> Result<(), kube::Error> {
+    let mut f: Vec<String> = b
+        .finalizers()
+        .iter()
+        .filter(|f| *f != AGENT_FINALIZER)
+        .cloned()
+        .collect();
+    if on {
+        f.push(AGENT_FINALIZER.to_owned());
+    }
+    let patch = json!({"metadata": {"finalizers": f, "resourceVersion": b.resource_version()}});
+    api.patch(
+        &b.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+fn attachment(a: &pb::Args) -> Result<Attachment, Status> {
+    if a.container_id.is_empty() || a.ifname.is_empty() {
+        return Err(Status::invalid_argument(
+            "CNI_CONTAINERID and CNI_IFNAME are required",
+        ));
+    }
+    Ok(Attachment {
+        container_id: a.container_id.clone(),
+        ifname: a.ifname.clone(),
+    })
+}
+
+/// The ADD result: the host veth, the pod's interface (index 1), each address with its gateway,
+/// and a default route per family.
+fn result(link: &PodLink, made: &podnet::Made) -> pb::CniResult {
+    let ips = link
+        .addresses
+        .iter()
+        .map(|ip| pb::IpConf {
+            interface: 1,
+            address: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+            gateway: link.gateways.for_ip(*ip).to_string(),
+        })
+        .collect();
+    let routes = link
+        .addresses
+        .iter()
+        .map(|ip| pb::RouteConf {
+            dst: if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.into(),
+            gw: link.gateways.for_ip(*ip).to_string(),
+        })
+        .collect();
+    pb::CniResult {
+        interfaces: vec![
+            pb::Interface {
+                name: link.host_ifname.clone(),
+                mac: made.host_mac.clone(),
+                sandbox: String::new(),
+                mtu: 0,
+            },
+            pb::Interface {
+                name: link.ifname.clone(),
+                mac: made.pod_mac.clone(),
+                sandbox: link.netns.to_string_lossy().into_owned(),
+                mtu: 0,
+            },
+        ],
+        ips,
+        routes,
+    }
+}

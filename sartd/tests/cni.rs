@@ -1,0 +1,553 @@
+//! Pod networking, end to end on one node: the real `sart-cni` run exactly as a container
+//! runtime runs it (CNI_* environment, configuration on stdin, from a process in the node's
+//! namespace), the agent and speaker in that namespace, the controller against the real API
+//! server, FRR as the router. Pods are network namespaces with Pod objects behind them.
+//!
+//! Covered: ADD in every CNI version with addresses from the auto-assign pools (dual-stack), a
+//! namespace's pool, a pod's pool and static addresses; pod-to-pod and node-to-pod traffic;
+//! the block at FRR; a full block bringing a second one; CHECK; chaining with Debian's
+//! portmap, bandwidth and tuning; bad input and its codes with nothing left behind; an agent
+//! killed and restarted; GC; DEL; empty blocks released.
+//! Needs root and the built binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::node::NodeLab;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use interop::sartd::sartd_binary;
+use interop::{Netns, wait_route, wait_route_gone};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, PostParams};
+use sartd::kubernetes::controller;
+use sartd::kubernetes::crd::AddressBlock;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+const NODE: &str = "cni1";
+
+fn sart_cni() -> PathBuf {
+    sartd_binary().with_file_name("sart-cni")
+}
+
+/// One plugin run as a runtime runs it, from inside the node's namespace; (success, stdout as
+/// JSON or Null).
+fn plugin(node: &Netns, bin: &Path, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
+    use std::io::Write;
+    // A runtime passes its own environment on (the stock plugins need PATH for iptables).
+    let mut argv: Vec<String> = vec![
+        "env".into(),
+        "-i".into(),
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ];
+    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    argv.push(bin.to_string_lossy().into_owned());
+    let wrapped = node.wrap(&argv);
+    let mut child = std::process::Command::new(&wrapped[0])
+        .args(&wrapped[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if !out.status.success() {
+        eprintln!(
+            "{} failed: {text} {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.success(), v)
+}
+
+/// A pod: its network namespace and its Pod object.
+struct PodNs {
+    name: String,
+    namespace: String,
+    netns: Netns,
+    id: String,
+}
+
+impl PodNs {
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.netns.name())
+    }
+
+    fn args(&self) -> String {
+        format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
+            self.namespace, self.name, self.id
+        )
+    }
+}
+
+struct Harness<'a> {
+    lab: &'a NodeLab,
+    client: kube::Client,
+    endpoint: String,
+}
+
+impl Harness<'_> {
+    fn conf(&self, version: &str) -> Value {
+        json!({"cniVersion": version, "name": "sart-network", "type": "sart-cni",
+            "endpoint": self.endpoint, "timeout": 30})
+    }
+
+    async fn pod(&self, namespace: &str, name: &str, annotations: Value) -> PodNs {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "none"}]}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &p).await.unwrap();
+        PodNs {
+            name: name.into(),
+            namespace: namespace.into(),
+            netns: Netns::new(name).unwrap(),
+            id: format!("{namespace}-{name}-0123456789abcdef"),
+        }
+    }
+
+    fn call(&self, cmd: &str, pod: &PodNs, conf: &Value) -> (bool, Value) {
+        let (path, args) = (pod.path(), pod.args());
+        plugin(
+            &self.lab.node_ns,
+            &sart_cni(),
+            &[
+                ("CNI_COMMAND", cmd),
+                ("CNI_CONTAINERID", &pod.id),
+                ("CNI_NETNS", &path),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", &args),
+                ("CNI_PATH", "/usr/lib/cni"),
+            ],
+            conf,
+        )
+    }
+
+    /// ADD in `version`; the pod's addresses as the result gives them.
+    fn add(&self, pod: &PodNs, version: &str) -> Vec<String> {
+        let (ok, r) = self.call("ADD", pod, &self.conf(version));
+        assert!(ok, "ADD {}: {r}", pod.name);
+        assert_eq!(r["cniVersion"], version);
+        addresses(&r)
+    }
+
+    fn records(&self) -> usize {
+        std::fs::read_dir(&self.lab.state_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Pod veths on the node (`veth` and 11 hex digits; the router link is `veth<n>`).
+    fn veths(&self) -> usize {
+        let out = self.lab.node_ns.ip(&["-o", "link", "show"]).unwrap();
+        out.lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n))
+            .filter(|n| n.len() == 15 && n.starts_with("veth"))
+            .count()
+    }
+}
+
+fn addresses(r: &Value) -> Vec<String> {
+    r["ips"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| i["address"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn host(cidr: &str) -> &str {
+    cidr.split('/').next().unwrap()
+}
+
+fn ping(from: &Netns, to: &str) -> bool {
+    from.exec(&["ping", "-c1", "-W2", to]).is_ok()
+}
+
+fn code(v: &Value) -> Option<u64> {
+    v["code"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_addresses_routes_and_blocks() {
+    logs();
+    assert!(interop::is_root(), "needs root for network namespaces");
+    let cluster = testkube::Cluster::shared().unwrap();
+    install_crds(cluster);
+    let client = cluster.client().await.unwrap();
+    let lab = NodeLab::start(
+        cluster,
+        NODE,
+        97,
+        65000,
+        65020,
+        &["--mode=cni", "--block-release-after=2"],
+    );
+    let ctl = tokio::spawn(controller::run(
+        client.clone(),
+        controller::Options {
+            lease: None,
+            identity: "test".into(),
+            services: false,
+            pods: true,
+            metrics: Default::default(),
+        },
+    ));
+    let nodes: Api<Node> = Api::all(client.clone());
+    create_node(
+        &nodes,
+        NODE,
+        json!({"bgp": "cni"}),
+        &lab.node_ip().to_string(),
+    )
+    .await;
+    ok(apply(
+        cluster,
+        &format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: cni}}\nspec:\n  nodeSelector: {{bgp: cni}}\n  asnSelector: {{from: asn, asn: 65020}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods}}\nspec: {{cidr: 198.18.232.0/24, type: pod, blockSize: 29, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods6}}\nspec: {{cidr: 'fd00:232::/112', type: pod, blockSize: 124, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-tenant}}\nspec: {{cidr: 198.18.233.0/24, type: pod, blockSize: 30, autoAssign: false}}\n",
+            lab.speaker.api_addr(),
+            lab.router_ip()
+        ),
+    ));
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "tenant",
+        "annotations": {"sart.terassyi.net/addresspool": "cni-tenant"}}}))
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let h = Harness {
+        lab: &lab,
+        client: client.clone(),
+        endpoint: format!("unix://{}", lab.cni_socket.display()),
+    };
+
+    // STATUS turns ready once the agent has the cluster and a session.
+    let probe = h.pod("default", "probe", json!({})).await;
+    eventually("STATUS ready", WAIT, || async {
+        match h.call("STATUS", &probe, &h.conf("1.1.0")) {
+            (true, _) => Ok(()),
+            (false, v) => Err(v.to_string()),
+        }
+    })
+    .await;
+
+    // The first pod: one address of each auto-assign pool, lowest first.
+    let p0 = h.pod("default", "p0", json!({})).await;
+    let (ok0, r0) = h.call("ADD", &p0, &h.conf("1.1.0"));
+    assert!(ok0, "{r0}");
+    assert_eq!(
+        addresses(&r0),
+        ["198.18.232.0/32", "fd00:232::/128"],
+        "{r0}"
+    );
+    assert_eq!(r0["ips"][0]["gateway"], lab.node_ip().to_string());
+    assert_eq!(r0["ips"][0]["interface"], 1);
+    assert_eq!(r0["interfaces"][1]["name"], "eth0");
+    assert_eq!(r0["interfaces"][1]["sandbox"], p0.path());
+    assert_eq!(r0["routes"][0]["dst"], "0.0.0.0/0");
+    let eth0 = p0.netns.ip(&["-o", "addr", "show", "eth0"]).unwrap();
+    assert!(eth0.contains("198.18.232.0/32"), "{eth0}");
+    assert!(ping(&lab.node_ns, "198.18.232.0"));
+    assert!(ping(&lab.node_ns, "fd00:232::"));
+    // The block reaches the router with the node's AS.
+    let block0 = "198.18.232.0/29".parse().unwrap();
+    let path = wait_route(&lab.frr, block0, WAIT, |_| true).unwrap();
+    assert_eq!(path.as_path, vec![65020]);
+    // ADD again for the same attachment: the same addresses, nothing more taken.
+    let (again, r) = h.call("ADD", &p0, &h.conf("1.1.0"));
+    assert!(again, "{r}");
+    assert_eq!(addresses(&r), addresses(&r0));
+    assert_eq!(h.records(), 1);
+
+    // Every other version, each result in its own shape; pod to pod through the node.
+    let mut pods = Vec::new();
+    for (i, v) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"].iter().enumerate() {
+        let p = h.pod("default", &format!("p{}", i + 1), json!({})).await;
+        let (ok, r) = h.call("ADD", &p, &h.conf(v));
+        assert!(ok, "{v}: {r}");
+        assert_eq!(r["cniVersion"], *v);
+        assert_eq!(r["ips"][0].get("version").is_some(), v.starts_with("0."));
+        assert_eq!(host(&addresses(&r)[0]), format!("198.18.232.{}", i + 1));
+        pods.push(p);
+    }
+    assert!(ping(&p0.netns, "198.18.232.1"));
+    assert!(ping(&pods[3].netns, "fd00:232::"));
+
+    // CHECK: true of a pod as set up, false once its address is gone.
+    let mut check = h.conf("1.1.0");
+    check["prevResult"] = r0.clone();
+    assert!(h.call("CHECK", &p0, &check).0);
+    p0.netns
+        .ip(&["addr", "del", "198.18.232.0/32", "dev", "eth0"])
+        .unwrap();
+    let (ok, v) = h.call("CHECK", &p0, &check);
+    assert!(!ok && code(&v) == Some(100), "{v}");
+    // ADD again mends it.
+    assert!(h.call("ADD", &p0, &h.conf("1.1.0")).0);
+    assert!(h.call("CHECK", &p0, &check).0);
+
+    // A namespace's pool, a pod's pool, static addresses.
+    let t0 = h.pod("tenant", "t0", json!({})).await;
+    assert_eq!(h.add(&t0, "1.0.0"), ["198.18.233.0/32"]);
+    let t1 = h
+        .pod(
+            "default",
+            "t1",
+            json!({"sart.terassyi.net/addresspool": "cni-tenant"}),
+        )
+        .await;
+    assert_eq!(h.add(&t1, "1.0.0"), ["198.18.233.1/32"]);
+    let s0 = h
+        .pod(
+            "default",
+            "s0",
+            json!({"sart.terassyi.net/ips": "198.18.232.6"}),
+        )
+        .await;
+    assert_eq!(h.add(&s0, "1.0.0"), ["198.18.232.6/32"]);
+    let s1 = h
+        .pod(
+            "default",
+            "s1",
+            json!({"sart.terassyi.net/ips": "198.18.232.6"}),
+        )
+        .await;
+    let (ok, v) = h.call("ADD", &s1, &h.conf("1.0.0"));
+    assert!(!ok && code(&v) == Some(101), "{v}");
+    let s2 = h
+        .pod(
+            "default",
+            "s2",
+            json!({"sart.terassyi.net/ips": "198.18.250.1"}),
+        )
+        .await;
+    let (ok, v) = h.call("ADD", &s2, &h.conf("1.0.0"));
+    assert!(!ok && code(&v) == Some(101), "{v}");
+
+    // The /29 is full after two more pods: the next one brings a second block, and its route.
+    let p5 = h.pod("default", "p5", json!({})).await;
+    let p7 = h.pod("default", "p7", json!({})).await;
+    let p8 = h.pod("default", "p8", json!({})).await;
+    assert_eq!(host(&h.add(&p5, "1.0.0")[0]), "198.18.232.5");
+    assert_eq!(host(&h.add(&p7, "1.0.0")[0]), "198.18.232.7");
+    assert_eq!(host(&h.add(&p8, "1.0.0")[0]), "198.18.232.8");
+    wait_route(&lab.frr, "198.18.232.8/29".parse().unwrap(), WAIT, |_| true).unwrap();
+
+    // Chained with Debian's stock plugins, which read our result as prevResult.
+    let c0 = h.pod("default", "c0", json!({})).await;
+    let chain = [
+        json!({"type": "sart-cni", "endpoint": h.endpoint, "timeout": 30}),
+        json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true,
+            "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]}}),
+        json!({"type": "bandwidth", "capabilities": {"bandwidth": true},
+            "runtimeConfig": {"bandwidth": {"ingressRate": 100000000, "ingressBurst": 1000000,
+                "egressRate": 100000000, "egressBurst": 1000000}}}),
+        json!({"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}),
+    ];
+    let (path, args) = (c0.path(), c0.args());
+    let env = |cmd: &'static str| {
+        vec![
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", c0.id.as_str()),
+            ("CNI_NETNS", path.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", args.as_str()),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ]
+    };
+    let mut prev: Option<Value> = None;
+    for p in &chain {
+        let mut conf = p.clone();
+        conf["cniVersion"] = json!("1.0.0");
+        conf["name"] = json!("sart-network");
+        if let Some(r) = &prev {
+            conf["prevResult"] = r.clone();
+        }
+        let bin = if p["type"] == "sart-cni" {
+            sart_cni()
+        } else {
+            Path::new("/usr/lib/cni").join(p["type"].as_str().unwrap())
+        };
+        let (ok, r) = plugin(&lab.node_ns, &bin, &env("ADD"), &conf);
+        assert!(ok, "{}: {r}", p["type"]);
+        assert_eq!(addresses(&r), addresses(prev.as_ref().unwrap_or(&r)));
+        prev = Some(r);
+    }
+    let chained = prev.clone().unwrap();
+    assert_eq!(
+        c0.netns
+            .exec(&["cat", "/proc/sys/net/core/somaxconn"])
+            .unwrap()
+            .trim(),
+        "512"
+    );
+    let host_veth = chained["interfaces"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let qdisc = lab
+        .node_ns
+        .exec(&["tc", "qdisc", "show", "dev", &host_veth])
+        .unwrap();
+    assert!(qdisc.contains("tbf"), "{qdisc}");
+    // DEL in reverse order, each with the final result.
+    for p in chain.iter().rev() {
+        let mut conf = p.clone();
+        conf["cniVersion"] = json!("1.0.0");
+        conf["name"] = json!("sart-network");
+        conf["prevResult"] = chained.clone();
+        let bin = if p["type"] == "sart-cni" {
+            sart_cni()
+        } else {
+            Path::new("/usr/lib/cni").join(p["type"].as_str().unwrap())
+        };
+        let (ok, r) = plugin(&lab.node_ns, &bin, &env("DEL"), &conf);
+        assert!(ok, "DEL {}: {r}", p["type"]);
+    }
+
+    // Bad input gets its code, and leaves no record and no veth behind.
+    let (records, veths) = (h.records(), h.veths());
+    let bad = h.pod("default", "bad", json!({})).await;
+    let no_pod = plugin(
+        &lab.node_ns,
+        &sart_cni(),
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "bad-1"),
+            ("CNI_NETNS", &bad.path()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ],
+        &h.conf("1.0.0"),
+    );
+    assert_eq!(code(&no_pod.1), Some(4), "{}", no_pod.1);
+    let missing = plugin(
+        &lab.node_ns,
+        &sart_cni(),
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "bad-3"),
+            ("CNI_NETNS", "/run/netns/sart-no-such-netns"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", &bad.args()),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ],
+        &h.conf("1.0.0"),
+    );
+    assert_eq!(code(&missing.1), Some(4), "{}", missing.1);
+    let raw = |stdin: &str, cmd: &str| {
+        use std::io::Write;
+        let w = lab.node_ns.wrap(&[
+            "env".to_string(),
+            "-i".into(),
+            format!("CNI_COMMAND={cmd}"),
+            "CNI_CONTAINERID=bad-4".into(),
+            "CNI_NETNS=/run/netns/x".into(),
+            "CNI_IFNAME=eth0".into(),
+            "CNI_PATH=/usr/lib/cni".into(),
+            sart_cni().to_string_lossy().into_owned(),
+        ]);
+        let mut c = std::process::Command::new(&w[0])
+            .args(&w[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(code(&raw("{not json", "ADD").1), Some(6));
+    assert_eq!(code(&raw(&h.conf("0.2.0").to_string(), "ADD").1), Some(1));
+    assert_eq!(code(&raw(&h.conf("1.0.0").to_string(), "BOGUS").1), Some(4));
+    let mut unreachable = h.conf("1.0.0");
+    unreachable["endpoint"] = json!("unix:///run/sart-no-such-agent.sock");
+    unreachable["timeout"] = json!(2);
+    assert_eq!(code(&h.call("ADD", &p0, &unreachable).1), Some(11));
+    assert_eq!((h.records(), h.veths()), (records, veths));
+
+    // The agent is killed and comes back: the records hold, DEL and CHECK work, and a new pod
+    // gets an address no one has.
+    lab.kill_agent();
+    lab.start_agent();
+    eventually("STATUS ready after the restart", WAIT, || async {
+        match h.call("STATUS", &probe, &h.conf("1.1.0")) {
+            (true, _) => Ok(()),
+            (false, v) => Err(v.to_string()),
+        }
+    })
+    .await;
+    assert!(h.call("CHECK", &p0, &check).0);
+    let (ok, _) = h.call("DEL", &pods[0], &h.conf("1.0.0"));
+    assert!(ok);
+    assert!(!ping(&lab.node_ns, "198.18.232.1"));
+    let p9 = h.pod("default", "p9", json!({})).await;
+    assert_eq!(host(&h.add(&p9, "1.0.0")[0]), "198.18.232.1");
+    // DEL twice, and DEL of what never was, succeed.
+    assert!(h.call("DEL", &pods[0], &h.conf("1.0.0")).0);
+    assert!(h.call("DEL", &s1, &h.conf("1.0.0")).0);
+
+    // GC: only p0 is still in use; everything else of this network goes.
+    let mut gc = h.conf("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": p0.id, "ifname": "eth0"}]);
+    let (ok, v) = h.call("GC", &p0, &gc);
+    assert!(ok, "{v}");
+    assert_eq!(h.records(), 1);
+    assert_eq!(h.veths(), 1);
+    assert!(ping(&lab.node_ns, "198.18.232.0"));
+    assert!(!ping(&lab.node_ns, "198.18.233.0"));
+
+    // The last pod goes: its blocks are empty and released after the grace period, and so are
+    // their routes.
+    assert!(h.call("DEL", &p0, &h.conf("1.0.0")).0);
+    assert_eq!((h.records(), h.veths()), (0, 0));
+    let blocks: Api<AddressBlock> = Api::all(client.clone());
+    eventually("empty blocks released", Duration::from_secs(60), || async {
+        let left: Vec<String> = blocks
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .filter(|b| b.spec.node_ref.as_deref() == Some(NODE))
+            .map(|b| b.spec.cidr.clone())
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
+    wait_route_gone(&lab.frr, block0, WAIT).unwrap();
+    ctl.abort();
+    lab.kill_agent();
+    eprintln!("agent log:\n{}", lab.agent_log());
+}
