@@ -19,3 +19,38 @@ pub fn endpoint_url(endpoint: &str) -> String {
         format!("http://{endpoint}")
     }
 }
+
+/// A channel to a sart endpoint: `unix:///path` (or `unix:/path`) for a unix socket, else a URL
+/// or `host:port`, connecting within `timeout`.
+pub async fn connect(
+    endpoint: &str,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Endpoint, Uri};
+    match endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+    {
+        Some(path) => {
+            let path = path.to_owned();
+            // The URI is not used: the connector dials the socket.
+            Endpoint::from_static("http://sart-agent")
+                .connect_timeout(timeout)
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        tokio::net::UnixStream::connect(path)
+                            .await
+                            .map(hyper_util::rt::TokioIo::new)
+                    }
+                }))
+                .await
+        }
+        None => {
+            Endpoint::from_shared(endpoint_url(endpoint))?
+                .connect_timeout(timeout)
+                .connect()
+                .await
+        }
+    }
+}

@@ -119,7 +119,7 @@ async fn client(endpoint: &str) -> anyhow::Result<BgpApiClient<Channel>> {
 }
 
 /// Turns a gRPC status into a one-line error.
-fn status(e: tonic::Status) -> anyhow::Error {
+pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", e.code(), e.message())
 }
 
@@ -202,7 +202,7 @@ fn path_json(p: &v1::Path) -> Value {
 }
 
 /// Left-aligned columns, for people.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -595,7 +595,7 @@ pub fn run_neighbor(
     })
 }
 
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     f: F,
 ) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()

@@ -2,6 +2,7 @@
 
 mod api;
 mod decode;
+mod ipam;
 mod json;
 
 use std::process::ExitCode;
@@ -28,6 +29,22 @@ pub enum Output {
 enum Command {
     /// BGP speaker: sessions, RIB, and wire decoding.
     Bgp(BgpArgs),
+    /// Pod addresses on this node: blocks and allocations (from the agent).
+    Ipam(IpamArgs),
+}
+
+#[derive(clap::Args)]
+struct IpamArgs {
+    /// The agent's CNI socket.
+    #[arg(
+        short = 'e',
+        long,
+        default_value = "unix:///run/sart/cni.sock",
+        global = true
+    )]
+    endpoint: String,
+    #[command(subcommand)]
+    command: ipam::IpamCommand,
 }
 
 #[derive(clap::Args)]
@@ -65,6 +82,7 @@ enum BgpCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Ipam(args) => ipam::run(&args.endpoint, &args.command, cli.output),
         Command::Bgp(bgp) => match bgp.command {
             BgpCommand::Decode(args) => decode::run(&args, cli.output),
             BgpCommand::Global { command } => api::run_global(&bgp.endpoint, &command, cli.output),

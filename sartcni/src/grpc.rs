@@ -1,10 +1,9 @@
 //! The real [`Agent`]: one gRPC call to the node agent's `CNIApi`, on its unix socket (or a
 //! loopback address), bounded by the netconf's `timeout`.
 
-use hyper_util::rt::TokioIo;
 use proto::v1::cni_api_client::CniApiClient;
 use proto::v1::{self as pb};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::Agent;
 use crate::conf::{Attachment, NetConf};
@@ -26,6 +25,9 @@ fn from_status(s: &tonic::Status, status_call: bool) -> CniError {
     use tonic::Code as G;
     let code = match s.code() {
         G::Unavailable | G::ResourceExhausted | G::DeadlineExceeded => Code::TryAgainLater,
+        // The agent never answers these itself: they are a connection that broke mid-call
+        // (the agent restarting), which a retry gets past.
+        G::Unknown | G::Cancelled => Code::TryAgainLater,
         G::FailedPrecondition if status_call => Code::NotAvailable,
         // What the agent finds wrong in CNI_NETNS, CNI_CONTAINERID, CNI_IFNAME or CNI_ARGS.
         G::InvalidArgument => Code::InvalidEnvironment,
@@ -37,34 +39,10 @@ fn from_status(s: &tonic::Status, status_call: bool) -> CniError {
 }
 
 async fn connect(conf: &NetConf) -> Result<CniApiClient<Channel>, CniError> {
-    let e = &conf.endpoint;
-    let channel = if let Some(path) = e
-        .strip_prefix("unix://")
-        .or_else(|| e.strip_prefix("unix:"))
-    {
-        let path = path.to_owned();
-        // The URI is not used: the connector dials the socket.
-        Endpoint::from_static("http://sart-agent")
-            .connect_timeout(conf.timeout)
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map(TokioIo::new)
-                }
-            }))
-            .await
-    } else {
-        Endpoint::from_shared(e.clone())
-            .map_err(|err| unreachable(e, err))?
-            .connect_timeout(conf.timeout)
-            .connect()
-            .await
-    };
-    channel
+    proto::connect(&conf.endpoint, conf.timeout)
+        .await
         .map(CniApiClient::new)
-        .map_err(|err| unreachable(e, err))
+        .map_err(|err| unreachable(&conf.endpoint, err))
 }
 
 fn args(env: &Env, conf_json: &str, prev: Option<&serde_json::Value>) -> pb::Args {

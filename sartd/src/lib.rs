@@ -2,4 +2,5 @@
 //! on top of it, and integration tests drive the same code.
 
 pub mod bgp;
+pub mod install_cni;
 pub mod kubernetes;

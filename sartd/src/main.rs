@@ -37,6 +37,54 @@ enum Command {
     /// Node agent: drives the local speaker from the node's NodeBGP, BGPPeers and
     /// BGPAdvertisements.
     Agent(AgentArgs),
+    /// Installs sart-cni and its conflist on the node (the agent's init container).
+    InstallCni(InstallCniArgs),
+}
+
+#[derive(clap::Args)]
+struct InstallCniArgs {
+    /// The conflist to install (its file name is kept).
+    #[arg(long, default_value = "/etc/sart/cni/10-sart.conflist")]
+    conflist: std::path::PathBuf,
+    /// The node's CNI binary directory.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    bin_dir: std::path::PathBuf,
+    /// The node's CNI configuration directory.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    conf_dir: std::path::PathBuf,
+    /// The sart-cni binary (default: next to this sartd).
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
+}
+
+fn install_cni(args: InstallCniArgs) -> ExitCode {
+    let binary = args.binary.or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .map(|p| p.with_file_name("sart-cni"))
+    });
+    let Some(binary) = binary else {
+        eprintln!("sartd install-cni: cannot tell where sart-cni is: pass --binary");
+        return ExitCode::FAILURE;
+    };
+    let i = sartd::install_cni::Install {
+        binary,
+        conflist: args.conflist,
+        bin_dir: args.bin_dir,
+        conf_dir: args.conf_dir,
+    };
+    match sartd::install_cni::install(&i) {
+        Ok(written) => {
+            for p in written {
+                println!("installed {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sartd install-cni: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Which half of sart runs: LoadBalancer, pod networking, or both.
@@ -73,6 +121,13 @@ struct AgentArgs {
     /// Seconds an empty pod block is kept before it is released.
     #[arg(long, default_value_t = 300)]
     block_release_after: u64,
+    /// Seconds between looks for addresses of pods that no longer exist (freed if older).
+    #[arg(long, default_value_t = 60)]
+    cni_gc_interval: u64,
+    /// Prefixes pods' traffic is never masqueraded to, besides every pod pool (e.g. the Service
+    /// CIDR); comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    no_masquerade: Vec<ipnet::IpNet>,
 }
 
 fn agent(args: AgentArgs) -> ExitCode {
@@ -88,6 +143,8 @@ fn agent(args: AgentArgs) -> ExitCode {
                     state_dir: args.cni_state_dir,
                     parallel: args.cni_parallel,
                     release_after: std::time::Duration::from_secs(args.block_release_after),
+                    leak_gc_interval: std::time::Duration::from_secs(args.cni_gc_interval),
+                    no_masquerade: args.no_masquerade,
                 },
             )
         }),
@@ -263,6 +320,7 @@ fn main() -> ExitCode {
         Command::Fib => "fib",
         Command::Controller(args) => return controller(args),
         Command::Agent(args) => return agent(args),
+        Command::InstallCni(args) => return install_cni(args),
     };
     eprintln!("sartd {name}: not implemented yet");
     ExitCode::from(2)

@@ -6,15 +6,15 @@
 //! Covered: ADD in every CNI version with addresses from the auto-assign pools (dual-stack), a
 //! namespace's pool, a pod's pool and static addresses; pod-to-pod and node-to-pod traffic;
 //! the block at FRR; a full block bringing a second one; CHECK; chaining with Debian's
-//! portmap, bandwidth and tuning; bad input and its codes with nothing left behind; an agent
-//! killed and restarted; GC; DEL; empty blocks released.
+//! portmap, bandwidth and tuning; bad input and its codes with nothing left behind; a pod deleted
+//! without a DEL (leak GC); an agent killed and restarted; GC; DEL; empty blocks released.
 //! Needs root and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
-use common::node::NodeLab;
 use common::*;
+use testkube::node::NodeLab;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,7 +24,7 @@ use interop::{Netns, wait_route, wait_route_gone};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, PostParams};
 use sartd::kubernetes::controller;
-use sartd::kubernetes::crd::AddressBlock;
+use sartd::kubernetes::crd::{AddressBlock, AddressPool};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -148,23 +148,11 @@ impl Harness<'_> {
     }
 
     fn records(&self) -> usize {
-        std::fs::read_dir(&self.lab.state_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
+        self.lab.records()
     }
 
-    /// Pod veths on the node (`veth` and 11 hex digits; the router link is `veth<n>`).
     fn veths(&self) -> usize {
-        let out = self.lab.node_ns.ip(&["-o", "link", "show"]).unwrap();
-        out.lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n))
-            .filter(|n| n.len() == 15 && n.starts_with("veth"))
-            .count()
+        self.lab.pod_veths().unwrap()
     }
 }
 
@@ -204,8 +192,13 @@ async fn pods_get_addresses_routes_and_blocks() {
         97,
         65000,
         65020,
-        &["--mode=cni", "--block-release-after=2"],
-    );
+        &[
+            "--mode=cni",
+            "--block-release-after=2",
+            "--cni-gc-interval=2",
+        ],
+    )
+    .unwrap();
     let ctl = tokio::spawn(controller::run(
         client.clone(),
         controller::Options {
@@ -304,8 +297,8 @@ async fn pods_get_addresses_routes_and_blocks() {
     p0.netns
         .ip(&["addr", "del", "198.18.232.0/32", "dev", "eth0"])
         .unwrap();
-    let (ok, v) = h.call("CHECK", &p0, &check);
-    assert!(!ok && code(&v) == Some(100), "{v}");
+    let (checked, v) = h.call("CHECK", &p0, &check);
+    assert!(!checked && code(&v) == Some(100), "{v}");
     // ADD again mends it.
     assert!(h.call("ADD", &p0, &h.conf("1.1.0")).0);
     assert!(h.call("CHECK", &p0, &check).0);
@@ -336,8 +329,8 @@ async fn pods_get_addresses_routes_and_blocks() {
             json!({"sart.terassyi.net/ips": "198.18.232.6"}),
         )
         .await;
-    let (ok, v) = h.call("ADD", &s1, &h.conf("1.0.0"));
-    assert!(!ok && code(&v) == Some(101), "{v}");
+    let (added, v) = h.call("ADD", &s1, &h.conf("1.0.0"));
+    assert!(!added && code(&v) == Some(101), "{v}");
     let s2 = h
         .pod(
             "default",
@@ -345,8 +338,8 @@ async fn pods_get_addresses_routes_and_blocks() {
             json!({"sart.terassyi.net/ips": "198.18.250.1"}),
         )
         .await;
-    let (ok, v) = h.call("ADD", &s2, &h.conf("1.0.0"));
-    assert!(!ok && code(&v) == Some(101), "{v}");
+    let (added, v) = h.call("ADD", &s2, &h.conf("1.0.0"));
+    assert!(!added && code(&v) == Some(101), "{v}");
 
     // The /29 is full after two more pods: the next one brings a second block, and its route.
     let p5 = h.pod("default", "p5", json!({})).await;
@@ -356,6 +349,21 @@ async fn pods_get_addresses_routes_and_blocks() {
     assert_eq!(host(&h.add(&p7, "1.0.0")[0]), "198.18.232.7");
     assert_eq!(host(&h.add(&p8, "1.0.0")[0]), "198.18.232.8");
     wait_route(&lab.frr, "198.18.232.8/29".parse().unwrap(), WAIT, |_| true).unwrap();
+    // Usage in the blocks' and the pool's status (written every few seconds, not per pod).
+    let blocks: Api<AddressBlock> = Api::all(client.clone());
+    let pools: Api<AddressPool> = Api::all(client.clone());
+    eventually("usage in status", WAIT, || async {
+        let b = blocks.get("cni-pods-0").await.map_err(|e| e.to_string())?;
+        let p = pools.get("cni-pods").await.map_err(|e| e.to_string())?;
+        let (bu, bf) = b.status.map_or((None, None), |s| (s.used, s.free));
+        let pu = p.status.and_then(|s| s.used);
+        if (bu, bf, pu) == (Some(8), Some(0), Some(9)) {
+            Ok(())
+        } else {
+            Err(format!("block used {bu:?} free {bf:?}, pool used {pu:?}"))
+        }
+    })
+    .await;
 
     // Chained with Debian's stock plugins, which read our result as prevResult.
     let c0 = h.pod("default", "c0", json!({})).await;
@@ -429,6 +437,58 @@ async fn pods_get_addresses_routes_and_blocks() {
         assert!(ok, "DEL {}: {r}", p["type"]);
     }
 
+    // Egress NAT: the router drops what comes from pod addresses. With natOutgoing on the pool
+    // the pod's traffic leaves as the node's and gets through; without it, the table goes.
+    lab.router_ns
+        .exec_with_input(
+            &["nft", "-f", "-"],
+            "table inet t {\n chain input {\n  type filter hook input priority 0;\n  ip saddr 198.18.232.0/22 drop\n }\n}\n",
+        )
+        .unwrap();
+    let router = lab.router_ip().to_string();
+    assert!(!ping(&p0.netns, &router));
+    let nat = |on: bool| {
+        ok(kubectl(
+            cluster,
+            &[
+                "patch",
+                "addresspool",
+                "cni-pods",
+                "--type=merge",
+                "-p",
+                &json!({"spec": {"natOutgoing": on}}).to_string(),
+            ],
+        ))
+    };
+    nat(true);
+    eventually("pod traffic masqueraded", WAIT, || async {
+        if ping(&p0.netns, &router) {
+            Ok(())
+        } else {
+            Err("no answer".to_string())
+        }
+    })
+    .await;
+    let table = lab
+        .node_ns
+        .exec(&["nft", "list", "table", "inet", "sart_nat"])
+        .unwrap();
+    assert!(table.contains("masquerade"), "{table}");
+    nat(false);
+    eventually("the NAT table removed", WAIT, || async {
+        let t = lab
+            .node_ns
+            .exec(&["nft", "list", "tables"])
+            .map_err(|e| e.to_string())?;
+        if t.contains("sart_nat") {
+            Err(t)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert!(!ping(&p0.netns, &router));
+
     // Bad input gets its code, and leaves no record and no veth behind.
     let (records, veths) = (h.records(), h.veths());
     let bad = h.pod("default", "bad", json!({})).await;
@@ -493,10 +553,29 @@ async fn pods_get_addresses_routes_and_blocks() {
     assert_eq!(code(&h.call("ADD", &p0, &unreachable).1), Some(11));
     assert_eq!((h.records(), h.veths()), (records, veths));
 
+    // A pod deleted without a DEL (a runtime that lost track): the agent frees its address.
+    let leak = h.pod("default", "leak", json!({})).await;
+    let leaked = h.add(&leak, "1.0.0");
+    let (records, veths) = (h.records(), h.veths());
+    // At once: with no kubelet here, a graceful deletion would wait forever.
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .delete("leak", &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually("the leaked address freed", WAIT, || async {
+        if h.records() == records - 1 && h.veths() == veths - 1 {
+            Ok(())
+        } else {
+            Err(format!("{} records, {} veths", h.records(), h.veths()))
+        }
+    })
+    .await;
+    assert!(!ping(&lab.node_ns, host(&leaked[0])));
+
     // The agent is killed and comes back: the records hold, DEL and CHECK work, and a new pod
     // gets an address no one has.
     lab.kill_agent();
-    lab.start_agent();
+    lab.start_agent().unwrap();
     eventually("STATUS ready after the restart", WAIT, || async {
         match h.call("STATUS", &probe, &h.conf("1.1.0")) {
             (true, _) => Ok(()),
@@ -505,8 +584,7 @@ async fn pods_get_addresses_routes_and_blocks() {
     })
     .await;
     assert!(h.call("CHECK", &p0, &check).0);
-    let (ok, _) = h.call("DEL", &pods[0], &h.conf("1.0.0"));
-    assert!(ok);
+    assert!(h.call("DEL", &pods[0], &h.conf("1.0.0")).0);
     assert!(!ping(&lab.node_ns, "198.18.232.1"));
     let p9 = h.pod("default", "p9", json!({})).await;
     assert_eq!(host(&h.add(&p9, "1.0.0")[0]), "198.18.232.1");
@@ -517,8 +595,8 @@ async fn pods_get_addresses_routes_and_blocks() {
     // GC: only p0 is still in use; everything else of this network goes.
     let mut gc = h.conf("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([{"containerID": p0.id, "ifname": "eth0"}]);
-    let (ok, v) = h.call("GC", &p0, &gc);
-    assert!(ok, "{v}");
+    let (collected, v) = h.call("GC", &p0, &gc);
+    assert!(collected, "{v}");
     assert_eq!(h.records(), 1);
     assert_eq!(h.veths(), 1);
     assert!(ping(&lab.node_ns, "198.18.232.0"));
@@ -528,7 +606,6 @@ async fn pods_get_addresses_routes_and_blocks() {
     // their routes.
     assert!(h.call("DEL", &p0, &h.conf("1.0.0")).0);
     assert_eq!((h.records(), h.veths()), (0, 0));
-    let blocks: Api<AddressBlock> = Api::all(client.clone());
     eventually("empty blocks released", Duration::from_secs(60), || async {
         let left: Vec<String> = blocks
             .list(&Default::default())

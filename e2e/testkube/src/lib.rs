@@ -13,6 +13,8 @@
 //! `cluster down` when the process is gone, however it ends. A cluster from [`Cluster::start`] is
 //! stopped when dropped (and by the same watcher if the process dies first).
 
+pub mod node;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -30,6 +32,8 @@ pub enum Error {
     Kubeconfig { path: PathBuf, reason: String },
     #[error("the shared cluster failed to start earlier: {0}")]
     SharedFailed(String),
+    #[error("node lab: {0}")]
+    Lab(String),
 }
 
 /// The `cluster` script of the control-plane build.

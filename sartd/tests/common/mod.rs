@@ -117,5 +117,3 @@ pub async fn create_node(
         .await
         .unwrap();
 }
-
-pub mod node;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use proto::v1::cni_api_server::{CniApi, CniApiServer};
-use proto::v1::{Args, CniResult, GcArgs, StatusArgs};
+use proto::v1::{Args, CniResult, GcArgs, IpamReply, IpamRequest, StatusArgs};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
@@ -139,6 +139,42 @@ impl CniApi for Server {
         let n = logged("GC", "", self.pods.gc(&network, &valid).await)?;
         debug!(network, freed = n, "CNI GC");
         Ok(Response::new(CniResult::default()))
+    }
+
+    async fn ipam(&self, _req: Request<IpamRequest>) -> Result<Response<IpamReply>, Status> {
+        self.restored()?;
+        let blocks = self
+            .pods
+            .usage()
+            .into_iter()
+            .map(|b| proto::v1::Block {
+                name: b.name,
+                pool: b.pool,
+                cidr: b.cidr.to_string(),
+                allocated: b.allocated.to_string(),
+                capacity: b.capacity.to_string(),
+                draining: b.draining,
+            })
+            .collect();
+        let attachments = self
+            .pods
+            .attachments()
+            .into_iter()
+            .map(|a| proto::v1::PodAttachment {
+                addresses: a.addresses.iter().map(|s| s.ip.to_string()).collect(),
+                container_id: a.container_id,
+                ifname: a.ifname,
+                network: a.network,
+                pod_namespace: a.pod_namespace,
+                pod_name: a.pod_name,
+                host_ifname: a.host_ifname,
+                netns: a.netns,
+            })
+            .collect();
+        Ok(Response::new(IpamReply {
+            blocks,
+            attachments,
+        }))
     }
 
     async fn status(&self, _req: Request<StatusArgs>) -> Result<Response<CniResult>, Status> {

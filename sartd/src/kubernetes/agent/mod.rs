@@ -5,6 +5,7 @@
 //! `kubectl get bgppeer` follows sessions without polling.
 
 pub mod cni;
+pub mod nat;
 pub mod plan;
 pub mod pod_ipam;
 pub mod pod_pool;
@@ -125,11 +126,39 @@ async fn pods_loop(
     info!(attachments = n, "CNI records restored");
     ready.pods_ready();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let gc_every = net.leak_gc_interval();
+    let mut gc = tokio::time::interval(gc_every);
+    // The NAT table is rewritten when what it should hold changes, and every minute (someone
+    // may have flushed it).
+    let mut nat_applied: Option<(nat::Want, tokio::time::Instant)> = None;
     loop {
         net.tend_blocks().await;
+        let want = net.nat_want();
+        let due = nat_applied
+            .as_ref()
+            .is_none_or(|(w, at)| *w != want || at.elapsed() > Duration::from_secs(60));
+        if due {
+            let w = want.clone();
+            match tokio::task::spawn_blocking(move || nat::apply(&w)).await {
+                Ok(Ok(())) => {
+                    if nat_applied.as_ref().is_none_or(|(w, _)| *w != want) {
+                        info!(masquerade = ?want.masquerade, "egress NAT table written");
+                    }
+                    nat_applied = Some((want, tokio::time::Instant::now()));
+                }
+                Ok(Err(e)) => warn!(error = %e, "egress NAT"),
+                Err(e) => warn!(error = %e, "egress NAT"),
+            }
+        }
         tokio::select! {
             _ = changed.recv() => net.blocks_changed(),
             _ = tick.tick() => {}
+            _ = gc.tick() => {
+                let n = net.collect_leaks(gc_every).await;
+                if n > 0 {
+                    info!(freed = n, "leak GC");
+                }
+            }
         }
     }
 }

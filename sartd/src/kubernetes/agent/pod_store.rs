@@ -31,6 +31,13 @@ pub struct Stored {
     pub pod_name: String,
     pub host_ifname: String,
     pub addresses: Vec<StoredAddress>,
+    /// The pod's uid when the addresses were given (a pod of the same name made later is
+    /// another pod).
+    #[serde(default)]
+    pub pod_uid: String,
+    /// When the addresses were given, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub created: u64,
 }
 
 impl Stored {
@@ -170,6 +177,8 @@ mod tests {
                 ip: "198.18.64.1".parse().unwrap(),
                 block: "pods-0".into(),
             }],
+            pod_uid: "u1".into(),
+            created: 1,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct PodOptions {
     pub parallel: usize,
     /// An empty block is released after this long.
     pub release_after: Duration,
+    /// How often attachments of pods that no longer exist are looked for.
+    pub leak_gc_interval: Duration,
+    /// Destinations never masqueraded to (besides every pod pool), e.g. the Service CIDR.
+    pub no_masquerade: Vec<ipnet::IpNet>,
 }
 
 #[derive(Default)]
@@ -361,6 +365,8 @@ impl PodNetwork {
                                 block: block.clone(),
                             })
                             .collect(),
+                        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+                        created: unix_now(),
                     };
                     st.attachments.insert(att.clone(), stored.clone());
                     for (_, block) in &record.addresses {
@@ -494,6 +500,53 @@ impl PodNetwork {
         Ok(n)
     }
 
+    /// Frees the attachments of pods that no longer exist (or were made again under the same
+    /// name): the runtime never said DEL for them, and would not now. Attachments younger than
+    /// `min_age` are left alone (their pod may be on its way). How many were freed.
+    pub async fn collect_leaks(&self, min_age: Duration) -> usize {
+        let cutoff = unix_now().saturating_sub(min_age.as_secs());
+        let old: Vec<Stored> = self
+            .lock()
+            .attachments
+            .values()
+            .filter(|s| s.created <= cutoff)
+            .cloned()
+            .collect();
+        let mut n = 0;
+        for s in old {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &s.pod_namespace);
+            let gone = match api.get_opt(&s.pod_name).await {
+                Ok(None) => true,
+                Ok(Some(p)) => {
+                    !s.pod_uid.is_empty() && p.metadata.uid.as_deref() != Some(s.pod_uid.as_str())
+                }
+                // Unsure: keep it.
+                Err(e) => {
+                    debug!(error = %e, "leak GC: reading a pod");
+                    false
+                }
+            };
+            if !gone {
+                continue;
+            }
+            let Ok(_busy) = self.claim(&s.attachment()) else {
+                continue;
+            };
+            // Still the same attachment (a DEL may have come meanwhile).
+            if self.lock().attachments.get(&s.attachment()) != Some(&s) {
+                continue;
+            }
+            match self.undo(&s).await {
+                Ok(()) => {
+                    warn!(pod = %format!("{}/{}", s.pod_namespace, s.pod_name), container = %s.container_id, "leak GC: the pod is gone; its addresses are freed");
+                    n += 1;
+                }
+                Err(e) => warn!(container = %s.container_id, error = %e.message(), "leak GC"),
+            }
+        }
+        n
+    }
+
     /// Asks the controller for one more block of `pool` and waits until it is here.
     async fn request_block(&self, pool: &str) -> Result<(), Status> {
         let lock = self
@@ -591,6 +644,10 @@ impl PodNetwork {
         }
     }
 
+    pub fn leak_gc_interval(&self) -> Duration {
+        self.opts.leak_gc_interval.max(Duration::from_secs(1))
+    }
+
     /// Called on every block cache change.
     pub fn blocks_changed(&self) {
         self.blocks_changed.notify_waiters();
@@ -651,6 +708,36 @@ impl PodNetwork {
                 debug!(block = %name, error = %e, "agent finalizer");
             }
         }
+        // Each block's use in its status, when it changed (at most once a tend, not per pod).
+        let usage: BTreeMap<String, (u128, u128)> = self
+            .usage()
+            .into_iter()
+            .map(|u| (u.name, (u.allocated, u.capacity)))
+            .collect();
+        for b in &cached {
+            let Some((used, cap)) = usage.get(&b.name_any()) else {
+                continue;
+            };
+            let used = i64::try_from(*used).unwrap_or(i64::MAX);
+            let free = i64::try_from(cap.saturating_sub(u128::try_from(used).unwrap_or(0)))
+                .unwrap_or(i64::MAX);
+            // No status yet means no index yet: the controller writes it first (it is required).
+            let Some(st) = &b.status else { continue };
+            if st.used == Some(used) && st.free == Some(free) {
+                continue;
+            }
+            let patch = json!({"status": {"used": used, "free": free}});
+            if let Err(e) = api
+                .patch_status(
+                    &b.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                debug!(block = %b.name_any(), error = %e, "block usage");
+            }
+        }
         for name in release {
             info!(block = %name, after = ?self.opts.release_after, "releasing an empty block");
             if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
@@ -658,6 +745,21 @@ impl PodNetwork {
                 self.lock().ipam.drain(&name, false);
             }
         }
+    }
+
+    /// What the egress NAT table should hold now.
+    pub fn nat_want(&self) -> super::nat::Want {
+        let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        let verdicts = pools::validate(&all);
+        let pod_pools: Vec<(ipnet::IpNet, bool)> = all
+            .iter()
+            .filter_map(|p| {
+                let v = verdicts.get(&p.name_any())?.as_ref().ok()?;
+                (v.kind == AddressType::Pod)
+                    .then(|| (v.pool.cidr(), p.spec.nat_outgoing.unwrap_or(false)))
+            })
+            .collect();
+        super::nat::Want::new(&pod_pools, &self.opts.no_masquerade)
     }
 
     /// Blocks and their use, for the CLI.
@@ -692,6 +794,12 @@ async fn set_finalizer(
     )
     .await
     .map(|_| ())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn attachment(a: &pb::Args) -> Result<Attachment, Status> {

@@ -24,6 +24,8 @@ struct Use {
     /// Service addresses inside it, or addresses of its blocks.
     addresses: u128,
     blocks: u64,
+    /// Pod pools: addresses pods hold, from the blocks' status.
+    used: Option<u128>,
     /// Who, for the message when deletion waits.
     users: Vec<String>,
 }
@@ -49,22 +51,27 @@ async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
             Ok(Use {
                 addresses: ips.len() as u128,
                 blocks: 0,
+                used: None,
                 users,
             })
         }
         AddressType::Pod => {
-            let blocks: Vec<String> = ctx
-                .caches
-                .blocks
-                .state()
+            let all = ctx.caches.blocks.state();
+            let mine: Vec<_> = all
                 .iter()
                 .filter(|b| b.spec.pool_ref == pool.name)
-                .map(|b| b.name_any())
                 .collect();
+            let blocks: Vec<String> = mine.iter().map(|b| b.name_any()).collect();
+            let used = mine
+                .iter()
+                .filter_map(|b| b.status.as_ref()?.used)
+                .map(|u| u128::try_from(u).unwrap_or(0))
+                .sum();
             let per_block = 1u128 << (pool.pool.cidr().max_prefix_len() - pool.pool.block_len());
             Ok(Use {
                 addresses: per_block.saturating_mul(blocks.len() as u128),
                 blocks: blocks.len() as u64,
+                used: Some(used),
                 users: blocks.iter().map(|b| format!("AddressBlock {b}")).collect(),
             })
         }
@@ -126,6 +133,7 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
             status.allocated = Some(cap(u.addresses));
             status.free = Some(cap(size.saturating_sub(u.addresses)));
             status.blocks = Some(i64::try_from(u.blocks).unwrap_or(i64::MAX));
+            status.used = u.used.map(cap);
             ctx.metrics.pool(
                 &name,
                 cap(u.addresses),
@@ -138,6 +146,7 @@ pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Acti
             status.allocated = None;
             status.free = None;
             status.blocks = None;
+            status.used = None;
             ctx.metrics.forget_pool(&name);
             ("False", e.reason(), e.to_string())
         }

@@ -25,6 +25,8 @@ pub const NODE_LABEL: &str = "addressblock.sart.terassyi.net/node";
     printcolumn = r#"{"name":"TYPE","type":"string","description":"What the addresses are for","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"POOLREF","type":"string","description":"Pool the block is cut from","jsonPath":".spec.poolRef"}"#,
     printcolumn = r#"{"name":"NODEREF","type":"string","description":"Node the block belongs to","jsonPath":".spec.nodeRef"}"#,
+    printcolumn = r#"{"name":"USED","type":"integer","description":"Addresses given to pods","jsonPath":".status.used","priority":1}"#,
+    printcolumn = r#"{"name":"FREE","type":"integer","description":"Addresses left","jsonPath":".status.free","priority":1}"#,
     printcolumn = r#"{"name":"AGE","type":"date","description":"Date from created","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -44,4 +46,10 @@ pub struct AddressBlockStatus {
     /// The block's position in its pool (block `index` starts at pool + index × block size).
     /// sart's field is 32-bit; an IPv6 /64 cut into /120s needs 56 bits.
     pub index: u64,
+    /// Pod blocks: addresses its node's agent has given to pods (ours; written by the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<i64>,
+    /// Pod blocks: addresses left in the block (ours; written by the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free: Option<i64>,
 }

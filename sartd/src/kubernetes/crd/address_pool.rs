@@ -23,6 +23,7 @@ pub const FINALIZER: &str = "addresspool.sart.terassyi.net/finalizer";
     printcolumn = r#"{"name":"AUTO","type":"boolean","description":"Used when nothing names a pool","jsonPath":".spec.autoAssign"}"#,
     printcolumn = r#"{"name":"ALLOCATED","type":"integer","description":"Addresses handed out","jsonPath":".status.allocated","priority":1}"#,
     printcolumn = r#"{"name":"FREE","type":"integer","description":"Addresses left","jsonPath":".status.free","priority":1}"#,
+    printcolumn = r#"{"name":"USED","type":"integer","description":"Pod pools: addresses pods hold","jsonPath":".status.used","priority":1}"#,
     printcolumn = r#"{"name":"AGE","type":"date","description":"Date from created","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -41,6 +42,10 @@ pub struct AddressPoolSpec {
     /// Used for Services/pods that name no pool. At most one per type and address family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_assign: Option<bool>,
+    /// Pod pools: masquerade the pods' traffic to anywhere outside every pod pool to the node's
+    /// address, for networks that do not route pod addresses. Ignored for Service pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_outgoing: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -63,6 +68,9 @@ pub struct AddressPoolStatus {
     /// AddressBlocks cut from the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<i64>,
+    /// Pod pools: addresses pods hold, summed from the blocks' status (a few seconds behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<i64>,
     /// `Ready` (valid and usable) and `Exhausted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,

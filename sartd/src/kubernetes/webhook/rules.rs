@@ -167,6 +167,7 @@ mod tests {
                 alloc_type: None,
                 block_size: block,
                 auto_assign: Some(auto),
+                nat_outgoing: None,
             },
         );
         p.metadata.creation_timestamp = Some(Time(Timestamp::from_second(age).unwrap()));
