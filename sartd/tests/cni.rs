@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use interop::sartd::sartd_binary;
 use interop::{Netns, wait_route, wait_route_gone};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
-use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{AddressBlock, AddressPool};
 use serde_json::{Value, json};
 
@@ -34,43 +33,13 @@ fn sart_cni() -> PathBuf {
     sartd_binary().with_file_name("sart-cni")
 }
 
-/// One plugin run as a runtime runs it, from inside the node's namespace; (success, stdout as
-/// JSON or Null).
+/// One plugin run as a runtime runs it, from inside the node's namespace.
 fn plugin(node: &Netns, bin: &Path, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
-    use std::io::Write;
-    // A runtime passes its own environment on (the stock plugins need PATH for iptables).
-    let mut argv: Vec<String> = vec![
-        "env".into(),
-        "-i".into(),
-        "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
-    ];
-    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    argv.push(bin.to_string_lossy().into_owned());
-    let wrapped = node.wrap(&argv);
-    let mut child = std::process::Command::new(&wrapped[0])
-        .args(&wrapped[1..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !out.status.success() {
-        eprintln!(
-            "{} failed: {text} {}",
-            bin.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let (ok, v) = run_plugin(node, bin, env, conf);
+    if !ok {
+        eprintln!("{} failed: {v}", bin.display());
     }
-    (out.status.success(), v)
+    (ok, v)
 }
 
 /// A pod: its network namespace and its Pod object.
@@ -151,8 +120,19 @@ impl Harness<'_> {
         self.lab.records()
     }
 
+    /// Pod veths on the node, once the deletions DEL started are done (the kernel takes tens of
+    /// milliseconds to unregister one, after DEL returned).
     fn veths(&self) -> usize {
-        self.lab.pod_veths().unwrap()
+        let mut last = self.lab.pod_veths().unwrap();
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.lab.pod_veths().unwrap();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
     }
 }
 
@@ -199,30 +179,13 @@ async fn pods_get_addresses_routes_and_blocks() {
         ],
     )
     .unwrap();
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: None,
-            identity: "test".into(),
-            services: false,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
-    let nodes: Api<Node> = Api::all(client.clone());
-    create_node(
-        &nodes,
-        NODE,
-        json!({"bgp": "cni"}),
-        &lab.node_ip().to_string(),
-    )
-    .await;
+    let ctl = pods_controller(&client);
+    lab.register(&client).await.unwrap();
     ok(apply(
         cluster,
         &format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: cni}}\nspec:\n  nodeSelector: {{bgp: cni}}\n  asnSelector: {{from: asn, asn: 65020}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods}}\nspec: {{cidr: 198.18.232.0/24, type: pod, blockSize: 29, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods6}}\nspec: {{cidr: 'fd00:232::/112', type: pod, blockSize: 124, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-tenant}}\nspec: {{cidr: 198.18.233.0/24, type: pod, blockSize: 30, autoAssign: false}}\n",
-            lab.speaker.api_addr(),
-            lab.router_ip()
+            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods}}\nspec: {{cidr: 198.18.232.0/24, type: pod, blockSize: 29, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods6}}\nspec: {{cidr: 'fd00:232::/112', type: pod, blockSize: 124, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-tenant}}\nspec: {{cidr: 198.18.233.0/24, type: pod, blockSize: 30, autoAssign: false}}\n",
+            lab.cluster_bgp()
         ),
     ));
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "tenant",
@@ -520,7 +483,6 @@ async fn pods_get_addresses_routes_and_blocks() {
     );
     assert_eq!(code(&missing.1), Some(4), "{}", missing.1);
     let raw = |stdin: &str, cmd: &str| {
-        use std::io::Write;
         let w = lab.node_ns.wrap(&[
             "env".to_string(),
             "-i".into(),
@@ -531,14 +493,10 @@ async fn pods_get_addresses_routes_and_blocks() {
             "CNI_PATH=/usr/lib/cni".into(),
             sart_cni().to_string_lossy().into_owned(),
         ]);
-        let mut c = std::process::Command::new(&w[0])
-            .args(&w[1..])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
+        let out = piped(
+            std::process::Command::new(&w[0]).args(&w[1..]),
+            stdin.as_bytes(),
+        );
         (
             out.status.success(),
             serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),

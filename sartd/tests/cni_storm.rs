@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use interop::Netns;
 use interop::sartd::sartd_binary;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use sartd::kubernetes::controller;
 use serde_json::{Value, json};
 
 const NODE: &str = "storm1";
@@ -30,34 +29,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// One run of sart-cni from the node's namespace; (success, stdout JSON).
 fn cni(node: &Netns, env: &[(&str, String)], conf: &Value) -> (bool, Value) {
-    use std::io::Write;
-    let mut argv: Vec<String> = vec!["env".into(), "-i".into()];
-    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    argv.push(
-        sartd_binary()
-            .with_file_name("sart-cni")
-            .to_string_lossy()
-            .into_owned(),
-    );
-    let w = node.wrap(&argv);
-    let mut child = std::process::Command::new(&w[0])
-        .args(&w[1..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-    )
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_plugin(node, &sartd_binary().with_file_name("sart-cni"), &env, conf)
 }
 
 struct Storm<'a> {
@@ -177,31 +150,14 @@ async fn churn_with_agent_restarts_leaks_nothing() {
     install_crds(cluster);
     let client = cluster.client().await.unwrap();
     let lab = NodeLab::start(cluster, NODE, 98, 65000, 65030, &["--mode=cni"]).unwrap();
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: None,
-            identity: "test".into(),
-            services: false,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
-    let nodes: Api<Node> = Api::all(client.clone());
-    create_node(
-        &nodes,
-        NODE,
-        json!({"bgp": "storm"}),
-        &lab.node_ip().to_string(),
-    )
-    .await;
+    let ctl = pods_controller(&client);
+    lab.register(&client).await.unwrap();
     // Blocks of 32: the first burst of 50 already needs two.
     ok(apply(
         cluster,
         &format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: storm}}\nspec:\n  nodeSelector: {{bgp: storm}}\n  asnSelector: {{from: asn, asn: 65030}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: storm-pods}}\nspec: {{cidr: 198.18.236.0/22, type: pod, blockSize: 27, autoAssign: true}}\n",
-            lab.speaker.api_addr(),
-            lab.router_ip()
+            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: storm-pods}}\nspec: {{cidr: 198.18.236.0/22, type: pod, blockSize: 27, autoAssign: true}}\n",
+            lab.cluster_bgp()
         ),
     ));
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -292,7 +248,15 @@ async fn churn_with_agent_restarts_leaks_nothing() {
         .collect();
     assert!(held.is_empty(), "blocks still holding addresses: {held:?}");
     assert!(!blocks.as_array().unwrap().is_empty(), "{blocks}");
-    assert_eq!((lab.records(), lab.pod_veths().unwrap()), (0, 0));
+    assert_eq!(lab.records(), 0);
+    // DEL returns before the kernel has unregistered the veth: give it a moment.
+    eventually("no veth left", Duration::from_secs(10), || async {
+        match lab.pod_veths().unwrap() {
+            0 => Ok(()),
+            n => Err(format!("{n} veths")),
+        }
+    })
+    .await;
     ctl.abort();
     lab.kill_agent();
 }

@@ -34,6 +34,8 @@ pub enum Error {
     SharedFailed(String),
     #[error("node lab: {0}")]
     Lab(String),
+    #[error("kubectl {args}: {stderr}")]
+    Kubectl { args: String, stderr: String },
 }
 
 /// The `cluster` script of the control-plane build.
@@ -99,6 +101,38 @@ impl Cluster {
     /// The admin kubeconfig (`system:masters`); point `kubectl` at it.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
+    }
+
+    /// `kubectl ARGS` against this cluster; its stdout, or its stderr as the error.
+    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self
+            .kubectl()
+            .args(args)
+            .output()
+            .map_err(|source| Error::Spawn {
+                what: "kubectl",
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Kubectl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `kubectl apply -k DIR` (sart's CRDs) and waits until every CRD is served.
+    pub fn install_crds(&self, dir: &Path) -> Result<(), Error> {
+        self.kubectl_ok(&["apply", "-k", &dir.to_string_lossy()])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ])?;
+        Ok(())
     }
 
     /// A `kubectl` command aimed at this cluster.

@@ -22,6 +22,8 @@ pub struct NodeLab {
     pub cni_socket: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
+    pub router_as: u32,
+    pub node_as: u32,
     kubeconfig: String,
     agent_args: Vec<String>,
     agent: Mutex<Option<Proc>>,
@@ -92,6 +94,8 @@ impl NodeLab {
             cni_socket,
             state_dir,
             log,
+            router_as,
+            node_as,
             kubeconfig,
             agent_args: agent_args.iter().map(|s| s.to_string()).collect(),
             agent: Mutex::new(None),
@@ -106,6 +110,40 @@ impl NodeLab {
 
     pub fn router_ip(&self) -> std::net::Ipv4Addr {
         self.link.b.ipv4()
+    }
+
+    /// Creates this node's Node object, labelled `bgp=<name>`, with the node's address as its
+    /// InternalIP (written through the status subresource, as a kubelet would).
+    pub async fn register(&self, client: &kube::Client) -> Result<(), Error> {
+        use k8s_openapi::api::core::v1::Node;
+        use kube::api::{Api, Patch, PatchParams, PostParams};
+        let api: Api<Node> = Api::all(client.clone());
+        let kube_err = |e: kube::Error| Error::Lab(format!("Node {}: {e}", self.name));
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": self.name, "labels": {"bgp": self.name}},
+        }))
+        .map_err(|e| Error::Lab(e.to_string()))?;
+        api.create(&PostParams::default(), &node)
+            .await
+            .map_err(kube_err)?;
+        let status = serde_json::json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": self.node_ip().to_string()}]}});
+        api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(kube_err)?;
+        Ok(())
+    }
+
+    /// A ClusterBGP (named as the node) that gives this node its AS and FRR as its peer.
+    pub fn cluster_bgp(&self) -> String {
+        format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: {n}}}\nspec:\n  nodeSelector: {{bgp: {n}}}\n  asnSelector: {{from: asn, asn: {}}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: {}, addr: {}}}}}]\n",
+            self.node_as,
+            self.speaker.api_addr(),
+            self.router_as,
+            self.router_ip(),
+            n = self.name,
+        )
     }
 
     /// `unix://` URL of the agent's CNI socket.

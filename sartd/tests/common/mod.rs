@@ -32,39 +32,75 @@ pub fn install_crds(cluster: &testkube::Cluster) {
     if *done {
         return;
     }
-    let crd = repo().join("manifests/crd");
-    ok(kubectl(cluster, &["apply", "-k", crd.to_str().unwrap()]));
-    ok(kubectl(
-        cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "--all",
-        ],
-    ));
+    cluster.install_crds(&repo().join("manifests/crd")).unwrap();
     *done = true;
 }
 
-/// `kubectl apply -f -` with `yaml` on stdin.
-pub fn apply(cluster: &testkube::Cluster, yaml: &str) -> Output {
+/// Runs `bin` (a CNI plugin) from inside `node` as a runtime runs it: a clean environment (PATH,
+/// which the stock plugins need for iptables, and `env`), the configuration on stdin. (success,
+/// stdout as JSON or Null.)
+pub fn run_plugin(
+    node: &interop::Netns,
+    bin: &Path,
+    env: &[(&str, &str)],
+    conf: &serde_json::Value,
+) -> (bool, serde_json::Value) {
+    let mut argv: Vec<String> = vec![
+        "env".into(),
+        "-i".into(),
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ];
+    argv.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    argv.push(bin.to_string_lossy().into_owned());
+    let wrapped = node.wrap(&argv);
+    let out = piped(
+        std::process::Command::new(&wrapped[0]).args(&wrapped[1..]),
+        conf.to_string().as_bytes(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success(),
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Runs `cmd` with `input` on stdin; its output.
+pub fn piped(cmd: &mut std::process::Command, input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = cluster
-        .kubectl()
-        .args(["apply", "-f", "-"])
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// The controller with pod pools only, in this process (stopped by aborting the task).
+pub fn pods_controller(client: &kube::Client) -> tokio::task::JoinHandle<()> {
+    let c = client.clone();
+    tokio::spawn(async move {
+        let _ = sartd::kubernetes::controller::run(
+            c,
+            sartd::kubernetes::controller::Options {
+                lease: None,
+                identity: "test".into(),
+                services: false,
+                pods: true,
+                metrics: Default::default(),
+            },
+        )
+        .await;
+    })
+}
+
+/// `kubectl apply -f -` with `yaml` on stdin.
+pub fn apply(cluster: &testkube::Cluster, yaml: &str) -> Output {
+    piped(
+        cluster.kubectl().args(["apply", "-f", "-"]),
+        yaml.as_bytes(),
+    )
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` with `what` and

@@ -20,8 +20,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use interop::Netns;
 use interop::sartd::sartd_binary;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use testkube::node::NodeLab;
 
@@ -99,11 +99,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// One level: `c` pods at once, ADD then DEL, rounds until `samples` of each.
+/// One level: `c` pods at once, ADD then DEL, rounds until `samples` of each. Every pod gets a
+/// fresh network namespace, as every sandbox does (made and removed outside the timed part).
 fn level(
     p: &Plugin,
     node: &Netns,
-    pods: &[Netns],
     c: usize,
     samples: usize,
 ) -> Result<(Vec<Duration>, Vec<Duration>)> {
@@ -112,6 +112,9 @@ fn level(
     let (adds, dels) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
     let errors = Mutex::new(Vec::<String>::new());
     for round in 0..rounds {
+        let pods: Vec<Netns> = (0..c)
+            .map(|i| Netns::new(&format!("b{i}")))
+            .collect::<Result<_, _>>()?;
         let barrier = Barrier::new(c);
         std::thread::scope(|s| {
             for (i, pod_ns) in pods.iter().take(c).enumerate() {
@@ -170,26 +173,7 @@ async fn main() -> Result<()> {
     let most = args.concurrency.iter().copied().max().unwrap_or(1);
     let t = Instant::now();
     let cluster = testkube::Cluster::start().context("starting the control plane")?;
-    let kubectl = |a: &[&str]| -> Result<()> {
-        let out = cluster.kubectl().args(a).output()?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                a.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    };
-    let crd = repo().join("manifests/crd");
-    kubectl(&["apply", "-k", &crd.to_string_lossy()])?;
-    kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "--all",
-    ])?;
+    cluster.install_crds(&repo().join("manifests/crd"))?;
     let lab = NodeLab::start(
         &cluster,
         NODE,
@@ -215,24 +199,16 @@ async fn main() -> Result<()> {
         .spawn()
         .context("starting sartd controller")?;
     let client = cluster.client().await?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node =
-        serde_json::from_value(json!({"metadata": {"name": NODE, "labels": {"bgp": "bench"}}}))?;
-    nodes.create(&PostParams::default(), &node).await?;
-    let addr = json!({"status": {"addresses": [{"type": "InternalIP", "address": lab.node_ip().to_string()}]}});
-    nodes
-        .patch_status(NODE, &PatchParams::default(), &Patch::Merge(&addr))
-        .await?;
+    lab.register(&client).await?;
     let manifests = cluster.dir().join("bench.yaml");
     std::fs::write(
         &manifests,
         format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: bench}}\nspec:\n  nodeSelector: {{bgp: bench}}\n  asnSelector: {{from: asn, asn: 65040}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerConfig: {{asn: 65000, addr: {}}}}}]\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: bench-pods}}\nspec: {{cidr: 198.18.128.0/17, type: pod, blockSize: 24, autoAssign: true}}\n",
-            lab.speaker.api_addr(),
-            lab.router_ip()
+            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: bench-pods}}\nspec: {{cidr: 198.18.128.0/17, type: pod, blockSize: 24, autoAssign: true}}\n",
+            lab.cluster_bgp()
         ),
     )?;
-    kubectl(&["apply", "-f", &manifests.to_string_lossy()])?;
+    cluster.kubectl_ok(&["apply", "-f", &manifests.to_string_lossy()])?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for i in 0..most {
         let p: Pod = serde_json::from_value(json!({
@@ -241,9 +217,6 @@ async fn main() -> Result<()> {
         }))?;
         pods.create(&PostParams::default(), &p).await?;
     }
-    let pod_ns: Vec<Netns> = (0..most)
-        .map(|i| Netns::new(&format!("b{i}")))
-        .collect::<Result<_, _>>()?;
     let host_local = cluster.dir().join("host-local");
     let plugins = [
         Plugin {
@@ -263,7 +236,7 @@ async fn main() -> Result<()> {
     // Ready (a session up), and one ADD/DEL each to warm up (sart's first block).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let warm = level(&plugins[0], &lab.node_ns, &pod_ns, 1, 1);
+        let warm = level(&plugins[0], &lab.node_ns, 1, 1);
         if warm.is_ok() {
             break;
         }
@@ -272,7 +245,7 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    level(&plugins[1], &lab.node_ns, &pod_ns, 1, 1)?;
+    level(&plugins[1], &lab.node_ns, 1, 1)?;
     eprintln!("set up in {:.1} s", t.elapsed().as_secs_f64());
 
     println!("| pods at once | plugin | ADD p50 | ADD p99 | DEL p50 | DEL p99 |");
@@ -280,7 +253,7 @@ async fn main() -> Result<()> {
     for &c in &args.concurrency {
         let mut rows = Vec::new();
         for p in &plugins {
-            let (a, d) = level(p, &lab.node_ns, &pod_ns, c, args.samples)?;
+            let (a, d) = level(p, &lab.node_ns, c, args.samples)?;
             rows.push((
                 p.name,
                 percentile(&a, 0.5),

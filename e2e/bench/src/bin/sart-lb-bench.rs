@@ -153,32 +153,13 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     let cluster = testkube::Cluster::start().context("starting the control plane")?;
     eprintln!("control plane up in {:.1} s", t.elapsed().as_secs_f64());
-    let kubectl = |a: &[&str]| -> Result<()> {
-        let out = cluster.kubectl().args(a).output()?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                a.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    };
-    let crd = repo().join("manifests/crd");
-    kubectl(&["apply", "-k", &crd.to_string_lossy()])?;
-    kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "--all",
-    ])?;
+    cluster.install_crds(&repo().join("manifests/crd"))?;
     let pool = cluster.dir().join("pool.yaml");
     std::fs::write(
         &pool,
         "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: bench}\nspec: {cidr: 198.18.64.0/18, type: service, autoAssign: true}\n",
     )?;
-    kubectl(&["apply", "-f", &pool.to_string_lossy()])?;
+    cluster.kubectl_ok(&["apply", "-f", &pool.to_string_lossy()])?;
 
     let log = std::fs::File::create(cluster.dir().join("controller.log"))?;
     let controller = Child(

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{reflector, watcher};
@@ -92,12 +93,29 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default().labels(&format!("{BLOCK_NODE_LABEL}={}", opts.node)),
         blocks_tx,
     );
-    let _watchers = [t1, t2];
+    // Pods of this node and every namespace: an ADD reads their annotations from here rather
+    // than from the API server (a pod not in the cache yet is read from the API server).
+    let (unread, _) = mpsc::channel(1);
+    let (pod_cache, t3) = cache::watch(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", opts.node)),
+        unread.clone(),
+    );
+    let (ns_cache, t4) = cache::watch(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        unread,
+    );
+    let _watchers = [t1, t2, t3, t4];
     let net = std::sync::Arc::new(pods::PodNetwork::new(
         pod_opts,
         client.clone(),
-        pools.clone(),
-        blocks.clone(),
+        pods::Caches {
+            pools: pools.clone(),
+            blocks: blocks.clone(),
+            pods: pod_cache,
+            namespaces: ns_cache,
+        },
     )?);
     // Listening from the start: STATUS says "not ready" rather than nothing at all.
     tokio::select! {
@@ -124,6 +142,11 @@ async fn pods_loop(
         .map_err(|e| Error::Cache(e.to_string()))?;
     let n = net.restore()?;
     info!(attachments = n, "CNI records restored");
+    match net.sweep().await {
+        Ok(0) => {}
+        Ok(swept) => info!(veths = swept, "removed veths no record names"),
+        Err(e) => warn!(error = %e, "looking for veths no record names"),
+    }
     ready.pods_ready();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let gc_every = net.leak_gc_interval();

@@ -3,6 +3,11 @@
 //! then a rename) before the kernel is touched, and removed only after DEL undid everything. An
 //! agent that restarts, or dies half-way through an ADD, finds every address it handed out and
 //! every veth it may have made.
+//!
+//! No fsync: the records must outlive the agent's process, which the page cache gives, not the
+//! node's kernel. A node that crashes loses its pods' namespaces with it: a record the crash tore
+//! is reported and its addresses are free again (no pod holds them), and intact records of those
+//! pods go with the leak GC (their namespace is gone).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -116,7 +121,6 @@ impl Store {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
             f.write_all(&body).map_err(io)?;
-            f.sync_all().map_err(io)?;
         }
         std::fs::rename(&tmp, &path).map_err(io)
     }
@@ -128,6 +132,22 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(StoreError::Io { path, source }),
         }
+    }
+
+    /// The host interface names of every record file, readable or not.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let p = e.path();
+                        (p.extension().and_then(|x| x.to_str()) == Some("json"))
+                            .then(|| p.file_stem()?.to_str().map(str::to_owned))
+                            .flatten()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every record; a file that cannot be read is reported, not dropped (it stays on disk).
@@ -201,6 +221,7 @@ mod tests {
             ok.iter().find(|s| s.container_id == "a"),
             Some(&stored("a"))
         );
+        assert_eq!(st.names().len(), 3);
         st.remove(&stored("a").host_ifname).unwrap();
         st.remove(&stored("a").host_ifname).unwrap();
         assert_eq!(st.load().unwrap().0, vec![stored("b")]);

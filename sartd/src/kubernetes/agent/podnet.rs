@@ -22,12 +22,15 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// Pod routes on the node carry this protocol number (`ip route show proto 50`), sart's.
 pub const ROUTE_PROTOCOL: u8 = 50;
+/// The alias of every host veth the agent makes (`ip link` shows it), so that one left behind
+/// can be told from anyone else's.
+pub const ALIAS_PREFIX: &str = "sart-cni:";
 /// The IPv4 gateway when the node has no IPv4 InternalIP.
 pub const LINK_LOCAL_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// The IPv6 gateway when the node has no IPv6 InternalIP.
@@ -235,9 +238,13 @@ async fn add_address(h: &Handle, index: u32, ip: IpAddr, what: &str) -> Result<(
         .map_err(nl(format!("adding {ip} to {what}")))
 }
 
-/// A scope-link route to `dst` through interface `index` (in the thread's namespace).
-async fn add_link_route(h: &Handle, index: u32, dst: IpAddr, protocol: u8) -> Result<(), NetError> {
-    let msg = match dst {
+/// A scope-link route to `dst` through interface `index`.
+fn link_route(
+    index: u32,
+    dst: IpAddr,
+    protocol: u8,
+) -> rtnetlink::packet_route::route::RouteMessage {
+    match dst {
         IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(a, 32)
             .output_interface(index)
@@ -249,9 +256,13 @@ async fn add_link_route(h: &Handle, index: u32, dst: IpAddr, protocol: u8) -> Re
             .output_interface(index)
             .protocol(RouteProtocol::Other(protocol))
             .build(),
-    };
+    }
+}
+
+/// Adds [`link_route`] (in the thread's namespace).
+async fn add_link_route(h: &Handle, index: u32, dst: IpAddr, protocol: u8) -> Result<(), NetError> {
     h.route()
-        .add(msg)
+        .add(link_route(index, dst, protocol))
         .replace()
         .execute()
         .await
@@ -300,24 +311,41 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
         let ns = open_netns(&link.netns)?;
         // On the node (this thread starts in the agent's namespace).
         let h = connect()?;
-        delete_link(&h, &link.host_ifname).await?;
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(link.ifname.clone())
-            .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&ns))
-            .build();
-        let veth = LinkVeth::new(&link.host_ifname, &link.ifname)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .build();
-        match h.link().add(veth).execute().await {
+        let veth = || {
+            let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                .name(link.ifname.clone())
+                .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&ns))
+                .build();
+            LinkVeth::new(&link.host_ifname, &link.ifname)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .alias(format!("{ALIAS_PREFIX}{}", link.ifname))
+                .build()
+        };
+        match h.link().add(veth()).execute().await {
             Ok(()) => {}
-            // The pod already has an interface of that name (not ours: ours went with the host
-            // side above).
+            // An earlier attempt's veth (its pod side goes with it): replace it.
+            // Else the pod's name is still taken by a veth on its way out (deleted by an agent
+            // that has restarted since): give it a second.
             Err(e) if errno(&e) == Some(EEXIST) => {
-                return Err(NetError::Check(format!(
-                    "interface {} already exists in {}",
-                    link.ifname,
-                    link.netns.display()
-                )));
+                delete_link(&h, &link.host_ifname).await?;
+                let mut tries = 0;
+                loop {
+                    match h.link().add(veth()).execute().await {
+                        Ok(()) => break,
+                        Err(e) if errno(&e) == Some(EEXIST) && tries < 20 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        Err(e) if errno(&e) == Some(EEXIST) => {
+                            return Err(NetError::Check(format!(
+                                "interface {} already exists in {}",
+                                link.ifname,
+                                link.netns.display()
+                            )));
+                        }
+                        Err(e) => return Err(nl(format!("creating veth {}", link.host_ifname))(e)),
+                    }
+                }
             }
             Err(e) => return Err(nl(format!("creating veth {}", link.host_ifname))(e)),
         }
@@ -350,7 +378,9 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
             .await?
             .ok_or_else(|| NetError::NoLink(link.ifname.clone()))?;
         let pi = pod.header.index;
-        if let Some(lo) = link_by_name(&p, "lo").await? {
+        if let Some(lo) = link_by_name(&p, "lo").await?
+            && !lo.header.flags.contains(LinkFlags::Up)
+        {
             p.link()
                 .set(LinkUnspec::new_with_index(lo.header.index).up().build())
                 .execute()
@@ -380,11 +410,107 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
     .await
 }
 
-/// Removes the attachment's veth (its pod side and routes go with it). Whether there was one.
-pub async fn teardown(host_ifname: String) -> Result<bool, NetError> {
+/// Removes the attachment from the node: its routes at once (the pod is unreachable when this
+/// returns), then its veth (the pod side goes with it). Unregistering a device waits for RCU
+/// grace periods, tens of milliseconds that nothing needs to wait for, so the veth is deleted by
+/// a thread of its own, by index (a veth made again under the same name is never touched).
+/// `None` when there was no veth; else a receiver that turns `true` once the veth is gone.
+pub async fn teardown(
+    host_ifname: String,
+    addresses: Vec<IpAddr>,
+) -> Result<Option<Deletion>, NetError> {
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
-        delete_link(&h, &host_ifname).await
+        let Some(l) = link_by_name(&h, &host_ifname).await? else {
+            return Ok(None);
+        };
+        let index = l.header.index;
+        for ip in &addresses {
+            let msg = link_route(index, *ip, ROUTE_PROTOCOL);
+            match h.route().del(msg).execute().await {
+                Ok(()) => {}
+                // Gone already (with the link, or by hand).
+                Err(e) if matches!(errno(&e), Some(ESRCH) | Some(ENODEV)) => {}
+                Err(e) => return Err(nl(format!("removing the route to {ip}"))(e)),
+            }
+        }
+        let (done, deletion) = tokio::sync::watch::channel(false);
+        let name = host_ifname.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sart-veth-del".into())
+            .spawn(move || {
+                delete_in_background(name, index);
+                let _ = done.send(true);
+            });
+        if spawned.is_err() {
+            // No thread to spare: do it here.
+            delete_by_index(&h, index).await?;
+            let (_, gone) = tokio::sync::watch::channel(true);
+            return Ok(Some(gone));
+        }
+        Ok(Some(deletion))
+    })
+    .await
+}
+
+/// Turns `true` when a veth [`teardown`] started deleting is gone.
+pub type Deletion = tokio::sync::watch::Receiver<bool>;
+
+async fn delete_by_index(h: &Handle, index: u32) -> Result<(), NetError> {
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
+        Err(e) => Err(nl(format!("deleting interface {index}"))(e)),
+    }
+}
+
+fn delete_in_background(name: String, index: u32) {
+    let r = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NetError::Thread)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let h = connect()?;
+                delete_by_index(&h, index).await
+            })
+        });
+    if let Err(e) = r {
+        tracing::warn!(veth = %name, error = %e, "deleting a pod's veth");
+    }
+}
+
+/// Deletes veths this agent made (their alias says so) whose names are not in `known`: left by
+/// an agent that died between a DEL and the end of its deletion. How many.
+pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, NetError> {
+    on_thread("sart-podnet", move || async move {
+        let h = connect()?;
+        let links: Vec<LinkMessage> = h
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing interfaces"))?;
+        let mut n = 0;
+        for l in links {
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            let ours = l
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfAlias(s) if s.starts_with(ALIAS_PREFIX)));
+            if let Some(name) = name
+                && ours
+                && !known.contains(&name)
+            {
+                delete_by_index(&h, l.header.index).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     })
     .await
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -65,18 +65,32 @@ struct State {
     empty_since: BTreeMap<String, Instant>,
 }
 
+/// What the agent's pod side reads from the cluster.
+pub struct Caches {
+    pub pools: reflector::Store<AddressPool>,
+    /// This node's AddressBlocks.
+    pub blocks: reflector::Store<AddressBlock>,
+    /// This node's pods.
+    pub pods: reflector::Store<Pod>,
+    pub namespaces: reflector::Store<Namespace>,
+}
+
 pub struct PodNetwork {
     opts: PodOptions,
     client: Client,
     store: Store,
     pools: reflector::Store<AddressPool>,
     blocks: reflector::Store<AddressBlock>,
+    pods: reflector::Store<Pod>,
+    namespaces: reflector::Store<Namespace>,
     state: Mutex<State>,
     slots: Semaphore,
     /// One lock per pool, held while that pool's block is asked for.
     requesting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Poked when the block cache changes.
     blocks_changed: tokio::sync::Notify,
+    /// Veth deletions under way, by the pod's network namespace.
+    pending: Mutex<BTreeMap<String, podnet::Deletion>>,
     gateways: Mutex<Option<Gateways>>,
 }
 
@@ -124,8 +138,7 @@ impl PodNetwork {
     pub fn new(
         opts: PodOptions,
         client: Client,
-        pools: reflector::Store<AddressPool>,
-        blocks: reflector::Store<AddressBlock>,
+        caches: Caches,
     ) -> Result<PodNetwork, super::pod_store::StoreError> {
         let store = Store::open(&opts.state_dir)?;
         Ok(PodNetwork {
@@ -133,11 +146,14 @@ impl PodNetwork {
             opts,
             client,
             store,
-            pools,
-            blocks,
+            pools: caches.pools,
+            blocks: caches.blocks,
+            pods: caches.pods,
+            namespaces: caches.namespaces,
             state: Mutex::new(State::default()),
             requesting: Mutex::new(BTreeMap::new()),
             blocks_changed: tokio::sync::Notify::new(),
+            pending: Mutex::new(BTreeMap::new()),
             gateways: Mutex::new(None),
         })
     }
@@ -201,6 +217,37 @@ impl PodNetwork {
             }
         }
         Ok(n)
+    }
+
+    /// Notes a veth deletion under way in `netns` (an ADD into the same namespace waits for it:
+    /// the pod side's name is taken until then); forgets finished ones.
+    fn deleting(&self, netns: &str, d: podnet::Deletion) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.retain(|_, d| !*d.borrow());
+        if !netns.is_empty() {
+            p.insert(netns.to_owned(), d);
+        }
+    }
+
+    /// Waits (a while at most) for a veth deletion under way in `netns`.
+    async fn settled(&self, netns: &str) {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(netns)
+            .cloned();
+        if let Some(mut d) = pending {
+            let _ = tokio::time::timeout(Duration::from_secs(5), d.wait_for(|gone| *gone)).await;
+        }
+    }
+
+    /// Deletes veths of ours that no record names (an agent killed between a DEL and the end
+    /// of its veth's deletion leaves one).
+    pub async fn sweep(&self) -> Result<usize, NetError> {
+        let mut known = self.store.names();
+        known.extend(self.attachments().into_iter().map(|s| s.host_ifname));
+        podnet::sweep(known).await
     }
 
     async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
@@ -276,6 +323,7 @@ impl PodNetwork {
             addresses: stored.addresses.iter().map(|s| s.ip).collect(),
             gateways,
         };
+        self.settled(&stored.netns).await;
         match podnet::setup(link.clone()).await {
             Ok(made) => {
                 info!(pod = %format!("{}/{}", stored.pod_namespace, stored.pod_name), addresses = ?link.addresses, veth = %link.host_ifname, "pod attached");
@@ -301,15 +349,25 @@ impl PodNetwork {
                 ));
             }
         };
-        let pod = Api::<Pod>::namespaced(self.client.clone(), ns)
-            .get_opt(name)
-            .await
-            .map_err(|e| kube_status(&format!("reading pod {ns}/{name}"), e))?
-            .ok_or_else(|| Status::not_found(format!("pod {ns}/{name} does not exist")))?;
-        let namespace = Api::<Namespace>::all(self.client.clone())
-            .get_opt(ns)
-            .await
-            .map_err(|e| kube_status(&format!("reading namespace {ns}"), e))?;
+        let pod = match self.pods.get(&ObjectRef::new(name).within(ns)) {
+            Some(p) => p,
+            // Just bound to this node: the watch may not have brought it yet.
+            None => Arc::new(
+                Api::<Pod>::namespaced(self.client.clone(), ns)
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| kube_status(&format!("reading pod {ns}/{name}"), e))?
+                    .ok_or_else(|| Status::not_found(format!("pod {ns}/{name} does not exist")))?,
+            ),
+        };
+        let namespace = match self.namespaces.get(&ObjectRef::new(ns)) {
+            Some(n) => Some(n),
+            None => Api::<Namespace>::all(self.client.clone())
+                .get_opt(ns)
+                .await
+                .map_err(|e| kube_status(&format!("reading namespace {ns}"), e))?
+                .map(Arc::new),
+        };
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
         let valid: Vec<pools::ValidPool> = pools::validate(&all)
             .into_values()
@@ -413,9 +471,15 @@ impl PodNetwork {
 
     /// Removes whatever an attachment has: its veth, its addresses, its record.
     async fn undo(&self, s: &Stored) -> Result<(), Status> {
-        podnet::teardown(s.host_ifname.clone())
-            .await
-            .map_err(|e| net_status(&e))?;
+        let deletion = podnet::teardown(
+            s.host_ifname.clone(),
+            s.addresses.iter().map(|a| a.ip).collect(),
+        )
+        .await
+        .map_err(|e| net_status(&e))?;
+        if let Some(d) = deletion {
+            self.deleting(&s.netns, d);
+        }
         self.forget(s);
         let store = self.store.clone();
         let h = s.host_ifname.clone();
@@ -440,10 +504,11 @@ impl PodNetwork {
             // Nothing recorded: a veth of a lost record is still ours to remove.
             None => {
                 let host = podnet::host_ifname(&att.container_id, &att.ifname);
-                if podnet::teardown(host.clone())
+                if let Some(d) = podnet::teardown(host.clone(), Vec::new())
                     .await
                     .map_err(|e| net_status(&e))?
                 {
+                    self.deleting(&a.netns, d);
                     info!(veth = %host, "removed a veth with no record");
                 }
             }
@@ -501,7 +566,8 @@ impl PodNetwork {
     }
 
     /// Frees the attachments of pods that no longer exist (or were made again under the same
-    /// name): the runtime never said DEL for them, and would not now. Attachments younger than
+    /// name), or whose network namespace is gone: the runtime never said DEL for them, and would
+    /// not now. Attachments younger than
     /// `min_age` are left alone (their pod may be on its way). How many were freed.
     pub async fn collect_leaks(&self, min_age: Duration) -> usize {
         let cutoff = unix_now().saturating_sub(min_age.as_secs());
@@ -514,18 +580,23 @@ impl PodNetwork {
             .collect();
         let mut n = 0;
         for s in old {
+            // A namespace that is gone means a sandbox that is gone (a node restart, a runtime
+            // that lost track of it).
+            let netns_gone = !s.netns.is_empty() && !std::path::Path::new(&s.netns).exists();
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &s.pod_namespace);
-            let gone = match api.get_opt(&s.pod_name).await {
-                Ok(None) => true,
-                Ok(Some(p)) => {
-                    !s.pod_uid.is_empty() && p.metadata.uid.as_deref() != Some(s.pod_uid.as_str())
-                }
-                // Unsure: keep it.
-                Err(e) => {
-                    debug!(error = %e, "leak GC: reading a pod");
-                    false
-                }
-            };
+            let gone = netns_gone
+                || match api.get_opt(&s.pod_name).await {
+                    Ok(None) => true,
+                    Ok(Some(p)) => {
+                        !s.pod_uid.is_empty()
+                            && p.metadata.uid.as_deref() != Some(s.pod_uid.as_str())
+                    }
+                    // Unsure: keep it.
+                    Err(e) => {
+                        debug!(error = %e, "leak GC: reading a pod");
+                        false
+                    }
+                };
             if !gone {
                 continue;
             }
