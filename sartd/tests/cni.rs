@@ -225,6 +225,13 @@ async fn pods_get_addresses_routes_and_blocks() {
     assert_eq!(r0["interfaces"][1]["name"], "eth0");
     assert_eq!(r0["interfaces"][1]["sandbox"], p0.path());
     assert_eq!(r0["routes"][0]["dst"], "0.0.0.0/0");
+    // The host veth says whose it is (a starting agent removes ours that no record names).
+    let host_veth0 = r0["interfaces"][0]["name"].as_str().unwrap().to_owned();
+    let shown = lab
+        .node_ns
+        .ip(&["-d", "link", "show", "dev", &host_veth0])
+        .unwrap();
+    assert!(shown.contains("alias sart-cni:eth0"), "{shown}");
     let eth0 = p0.netns.ip(&["-o", "addr", "show", "eth0"]).unwrap();
     assert!(eth0.contains("198.18.232.0/32"), "{eth0}");
     assert!(ping(&lab.node_ns, "198.18.232.0"));
@@ -530,9 +537,63 @@ async fn pods_get_addresses_routes_and_blocks() {
     .await;
     assert!(!ping(&lab.node_ns, host(&leaked[0])));
 
+    // Every command in every version, as a runtime would send them to one pod: VERSION, ADD,
+    // CHECK (from 0.4.0, with the result as prevResult), DEL twice; GC and STATUS are 1.1.0's
+    // only (code 1 before).
+    for v in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let p = h
+            .pod("default", &format!("v{}", v.replace('.', "")), json!({}))
+            .await;
+        let (ok_v, r) = h.call("VERSION", &p, &h.conf(v));
+        assert!(
+            ok_v && r["supportedVersions"]
+                .as_array()
+                .is_some_and(|a| a.len() == 5),
+            "{r}"
+        );
+        let (ok_a, added) = h.call("ADD", &p, &h.conf(v));
+        assert!(ok_a, "{v}: {added}");
+        let mut with_prev = h.conf(v);
+        with_prev["prevResult"] = added.clone();
+        let (ok_c, c) = h.call("CHECK", &p, &with_prev);
+        assert_eq!(ok_c, v != "0.3.0" && v != "0.3.1", "CHECK {v}: {c}");
+        if !ok_c {
+            assert_eq!(code(&c), Some(1), "{c}");
+        }
+        for cmd in ["GC", "STATUS"] {
+            let (ok_g, g) = h.call(cmd, &p, &h.conf(v));
+            assert_eq!(ok_g, v == "1.1.0", "{cmd} {v}: {g}");
+        }
+        assert!(h.call("DEL", &p, &with_prev).0);
+        assert!(h.call("DEL", &p, &with_prev).0);
+        assert!(!ping(&lab.node_ns, host(&addresses(&added)[0])));
+    }
+
     // The agent is killed and comes back: the records hold, DEL and CHECK work, and a new pod
     // gets an address no one has.
     lab.kill_agent();
+    // A veth of ours that no record names (its DEL's deletion cut short): the new agent removes
+    // it; someone else's veth it leaves alone.
+    for (name, alias) in [
+        ("vethdead0000000", "sart-cni:eth0"),
+        ("vethother00000", "other"),
+    ] {
+        lab.node_ns
+            .ip(&[
+                "link",
+                "add",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("p{}", &name[4..]),
+            ])
+            .unwrap();
+        lab.node_ns
+            .ip(&["link", "set", name, "alias", alias])
+            .unwrap();
+    }
     lab.start_agent().unwrap();
     eventually("STATUS ready after the restart", WAIT, || async {
         match h.call("STATUS", &probe, &h.conf("1.1.0")) {
@@ -542,6 +603,12 @@ async fn pods_get_addresses_routes_and_blocks() {
     })
     .await;
     assert!(h.call("CHECK", &p0, &check).0);
+    let links = lab.node_ns.ip(&["-o", "link", "show"]).unwrap();
+    assert!(
+        !links.contains("vethdead0000000") && links.contains("vethother00000"),
+        "{links}"
+    );
+    lab.node_ns.ip(&["link", "del", "vethother00000"]).unwrap();
     assert!(h.call("DEL", &pods[0], &h.conf("1.0.0")).0);
     assert!(!ping(&lab.node_ns, "198.18.232.1"));
     let p9 = h.pod("default", "p9", json!({})).await;

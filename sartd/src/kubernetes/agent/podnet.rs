@@ -318,7 +318,6 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
                 .build();
             LinkVeth::new(&link.host_ifname, &link.ifname)
                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-                .alias(format!("{ALIAS_PREFIX}{}", link.ifname))
                 .build()
         };
         match h.link().add(veth()).execute().await {
@@ -354,7 +353,12 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
             .ok_or_else(|| NetError::NoLink(link.host_ifname.clone()))?;
         let hi = host.header.index;
         h.link()
-            .set(LinkUnspec::new_with_index(hi).up().build())
+            .set(
+                LinkUnspec::new_with_index(hi)
+                    .up()
+                    .alias(format!("{ALIAS_PREFIX}{}", link.ifname))
+                    .build(),
+            )
             .execute()
             .await
             .map_err(nl(format!("setting {} up", link.host_ifname)))?;

@@ -349,7 +349,14 @@ impl PodNetwork {
                 ));
             }
         };
-        let pod = match self.pods.get(&ObjectRef::new(name).within(ns)) {
+        // The runtime names the pod's uid (kubelet does): a cached pod of another uid is an
+        // older pod of the same name the watch has not seen go yet.
+        let uid = a.args.get("K8S_POD_UID").filter(|u| !u.is_empty());
+        let cached = self
+            .pods
+            .get(&ObjectRef::new(name).within(ns))
+            .filter(|p| uid.is_none_or(|u| p.metadata.uid.as_ref() == Some(u)));
+        let pod = match cached {
             Some(p) => p,
             // Just bound to this node: the watch may not have brought it yet.
             None => Arc::new(
@@ -360,6 +367,13 @@ impl PodNetwork {
                     .ok_or_else(|| Status::not_found(format!("pod {ns}/{name} does not exist")))?,
             ),
         };
+        if let Some(u) = uid
+            && pod.metadata.uid.as_ref() != Some(u)
+        {
+            return Err(Status::not_found(format!(
+                "pod {ns}/{name} with uid {u} does not exist (the pod of that name has another)"
+            )));
+        }
         let namespace = match self.namespaces.get(&ObjectRef::new(ns)) {
             Some(n) => Some(n),
             None => Api::<Namespace>::all(self.client.clone())
@@ -697,10 +711,12 @@ impl PodNetwork {
                         .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
                     && c.status == "False"
                 {
+                    // The controller looks again every 10 s and the others can pass (a pool
+                    // or a Node its cache has not seen yet): the runtime retries those.
                     return Err(if c.reason == "PoolExhausted" {
                         Status::out_of_range(c.message)
                     } else {
-                        Status::failed_precondition(c.message)
+                        Status::unavailable(format!("BlockRequest {name}: {}", c.message))
                     });
                 }
             }
