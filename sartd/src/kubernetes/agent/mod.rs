@@ -169,7 +169,11 @@ async fn pods_loop(
                     }
                     nat_applied = Some((want, tokio::time::Instant::now()));
                 }
-                Ok(Err(e)) => warn!(error = %e, "egress NAT"),
+                // Tried again in a minute (or when the pools change), not on every tick.
+                Ok(Err(e)) => {
+                    warn!(error = %e, "egress NAT");
+                    nat_applied = Some((want, tokio::time::Instant::now()));
+                }
                 Err(e) => warn!(error = %e, "egress NAT"),
             }
         }
