@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use interop::sartd::sartd_binary;
@@ -20,15 +20,6 @@ use serde_json::json;
 use testkube::node::{NodeLab, netns_api};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
@@ -53,22 +44,9 @@ async fn pods_run_get_endpoints_and_are_reachable_from_the_router() {
     cluster.install_crds(&repo.join("manifests/crd")).unwrap();
     let client = cluster.client().await.unwrap();
     let lab = NodeLab::start(cluster, "lab1", 96, 65000, 65050, &["--mode=cni"]).unwrap();
-    let _controller = Kill(
-        Command::new(sartd_binary())
-            .args([
-                "controller",
-                "--no-leader-election",
-                "--no-webhook",
-                "--http-bind=127.0.0.1:0",
-                "--mode=cni",
-            ])
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = cluster
+        .sartd_controller(&sartd_binary(), "cni", "info")
+        .unwrap();
     let conflist = lab.node_ns.dir().join("10-sart.conflist");
     std::fs::write(
         &conflist,

@@ -43,6 +43,23 @@ pub fn cluster_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../controlplane/cluster")
 }
 
+/// A `sartd controller` process from [`Cluster::sartd_controller`], killed when dropped.
+#[derive(Debug)]
+pub struct Controller(std::process::Child);
+
+impl Controller {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
@@ -133,6 +150,38 @@ impl Cluster {
             "--all",
         ])?;
         Ok(())
+    }
+
+    /// `sartd controller` for this cluster as a process (one replica: no leader election, no
+    /// webhooks, no fixed ports), its stderr in `controller.log` of the cluster's directory;
+    /// stopped when dropped.
+    pub fn sartd_controller(
+        &self,
+        sartd: &Path,
+        mode: &str,
+        level: &str,
+    ) -> Result<Controller, Error> {
+        let spawn = |source| Error::Spawn {
+            what: "sartd controller",
+            source,
+        };
+        let log = std::fs::File::create(self.dir.join("controller.log")).map_err(spawn)?;
+        let child = Command::new(sartd)
+            .args([
+                "controller",
+                "--no-leader-election",
+                "--no-webhook",
+                "--http-bind=127.0.0.1:0",
+                &format!("--mode={mode}"),
+                &format!("--level={level}"),
+            ])
+            .env("KUBECONFIG", self.kubeconfig())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(spawn)?;
+        Ok(Controller(child))
     }
 
     /// A `kubectl` command aimed at this cluster.

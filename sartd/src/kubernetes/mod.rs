@@ -5,6 +5,7 @@ pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod finalizer;
 pub mod lease;
 pub mod metrics;
 pub mod webhook;

@@ -182,21 +182,8 @@ async fn main() -> Result<()> {
         65040,
         &["--mode=cni", "--level=warn"],
     )?;
-    let log = std::fs::File::create(cluster.dir().join("controller.log"))?;
-    let mut controller = Command::new(&sartd)
-        .args([
-            "controller",
-            "--no-leader-election",
-            "--no-webhook",
-            "--http-bind=127.0.0.1:0",
-            "--mode=cni",
-            "--level=warn",
-        ])
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
+    let _controller = cluster
+        .sartd_controller(&sartd, "cni", "warn")
         .context("starting sartd controller")?;
     let client = cluster.client().await?;
     lab.register(&client).await?;
@@ -281,8 +268,6 @@ async fn main() -> Result<()> {
             );
         }
     }
-    let _ = controller.kill();
-    let _ = controller.wait();
     lab.kill_agent();
     Ok(())
 }

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -103,16 +102,6 @@ fn memory(pid: u32) -> Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Stops the controller when the benchmark ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn assigned(api: &Api<Service>) -> Result<usize> {
     let mut n = 0;
     let mut lp = ListParams::default().limit(2000);
@@ -161,26 +150,11 @@ async fn main() -> Result<()> {
     )?;
     cluster.kubectl_ok(&["apply", "-f", &pool.to_string_lossy()])?;
 
-    let log = std::fs::File::create(cluster.dir().join("controller.log"))?;
-    let controller = Child(
-        Command::new(&bin)
-            // No webhooks (nothing registers them here) and no fixed ports.
-            .args([
-                "controller",
-                "--no-leader-election",
-                "--no-webhook",
-                "--http-bind=127.0.0.1:0",
-                "--mode=lb",
-                "--level=warn",
-            ])
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting sartd controller")?,
-    );
-    let pid = controller.0.id();
+    // Stopped when it goes out of scope, however the benchmark ends.
+    let controller = cluster
+        .sartd_controller(&bin, "lb", "warn")
+        .context("starting sartd controller")?;
+    let pid = controller.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (idle_rss, _) = memory(pid)?;
 

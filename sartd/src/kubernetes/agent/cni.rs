@@ -124,10 +124,7 @@ impl CniApi for Server {
     async fn gc(&self, req: Request<GcArgs>) -> Result<Response<CniResult>, Status> {
         let g = req.into_inner();
         self.restored()?;
-        let network = serde_json::from_str::<serde_json::Value>(&g.conf)
-            .ok()
-            .and_then(|v| v["name"].as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let network = super::pods::network_name(&g.conf);
         let valid = g
             .valid_attachments
             .into_iter()

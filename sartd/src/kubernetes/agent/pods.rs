@@ -399,10 +399,7 @@ impl PodNetwork {
             &valid,
         )
         .map_err(|e| choice_status(&e))?;
-        let network = serde_json::from_str::<serde_json::Value>(&a.conf)
-            .ok()
-            .and_then(|v| v["name"].as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let network = network_name(&a.conf);
         // Each NeedBlock brings one more block; a handful of rounds covers a dual-stack pod
         // whose blocks fill up under it meanwhile.
         for _ in 0..4 {
@@ -790,7 +787,8 @@ impl PodNetwork {
                 true
             };
             if has != want
-                && let Err(e) = set_finalizer(&api, b, want).await
+                && let Err(e) =
+                    crate::kubernetes::finalizer::set(&api, &**b, AGENT_FINALIZER, want).await
             {
                 debug!(block = %name, error = %e, "agent finalizer");
             }
@@ -859,28 +857,12 @@ impl PodNetwork {
     }
 }
 
-async fn set_finalizer(
-    api: &Api<AddressBlock>,
-    b: &AddressBlock,
-    on: bool,
-) -> Result<(), kube::Error> {
-    let mut f: Vec<String> = b
-        .finalizers()
-        .iter()
-        .filter(|f| *f != AGENT_FINALIZER)
-        .cloned()
-        .collect();
-    if on {
-        f.push(AGENT_FINALIZER.to_owned());
-    }
-    let patch = json!({"metadata": {"finalizers": f, "resourceVersion": b.resource_version()}});
-    api.patch(
-        &b.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
+/// The CNI network's `name` in a configuration as `sart-cni` received it (empty if none).
+pub fn network_name(conf: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(conf)
+        .ok()
+        .and_then(|v| v["name"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn unix_now() -> u64 {

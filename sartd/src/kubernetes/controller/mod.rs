@@ -25,7 +25,6 @@ use kube::Client;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{reflector, watcher};
@@ -176,27 +175,15 @@ pub struct Options {
     pub metrics: crate::kubernetes::metrics::Metrics,
 }
 
-/// Adds or removes one finalizer, as a compare-and-swap on the object's resourceVersion; the
-/// object as written.
+/// Adds or removes one finalizer ([`crate::kubernetes::finalizer::set`]); a conflict is
+/// reported as one.
 async fn set_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str, present: bool) -> Result<K, Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    let mut f: Vec<String> = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != finalizer)
-        .cloned()
-        .collect();
-    if present {
-        f.push(finalizer.into());
-    }
-    let patch = serde_json::json!({
-        "metadata": { "finalizers": f, "resourceVersion": obj.resource_version() }
-    });
     let name = obj.name_any();
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    crate::kubernetes::finalizer::set(api, obj, finalizer, present)
         .await
         .map_err(|e| conflict(e, format!("{} {name}", K::kind(&K::DynamicType::default()))))
 }
