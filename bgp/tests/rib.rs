@@ -667,6 +667,118 @@ fn errors_for_unknown_and_idle_peers() {
 // Property tests.
 
 /// Peers 1..=6: 1, 2 eBGP AS 65001; 3 eBGP AS 65002; 4 iBGP; 5, 6 route-reflector clients.
+/// RFC 4724 §4.2, receiving speaker: a restarting peer's routes stay (stale, still best and
+/// still exported) through the restart; what it re-announces is fresh again; its End-of-RIB
+/// removes what it did not re-announce, and only that.
+#[test]
+fn graceful_restart_keeps_stale_paths_until_end_of_rib() {
+    let mut rib = rib();
+    let (a, _) = peer(&mut rib, 65001, 1, false);
+    let (_b, gb) = peer(&mut rib, 65002, 2, false);
+    rib.receive(
+        a,
+        announce(
+            &["198.18.1.0/24", "198.18.2.0/24"],
+            attrs(&[65001], [192, 0, 2, 1]),
+        ),
+        1,
+    )
+    .unwrap();
+    let d = rib.drain();
+    assert_eq!(group_updates(&d, gb).len(), 1);
+
+    let v4only: FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
+    assert_eq!(rib.close_graceful(a, &v4only).unwrap(), 2);
+    assert_eq!(rib.stale_count(a), 2);
+    // Nothing changes for the other peers: no withdrawal goes out.
+    let d = rib.drain();
+    assert!(group_updates(&d, gb).is_empty(), "{:?}", d.groups);
+    let r = rib.lookup(IpNet::V4(v4("198.18.1.0/24"))).unwrap();
+    assert!(r.paths[0].best && r.paths[0].stale);
+    // Receiving needs a session: stale paths are not an Adj-RIB-In to write to.
+    assert!(rib.receive(a, withdraw(&["198.18.1.0/24"]), 2).is_err());
+
+    // Back: one route refreshed, the other not; End-of-RIB sweeps the other.
+    rib.establish(a, Ipv4Addr::new(10, 0, 0, 1), params([192, 0, 2, 254]))
+        .unwrap();
+    rib.receive(
+        a,
+        announce(&["198.18.1.0/24"], attrs(&[65001], [192, 0, 2, 1])),
+        3,
+    )
+    .unwrap();
+    assert_eq!(rib.stale_count(a), 1);
+    let r = rib.lookup(IpNet::V4(v4("198.18.1.0/24"))).unwrap();
+    assert!(!r.paths[0].stale, "a re-announced path is fresh");
+    let _ = rib.drain();
+    let eor = rib
+        .receive(a, Update::end_of_rib(Family::IPV4_UNICAST), 4)
+        .unwrap();
+    assert_eq!(eor.end_of_rib, Some(Family::IPV4_UNICAST));
+    assert_eq!(rib.sweep_stale(a, Some(Family::IPV4_UNICAST)).unwrap(), 1);
+    assert_eq!(rib.stale_count(a), 0);
+    assert!(rib.lookup(IpNet::V4(v4("198.18.2.0/24"))).is_none());
+    assert!(rib.lookup(IpNet::V4(v4("198.18.1.0/24"))).is_some());
+    let d = rib.drain();
+    let outs = group_updates(&d, gb);
+    let withdrawn: Vec<Ipv4Net> = outs
+        .iter()
+        .filter(|o| o.attrs.is_none())
+        .flat_map(|o| v4s(&o.prefixes))
+        .collect();
+    assert_eq!(withdrawn, vec![v4("198.18.2.0/24")]);
+    assert_eq!(rib.path_count(a), 1);
+}
+
+/// Families the peer did not preserve are withdrawn at once; a sweep of everything (restart
+/// timer expired) removes the rest, and competing paths take over.
+#[test]
+fn graceful_restart_families_and_timeout() {
+    let mut rib = rib();
+    let (a, _) = peer(&mut rib, 65001, 1, false);
+    let (b, _) = peer(&mut rib, 65002, 2, false);
+    rib.receive(
+        a,
+        announce(&["198.18.1.0/24"], attrs(&[65001], [192, 0, 2, 1])),
+        1,
+    )
+    .unwrap();
+    rib.receive(
+        b,
+        announce(&["198.18.1.0/24"], attrs(&[65002, 65009], [192, 0, 2, 2])),
+        1,
+    )
+    .unwrap();
+    let v6 = Update {
+        attributes: attrs(&[65001], [192, 0, 2, 1]),
+        mp_reach: Some(MpReach::Ipv6Unicast {
+            next_hop: Ipv6NextHop {
+                global: "2001:db8::1".parse().unwrap(),
+                link_local: None,
+            },
+            nlri: vec![Nlri::new("fd00:1::/64".parse::<Ipv6Net>().unwrap())],
+        }),
+        ..Default::default()
+    };
+    rib.receive(a, v6, 1).unwrap();
+    let v4only: FamilySet = [Family::IPV4_UNICAST].into_iter().collect();
+    assert_eq!(rib.close_graceful(a, &v4only).unwrap(), 1);
+    assert!(rib.lookup("fd00:1::/64".parse().unwrap()).is_none());
+    let best = |rib: &Rib| {
+        rib.lookup(IpNet::V4(v4("198.18.1.0/24")))
+            .unwrap()
+            .paths
+            .into_iter()
+            .find(|p| p.best)
+            .unwrap()
+            .peer
+    };
+    assert_eq!(best(&rib), a, "the stale path still wins on AS path length");
+    assert_eq!(rib.sweep_stale(a, None).unwrap(), 1);
+    assert_eq!(best(&rib), b);
+    assert_eq!(rib.path_count(a), 0);
+}
+
 fn mesh(decision: DecisionConfig) -> (Rib, Vec<PeerId>) {
     let mut rib = rib_with(decision);
     let spec = [

@@ -173,6 +173,19 @@ fn peer_json(p: &v1::Peer) -> Value {
         "prefixesReceived": p.prefixes_received,
         "prefixesAdvertised": p.prefixes_advertised,
         "lastError": p.last_error,
+        "gracefulRestart": p.graceful_restart.map(|g| json!({"restartTime": g.restart_time})),
+        "gracefulRestartStatus": p.graceful_restart_status.map(|g| json!({
+            "negotiated": g.negotiated,
+            "peerRestartTime": g.peer_restart_time,
+            "stalePaths": g.stale_paths,
+        })),
+        "bfd": p.bfd.map(|b| json!({"intervalMs": b.interval_ms, "multiplier": b.multiplier})),
+        "bfdStatus": p.bfd_status.as_ref().map(|b| json!({
+            "state": b.state,
+            "remoteDiagnostic": b.remote_diagnostic,
+            "detectTimeMs": b.detect_time_ms,
+            "upTransitions": b.up_transitions,
+        })),
     })
 }
 

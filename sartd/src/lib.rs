@@ -2,5 +2,6 @@
 //! on top of it, and integration tests drive the same code.
 
 pub mod bgp;
+pub mod fib;
 pub mod install_cni;
 pub mod kubernetes;

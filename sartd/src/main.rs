@@ -30,7 +30,8 @@ enum LogFormat {
 enum Command {
     /// BGP speaker.
     Bgp(bgp::Args),
-    /// Kernel FIB installer.
+    /// sart's separate FIB process. Here the FIB is part of `sartd bgp` (`--fib` or
+    /// `--table-id`): this says so and exits.
     Fib,
     /// Kubernetes controller: AddressPools and LoadBalancer Services.
     Controller(ControllerArgs),
@@ -315,13 +316,17 @@ fn logging(level: &str, format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging(&cli.level, cli.format);
-    let name = match cli.command {
-        Command::Bgp(args) => return bgp::main(args),
-        Command::Fib => "fib",
-        Command::Controller(args) => return controller(args),
-        Command::Agent(args) => return agent(args),
-        Command::InstallCni(args) => return install_cni(args),
-    };
-    eprintln!("sartd {name}: not implemented yet");
-    ExitCode::from(2)
+    match cli.command {
+        Command::Bgp(args) => bgp::main(args),
+        Command::Fib => {
+            eprintln!(
+                "error: sartd fib: the kernel FIB is built into sartd bgp; run `sartd bgp --fib kernel` \
+                 (or set fib_table / --table-id) instead"
+            );
+            ExitCode::from(2)
+        }
+        Command::Controller(args) => controller(args),
+        Command::Agent(args) => agent(args),
+        Command::InstallCni(args) => install_cni(args),
+    }
 }

@@ -198,7 +198,7 @@ pub(crate) fn fingerprint(paths: &Paths) -> u64 {
 pub(crate) fn reselect(paths: &mut Paths, env: &Env) {
     let slice = paths.as_mut_slice();
     if let [only] = slice {
-        only.flags = flag::BEST | flag::MULTIPATH;
+        only.flags = (only.flags & flag::STALE) | flag::BEST | flag::MULTIPATH;
         return;
     }
     let srcs: Vec<SourceInfo> = slice.iter().map(|p| env.peers.source(p.peer)).collect();
@@ -217,8 +217,9 @@ pub(crate) fn reselect(paths: &mut Paths, env: &Env) {
         .collect();
     let sel = select(&cands, env.cfg);
     drop(cands);
+    // Staleness is a fact about the path, not a decision: it survives reselection.
     for p in slice.iter_mut() {
-        p.flags = 0;
+        p.flags &= flag::STALE;
     }
     if let Some(sel) = sel {
         for i in sel.multipath {
@@ -299,6 +300,47 @@ impl<P: Key> Table<P> {
             intern.release(p.attrs);
         }
         n
+    }
+
+    /// Flags every path of `peer` stale (RFC 4724 §4.2: kept and used while the peer restarts);
+    /// returns how many. Selection does not change, so nothing is marked dirty.
+    pub fn mark_stale(&mut self, peer: PeerId) -> usize {
+        let mut n = 0;
+        for paths in self.routes.values_mut() {
+            for p in paths.as_mut_slice().iter_mut().filter(|p| p.peer == peer) {
+                p.flags |= flag::STALE;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// How many paths of `peer` are stale.
+    pub fn stale_count(&self, peer: PeerId) -> usize {
+        self.routes
+            .values()
+            .map(|ps| {
+                ps.as_slice()
+                    .iter()
+                    .filter(|p| p.peer == peer && p.is_stale())
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Removes the stale paths of `peer`; returns how many.
+    pub fn remove_stale(&mut self, peer: PeerId, env: &Env, intern: &mut Interner) -> usize {
+        let stale = |p: &Path| p.peer == peer && p.is_stale();
+        let prefixes: Vec<P> = self
+            .routes
+            .iter()
+            .filter(|(_, ps)| ps.as_slice().iter().any(stale))
+            .map(|(k, _)| *k)
+            .collect();
+        prefixes
+            .into_iter()
+            .map(|k| self.remove(k, stale, env, intern))
+            .sum()
     }
 
     /// Removes every path of `peer`; returns how many.

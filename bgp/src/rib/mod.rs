@@ -68,7 +68,7 @@ use intern::Interner;
 use loc::{Env, Key, Paths, Table};
 use peer::{PeerSlot, Peers, Session};
 
-use crate::family::Family;
+use crate::family::{Family, FamilySet};
 
 /// Speaker-wide RIB settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +215,69 @@ impl Rib {
         let n = self.tables.v4.remove_peer(peer, &env, &mut self.intern)
             + self.tables.v6.remove_peer(peer, &env, &mut self.intern);
         Ok(n)
+    }
+
+    /// A session with a graceful-restart peer went down (RFC 4724 §4.2): the peer leaves its
+    /// group; its paths of the families in `keep` (those it said it preserves forwarding for)
+    /// stay in use, flagged stale; the rest are withdrawn. Returns how many paths were kept.
+    /// [`Rib::sweep_stale`] removes them when the peer's End-of-RIB or the restart timer says.
+    pub fn close_graceful(&mut self, peer: PeerId, keep: &FamilySet) -> Result<usize, RibError> {
+        let slot = self
+            .peers
+            .get_mut(peer)
+            .ok_or(RibError::UnknownPeer(peer))?;
+        if let Some(s) = slot.session.take() {
+            self.groups.leave(s.group, peer);
+        }
+        let env = Env {
+            peers: &self.peers,
+            cfg: &self.local.decision,
+        };
+        let mut kept = 0;
+        if keep.contains(Family::IPV4_UNICAST) {
+            kept += self.tables.v4.mark_stale(peer);
+        } else {
+            self.tables.v4.remove_peer(peer, &env, &mut self.intern);
+        }
+        if keep.contains(Family::IPV6_UNICAST) {
+            kept += self.tables.v6.mark_stale(peer);
+        } else {
+            self.tables.v6.remove_peer(peer, &env, &mut self.intern);
+        }
+        if let Some(slot) = self.peers.get_mut(peer) {
+            slot.paths = u32::try_from(kept).unwrap_or(u32::MAX);
+        }
+        Ok(kept)
+    }
+
+    /// Removes the peer's stale paths of `family` (all families with `None`): its End-of-RIB
+    /// came, or it did not come back in time. Returns how many were removed.
+    pub fn sweep_stale(&mut self, peer: PeerId, family: Option<Family>) -> Result<usize, RibError> {
+        if self.peers.get(peer).is_none() {
+            return Err(RibError::UnknownPeer(peer));
+        }
+        let env = Env {
+            peers: &self.peers,
+            cfg: &self.local.decision,
+        };
+        let mut n = 0;
+        if family.is_none_or(|f| f == Family::IPV4_UNICAST) {
+            n += self.tables.v4.remove_stale(peer, &env, &mut self.intern);
+        }
+        if family.is_none_or(|f| f == Family::IPV6_UNICAST) {
+            n += self.tables.v6.remove_stale(peer, &env, &mut self.intern);
+        }
+        if let Some(slot) = self.peers.get_mut(peer) {
+            slot.paths = slot
+                .paths
+                .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(n)
+    }
+
+    /// How many of the peer's paths are stale.
+    pub fn stale_count(&self, peer: PeerId) -> usize {
+        self.tables.v4.stale_count(peer) + self.tables.v6.stale_count(peer)
     }
 
     /// Closes the peer and forgets it. Its id is never reused.
@@ -370,6 +433,7 @@ impl Rib {
                 since: p.since,
                 best: p.is_best(),
                 multipath: p.is_multipath(),
+                stale: p.is_stale(),
                 reason: reason(i),
             })
             .collect();

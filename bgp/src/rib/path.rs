@@ -99,6 +99,8 @@ impl Attrs {
 pub(crate) mod flag {
     pub const BEST: u8 = 1;
     pub const MULTIPATH: u8 = 2;
+    /// Kept from a session that went down while the peer restarts (RFC 4724 §4.2).
+    pub const STALE: u8 = 4;
 }
 
 /// One path to a prefix: from one peer, with one add-path identifier (0 without add-path).
@@ -121,6 +123,10 @@ impl Path {
         self.flags & flag::MULTIPATH != 0
     }
 
+    pub fn is_stale(&self) -> bool {
+        self.flags & flag::STALE != 0
+    }
+
     /// The identity of a path inside one prefix.
     pub fn key(&self) -> (PeerId, u32) {
         (self.peer, self.path_id)
@@ -137,6 +143,8 @@ pub struct PathView {
     pub best: bool,
     /// Member of the ECMP set (the best path is too).
     pub multipath: bool,
+    /// Kept while its peer restarts gracefully (RFC 4724).
+    pub stale: bool,
     /// For the best path: the decision step that ranked it above the runner-up (`None` when it
     /// is the only path). For another path: the step at which the best path beat it.
     pub reason: Option<super::decision::Step>,

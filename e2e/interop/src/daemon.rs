@@ -199,6 +199,14 @@ impl Instance {
         }
     }
 
+    /// SIGKILL every process and reap it.
+    pub fn kill(&mut self) {
+        while let Some(mut p) = self.procs.pop() {
+            let _ = p.signal(rustix::process::Signal::KILL);
+            p.stop(Duration::ZERO);
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         !self.procs.is_empty() && self.procs.iter().all(Proc::is_alive)
     }

@@ -55,6 +55,9 @@ pub fn sart_binary() -> PathBuf {
 pub struct Sartd {
     inst: Instance,
     api_port: u16,
+    /// Top-level YAML lines appended to the rendered config (`fib_table: 254`, ...): sartd's
+    /// own knobs the common model has no word for.
+    extra: String,
 }
 
 impl Sartd {
@@ -68,10 +71,30 @@ impl Sartd {
         config: BgpConfig,
         api_port: u16,
     ) -> Result<Sartd> {
+        Sartd::start_with(netns, name, config, api_port, "")
+    }
+
+    /// [`Sartd::start_with_port`] with top-level YAML lines added to the config.
+    pub fn start_with(
+        netns: &Netns,
+        name: &str,
+        config: BgpConfig,
+        api_port: u16,
+        extra: &str,
+    ) -> Result<Sartd> {
         let inst = Instance::new(netns, name, config)?;
-        let mut s = Sartd { inst, api_port };
+        let mut s = Sartd {
+            inst,
+            api_port,
+            extra: extra.to_owned(),
+        };
         s.start()?;
         Ok(s)
+    }
+
+    /// SIGKILL, as a crash would: no NOTIFICATION, no clean-up. `start` brings it back.
+    pub fn kill(&mut self) {
+        self.inst.kill();
     }
 
     /// The API address inside the namespace.
@@ -384,6 +407,19 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
     if n.route_reflector_client {
         s.push_str("    route_reflector_client: true\n");
     }
+    if let Some(pw) = &n.md5_password {
+        let _ = writeln!(s, "    password: \"{pw}\"");
+    }
+    if let Some(gr) = n.graceful_restart {
+        let _ = writeln!(
+            s,
+            "    graceful_restart: {{restart_time: {}}}",
+            gr.restart_time
+        );
+    }
+    if n.bfd {
+        s.push_str("    bfd: {interval_ms: 100, multiplier: 3}\n");
+    }
     Ok(())
 }
 
@@ -419,9 +455,9 @@ impl Daemon for Sartd {
                 bin.display()
             )));
         }
-        let conf = self
-            .inst
-            .write("sartd.yaml", &render_config(&self.inst.config)?)?;
+        let mut yaml = render_config(&self.inst.config)?;
+        yaml.push_str(&self.extra);
+        let conf = self.inst.write("sartd.yaml", &yaml)?;
         let api = self.api_addr();
         self.inst.spawn(
             "sartd",

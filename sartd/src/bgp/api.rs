@@ -14,7 +14,7 @@ use proto::v1::bgp_api_server::BgpApi;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
-use super::config::{self, Neighbor, PathSpec};
+use super::config::{self, BfdConfig, GracefulRestart, Neighbor, Password, PathSpec};
 use super::speaker::{self, ApiError, RouteView, WatchEvent};
 
 pub struct Api {
@@ -271,6 +271,36 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
         last_error: s.last_error.clone().unwrap_or_default(),
         prefixes_received: n.prefixes_received as u64,
         prefixes_advertised: 0,
+        // Write-only.
+        password: String::new(),
+        graceful_restart: n.config.graceful_restart.map(|g| v1::GracefulRestart {
+            restart_time: u32::from(g.restart_time),
+        }),
+        bfd: n.config.bfd.map(|b| v1::BfdConfig {
+            interval_ms: b.interval_ms,
+            multiplier: u32::from(b.multiplier),
+        }),
+        bfd_status: n.bfd.as_ref().map(|b| v1::BfdStatus {
+            state: b.state.to_string(),
+            remote_diagnostic: b.remote_diagnostic.to_string(),
+            detect_time_ms: b.detect_time_ms,
+            up_transitions: b.up_transitions,
+        }),
+        graceful_restart_status: n
+            .config
+            .graceful_restart
+            .map(|_| v1::GracefulRestartStatus {
+                negotiated: s
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(|x| x.peer_graceful_restart.is_some()),
+                peer_restart_time: s
+                    .negotiated
+                    .as_ref()
+                    .and_then(|x| x.peer_graceful_restart.as_ref())
+                    .map_or(0, |g| u32::from(g.restart_time)),
+                stale_paths: n.stale_paths as u64,
+            }),
     }
 }
 
@@ -460,6 +490,30 @@ impl BgpApi for Api {
             ttl: None,
             max_prefix: None,
             route_reflector_client: false,
+            password: if p.password.is_empty() {
+                None
+            } else {
+                Some(
+                    Password::new(p.password)
+                        .map_err(|e| Status::invalid_argument(format!("password: {e}")))?,
+                )
+            },
+            graceful_restart: p
+                .graceful_restart
+                .map(|g| {
+                    GracefulRestart::new(Some(g.restart_time).filter(|t| *t != 0)).map_err(|e| {
+                        Status::invalid_argument(format!("graceful_restart.restart_time: {e}"))
+                    })
+                })
+                .transpose()?,
+            bfd: p
+                .bfd
+                .map(|b| {
+                    let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
+                    BfdConfig::new(nonzero(b.interval_ms), nonzero(b.multiplier))
+                        .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))
+                })
+                .transpose()?,
         };
         self.ask(|tx| speaker::Request::AddNeighbor(Box::new(n), tx))
             .await??;

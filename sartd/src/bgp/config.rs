@@ -45,6 +45,7 @@ struct RawConfig {
     fib_endpoint: Option<String>,
     fib_table: Option<u32>,
     exporter: Option<String>,
+    graceful_restart: Option<RawGracefulRestart>,
     #[serde(default)]
     neighbors: Vec<RawNeighbor>,
     #[serde(default)]
@@ -74,6 +75,22 @@ struct RawNeighbor {
     ebgp_multihop: Option<u32>,
     max_prefix: Option<u32>,
     route_reflector_client: Option<bool>,
+    password: Option<String>,
+    graceful_restart: Option<RawGracefulRestart>,
+    bfd: Option<RawBfd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGracefulRestart {
+    restart_time: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBfd {
+    interval_ms: Option<u32>,
+    multiplier: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +138,9 @@ pub struct Config {
     pub fib_endpoint: Option<String>,
     pub fib_table: Option<u32>,
     pub exporter: Option<String>,
+    /// The speaker's own restart time, advertised to graceful-restart neighbours, and how long
+    /// the FIB keeps a previous run's routes while the RIB converges.
+    pub graceful_restart: Option<GracefulRestart>,
     pub neighbors: Vec<Neighbor>,
     pub paths: Vec<OriginatedPaths>,
 }
@@ -134,6 +154,7 @@ impl Default for Config {
             fib_endpoint: None,
             fib_table: None,
             exporter: None,
+            graceful_restart: None,
             neighbors: Vec::new(),
             paths: Vec::new(),
         }
@@ -155,6 +176,72 @@ pub struct Neighbor {
     pub ttl: Option<u8>,
     pub max_prefix: Option<u32>,
     pub route_reflector_client: bool,
+    /// TCP MD5 signature key (RFC 2385).
+    pub password: Option<Password>,
+    /// Graceful restart (RFC 4724) with this neighbour; present = enabled.
+    pub graceful_restart: Option<GracefulRestart>,
+    /// A BFD session (RFC 5880/5881) tied to this BGP session; present = enabled.
+    pub bfd: Option<BfdConfig>,
+}
+
+/// RFC 4724 restart time: how long a peer should keep our routes while we restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// Seconds, 1-4095 (12 bits in the capability).
+    pub restart_time: u16,
+}
+
+/// Default restart time, as FRR and BIRD use.
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+
+/// BFD timers: desired transmit and required receive interval, and the detect multiplier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdConfig {
+    pub interval_ms: u32,
+    pub multiplier: u8,
+}
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        BfdConfig {
+            interval_ms: 300,
+            multiplier: 3,
+        }
+    }
+}
+
+/// A TCP MD5 key. Its `Debug` never shows the secret, so it cannot reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Longest key the kernel takes (`TCP_MD5SIG_MAXKEYLEN`).
+    pub const MAX_LEN: usize = 80;
+
+    pub fn new(s: impl Into<String>) -> Result<Password, String> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err("empty password".into());
+        }
+        if s.len() > Password::MAX_LEN {
+            return Err(format!(
+                "{} octets: TCP MD5 keys are at most {} octets",
+                s.len(),
+                Password::MAX_LEN
+            ));
+        }
+        Ok(Password(s))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(****)")
+    }
 }
 
 /// Locally originated prefixes with their attributes.
@@ -223,6 +310,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, p) in raw.paths.into_iter().enumerate() {
         paths.push(originated(&format!("paths[{i}]"), p)?);
     }
+    let graceful_restart = raw
+        .graceful_restart
+        .map(|g| graceful_restart("graceful_restart", g))
+        .transpose()?;
     Ok(Config {
         asn: raw.asn.unwrap_or(0),
         router_id,
@@ -230,6 +321,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         fib_endpoint: raw.fib_endpoint,
         fib_table: raw.fib_table,
         exporter: raw.exporter,
+        graceful_restart,
         neighbors,
         paths,
     })
@@ -339,7 +431,64 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
         ttl,
         max_prefix: n.max_prefix,
         route_reflector_client: n.route_reflector_client.unwrap_or(false),
+        password: n
+            .password
+            .map(|p| Password::new(p).map_err(|e| err(format!("{key}.password"), e)))
+            .transpose()?,
+        graceful_restart: n
+            .graceful_restart
+            .map(|g| graceful_restart(&format!("{key}.graceful_restart"), g))
+            .transpose()?,
+        bfd: n.bfd.map(|b| bfd(&format!("{key}.bfd"), b)).transpose()?,
     })
+}
+
+fn graceful_restart(key: &str, g: RawGracefulRestart) -> Result<GracefulRestart, ConfigError> {
+    GracefulRestart::new(g.restart_time).map_err(|e| err(format!("{key}.restart_time"), e))
+}
+
+fn bfd(key: &str, b: RawBfd) -> Result<BfdConfig, ConfigError> {
+    BfdConfig::new(b.interval_ms, b.multiplier).map_err(|(k, e)| err(format!("{key}.{k}"), e))
+}
+
+impl GracefulRestart {
+    /// `None` is the default restart time.
+    pub fn new(restart_time: Option<u32>) -> Result<GracefulRestart, String> {
+        match restart_time {
+            None => Ok(GracefulRestart {
+                restart_time: DEFAULT_RESTART_TIME,
+            }),
+            Some(t @ 1..=4095) => Ok(GracefulRestart {
+                restart_time: t as u16,
+            }),
+            Some(t) => Err(format!("{t} s: must be 1-4095 (RFC 4724 §3)")),
+        }
+    }
+}
+
+impl BfdConfig {
+    /// `None`s are the defaults. Intervals below 10 ms would flood the peer; above a minute BFD
+    /// detects nothing BGP's hold timer would not. Errors name the key.
+    pub fn new(
+        interval_ms: Option<u32>,
+        multiplier: Option<u32>,
+    ) -> Result<BfdConfig, (&'static str, String)> {
+        let d = BfdConfig::default();
+        let interval_ms = match interval_ms {
+            None => d.interval_ms,
+            Some(i @ 10..=60_000) => i,
+            Some(i) => return Err(("interval_ms", format!("{i} ms: must be 10-60000"))),
+        };
+        let multiplier = match multiplier {
+            None => d.multiplier,
+            Some(m @ 1..=255) => m as u8,
+            Some(m) => return Err(("multiplier", format!("{m}: must be 1-255 (RFC 5880 §4.1)"))),
+        };
+        Ok(BfdConfig {
+            interval_ms,
+            multiplier,
+        })
+    }
 }
 
 fn originated(key: &str, p: RawPath) -> Result<OriginatedPaths, ConfigError> {
@@ -504,6 +653,58 @@ paths:
         assert_eq!(c.paths[0].attributes.local_pref, Some(200));
     }
 
+    /// The issue's names: per-neighbour `password`, `graceful_restart` and `bfd` (present =
+    /// enabled, defaults filled in), top-level `graceful_restart`; a password never shows in
+    /// `Debug`.
+    #[test]
+    fn resilience_keys() {
+        let c = parse(
+            r#"
+asn: 65000
+router_id: 10.0.0.1
+graceful_restart: {restart_time: 30}
+neighbors:
+  - {asn: 65001, address: 10.0.0.2, password: "s3cret", graceful_restart: {}, bfd: {}}
+  - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5}}
+  - {asn: 65003, address: 10.0.0.4}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.graceful_restart,
+            Some(GracefulRestart { restart_time: 30 })
+        );
+        let [a, b, plain] = &c.neighbors[..] else {
+            panic!("{:?}", c.neighbors)
+        };
+        assert_eq!(
+            a.password.as_ref().map(|p| p.expose()),
+            Some(&b"s3cret"[..])
+        );
+        assert!(!format!("{a:?}").contains("s3cret"));
+        assert_eq!(
+            a.graceful_restart,
+            Some(GracefulRestart {
+                restart_time: DEFAULT_RESTART_TIME
+            })
+        );
+        assert_eq!(a.bfd, Some(BfdConfig::default()));
+        assert_eq!(
+            b.graceful_restart,
+            Some(GracefulRestart { restart_time: 90 })
+        );
+        assert_eq!(
+            b.bfd,
+            Some(BfdConfig {
+                interval_ms: 100,
+                multiplier: 5
+            })
+        );
+        assert!(
+            plain.password.is_none() && plain.graceful_restart.is_none() && plain.bfd.is_none()
+        );
+    }
+
     #[test]
     fn errors_name_the_key() {
         let cases = [
@@ -539,6 +740,26 @@ paths:
                 "paths[0].attributes.communities[0]",
             ),
             ("multi_path: 0", "multi_path"),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, password: ''}]",
+                "neighbors[0].password",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, graceful_restart: {restart_time: 4096}}]",
+                "neighbors[0].graceful_restart.restart_time",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {interval_ms: 5}}]",
+                "neighbors[0].bfd.interval_ms",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {multiplier: 0}}]",
+                "neighbors[0].bfd.multiplier",
+            ),
+            (
+                "graceful_restart: {restart_time: 0}",
+                "graceful_restart.restart_time",
+            ),
         ];
         for (yaml, key) in cases {
             let e = parse(yaml).unwrap_err();

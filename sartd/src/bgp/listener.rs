@@ -2,6 +2,8 @@
 //! speaker, which hands them to the session of the neighbour they come from.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -31,8 +33,19 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Installs (or with `None`, removes) a neighbour's TCP MD5 key on the listener, so that the
+/// kernel verifies its SYNs (RFC 2385).
+pub fn set_password(
+    listener: &TcpListener,
+    peer: IpAddr,
+    key: Option<&[u8]>,
+) -> std::io::Result<()> {
+    let v6 = listener.local_addr()?.is_ipv6();
+    sockopt::set_tcp_md5(listener.as_fd(), peer, v6, key.unwrap_or_default())
+}
+
 /// Accepts forever, sending (stream, peer address) to the speaker.
-pub async fn serve(listener: TcpListener, tx: mpsc::Sender<(TcpStream, IpAddr)>) {
+pub async fn serve(listener: Arc<TcpListener>, tx: mpsc::Sender<(TcpStream, IpAddr)>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {

@@ -73,13 +73,19 @@ pub fn main(args: Args) -> ExitCode {
     if let Some(r) = args.router_id {
         config.router_id = r;
     }
-    let fib = args.fib.as_ref().or(config.fib_endpoint.as_ref());
-    if fib.is_some() || args.table_id.is_some() || config.fib_table.is_some() {
-        eprintln!(
-            "error: fib_endpoint/fib_table (--fib/--table-id): the kernel FIB is not implemented yet"
-        );
-        return ExitCode::from(2);
-    }
+    // sart's `--fib` pointed at a separate `sartd fib` process; here the FIB is part of the
+    // speaker, so any of the knobs turns it on and the endpoint is not dialed.
+    let fib_on = args.fib.is_some()
+        || config.fib_endpoint.is_some()
+        || args.table_id.is_some()
+        || config.fib_table.is_some();
+    let fib_table = match args.table_id.or(config.fib_table) {
+        Some(0) => {
+            eprintln!("error: --table-id: table 0 is not a routing table");
+            return ExitCode::from(2);
+        }
+        t => fib_on.then(|| t.unwrap_or(254)),
+    };
     if args.exporter.is_some() || config.exporter.is_some() {
         eprintln!(
             "error: exporter (--exporter): not supported; sart's agent watches the API's Watch stream"
@@ -96,7 +102,13 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(config, args.port, args.api_addr, args.metrics_addr)) {
+    match rt.block_on(run(
+        config,
+        args.port,
+        args.api_addr,
+        args.metrics_addr,
+        fib_table,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -114,6 +126,7 @@ async fn run(
     port: u16,
     api_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    fib_table: Option<u32>,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::new();
     metrics::serve(metrics_addr, metrics.clone())
@@ -122,8 +135,9 @@ async fn run(
     let listener = listener::bind(port)
         .await
         .with_context(|| format!("listening on BGP port {port}"))?;
+    let listener = std::sync::Arc::new(listener);
     let (accept_tx, mut accept_rx) = mpsc::channel(64);
-    tokio::spawn(listener::serve(listener, accept_tx));
+    tokio::spawn(listener::serve(listener.clone(), accept_tx));
 
     let (session_tx, mut session_rx) = mpsc::channel(1024);
     let (api_tx, mut api_rx) = mpsc::channel(64);
@@ -144,7 +158,13 @@ async fn run(
     info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, metrics = %metrics_addr,
         "sartd bgp started");
 
-    let mut speaker = speaker::Speaker::new(config, port, session_tx, metrics);
+    let mut speaker = speaker::Speaker::new(config, port, session_tx, metrics, Some(listener));
+    if let Some(table) = fib_table {
+        let fib = crate::fib::start(table)
+            .await
+            .with_context(|| format!("starting the kernel FIB (table {table})"))?;
+        speaker.set_fib(fib);
+    }
     speaker.start().await;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -165,7 +185,9 @@ async fn run(
             Some(req) = api_rx.recv() => speaker.request(req).await,
             _ = tick.tick() => {
                 speaker.sample_metrics();
-                if !speaker.peer_state_changed() {
+                let expired = speaker.expire_stale(std::time::Instant::now());
+                speaker.check_converged().await;
+                if !expired && !speaker.peer_state_changed() {
                     continue;
                 }
             }
@@ -174,7 +196,8 @@ async fn run(
         }
         speaker.flush().await;
     }
-    info!("shutting down: closing every session with a Cease");
-    speaker.shutdown("sartd is shutting down").await;
+    info!("shutting down");
+    speaker.exit("sartd is shutting down").await;
+    speaker.exit_fib().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! so a slow peer pushes back on the RIB instead of growing memory.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::config::Password;
 use super::timers::Timers;
 
 /// Bound of the per-connection queues (messages).
@@ -114,6 +116,8 @@ pub struct Endpoint {
     pub ttl: Option<u8>,
     /// The neighbour's BGP identifier if configured, for collision resolution before its OPEN.
     pub router_id: Option<std::net::Ipv4Addr>,
+    /// TCP MD5 key for the connections we open (the listener has it too).
+    pub password: Option<Password>,
 }
 
 pub struct SessionHandle {
@@ -264,8 +268,19 @@ impl Session {
                         }
                         Ok(_) => {} // Lost the race to an inbound connection.
                         Err(e) => {
-                            debug!(peer = %self.endpoint.address, error = %e, "connect failed");
-                            self.set_error(format!("connect: {e}"));
+                            // With MD5 a wrong password is silence (the peer's kernel drops our
+                            // SYNs): say so, once per failure, without the key.
+                            let hint = if self.endpoint.password.is_some() {
+                                " (TCP MD5 is on: a password mismatch with the peer looks like this)"
+                            } else {
+                                ""
+                            };
+                            if hint.is_empty() {
+                                debug!(peer = %self.endpoint.address, error = %e, "connect failed");
+                            } else {
+                                warn!(peer = %self.endpoint.address, error = %e, "connect failed{hint}");
+                            }
+                            self.set_error(format!("connect: {e}{hint}"));
                             self.apply(Event::TcpConnectionFails, &conn_tx).await;
                         }
                     }
@@ -579,6 +594,14 @@ async fn connect(ep: &Endpoint) -> std::io::Result<TcpStream> {
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    if let Some(pw) = &ep.password {
+        sockopt::set_tcp_md5(
+            socket.as_fd(),
+            ep.address,
+            ep.address.is_ipv6(),
+            pw.expose(),
+        )?;
+    }
     if let Some(local) = ep.local_address {
         socket.bind(SocketAddr::new(local, 0))?;
     }

@@ -6,18 +6,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgp::attribute::{Ipv6NextHop, NextHop};
 use bgp::error::{cease_subcode, code};
-use bgp::fsm::{SessionConfig, State};
+use bgp::fsm::{DownReason, SessionConfig, State};
 use bgp::rib::{
     DecisionConfig, Drained, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
     RibConfig, Route,
 };
-use bgp::{Context, Family, Negotiated, Notification, Update};
+use bgp::{Context, Family, FamilySet, Negotiated, Notification, Update};
 use ipnet::IpNet;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -84,6 +84,17 @@ pub struct NeighborView {
     pub config: Neighbor,
     pub status: Status,
     pub prefixes_received: usize,
+    pub stale_paths: usize,
+    pub bfd: Option<BfdView>,
+}
+
+/// A BFD session as the API shows it.
+#[derive(Debug, Clone)]
+pub struct BfdView {
+    pub state: &'static str,
+    pub remote_diagnostic: &'static str,
+    pub detect_time_ms: u32,
+    pub up_transitions: u64,
 }
 
 /// One path as the API shows it.
@@ -123,7 +134,15 @@ struct Peer {
     /// What the session negotiated, while established.
     negotiated: Option<Negotiated>,
     last_state: State,
+    /// Graceful restart as the receiving speaker (RFC 4724 §4.2): families whose stale paths
+    /// wait for the peer's End-of-RIB, and when they are dropped regardless.
+    stale: FamilySet,
+    stale_deadline: Option<Instant>,
 }
+
+/// How long stale paths wait for End-of-RIB once the restarted peer is back (FRR's and
+/// GoBGP's stale-path time).
+const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 
 pub struct Speaker {
     config: Config,
@@ -134,6 +153,14 @@ pub struct Speaker {
     to_speaker: mpsc::Sender<FromSession>,
     watchers: Vec<mpsc::Sender<WatchEvent>>,
     metrics: Metrics,
+    /// For neighbours' TCP MD5 keys; `None` in tests without one.
+    listener: Option<Arc<TcpListener>>,
+    started: Instant,
+    /// The kernel FIB, when on.
+    fib: Option<mpsc::Sender<crate::fib::Command>>,
+    /// (peer, family) End-of-RIBs received since start, until the FIB is told the RIB converged.
+    eor_seen: std::collections::HashSet<(IpAddr, Family)>,
+    converged: bool,
 }
 
 fn now() -> u32 {
@@ -174,6 +201,7 @@ impl Speaker {
         port: u16,
         to_speaker: mpsc::Sender<FromSession>,
         metrics: Metrics,
+        listener: Option<Arc<TcpListener>>,
     ) -> Speaker {
         let rib = Rib::new(rib_config(&config));
         let mut s = Speaker {
@@ -184,6 +212,11 @@ impl Speaker {
             to_speaker,
             watchers: Vec::new(),
             metrics,
+            listener,
+            started: Instant::now(),
+            fib: None,
+            eor_seen: Default::default(),
+            converged: false,
             config,
         };
         for p in s.config.paths.clone() {
@@ -194,6 +227,68 @@ impl Speaker {
         }
         s.reoriginate();
         s
+    }
+
+    /// Hands best-route changes to the kernel FIB from now on.
+    pub fn set_fib(&mut self, fib: mpsc::Sender<crate::fib::Command>) {
+        self.fib = Some(fib);
+    }
+
+    /// How long a previous run's kernel routes wait for End-of-RIB from every neighbour.
+    fn convergence_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(
+            self.config
+                .graceful_restart
+                .map_or(super::config::DEFAULT_RESTART_TIME, |g| g.restart_time),
+        ))
+    }
+
+    /// Tells the FIB once the RIB has converged after start: every neighbour is established and
+    /// every graceful-restart one sent End-of-RIB for every family it negotiated (RFC 4724
+    /// §4.1), or the speaker's restart time passed.
+    pub async fn check_converged(&mut self) {
+        if self.converged || self.fib.is_none() {
+            return;
+        }
+        // Peers without graceful restart may never send End-of-RIB (FRR sends it only to
+        // GR-capable peers): for them an established session is all there is to wait for.
+        let all_eor = !self.peers.is_empty()
+            && self.peers.values().all(|p| {
+                p.negotiated.as_ref().is_some_and(|n| {
+                    p.neighbor.graceful_restart.is_none()
+                        || n.peer_graceful_restart.is_none()
+                        || n.families
+                            .iter()
+                            .all(|f| self.eor_seen.contains(&(p.neighbor.address, f)))
+                })
+            });
+        let timed_out = self.started.elapsed() >= self.convergence_timeout();
+        if all_eor || timed_out {
+            self.converged = true;
+            self.eor_seen.clear();
+            info!(all_eor, timed_out, "RIB converged after start");
+            if let Some(f) = &self.fib {
+                let _ = f.send(crate::fib::Command::Converged).await;
+            }
+        }
+    }
+
+    /// Leaves the kernel routes in place with graceful restart (so forwarding goes on while we
+    /// restart), removes them without.
+    pub async fn exit_fib(&mut self) {
+        let Some(f) = self.fib.take() else { return };
+        let keep = self.config.graceful_restart.is_some()
+            || self
+                .peers
+                .values()
+                .any(|p| p.neighbor.graceful_restart.is_some());
+        let (done, wait) = oneshot::channel();
+        if f.send(crate::fib::Command::Exit { keep, done })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        }
     }
 
     /// Starts the configured neighbours (once AS and router id are known).
@@ -233,6 +328,14 @@ impl Speaker {
                 "set the AS number and router id first".into(),
             ));
         }
+        if let (Some(l), Some(pw)) = (&self.listener, &n.password) {
+            super::listener::set_password(l, n.address, Some(pw.expose())).map_err(|e| {
+                ApiError::FailedPrecondition(format!(
+                    "neighbor {}: installing its TCP MD5 key: {e}",
+                    n.address
+                ))
+            })?;
+        }
         let id = self
             .rib
             .add_peer(PeerConfig {
@@ -246,13 +349,18 @@ impl Speaker {
         sc.hold_time = n.hold_time;
         sc.keepalive_time = n.keepalive_time;
         sc.passive = n.passive;
-        sc.capabilities = capabilities(&n);
+        // R bit (RFC 4724 §3): set for the sessions of a speaker that has just started, so
+        // peers that kept our routes do not wait for our End-of-RIB before sending theirs.
+        let restarting = self.started.elapsed()
+            < Duration::from_secs(n.graceful_restart.map_or(0, |g| u64::from(g.restart_time)));
+        sc.capabilities = capabilities(&n, restarting);
         let endpoint = Endpoint {
             address: n.address,
             port: self.port,
             local_address: n.local_address,
             ttl: n.ttl,
             router_id: n.router_id,
+            password: n.password.clone(),
         };
         let session = session::spawn(sc, endpoint, self.to_speaker.clone());
         let _ = session.tx.send(ToSession::Start).await;
@@ -265,6 +373,8 @@ impl Speaker {
                 session,
                 negotiated: None,
                 last_state: State::Idle,
+                stale: FamilySet::new(),
+                stale_deadline: None,
             },
         );
         Ok(())
@@ -281,6 +391,9 @@ impl Speaker {
             .send(ToSession::Stop(Some("neighbor removed".into())))
             .await;
         drop(p.session.tx);
+        if let (Some(l), Some(_)) = (&self.listener, &p.neighbor.password) {
+            let _ = super::listener::set_password(l, addr, None);
+        }
         let _ = self.rib.remove_peer(p.id);
         info!(peer = %addr, "neighbour removed");
         Ok(())
@@ -289,7 +402,28 @@ impl Speaker {
     /// Stops every session with a Cease carrying `message` (RFC 8203) and waits briefly for the
     /// NOTIFICATIONs to go out.
     pub async fn shutdown(&mut self, message: &str) {
+        self.stop_sessions(message, false).await;
+    }
+
+    /// The process is exiting. Sessions that negotiated graceful restart are dropped without a
+    /// NOTIFICATION, so those peers keep our routes and forwarding until we are back (RFC 4724
+    /// §4.1); the others get a Cease with `message`.
+    pub async fn exit(&mut self, message: &str) {
+        self.stop_sessions(message, true).await;
+    }
+
+    async fn stop_sessions(&mut self, message: &str, keep_graceful: bool) {
         for p in self.peers.values() {
+            let graceful = keep_graceful
+                && p.neighbor.graceful_restart.is_some()
+                && p.negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.peer_graceful_restart.is_some());
+            if graceful {
+                info!(peer = %p.neighbor.address, "leaving without a NOTIFICATION: the peer keeps our routes (graceful restart)");
+                p.session.task.abort();
+                continue;
+            }
             let _ = p
                 .session
                 .tx
@@ -330,6 +464,33 @@ impl Speaker {
                         return;
                     }
                 }
+                if !p.stale.is_empty() {
+                    // RFC 4724 §4.2: stale paths of families the peer no longer preserves
+                    // forwarding for go now; the rest wait for its End-of-RIB.
+                    let preserved: Vec<Family> = negotiated
+                        .peer_graceful_restart
+                        .as_ref()
+                        .map(|g| {
+                            g.families
+                                .iter()
+                                .filter(|f| f.forwarding_preserved)
+                                .map(|f| f.family)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let mut waiting = FamilySet::new();
+                    for f in p.stale.iter() {
+                        if preserved.contains(&f) {
+                            waiting.insert(f);
+                        } else {
+                            let n = self.rib.sweep_stale(p.id, Some(f)).unwrap_or(0);
+                            info!(%peer, family = %f, removed = n, "restarted peer did not preserve forwarding: stale routes removed");
+                        }
+                    }
+                    p.stale = waiting;
+                    p.stale_deadline =
+                        (!p.stale.is_empty()).then(|| Instant::now() + STALE_PATH_TIME);
+                }
                 let ctx = negotiated.send.clone();
                 let families: Vec<Family> = negotiated.families.iter().collect();
                 p.negotiated = Some(*negotiated);
@@ -363,7 +524,11 @@ impl Speaker {
                         }
                         let _ = p.session.tx.send(ToSession::Close(n)).await;
                     }
-                    Ok(_) => {}
+                    Ok(r) => {
+                        if let Some(f) = r.end_of_rib {
+                            self.end_of_rib(peer, f);
+                        }
+                    }
                     Err(e) => warn!(%peer, error = %e, "UPDATE not processed"),
                 }
             }
@@ -402,13 +567,72 @@ impl Speaker {
                 }
             }
             FromSession::Down { peer, reason } => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.negotiated = None;
-                    let removed = self.rib.close(p.id).unwrap_or(0);
-                    info!(%peer, ?reason, removed, "session closed; its routes are withdrawn");
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let negotiated = p.negotiated.take();
+                // RFC 4724 §4.2: the connection dropped without a NOTIFICATION and both sides
+                // do graceful restart: the peer is probably restarting, keep its routes.
+                let helper = match (&negotiated, reason == DownReason::ConnectionLost) {
+                    (Some(n), true) if p.neighbor.graceful_restart.is_some() => {
+                        n.peer_graceful_restart.clone()
+                    }
+                    _ => None,
+                };
+                match helper {
+                    Some(gr) if gr.restart_time > 0 => {
+                        let keep: FamilySet = gr.families.iter().map(|f| f.family).collect();
+                        let kept = self.rib.close_graceful(p.id, &keep).unwrap_or(0);
+                        p.stale = keep;
+                        p.stale_deadline =
+                            Some(Instant::now() + Duration::from_secs(u64::from(gr.restart_time)));
+                        info!(%peer, kept, restart_time = gr.restart_time,
+                            "connection lost: the peer may be restarting; its routes are kept as stale (graceful restart)");
+                    }
+                    _ => {
+                        p.stale = FamilySet::new();
+                        p.stale_deadline = None;
+                        let removed = self.rib.close(p.id).unwrap_or(0);
+                        info!(%peer, ?reason, removed, "session closed; its routes are withdrawn");
+                    }
                 }
             }
         }
+    }
+
+    /// The peer finished sending a family: its stale paths there were not refreshed, drop them.
+    fn end_of_rib(&mut self, peer: IpAddr, family: Family) {
+        if !self.converged {
+            self.eor_seen.insert((peer, family));
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.stale.contains(family) {
+            return;
+        }
+        let removed = self.rib.sweep_stale(p.id, Some(family)).unwrap_or(0);
+        let rest: FamilySet = p.stale.iter().filter(|f| *f != family).collect();
+        p.stale = rest;
+        if p.stale.is_empty() {
+            p.stale_deadline = None;
+        }
+        info!(%peer, %family, removed, "End-of-RIB: stale routes not refreshed are removed");
+    }
+
+    /// Drops stale paths whose restart or stale-path timer ran out. Returns whether any went.
+    pub fn expire_stale(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        for (addr, p) in &mut self.peers {
+            if p.stale_deadline.is_some_and(|d| d <= now) {
+                let removed = self.rib.sweep_stale(p.id, None).unwrap_or(0);
+                p.stale = FamilySet::new();
+                p.stale_deadline = None;
+                warn!(peer = %addr, removed, "graceful restart timer expired: stale routes removed");
+                any = true;
+            }
+        }
+        any
     }
 
     /// Writes what the RIB produced since the last drain, and tells watchers.
@@ -420,6 +644,12 @@ impl Speaker {
             peers,
         } = self.rib.drain();
         self.metrics.best_path_changes.inc_by(best.len() as u64);
+        if let Some(fib) = &self.fib
+            && !best.is_empty()
+        {
+            let changes = self.fib_changes(&best);
+            let _ = fib.send(crate::fib::Command::Routes(changes)).await;
+        }
         let by_id: HashMap<PeerId, &Peer> = self.peers.values().map(|p| (p.id, p)).collect();
         for (group, outs) in groups {
             let members = self.rib.group_members(group);
@@ -461,6 +691,48 @@ impl Speaker {
                 self.notify(ev);
             }
         }
+    }
+
+    /// What the kernel should hold for each changed prefix: the ECMP next hops of a learned best
+    /// path, with the metric of its session's kind. Local paths are not installed.
+    fn fib_changes(
+        &self,
+        best: &[bgp::rib::BestChange],
+    ) -> Vec<(IpNet, Option<crate::fib::plan::Want>)> {
+        use crate::fib::plan::{METRIC_EBGP, METRIC_IBGP, Want};
+        let asn_of: HashMap<PeerId, u32> = self
+            .peers
+            .values()
+            .map(|p| (p.id, p.neighbor.asn))
+            .collect();
+        best.iter()
+            .map(|b| {
+                let want = b.best.as_ref().and_then(|r| {
+                    let asn = asn_of.get(&r.peer)?;
+                    let next_hops: std::collections::BTreeSet<IpAddr> = r
+                        .next_hops
+                        .iter()
+                        .filter_map(|nh| match nh {
+                            NextHop::V4(a) => Some(IpAddr::V4(*a)),
+                            // A link-local-only next hop would need the interface: not installed.
+                            NextHop::V6(v) if !v.global.is_unspecified() => {
+                                Some(IpAddr::V6(v.global))
+                            }
+                            NextHop::V6(_) => None,
+                        })
+                        .collect();
+                    (!next_hops.is_empty()).then_some(Want {
+                        next_hops,
+                        metric: if *asn == self.config.asn {
+                            METRIC_IBGP
+                        } else {
+                            METRIC_EBGP
+                        },
+                    })
+                });
+                (b.prefix, want)
+            })
+            .collect()
     }
 
     fn notify(&mut self, ev: WatchEvent) {
@@ -532,6 +804,8 @@ impl Speaker {
                         config: p.neighbor.clone(),
                         status: p.session.status.borrow().clone(),
                         prefixes_received: self.rib.path_count(p.id),
+                        stale_paths: self.rib.stale_count(p.id),
+                        bfd: None,
                     })
                     .collect();
                 v.sort_by_key(|n| n.config.address);
@@ -746,13 +1020,32 @@ pub fn next_hop_text(nh: &NextHop) -> String {
     }
 }
 
-fn capabilities(n: &Neighbor) -> Vec<bgp::Capability> {
+fn capabilities(n: &Neighbor, restarting: bool) -> Vec<bgp::Capability> {
     use bgp::Capability;
     let mut caps: Vec<Capability> = n
         .families
         .iter()
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
+    if let Some(gr) = n.graceful_restart {
+        // Forwarding state is preserved for every family: the kernel keeps forwarding to what we
+        // advertise (pod blocks, VIPs, installed routes) while sartd restarts.
+        caps.push(Capability::GracefulRestart(
+            bgp::capability::GracefulRestart {
+                restarting,
+                notification: false,
+                restart_time: gr.restart_time,
+                families: n
+                    .families
+                    .iter()
+                    .map(|f| bgp::capability::GracefulRestartFamily {
+                        family: *f,
+                        forwarding_preserved: true,
+                    })
+                    .collect(),
+            },
+        ));
+    }
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::EnhancedRouteRefresh);
     // IPv4 routes over an IPv6 session need IPv6 next hops (RFC 8950).

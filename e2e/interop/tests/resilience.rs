@@ -1,0 +1,581 @@
+//! Routing-plane resilience of `sartd bgp` against real daemons in network namespaces: TCP MD5
+//! with FRR, BIRD and GoBGP; the kernel FIB (ECMP, drift repair, other protocols' routes left
+//! alone); graceful restart in both roles, measured with pings through FRR.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::*;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use interop::frr::Frr;
+use interop::sartd::Sartd;
+use interop::{
+    BgpConfig, Daemon, DaemonKind, GracefulRestart, Link, Neighbor, Netns, Pending, Route,
+    holds_for, wait_route, wait_route_gone, wait_session, wait_until,
+};
+use serde_json::Value;
+
+/// Every daemon with the right password establishes; with a wrong one the session stays down,
+/// sartd keeps running and says why.
+#[test]
+fn md5_right_and_wrong_password_with_frr_bird_gobgp() {
+    require_root();
+    let hub_ns = Netns::new("md5").unwrap();
+    let hub_as = 65400;
+    let mut hub_cfg = BgpConfig::new(hub_as, "198.18.60.1".parse().unwrap());
+    let mut spokes = Vec::new();
+    let kinds = [DaemonKind::Frr, DaemonKind::Bird, DaemonKind::Gobgp];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        for wrong in [false, true] {
+            let n = 61 + u8::try_from(i * 2).unwrap() + u8::from(wrong);
+            let ns = Netns::new(&format!("{kind:?}{}", if wrong { "bad" } else { "ok" })).unwrap();
+            let link = Link::veth(&hub_ns, &ns, n).unwrap();
+            let asn = 65401 + u32::from(n);
+            let mut ours = Neighbor::new(link.b.ipv4().into(), asn, &V4).hold_time(9);
+            ours.md5_password = Some(format!("sart-{n}"));
+            hub_cfg = hub_cfg.neighbor(ours);
+            let mut theirs = Neighbor::new(link.a.ipv4().into(), hub_as, &V4).hold_time(9);
+            theirs.md5_password = Some(if wrong {
+                format!("not-sart-{n}")
+            } else {
+                format!("sart-{n}")
+            });
+            let cfg = BgpConfig::new(asn, link.b.ipv4()).neighbor(theirs);
+            spokes.push((kind, wrong, link, ns, cfg));
+        }
+    }
+    let hub = Sartd::start(&hub_ns, "sartd", hub_cfg).unwrap();
+    let peers: Vec<Box<dyn Daemon>> = spokes
+        .iter()
+        .map(|(kind, _, _, ns, cfg)| kind.start(ns, "peer", cfg.clone()).unwrap())
+        .collect();
+    for ((kind, wrong, link, _, _), peer) in spokes.iter().zip(&peers) {
+        if *wrong {
+            continue;
+        }
+        let addr: IpAddr = link.b.ipv4().into();
+        wait_session(&hub, addr, true, UP)
+            .unwrap_or_else(|e| panic!("{kind:?} right password: {e}\n{}", peer.logs()));
+    }
+    // Wrong passwords: never up, sartd alive, and the neighbour's last error says what to check.
+    for (kind, wrong, link, _, _) in &spokes {
+        if !*wrong {
+            continue;
+        }
+        let addr: IpAddr = link.b.ipv4().into();
+        wait_until(
+            &format!("{kind:?}: a last error naming TCP MD5"),
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || {
+                let v = hub.neighbor(addr).map_err(|e| Pending(e.to_string()))?;
+                let err = v["lastError"].as_str().unwrap_or("").to_owned();
+                if err.contains("TCP MD5") {
+                    Ok(())
+                } else {
+                    Err(Pending(format!("lastError {err:?}")))
+                }
+            },
+        )
+        .unwrap();
+        assert!(
+            !hub.is_established(addr).unwrap(),
+            "{kind:?} wrong password"
+        );
+    }
+    assert!(hub.is_running(), "{}", hub.logs());
+    let logs = hub.logs();
+    for (_, _, _, _, cfg) in &spokes {
+        for n in &cfg.neighbors {
+            let pw = n.md5_password.as_deref().unwrap();
+            assert!(!logs.contains(pw), "a password reached the log");
+        }
+    }
+}
+
+/// `ip -j route show` of our protocol in the main table, for one prefix: the next hops and the
+/// metric, or `None` when there is no such route.
+fn kernel_route(ns: &Netns, prefix: &str, proto: &str) -> Option<(BTreeSet<IpAddr>, u64)> {
+    let fam = if prefix.contains(':') { "-6" } else { "-4" };
+    let out = ns
+        .exec(&[
+            "ip", "-j", fam, "route", "show", "table", "main", "proto", proto, prefix,
+        ])
+        .ok()?;
+    let v: Value = serde_json::from_str(&out).ok()?;
+    let r = v.as_array()?.first()?;
+    let mut nhs = BTreeSet::new();
+    if let Some(g) = r["gateway"].as_str() {
+        nhs.insert(g.parse().ok()?);
+    }
+    for h in r["nexthops"].as_array().into_iter().flatten() {
+        nhs.insert(h["gateway"].as_str()?.parse().ok()?);
+    }
+    Some((nhs, r["metric"].as_u64().unwrap_or(0)))
+}
+
+fn wait_kernel(
+    ns: &Netns,
+    prefix: &str,
+    what: &str,
+    timeout: Duration,
+    want: impl Fn(Option<&(BTreeSet<IpAddr>, u64)>) -> bool,
+) -> Duration {
+    let t0 = Instant::now();
+    wait_until(what, timeout, Duration::from_millis(20), || {
+        let r = kernel_route(ns, prefix, "51");
+        if want(r.as_ref()) {
+            Ok(())
+        } else {
+            Err(Pending(format!("{prefix}: {r:?}")))
+        }
+    })
+    .unwrap();
+    t0.elapsed()
+}
+
+/// Two FRR upstreams of one AS: a prefix both announce is one multipath route; IPv4 and IPv6
+/// routes get their next hops and the eBGP metric; a route deleted or changed behind sartd's
+/// back is back within 1 s; a static route of the same destination and metric is left alone;
+/// withdrawals remove routes; a clean stop without graceful restart removes ours.
+#[test]
+fn fib_installs_ecmp_repairs_drift_and_leaves_other_protocols_alone() {
+    require_root();
+    let dut_ns = Netns::new("fib").unwrap();
+    let (n1, n2) = (Netns::new("up1").unwrap(), Netns::new("up2").unwrap());
+    let l1 = Link::veth(&dut_ns, &n1, 71).unwrap();
+    let l2 = Link::veth(&dut_ns, &n2, 72).unwrap();
+    let up_as = 65071;
+    let (u1, u2): (IpAddr, IpAddr) = (l1.b.ipv4().into(), l2.b.ipv4().into());
+    let u1v6: IpAddr = l1.b.ipv6().into();
+    // The static route the FIB must not touch: same destination and metric as a BGP one.
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.18.172.0/24",
+            "via",
+            &u2.to_string(),
+            "proto",
+            "static",
+            "metric",
+            "20",
+        ])
+        .unwrap();
+    let dut_cfg = BgpConfig::new(65070, "198.18.70.1".parse().unwrap())
+        .multipath(true)
+        .neighbor(Neighbor::new(u1, up_as, &V4).hold_time(9))
+        .neighbor(Neighbor::new(u2, up_as, &V4).hold_time(9))
+        .neighbor(
+            Neighbor::new(u1v6, up_as, &V6)
+                .router_id(l1.b.ipv4())
+                .hold_time(9),
+        );
+    let mut dut = Sartd::start_with(&dut_ns, "sartd", dut_cfg, 5000, "fib_table: 254\n").unwrap();
+    let frr1 = Frr::start(
+        &n1,
+        "frr",
+        BgpConfig::new(up_as, l1.b.ipv4())
+            .neighbor(Neighbor::new(l1.a.ipv4().into(), 65070, &V4).hold_time(9))
+            .neighbor(Neighbor::new(l1.a.ipv6().into(), 65070, &V6).hold_time(9))
+            .route(Route::new(net("198.18.170.0/24")))
+            .route(Route::new(net("198.18.171.0/24")))
+            .route(Route::new(net("fd00:171::/64"))),
+    )
+    .unwrap();
+    let mut frr2 = Frr::start(
+        &n2,
+        "frr",
+        BgpConfig::new(up_as, l2.b.ipv4())
+            .neighbor(Neighbor::new(l2.a.ipv4().into(), 65070, &V4).hold_time(9))
+            .route(Route::new(net("198.18.170.0/24")))
+            .route(Route::new(net("198.18.172.0/24"))),
+    )
+    .unwrap();
+    for a in [u1, u2, u1v6] {
+        wait_session(&dut, a, true, UP)
+            .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), frr1.logs()));
+    }
+    let ecmp: BTreeSet<IpAddr> = [u1, u2].into();
+    wait_kernel(&dut_ns, "198.18.170.0/24", "ECMP route", ROUTE, |r| {
+        r.is_some_and(|(nh, m)| *nh == ecmp && *m == 20)
+    });
+    wait_kernel(&dut_ns, "198.18.171.0/24", "single route", ROUTE, |r| {
+        r.is_some_and(|(nh, _)| *nh == BTreeSet::from([u1]))
+    });
+    wait_kernel(&dut_ns, "fd00:171::/64", "IPv6 route", ROUTE, |r| {
+        r.is_some_and(|(nh, m)| *nh == BTreeSet::from([u1v6]) && *m == 20)
+    });
+    // 198.18.172.0/24 is wanted but held by the static route: no route of ours, static intact.
+    holds_for(
+        "static route left alone",
+        Duration::from_secs(2),
+        Duration::from_millis(200),
+        || match (
+            kernel_route(&dut_ns, "198.18.172.0/24", "51"),
+            kernel_route(&dut_ns, "198.18.172.0/24", "static"),
+        ) {
+            (None, Some((nh, 20))) if nh == BTreeSet::from([u2]) => Ok(()),
+            other => Err(Pending(format!("{other:?}"))),
+        },
+    )
+    .unwrap();
+
+    // Drift: deleted, then changed, behind sartd's back.
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "del",
+            "198.18.171.0/24",
+            "proto",
+            "51",
+            "metric",
+            "20",
+        ])
+        .unwrap();
+    let t = wait_kernel(
+        &dut_ns,
+        "198.18.171.0/24",
+        "deleted route restored",
+        Duration::from_secs(1),
+        |r| r.is_some_and(|(nh, _)| *nh == BTreeSet::from([u1])),
+    );
+    eprintln!("deleted route restored in {t:?}");
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "replace",
+            "198.18.171.0/24",
+            "via",
+            &u2.to_string(),
+            "proto",
+            "51",
+            "metric",
+            "20",
+        ])
+        .unwrap();
+    let t = wait_kernel(
+        &dut_ns,
+        "198.18.171.0/24",
+        "changed route restored",
+        Duration::from_secs(1),
+        |r| r.is_some_and(|(nh, _)| *nh == BTreeSet::from([u1])),
+    );
+    eprintln!("changed route restored in {t:?}");
+
+    // Withdrawals: ECMP shrinks to one next hop, then goes.
+    frr2.withdraw(net("198.18.170.0/24")).unwrap();
+    wait_kernel(
+        &dut_ns,
+        "198.18.170.0/24",
+        "one next hop left",
+        ROUTE,
+        |r| r.is_some_and(|(nh, _)| *nh == BTreeSet::from([u1])),
+    );
+    drop(frr1);
+    wait_kernel(&dut_ns, "198.18.170.0/24", "route gone", ROUTE, |r| {
+        r.is_none()
+    });
+    wait_kernel(&dut_ns, "fd00:171::/64", "IPv6 route gone", ROUTE, |r| {
+        r.is_none()
+    });
+
+    // A clean stop without graceful restart takes our routes along; the static one stays.
+    frr2.announce(Route::new(net("198.18.173.0/24"))).unwrap();
+    wait_kernel(&dut_ns, "198.18.173.0/24", "new route", ROUTE, |r| {
+        r.is_some()
+    });
+    dut.stop();
+    wait_kernel(
+        &dut_ns,
+        "198.18.173.0/24",
+        "removed at stop",
+        Duration::from_secs(5),
+        |r| r.is_none(),
+    );
+    assert!(kernel_route(&dut_ns, "198.18.172.0/24", "static").is_some());
+}
+
+/// client ── FRR ── sartd: the client pings an address in sartd's advertised prefix every
+/// 20 ms while sartd restarts.
+struct RestartLab {
+    client_ns: Netns,
+    dut_ns: Netns,
+    frr: Frr,
+    dut: Sartd,
+    target: IpAddr,
+    dut_addr: IpAddr,
+}
+
+fn restart_lab(label: &str, n: u8, graceful: bool) -> RestartLab {
+    let client_ns = Netns::new(&format!("{label}cl")).unwrap();
+    let frr_ns = Netns::new(&format!("{label}frr")).unwrap();
+    let dut_ns = Netns::new(&format!("{label}dut")).unwrap();
+    let lc = Link::veth(&client_ns, &frr_ns, n).unwrap();
+    let ld = Link::veth(&frr_ns, &dut_ns, n + 1).unwrap();
+    client_ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &lc.b.ipv4().to_string(),
+        ])
+        .unwrap();
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &ld.a.ipv4().to_string(),
+        ])
+        .unwrap();
+    let served = format!("198.18.{}.0/24", 100 + n);
+    let target: IpAddr = format!("198.18.{}.1", 100 + n).parse().unwrap();
+    dut_ns
+        .add_loopback_addrs(&[format!("{target}/32").parse().unwrap()])
+        .unwrap();
+    let gr = graceful.then_some(GracefulRestart { restart_time: 30 });
+    let mut to_frr = Neighbor::new(ld.a.ipv4().into(), 65080, &V4).hold_time(9);
+    to_frr.graceful_restart = gr;
+    let dut = Sartd::start_with(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65081, ld.b.ipv4())
+            .neighbor(to_frr)
+            .route(Route::new(net(&served))),
+        5000,
+        if graceful {
+            "graceful_restart: {restart_time: 30}\n"
+        } else {
+            ""
+        },
+    )
+    .unwrap();
+    let mut to_dut = Neighbor::new(ld.b.ipv4().into(), 65081, &V4).hold_time(9);
+    to_dut.graceful_restart = gr;
+    let frr = Frr::start(
+        &frr_ns,
+        "frr",
+        BgpConfig::new(65080, ld.a.ipv4()).neighbor(to_dut),
+    )
+    .unwrap();
+    let dut_addr: IpAddr = ld.b.ipv4().into();
+    wait_session(&frr, dut_addr, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
+    wait_route(&frr, net(&served), ROUTE, |_| true).unwrap();
+    let r = RestartLab {
+        client_ns,
+        dut_ns,
+        frr,
+        dut,
+        target,
+        dut_addr,
+    };
+    // The data path works before anything happens.
+    wait_until(
+        "client reaches the target",
+        ROUTE,
+        Duration::from_millis(200),
+        || {
+            r.client_ns
+                .exec(&["ping", "-c1", "-W1", &target.to_string()])
+                .map(|_| ())
+                .map_err(|e| Pending(e.to_string()))
+        },
+    )
+    .unwrap();
+    r
+}
+
+/// A ping every 20 ms from `ns` to `to` until [`Pinger::finish`].
+struct Pinger(Child);
+
+impl Pinger {
+    fn start(ns: &Netns, to: IpAddr) -> Pinger {
+        let argv = ns.wrap(&["ping", "-i", "0.02", "-W", "1", "-q", &to.to_string()]);
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Pinger(child)
+    }
+
+    /// Stops it (SIGINT makes ping print its summary) and returns (sent, lost).
+    fn finish(self) -> (u64, u64) {
+        interop::process::signal(self.0.id(), rustix::process::Signal::INT).unwrap();
+        let out = self.0.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no ping summary in {text:?}"));
+        let num = |word: &str| -> u64 {
+            let i = line.find(word).unwrap();
+            line[..i]
+                .trim_end()
+                .rsplit([' ', ','])
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (sent, got) = (num(" packets transmitted"), num(" received"));
+        (sent, sent - got)
+    }
+}
+
+/// Kills (or stops) sartd, waits, starts it again and waits for the session; returns pings
+/// (sent, lost) across it.
+fn restart_under_ping(lab: &mut RestartLab, kill: bool) -> (u64, u64) {
+    let pinger = Pinger::start(&lab.client_ns, lab.target);
+    std::thread::sleep(Duration::from_millis(500));
+    if kill {
+        lab.dut.kill();
+    } else {
+        lab.dut.stop();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    lab.dut.start().unwrap();
+    wait_session(&lab.frr, lab.dut_addr, true, UP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.dut.logs()));
+    std::thread::sleep(Duration::from_secs(2));
+    pinger.finish()
+}
+
+/// Graceful restart, sartd restarting: FRR keeps forwarding to sartd's prefix while sartd is
+/// killed (SIGKILL) or stopped (SIGTERM) and started again: no ping is lost. The control
+/// without graceful restart loses pings, so the measurement can fail.
+#[test]
+fn graceful_restart_sartd_restart_loses_no_packets() {
+    require_root();
+    let mut lab = restart_lab("gr", 81, true);
+    let (sent, lost) = restart_under_ping(&mut lab, true);
+    eprintln!("SIGKILL with graceful restart: {lost} of {sent} pings lost");
+    assert!(sent > 100, "{sent}");
+    assert_eq!(
+        lost,
+        0,
+        "SIGKILL with GR\n{}\n{}",
+        lab.dut.logs(),
+        lab.frr.logs()
+    );
+    let (sent, lost) = restart_under_ping(&mut lab, false);
+    eprintln!("SIGTERM with graceful restart: {lost} of {sent} pings lost");
+    assert_eq!(
+        lost,
+        0,
+        "SIGTERM with GR\n{}\n{}",
+        lab.dut.logs(),
+        lab.frr.logs()
+    );
+    // The stale marking ended: FRR's path is not stale after sartd's End-of-RIB.
+    let v = lab
+        .frr
+        .vtysh(&["show bgp ipv4 unicast 198.18.181.0/24 json"])
+        .unwrap();
+    assert!(!v.contains("\"stale\":true"), "{v}");
+
+    let mut plain = restart_lab("nogr", 83, false);
+    let (sent, lost) = restart_under_ping(&mut plain, false);
+    eprintln!("SIGTERM without graceful restart: {lost} of {sent} pings lost");
+    assert!(
+        lost > 0,
+        "without GR the route is withdrawn, so pings must be lost"
+    );
+    drop(plain);
+    drop(lab.dut_ns);
+}
+
+/// Graceful restart, sartd helping: FRR's bgpd is killed; sartd keeps its routes (stale, in
+/// the RIB and the kernel) for FRR's restart time; when FRR is back without one of them, its
+/// End-of-RIB removes that one and only that one.
+#[test]
+fn graceful_restart_helper_keeps_frr_routes_until_end_of_rib() {
+    require_root();
+    let dut_ns = Netns::new("help").unwrap();
+    let frr_ns = Netns::new("helpfrr").unwrap();
+    let l = Link::veth(&dut_ns, &frr_ns, 85).unwrap();
+    let gr = Some(GracefulRestart { restart_time: 60 });
+    let mut to_frr = Neighbor::new(l.b.ipv4().into(), 65085, &V4).hold_time(9);
+    to_frr.graceful_restart = gr;
+    let dut = Sartd::start_with(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65086, l.a.ipv4()).neighbor(to_frr),
+        5000,
+        "fib_table: 254\n",
+    )
+    .unwrap();
+    let mut to_dut = Neighbor::new(l.a.ipv4().into(), 65086, &V4).hold_time(9);
+    to_dut.graceful_restart = gr;
+    let frr_cfg = BgpConfig::new(65085, l.b.ipv4())
+        .neighbor(to_dut)
+        .route(Route::new(net("198.18.185.0/24")))
+        .route(Route::new(net("198.18.186.0/24")));
+    let mut frr = Frr::start(&frr_ns, "frr", frr_cfg.clone()).unwrap();
+    let peer: IpAddr = l.b.ipv4().into();
+    wait_session(&dut, peer, true, UP).unwrap();
+    for p in ["198.18.185.0/24", "198.18.186.0/24"] {
+        wait_route(&dut, net(p), ROUTE, |_| true).unwrap();
+        wait_kernel(&dut_ns, p, "installed", ROUTE, |r| r.is_some());
+    }
+    // bgpd dies without a NOTIFICATION.
+    let pid = frr.bgp_pid().unwrap();
+    interop::process::signal(pid, rustix::process::Signal::KILL).unwrap();
+    wait_session(&dut, peer, false, UP).unwrap();
+    holds_for(
+        "stale routes kept while FRR is away",
+        Duration::from_secs(5),
+        Duration::from_millis(250),
+        || {
+            let v = dut.neighbor(peer).map_err(|e| Pending(e.to_string()))?;
+            let stale = v["gracefulRestartStatus"]["stalePaths"]
+                .as_u64()
+                .unwrap_or(0);
+            let kernel = kernel_route(&dut_ns, "198.18.185.0/24", "51").is_some();
+            if stale == 2 && kernel {
+                Ok(())
+            } else {
+                Err(Pending(format!("stale {stale}, kernel {kernel}: {v}")))
+            }
+        },
+    )
+    .unwrap();
+    // Back, without 198.18.186.0/24.
+    frr.stop();
+    let mut cfg = frr_cfg;
+    cfg.routes.retain(|r| r.prefix != net("198.18.186.0/24"));
+    drop(frr);
+    let frr = Frr::start(&frr_ns, "frr2", cfg).unwrap();
+    wait_session(&dut, peer, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", frr.logs()));
+    wait_route_gone(&dut, net("198.18.186.0/24"), ROUTE).unwrap();
+    wait_kernel(
+        &dut_ns,
+        "198.18.186.0/24",
+        "swept from the kernel",
+        ROUTE,
+        |r| r.is_none(),
+    );
+    let p = wait_route(&dut, net("198.18.185.0/24"), ROUTE, |_| true).unwrap();
+    assert_eq!(p.peer, Some(peer));
+    let v = dut.neighbor(peer).unwrap();
+    assert_eq!(
+        v["gracefulRestartStatus"]["stalePaths"].as_u64(),
+        Some(0),
+        "{v}"
+    );
+    assert!(kernel_route(&dut_ns, "198.18.185.0/24", "51").is_some());
+}

@@ -1,0 +1,161 @@
+//! Socket options that neither std, tokio, socket2 nor nix wrap. This crate holds the
+//! workspace's only `unsafe` block; everything else forbids it.
+//!
+//! - [`set_tcp_md5`]: TCP MD5 signatures (RFC 2385) with one peer address, `TCP_MD5SIG`.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `TCP_MD5SIG_MAXKEYLEN` (include/uapi/linux/tcp.h).
+pub const MAX_KEY_LEN: usize = 80;
+
+/// `sizeof(struct __kernel_sockaddr_storage)`.
+const SOCKADDR_STORAGE: usize = 128;
+
+/// `struct tcp_md5sig`: the peer's sockaddr in a sockaddr_storage, then `u8 tcpm_flags`,
+/// `u8 tcpm_prefixlen`, `u16 tcpm_keylen`, `u32 tcpm_ifindex` and `u8 tcpm_key[80]`: 216 octets
+/// with no padding (every field is at its natural alignment).
+const TCP_MD5SIG_LEN: usize = SOCKADDR_STORAGE + 1 + 1 + 2 + 4 + MAX_KEY_LEN;
+const KEYLEN_AT: usize = SOCKADDR_STORAGE + 2;
+const KEY_AT: usize = SOCKADDR_STORAGE + 8;
+
+/// The option's value: key `key` for segments to and from `peer`. On an IPv6 socket an IPv4
+/// peer is written as its v4-mapped IPv6 address, which is how such a socket sees it. An empty
+/// key removes the peer's key.
+fn tcp_md5sig(peer: IpAddr, v6_socket: bool, key: &[u8]) -> io::Result<[u8; TCP_MD5SIG_LEN]> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("TCP MD5 key of {} octets: at most {MAX_KEY_LEN}", key.len()),
+        ));
+    }
+    let mut v = [0u8; TCP_MD5SIG_LEN];
+    let peer = match peer {
+        IpAddr::V4(a) if v6_socket => IpAddr::V6(a.to_ipv6_mapped()),
+        IpAddr::V6(a) if !v6_socket => match a.to_ipv4_mapped() {
+            Some(a4) => IpAddr::V4(a4),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{a} cannot be reached on an IPv4 socket"),
+                ));
+            }
+        },
+        other => other,
+    };
+    // sockaddr_in / sockaddr_in6: family in host order, port 0 (any), then the address.
+    match peer {
+        IpAddr::V4(a) => {
+            v[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            v[4..8].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            v[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            // sin6_flowinfo (4 octets of zero) sits between the port and the address.
+            v[8..24].copy_from_slice(&a.octets());
+        }
+    }
+    v[KEYLEN_AT..KEYLEN_AT + 2].copy_from_slice(&(key.len() as u16).to_ne_bytes());
+    v[KEY_AT..KEY_AT + key.len()].copy_from_slice(key);
+    Ok(v)
+}
+
+/// Sets (or with an empty `key`, removes) the TCP MD5 key for `peer` on a TCP socket: a
+/// listener, so that the peer's SYNs are verified, or a socket before `connect`. `v6_socket`
+/// says whether the socket is AF_INET6.
+pub fn set_tcp_md5(
+    fd: BorrowedFd<'_>,
+    peer: IpAddr,
+    v6_socket: bool,
+    key: &[u8],
+) -> io::Result<()> {
+    let value = tcp_md5sig(peer, v6_socket, key)?;
+    // SAFETY: `fd` is a borrowed, hence open, descriptor for the whole call. `value` is a live
+    // array of exactly `TCP_MD5SIG_LEN` octets and that is the length passed, so the kernel reads
+    // only memory we own; it copies the option in and keeps no pointer to it. A wrong kind of
+    // descriptor is reported by the kernel as an error (ENOTSOCK, ENOPROTOOPT), not undefined
+    // behaviour.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MD5SIG,
+            value.as_ptr().cast::<libc::c_void>(),
+            TCP_MD5SIG_LEN as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn layout_matches_struct_tcp_md5sig() {
+        assert_eq!(TCP_MD5SIG_LEN, 216);
+        let v = tcp_md5sig("198.18.0.1".parse().unwrap(), false, b"k3y").unwrap();
+        assert_eq!(u16::from_ne_bytes([v[0], v[1]]), libc::AF_INET as u16);
+        assert_eq!(&v[2..4], &[0, 0], "port: any");
+        assert_eq!(&v[4..8], &[198, 18, 0, 1]);
+        assert_eq!(u16::from_ne_bytes([v[130], v[131]]), 3);
+        assert_eq!(&v[136..139], b"k3y");
+        assert!(v[139..].iter().all(|b| *b == 0));
+
+        let v = tcp_md5sig("198.18.0.1".parse().unwrap(), true, b"k").unwrap();
+        assert_eq!(u16::from_ne_bytes([v[0], v[1]]), libc::AF_INET6 as u16);
+        assert_eq!(
+            &v[8..24],
+            &Ipv4Addr::new(198, 18, 0, 1).to_ipv6_mapped().octets()
+        );
+
+        assert!(tcp_md5sig("fd00::1".parse().unwrap(), false, b"k").is_err());
+        assert!(tcp_md5sig("fd00::1".parse().unwrap(), true, &[0; 81]).is_err());
+    }
+
+    /// Over loopback: the same key on both ends talks; a wrong or missing key never connects,
+    /// because the listener drops unsigned or mis-signed SYNs.
+    #[tokio::test]
+    async fn kernel_enforces_the_key() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lo: IpAddr = Ipv4Addr::LOCALHOST.into();
+        set_tcp_md5(listener.as_fd(), lo, false, b"right").unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"ok").await;
+            }
+        });
+        let dial = |key: Option<&'static [u8]>| async move {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Some(k) = key {
+                set_tcp_md5(s.as_fd(), lo, false, k).unwrap();
+            }
+            let c = tokio::time::timeout(
+                Duration::from_millis(1500),
+                s.connect(SocketAddr::new(lo, port)),
+            )
+            .await;
+            match c {
+                Ok(Ok(mut c)) => {
+                    let mut b = [0u8; 2];
+                    c.read_exact(&mut b).await.is_ok() && &b == b"ok"
+                }
+                _ => false,
+            }
+        };
+        assert!(dial(Some(b"right")).await);
+        assert!(!dial(Some(b"wrong")).await);
+        assert!(!dial(None).await);
+    }
+}
