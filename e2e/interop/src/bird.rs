@@ -92,7 +92,7 @@ impl Bird {
             s.push_str("}\n");
         }
         if cfg.neighbors.iter().any(|n| n.bfd) {
-            s.push_str("protocol bfd { }\n");
+            s.push_str("protocol bfd { interface \"*\" { interval 100 ms; multiplier 3; }; }\n");
         }
         for n in &cfg.neighbors {
             s.push_str(&bgp_protocol(cfg.asn, n));

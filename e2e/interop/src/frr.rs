@@ -25,7 +25,10 @@ use crate::process::run;
 pub const FRR_DIR: &str = "/usr/lib/frr";
 const STARTUP: Duration = Duration::from_secs(15);
 
-/// An FRR instance (zebra + bgpd).
+/// The bfdd profile BFD neighbours use.
+const BFD_PROFILE: &str = "sart";
+
+/// An FRR instance (zebra + bgpd, and bfdd when a neighbour has BFD).
 #[derive(Debug)]
 pub struct Frr {
     inst: Instance,
@@ -50,8 +53,13 @@ impl Frr {
 
     /// Runs `vtysh -c C1 -c C2 ...` against this instance's bgpd; returns stdout.
     pub fn vtysh(&self, cmds: &[&str]) -> Result<String> {
+        self.vtysh_on("bgpd", cmds)
+    }
+
+    /// [`Frr::vtysh`] against another daemon of the instance (`bfdd`, `zebra`).
+    pub fn vtysh_on(&self, daemon: &str, cmds: &[&str]) -> Result<String> {
         let dir = self.sock_dir().to_string_lossy().into_owned();
-        let mut argv: Vec<&str> = vec!["vtysh", "--vty_socket", &dir, "-d", "bgpd"];
+        let mut argv: Vec<&str> = vec!["vtysh", "--vty_socket", &dir, "-d", daemon];
         for c in cmds {
             argv.push("-c");
             argv.push(c);
@@ -202,7 +210,8 @@ fn neighbor_lines(s: &mut String, n: &Neighbor) {
         let _ = writeln!(s, " neighbor {id} password {pw}");
     }
     if n.bfd {
-        let _ = writeln!(s, " neighbor {id} bfd");
+        // The profile (bfdd.conf) runs 100 ms x 3: detection in 300 ms.
+        let _ = writeln!(s, " neighbor {id} bfd profile {BFD_PROFILE}");
     }
     if let Some(local) = n.local_address {
         let _ = writeln!(s, " neighbor {id} update-source {local}");
@@ -312,6 +321,38 @@ impl Daemon for Frr {
         let zs = zserv.clone();
         self.inst
             .wait_ready("zebra socket", STARTUP, || zs.exists())?;
+        if self.inst.config.neighbors.iter().any(|n| n.bfd) {
+            let conf = self.inst.write(
+                "bfdd.conf",
+                &format!(
+                    "hostname {}\nbfd\n profile {BFD_PROFILE}\n  transmit-interval 100\n  receive-interval 100\n  detect-multiplier 3\n !\n!\n",
+                    self.inst.name
+                ),
+            )?;
+            let _ = std::fs::remove_file(self.inst.path("bfdd.vty"));
+            let log = self.inst.log("bfdd.log");
+            self.inst.spawn(
+                "bfdd",
+                &[
+                    format!("{FRR_DIR}/bfdd"),
+                    "-f".into(),
+                    p(&conf),
+                    "-i".into(),
+                    p(&self.inst.path("bfdd.pid")),
+                    "-z".into(),
+                    p(&zserv),
+                    "--vty_socket".into(),
+                    dir.clone(),
+                    "-P".into(),
+                    "0".into(),
+                    "--log".into(),
+                    format!("file:{}", p(&log)),
+                ],
+            )?;
+            let vty = self.inst.path("bfdd.vty");
+            self.inst
+                .wait_ready("bfdd vty socket", STARTUP, || vty.exists())?;
+        }
         self.inst.spawn(
             "bgpd",
             &[

@@ -579,3 +579,109 @@ fn graceful_restart_helper_keeps_frr_routes_until_end_of_rib() {
     );
     assert!(kernel_route(&dut_ns, "198.18.185.0/24", "51").is_some());
 }
+
+/// Polls until `gone` holds; returns how long it took.
+fn time_until(what: &str, timeout: Duration, mut gone: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    wait_until(what, timeout, Duration::from_millis(10), || {
+        if gone() {
+            Ok(())
+        } else {
+            Err(Pending(format!("after {:?}", t0.elapsed())))
+        }
+    })
+    .unwrap();
+    t0.elapsed()
+}
+
+fn bfd_state(dut: &Sartd, peer: IpAddr) -> String {
+    dut.neighbor(peer)
+        .ok()
+        .and_then(|v| v["bfdStatus"]["state"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// BFD with FRR's bfdd and BIRD's BFD protocol, 100 ms x 3: sessions come up on both ends;
+/// cutting a link makes the router drop sartd's route within a second (BFD, not the 9 s hold
+/// timer), and sartd tears its BGP session down just as fast.
+#[test]
+fn bfd_with_frr_and_bird_link_cut_detected_within_a_second() {
+    require_root();
+    let dut_ns = Netns::new("bfd").unwrap();
+    let (fns, bns) = (
+        Netns::new("bfdfrr").unwrap(),
+        Netns::new("bfdbird").unwrap(),
+    );
+    let lf = Link::veth(&dut_ns, &fns, 91).unwrap();
+    let lb = Link::veth(&dut_ns, &bns, 92).unwrap();
+    let (f, b): (IpAddr, IpAddr) = (lf.b.ipv4().into(), lb.b.ipv4().into());
+    let with_bfd = |mut n: Neighbor| {
+        n.bfd = true;
+        n
+    };
+    let dut = Sartd::start(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65090, lf.a.ipv4())
+            .neighbor(with_bfd(Neighbor::new(f, 65091, &V4).hold_time(9)))
+            .neighbor(with_bfd(Neighbor::new(b, 65092, &V4).hold_time(9)))
+            .route(Route::new(net("198.18.190.0/24"))),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &fns,
+        "frr",
+        BgpConfig::new(65091, lf.b.ipv4()).neighbor(with_bfd(
+            Neighbor::new(lf.a.ipv4().into(), 65090, &V4).hold_time(9),
+        )),
+    )
+    .unwrap();
+    let bird = DaemonKind::Bird
+        .start(
+            &bns,
+            "bird",
+            BgpConfig::new(65092, lb.b.ipv4()).neighbor(with_bfd(
+                Neighbor::new(lb.a.ipv4().into(), 65090, &V4).hold_time(9),
+            )),
+        )
+        .unwrap();
+    let prefix = net("198.18.190.0/24");
+    for (peer, d) in [(f, &frr as &dyn Daemon), (b, bird.as_ref())] {
+        wait_session(&dut, peer, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", d.logs()));
+        wait_route(d, prefix, ROUTE, |_| true).unwrap();
+        wait_until(
+            "BFD up at sartd",
+            ROUTE,
+            Duration::from_millis(100),
+            || match bfd_state(&dut, peer).as_str() {
+                "Up" => Ok(()),
+                s => Err(Pending(s.to_owned())),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), d.logs()));
+    }
+    let peers = frr.vtysh_on("bfdd", &["show bfd peers json"]).unwrap();
+    assert!(peers.contains("\"status\":\"up\""), "{peers}");
+
+    // Cut FRR's link: FRR's bfdd sees our packets stop and bgpd drops the route.
+    lf.b.cut().unwrap();
+    let t = time_until("FRR drops sartd's route", Duration::from_secs(5), || {
+        frr.rib(interop::Family::Ipv4Unicast)
+            .is_ok_and(|r| r.paths(&prefix).is_empty())
+    });
+    eprintln!("FRR: route gone {t:?} after the cut");
+    assert!(t < Duration::from_secs(1), "{t:?}");
+    time_until("sartd: BGP with FRR down", Duration::from_secs(2), || {
+        !dut.is_established(f).unwrap_or(true)
+    });
+    assert_eq!(bfd_state(&dut, f), "Down");
+
+    lb.b.cut().unwrap();
+    let t = time_until("BIRD drops sartd's route", Duration::from_secs(5), || {
+        bird.rib(interop::Family::Ipv4Unicast)
+            .is_ok_and(|r| r.paths(&prefix).is_empty())
+    });
+    eprintln!("BIRD: route gone {t:?} after the cut");
+    assert!(t < Duration::from_secs(1), "{t:?}");
+    assert!(dut.is_running());
+}

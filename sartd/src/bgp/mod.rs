@@ -2,6 +2,7 @@
 //! neighbour session, a listener, the speaker task owning the RIB, and the gRPC API.
 
 mod api;
+mod bfd;
 pub mod config;
 mod listener;
 mod metrics;
@@ -165,6 +166,8 @@ async fn run(
             .with_context(|| format!("starting the kernel FIB (table {table})"))?;
         speaker.set_fib(fib);
     }
+    let (bfd_tx, mut bfd_rx) = mpsc::channel(64);
+    speaker.set_bfd(bfd::start(bfd_tx));
     speaker.start().await;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -183,6 +186,7 @@ async fn run(
             }
             Some((stream, from)) = accept_rx.recv() => speaker.accepted(stream, from).await,
             Some(req) = api_rx.recv() => speaker.request(req).await,
+            Some(ev) = bfd_rx.recv() => speaker.bfd_event(ev).await,
             _ = tick.tick() => {
                 speaker.sample_metrics();
                 let expired = speaker.expire_stale(std::time::Instant::now());

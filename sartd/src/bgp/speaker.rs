@@ -161,6 +161,7 @@ pub struct Speaker {
     /// (peer, family) End-of-RIBs received since start, until the FIB is told the RIB converged.
     eor_seen: std::collections::HashSet<(IpAddr, Family)>,
     converged: bool,
+    bfd: Option<super::bfd::BfdHandle>,
 }
 
 fn now() -> u32 {
@@ -217,6 +218,7 @@ impl Speaker {
             fib: None,
             eor_seen: Default::default(),
             converged: false,
+            bfd: None,
             config,
         };
         for p in s.config.paths.clone() {
@@ -227,6 +229,27 @@ impl Speaker {
         }
         s.reoriginate();
         s
+    }
+
+    /// BFD sessions for neighbours with `bfd` go through this task.
+    pub fn set_bfd(&mut self, bfd: super::bfd::BfdHandle) {
+        self.bfd = Some(bfd);
+    }
+
+    /// BFD says the path to a neighbour went (or came back). Down tears the BGP session down
+    /// at once (RFC 5882 §4.3), with Cease/BFD Down (RFC 9384), so its routes are withdrawn
+    /// instead of waiting out the hold timer.
+    pub async fn bfd_event(&mut self, ev: super::bfd::BfdEvent) {
+        let Some(p) = self.peers.get(&ev.peer) else {
+            return;
+        };
+        if ev.up {
+            info!(peer = %ev.peer, "BFD up");
+            return;
+        }
+        warn!(peer = %ev.peer, diag = ev.diag.name(), "BFD down: closing the BGP session");
+        let n = Notification::new(code::CEASE, cease_subcode::BFD_DOWN);
+        let _ = p.session.tx.send(ToSession::Close(n)).await;
     }
 
     /// Hands best-route changes to the kernel FIB from now on.
@@ -362,6 +385,14 @@ impl Speaker {
             router_id: n.router_id,
             password: n.password.clone(),
         };
+        if let (Some(b), Some(cfg)) = (&self.bfd, n.bfd) {
+            let _ =
+                b.tx.send(super::bfd::Command::Add {
+                    peer: n.address,
+                    config: cfg,
+                })
+                .await;
+        }
         let session = session::spawn(sc, endpoint, self.to_speaker.clone());
         let _ = session.tx.send(ToSession::Start).await;
         info!(peer = %n.address, asn = n.asn, name = %n.name, "neighbour added");
@@ -393,6 +424,9 @@ impl Speaker {
         drop(p.session.tx);
         if let (Some(l), Some(_)) = (&self.listener, &p.neighbor.password) {
             let _ = super::listener::set_password(l, addr, None);
+        }
+        if let (Some(b), Some(_)) = (&self.bfd, p.neighbor.bfd) {
+            let _ = b.tx.send(super::bfd::Command::Remove(addr)).await;
         }
         let _ = self.rib.remove_peer(p.id);
         info!(peer = %addr, "neighbour removed");
@@ -805,7 +839,10 @@ impl Speaker {
                         status: p.session.status.borrow().clone(),
                         prefixes_received: self.rib.path_count(p.id),
                         stale_paths: self.rib.stale_count(p.id),
-                        bfd: None,
+                        bfd: self
+                            .bfd
+                            .as_ref()
+                            .and_then(|b| b.status.borrow().get(&p.neighbor.address).cloned()),
                     })
                     .collect();
                 v.sort_by_key(|n| n.config.address);

@@ -1,0 +1,367 @@
+//! The BFD shell (RFC 5881 single hop): UDP sockets, the TTL check and timers around the pure
+//! sessions of the `bfd` crate. One task owns every session; the speaker adds and removes them
+//! with its neighbours and hears of state changes, and tears the BGP session down when BFD says
+//! the path is gone.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use bfd::{Config, Packet, Session, State};
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn6, SockaddrStorage,
+    bind, recvmsg, setsockopt, socket, sockopt,
+};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::config::BfdConfig;
+use super::speaker::BfdView;
+
+#[derive(Debug)]
+pub enum Command {
+    Add { peer: IpAddr, config: BfdConfig },
+    Remove(IpAddr),
+}
+
+/// A session went Up, or left Up.
+#[derive(Debug, Clone, Copy)]
+pub struct BfdEvent {
+    pub peer: IpAddr,
+    pub up: bool,
+    pub diag: bfd::Diagnostic,
+}
+
+pub struct BfdHandle {
+    pub tx: mpsc::Sender<Command>,
+    pub status: watch::Receiver<HashMap<IpAddr, BfdView>>,
+}
+
+struct Entry {
+    session: Session,
+    sock: UdpSocket,
+}
+
+struct Receivers {
+    v4: UdpSocket,
+    v6: Option<UdpSocket>,
+}
+
+/// Starts the task. Sockets are opened with the first session, so a speaker without BFD
+/// neighbours never binds port 3784.
+pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
+    let (tx, mut rx) = mpsc::channel::<Command>(64);
+    let (status_tx, status) = watch::channel(HashMap::new());
+    tokio::spawn(async move {
+        let epoch = Instant::now();
+        let now = || epoch.elapsed().as_micros() as u64;
+        let mut sessions: HashMap<IpAddr, Entry> = HashMap::new();
+        let mut by_discr: HashMap<u32, IpAddr> = HashMap::new();
+        let mut receivers: Option<Receivers> = None;
+        let mut next_discr = discriminator_seed();
+        loop {
+            let deadline = sessions.values().map(|e| e.session.deadline()).min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => {
+                        let at = epoch + Duration::from_micros(d);
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let recv4 = async {
+                match &receivers {
+                    Some(r) => receive(&r.v4).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let recv6 = async {
+                match receivers.as_ref().and_then(|r| r.v6.as_ref()) {
+                    Some(s) => receive(s).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut changed = false;
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => return,
+                    Some(Command::Add { peer, config }) => {
+                        if receivers.is_none() {
+                            match open_receivers() {
+                                Ok(r) => receivers = Some(r),
+                                Err(e) => {
+                                    warn!(error = %e, "BFD: cannot listen on UDP port 3784; sessions cannot come up");
+                                }
+                            }
+                        }
+                        match transmitter(peer).await {
+                            Ok(sock) => {
+                                next_discr = next_discr.wrapping_add(1).max(1);
+                                let cfg = Config {
+                                    desired_min_tx: config.interval_ms.saturating_mul(1000),
+                                    required_min_rx: config.interval_ms.saturating_mul(1000),
+                                    detect_mult: config.multiplier,
+                                };
+                                let session = Session::new(cfg, next_discr, now());
+                                by_discr.insert(next_discr, peer);
+                                if let Some(old) = sessions.insert(peer, Entry { session, sock }) {
+                                    by_discr.remove(&old.session.local_discriminator());
+                                }
+                                info!(%peer, interval_ms = config.interval_ms, multiplier = config.multiplier, "BFD session added");
+                                changed = true;
+                            }
+                            Err(e) => warn!(%peer, error = %e, "BFD: no socket for the session"),
+                        }
+                    }
+                    Some(Command::Remove(peer)) => {
+                        if let Some(mut e) = sessions.remove(&peer) {
+                            // Tell the remote, so it does not take our silence for a failure.
+                            e.session.admin_down(now());
+                            let _ = e.sock.send(&e.session.packet().encode()).await;
+                            by_discr.remove(&e.session.local_discriminator());
+                            changed = true;
+                        }
+                    }
+                },
+                Some((bytes, from, ttl)) = recv4 => {
+                    changed = handle(&mut sessions, &by_discr, &events, &bytes, from, ttl, now()).await;
+                }
+                Some((bytes, from, ttl)) = recv6 => {
+                    changed = handle(&mut sessions, &by_discr, &events, &bytes, from, ttl, now()).await;
+                }
+                () = sleep => {}
+            }
+            let t = now();
+            for (peer, e) in &mut sessions {
+                if e.session.deadline() > t {
+                    continue;
+                }
+                let (transition, packet) = e.session.poll_timers(t);
+                if let Some(tr) = transition {
+                    changed = true;
+                    report(&events, *peer, tr).await;
+                }
+                if let Some(p) = packet
+                    && let Err(err) = e.sock.try_send(&p.encode())
+                {
+                    debug!(%peer, error = %err, "BFD send failed");
+                }
+            }
+            if changed {
+                let view: HashMap<IpAddr, BfdView> = sessions
+                    .iter()
+                    .map(|(p, e)| {
+                        (
+                            *p,
+                            BfdView {
+                                state: state_name(e.session.state()),
+                                remote_diagnostic: e.session.remote_diagnostic().name(),
+                                detect_time_ms: (e.session.detection_time() / 1000) as u32,
+                                up_transitions: e.session.up_transitions(),
+                            },
+                        )
+                    })
+                    .collect();
+                let _ = status_tx.send(view);
+            }
+        }
+    });
+    BfdHandle { tx, status }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::AdminDown => "AdminDown",
+        State::Down => "Down",
+        State::Init => "Init",
+        State::Up => "Up",
+    }
+}
+
+async fn report(events: &mpsc::Sender<BfdEvent>, peer: IpAddr, t: bfd::Transition) {
+    info!(%peer, from = %t.from, to = %t.to, diag = t.diag.name(), "BFD session state change");
+    if t.to == State::Up || t.from == State::Up {
+        let _ = events
+            .send(BfdEvent {
+                peer,
+                up: t.to == State::Up,
+                diag: t.diag,
+            })
+            .await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    sessions: &mut HashMap<IpAddr, Entry>,
+    by_discr: &HashMap<u32, IpAddr>,
+    events: &mpsc::Sender<BfdEvent>,
+    bytes: &[u8],
+    from: IpAddr,
+    ttl: Option<u8>,
+    now: u64,
+) -> bool {
+    // RFC 5881 §5: single-hop packets must arrive with TTL 255, which no remote sender can forge.
+    if ttl != Some(bfd::TTL) {
+        debug!(%from, ?ttl, "BFD packet dropped: TTL is not 255");
+        return false;
+    }
+    let p = match Packet::decode(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!(%from, error = %e, "BFD packet dropped");
+            return false;
+        }
+    };
+    let peer = if p.your_discriminator != 0 {
+        match by_discr.get(&p.your_discriminator) {
+            Some(peer) => *peer,
+            None => return false,
+        }
+    } else {
+        from
+    };
+    if peer != from {
+        return false;
+    }
+    let Some(e) = sessions.get_mut(&peer) else {
+        return false;
+    };
+    let before = e.session.state();
+    let t = e.session.receive(&p, now);
+    if let Some(t) = t {
+        report(events, peer, t).await;
+    }
+    t.is_some() || before != e.session.state()
+}
+
+/// One datagram with the TTL (or hop limit) it arrived with.
+async fn receive(sock: &UdpSocket) -> Option<(Vec<u8>, IpAddr, Option<u8>)> {
+    loop {
+        let r = sock
+            .async_io(Interest::READABLE, || {
+                let mut buf = [0u8; 128];
+                let mut cmsg = nix::cmsg_space!(i32);
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let msg = recvmsg::<SockaddrStorage>(
+                    sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(std::io::Error::from)?;
+                let mut ttl = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        match c {
+                            ControlMessageOwned::Ipv4Ttl(t) => ttl = u8::try_from(t).ok(),
+                            ControlMessageOwned::Ipv6HopLimit(t) => ttl = u8::try_from(t).ok(),
+                            _ => {}
+                        }
+                    }
+                }
+                let from = msg.address.and_then(|a| {
+                    if let Some(v4) = a.as_sockaddr_in() {
+                        Some(IpAddr::V4(v4.ip()))
+                    } else {
+                        a.as_sockaddr_in6()
+                            .map(|v6| IpAddr::V6(v6.ip()).to_canonical())
+                    }
+                });
+                let n = msg.bytes;
+                Ok((buf[..n].to_vec(), from, ttl))
+            })
+            .await;
+        match r {
+            Ok((b, Some(from), ttl)) => return Some((b, from, ttl)),
+            Ok(_) => continue,
+            Err(e) => {
+                warn!(error = %e, "BFD receive failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// UDP 3784 on IPv4 and (if the host has it) IPv6, asking for each packet's TTL.
+fn open_receivers() -> std::io::Result<Receivers> {
+    let v4 = std::net::UdpSocket::bind(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        bfd::CONTROL_PORT,
+    ))?;
+    v4.set_nonblocking(true)?;
+    setsockopt(&v4, sockopt::Ipv4RecvTtl, &true)?;
+    let v6 = match v6_only_socket() {
+        Ok(s) => Some(UdpSocket::from_std(s)?),
+        Err(e) => {
+            debug!(error = %e, "BFD: no IPv6 receiver");
+            None
+        }
+    };
+    Ok(Receivers {
+        v4: UdpSocket::from_std(v4)?,
+        v6,
+    })
+}
+
+fn v6_only_socket() -> std::io::Result<std::net::UdpSocket> {
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Datagram,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &true)?;
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        Ipv6Addr::UNSPECIFIED,
+        bfd::CONTROL_PORT,
+        0,
+        0,
+    ));
+    bind(fd.as_raw_fd(), &addr)?;
+    Ok(std::net::UdpSocket::from(fd))
+}
+
+/// A socket for one session's packets: a source port from 49152-65535, TTL 255, connected to
+/// the peer's port 3784 (RFC 5881 §4).
+async fn transmitter(peer: IpAddr) -> std::io::Result<UdpSocket> {
+    let any = if peer.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let mut last = None;
+    let start = bfd::SOURCE_PORTS.start() + (std::process::id() % 1000) as u16;
+    for port in (start..=*bfd::SOURCE_PORTS.end()).chain(*bfd::SOURCE_PORTS.start()..start) {
+        match UdpSocket::bind(SocketAddr::new(any, port)).await {
+            Ok(s) => {
+                if peer.is_ipv4() {
+                    s.set_ttl(u32::from(bfd::TTL))?;
+                } else {
+                    setsockopt(&s, sockopt::Ipv6Ttl, &i32::from(bfd::TTL))?;
+                }
+                s.connect(SocketAddr::new(peer, bfd::CONTROL_PORT)).await?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free source port")))
+}
+
+/// A starting point for local discriminators that differs between runs, so a restarted
+/// speaker's packets are not taken for the old session's.
+fn discriminator_seed() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
+        .unwrap_or(1);
+    (t ^ std::process::id().rotate_left(8)) & 0x7fff_ffff
+}
