@@ -347,7 +347,22 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
     let steps = plan::plan(&nb.spec, &want_peers, &want_paths, &have)?;
     for s in &steps {
         info!(step = ?s, "speaker");
-        sp.apply(s).await?;
+        let password = match s {
+            plan::Step::AddPeer(w) => match &w.password_secret_ref {
+                None => None,
+                Some(r) => match read_password(client, r).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        // The other peers still get configured; this one waits for the Secret.
+                        warn!(peer = %w.name, secret = %r.name, namespace = r.namespace(), error = %e,
+                            "BGPPeer passwordSecretRef: not configuring the peer until its password can be read");
+                        continue;
+                    }
+                },
+            },
+            _ => None,
+        };
+        sp.apply(s, password).await?;
     }
     let (have, states) = if steps.is_empty() {
         (have, states)
@@ -373,6 +388,22 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
         }
     }
     Ok(established.values().filter(|e| **e).count())
+}
+
+/// The TCP MD5 password a BGPPeer names.
+async fn read_password(
+    client: &Client,
+    r: &crate::kubernetes::crd::bgp_peer_template::PasswordSecretRef,
+) -> Result<String, String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), r.namespace());
+    let secret = api.get(&r.name).await.map_err(|e| e.to_string())?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(r.key()))
+        .ok_or_else(|| format!("the Secret has no key {:?}", r.key()))?;
+    String::from_utf8(bytes.0.clone()).map_err(|_| format!("key {:?} is not UTF-8", r.key()))
 }
 
 async fn set_peer_state(

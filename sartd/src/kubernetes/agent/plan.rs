@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
+use crate::kubernetes::crd::bgp_peer_template::{BfdSpec, GracefulRestartSpec, PasswordSecretRef};
 use crate::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec};
 
 /// A neighbour as the speaker should have it.
@@ -19,6 +20,9 @@ pub struct WantPeer {
     pub asn: u32,
     pub hold_time: Option<u32>,
     pub keepalive_time: Option<u32>,
+    pub password_secret_ref: Option<PasswordSecretRef>,
+    pub graceful_restart: Option<GracefulRestartSpec>,
+    pub bfd: Option<BfdSpec>,
 }
 
 /// A neighbour as the speaker has it.
@@ -82,6 +86,9 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
             asn: p.spec.asn,
             hold_time: p.spec.hold_time,
             keepalive_time: p.spec.keepalive_time,
+            password_secret_ref: p.spec.password_secret_ref.clone(),
+            graceful_restart: p.spec.graceful_restart.clone(),
+            bfd: p.spec.bfd.clone(),
         });
     }
     out

@@ -140,7 +140,8 @@ impl Speaker {
         Ok((have, states))
     }
 
-    pub async fn apply(&self, step: &Step) -> Result<(), SpeakerError> {
+    /// Carries out one step; `password` is the resolved TCP MD5 key of an AddPeer.
+    pub async fn apply(&self, step: &Step, password: Option<String>) -> Result<(), SpeakerError> {
         let mut c = self.client.clone();
         match step {
             Step::SetAs(asn) => {
@@ -178,6 +179,16 @@ impl Speaker {
                         address: w.address.to_string(),
                         hold_time: w.hold_time.unwrap_or(0),
                         keepalive_time: w.keepalive_time.unwrap_or(0),
+                        password: password.unwrap_or_default(),
+                        graceful_restart: w.graceful_restart.as_ref().map(|g| {
+                            v1::GracefulRestart {
+                                restart_time: g.restart_time.unwrap_or(0),
+                            }
+                        }),
+                        bfd: w.bfd.as_ref().map(|b| v1::BfdConfig {
+                            interval_ms: b.interval_ms.unwrap_or(0),
+                            multiplier: b.multiplier.unwrap_or(0),
+                        }),
                         ..Default::default()
                     }),
                 })

@@ -158,6 +158,9 @@ fn peer(
         t.keepalive_time = o.keepalive_time.or(t.keepalive_time);
         t.capabilities = o.capabilities.clone().or(t.capabilities);
         t.groups = o.groups.clone().or(t.groups);
+        t.password_secret_ref = o.password_secret_ref.clone().or(t.password_secret_ref);
+        t.graceful_restart = o.graceful_restart.clone().or(t.graceful_restart);
+        t.bfd = o.bfd.clone().or(t.bfd);
     }
     let asn = t
         .asn
@@ -184,6 +187,9 @@ fn peer(
             cluster_bgp_ref: Some(c.name_any()),
             speaker: c.spec.speaker.clone(),
             groups: t.groups,
+            password_secret_ref: t.password_secret_ref,
+            graceful_restart: t.graceful_restart,
+            bfd: t.bfd,
         },
     })
 }
@@ -286,6 +292,37 @@ mod tests {
                 ..Default::default()
             },
         )])
+    }
+
+    /// The resilience fields travel from the template (overridden by peerConfig) to the BGPPeer.
+    #[test]
+    fn password_graceful_restart_and_bfd_reach_the_peer() {
+        let mut tmpl = templates();
+        let t = tmpl.get_mut("tor").unwrap();
+        t.password_secret_ref = serde_json::from_value(json!({"name": "tor-md5"})).unwrap();
+        t.graceful_restart = serde_json::from_value(json!({"restartTime": 60})).unwrap();
+        let c = cluster_bgp(
+            "a",
+            json!({"nodeSelector": {"bgp": "a"}, "asnSelector": {"from": "asn", "asn": 65000},
+                "routerIdSelector": {"from": "internalAddress"},
+                "speaker": {"path": "127.0.0.1:5000"},
+                "peers": [{"peerTemplateRef": "tor", "nodeBGPSelector": {"bgp": "a"},
+                           "peerConfig": {"bfd": {"intervalMs": 100}}}]}),
+        );
+        let n = node("w1", json!({"bgp": "a"}), "10.0.0.11");
+        let p = plan(&n, std::slice::from_ref(&c), &tmpl).unwrap().unwrap();
+        let spec = &p.spec.peers.unwrap()[0].spec;
+        let pw = spec.password_secret_ref.as_ref().unwrap();
+        assert_eq!(
+            (pw.name.as_str(), pw.namespace(), pw.key()),
+            ("tor-md5", "kube-system", "password")
+        );
+        assert_eq!(
+            spec.graceful_restart.as_ref().unwrap().restart_time,
+            Some(60)
+        );
+        assert_eq!(spec.bfd.as_ref().unwrap().interval_ms, Some(100));
+        assert_eq!(spec.bfd.as_ref().unwrap().multiplier, None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::bgp_peer_template::BGPPeerTemplateSpec;
+use super::bgp_peer_template::{
+    BGPPeerTemplateSpec, BfdSpec, GracefulRestartSpec, PasswordSecretRef,
+};
 use super::cluster_bgp::SpeakerConfig;
 
 pub const FINALIZER: &str = "bgppeer.sart.terassyi.net/finalizer";
@@ -51,6 +53,15 @@ pub struct BGPPeerSpec {
     pub speaker: SpeakerConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// TCP MD5 password (RFC 2385), read by the node's agent from this Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<PasswordSecretRef>,
+    /// Graceful restart (RFC 4724) with the peer; present = enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<GracefulRestartSpec>,
+    /// A BFD session (RFC 5880/5881) tied to the BGP session; present = enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdSpec>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
