@@ -30,6 +30,11 @@ pub struct PeerSample {
     pub sent: Counters,
     pub received: Counters,
     pub prefixes_received: u64,
+    /// Paths kept as stale while the peer restarts (graceful restart).
+    pub stale_paths: u64,
+    /// BFD: `Some(up)` when the neighbour has a BFD session.
+    pub bfd_up: Option<bool>,
+    pub bfd_up_transitions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +113,42 @@ impl Collector for Peers {
         for p in &peers {
             let labels = vec![("peer", p.address.clone())];
             ConstGauge::new(p.prefixes_received as i64).encode(m.encode_family(&labels)?)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "sart_bgp_stale_paths",
+            "Paths kept from a restarting peer (graceful restart, RFC 4724)",
+            None,
+            gauge.metric_type(),
+        )?;
+        for p in &peers {
+            let labels = vec![("peer", p.address.clone())];
+            ConstGauge::new(p.stale_paths as i64).encode(m.encode_family(&labels)?)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "sart_bfd_session_up",
+            "1 while the neighbour's BFD session is Up",
+            None,
+            gauge.metric_type(),
+        )?;
+        for p in &peers {
+            if let Some(up) = p.bfd_up {
+                let labels = vec![("peer", p.address.clone())];
+                ConstGauge::new(i64::from(up)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "sart_bfd_up_transitions",
+            "Times the neighbour's BFD session came Up",
+            None,
+            counter.metric_type(),
+        )?;
+        for p in &peers {
+            if p.bfd_up.is_some() {
+                let labels = vec![("peer", p.address.clone())];
+                ConstCounter::new(p.bfd_up_transitions).encode(m.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

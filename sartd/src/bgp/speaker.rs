@@ -252,6 +252,15 @@ impl Speaker {
         let _ = p.session.tx.send(ToSession::Close(n)).await;
     }
 
+    /// A scan of the table, so only for peers that have stale paths at all.
+    fn stale_count(&self, p: &Peer) -> usize {
+        if p.stale.is_empty() {
+            0
+        } else {
+            self.rib.stale_count(p.id)
+        }
+    }
+
     /// Hands best-route changes to the kernel FIB from now on.
     pub fn set_fib(&mut self, fib: mpsc::Sender<crate::fib::Command>) {
         self.fib = Some(fib);
@@ -800,6 +809,10 @@ impl Speaker {
             .values()
             .map(|p| {
                 let st = p.session.status.borrow();
+                let bfd = self
+                    .bfd
+                    .as_ref()
+                    .and_then(|b| b.status.borrow().get(&p.neighbor.address).cloned());
                 PeerSample {
                     name: p.neighbor.name.clone(),
                     address: p.neighbor.address.to_string(),
@@ -807,6 +820,9 @@ impl Speaker {
                     sent: st.sent,
                     received: st.received,
                     prefixes_received: self.rib.path_count(p.id) as u64,
+                    stale_paths: self.stale_count(p) as u64,
+                    bfd_up: bfd.as_ref().map(|b| b.state == "Up"),
+                    bfd_up_transitions: bfd.map_or(0, |b| b.up_transitions),
                 }
             })
             .collect();
@@ -838,7 +854,7 @@ impl Speaker {
                         config: p.neighbor.clone(),
                         status: p.session.status.borrow().clone(),
                         prefixes_received: self.rib.path_count(p.id),
-                        stale_paths: self.rib.stale_count(p.id),
+                        stale_paths: self.stale_count(p),
                         bfd: self
                             .bfd
                             .as_ref()
