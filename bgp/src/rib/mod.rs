@@ -200,14 +200,10 @@ impl Rib {
     /// A session went down: the peer leaves its group and its paths are withdrawn (the
     /// consequences come out of the next [`Rib::drain`]). Returns how many paths were removed.
     pub fn close(&mut self, peer: PeerId) -> Result<usize, RibError> {
-        let slot = self
-            .peers
-            .get_mut(peer)
-            .ok_or(RibError::UnknownPeer(peer))?;
-        if let Some(s) = slot.session.take() {
-            self.groups.leave(s.group, peer);
+        self.end_session(peer)?;
+        if let Some(slot) = self.peers.get_mut(peer) {
+            slot.paths = 0;
         }
-        slot.paths = 0;
         let env = Env {
             peers: &self.peers,
             cfg: &self.local.decision,
@@ -217,11 +213,8 @@ impl Rib {
         Ok(n)
     }
 
-    /// A session with a graceful-restart peer went down (RFC 4724 §4.2): the peer leaves its
-    /// group; its paths of the families in `keep` (those it said it preserves forwarding for)
-    /// stay in use, flagged stale; the rest are withdrawn. Returns how many paths were kept.
-    /// [`Rib::sweep_stale`] removes them when the peer's End-of-RIB or the restart timer says.
-    pub fn close_graceful(&mut self, peer: PeerId, keep: &FamilySet) -> Result<usize, RibError> {
+    /// The peer's session ended: it leaves its update group.
+    fn end_session(&mut self, peer: PeerId) -> Result<(), RibError> {
         let slot = self
             .peers
             .get_mut(peer)
@@ -229,6 +222,15 @@ impl Rib {
         if let Some(s) = slot.session.take() {
             self.groups.leave(s.group, peer);
         }
+        Ok(())
+    }
+
+    /// A session with a graceful-restart peer went down (RFC 4724 §4.2): the peer leaves its
+    /// group; its paths of the families in `keep` (those it said it preserves forwarding for)
+    /// stay in use, flagged stale; the rest are withdrawn. Returns how many paths were kept.
+    /// [`Rib::sweep_stale`] removes them when the peer's End-of-RIB or the restart timer says.
+    pub fn close_graceful(&mut self, peer: PeerId, keep: &FamilySet) -> Result<usize, RibError> {
+        self.end_session(peer)?;
         let env = Env {
             peers: &self.peers,
             cfg: &self.local.decision,

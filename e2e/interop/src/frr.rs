@@ -47,6 +47,32 @@ impl Frr {
         Ok(frr)
     }
 
+    /// One FRR daemon of this instance: its config, pid file and log in the instance directory,
+    /// talking to zebra on `zserv`, vty socket in `dir`, no vty port.
+    fn spawn_daemon(&mut self, daemon: &str, conf: &Path, zserv: &Path, dir: &str) -> Result<()> {
+        let log = self.inst.log(&format!("{daemon}.log"));
+        let pid = self.inst.path(&format!("{daemon}.pid"));
+        let p = |x: &Path| x.to_string_lossy().into_owned();
+        self.inst.spawn(
+            daemon,
+            &[
+                format!("{FRR_DIR}/{daemon}"),
+                "-f".into(),
+                p(conf),
+                "-i".into(),
+                p(&pid),
+                "-z".into(),
+                p(zserv),
+                "--vty_socket".into(),
+                dir.to_owned(),
+                "-P".into(),
+                "0".into(),
+                "--log".into(),
+                format!("file:{}", p(&log)),
+            ],
+        )
+    }
+
     fn sock_dir(&self) -> &Path {
         &self.inst.dir
     }
@@ -297,27 +323,7 @@ impl Daemon for Frr {
             let _ = std::fs::remove_file(self.inst.path(stale));
         }
         let zserv = self.inst.path("zserv.api");
-        let zlog = self.inst.log("zebra.log");
-        let blog = self.inst.log("bgpd.log");
-        let p = |x: &PathBuf| x.to_string_lossy().into_owned();
-        self.inst.spawn(
-            "zebra",
-            &[
-                format!("{FRR_DIR}/zebra"),
-                "-f".into(),
-                p(&zebra_conf),
-                "-i".into(),
-                p(&self.inst.path("zebra.pid")),
-                "-z".into(),
-                p(&zserv),
-                "--vty_socket".into(),
-                dir.clone(),
-                "-P".into(),
-                "0".into(),
-                "--log".into(),
-                format!("file:{}", p(&zlog)),
-            ],
-        )?;
+        self.spawn_daemon("zebra", &zebra_conf, &zserv, &dir)?;
         let zs = zserv.clone();
         self.inst
             .wait_ready("zebra socket", STARTUP, || zs.exists())?;
@@ -330,47 +336,12 @@ impl Daemon for Frr {
                 ),
             )?;
             let _ = std::fs::remove_file(self.inst.path("bfdd.vty"));
-            let log = self.inst.log("bfdd.log");
-            self.inst.spawn(
-                "bfdd",
-                &[
-                    format!("{FRR_DIR}/bfdd"),
-                    "-f".into(),
-                    p(&conf),
-                    "-i".into(),
-                    p(&self.inst.path("bfdd.pid")),
-                    "-z".into(),
-                    p(&zserv),
-                    "--vty_socket".into(),
-                    dir.clone(),
-                    "-P".into(),
-                    "0".into(),
-                    "--log".into(),
-                    format!("file:{}", p(&log)),
-                ],
-            )?;
+            self.spawn_daemon("bfdd", &conf, &zserv, &dir)?;
             let vty = self.inst.path("bfdd.vty");
             self.inst
                 .wait_ready("bfdd vty socket", STARTUP, || vty.exists())?;
         }
-        self.inst.spawn(
-            "bgpd",
-            &[
-                format!("{FRR_DIR}/bgpd"),
-                "-f".into(),
-                p(&bgpd_conf),
-                "-i".into(),
-                p(&self.inst.path("bgpd.pid")),
-                "-z".into(),
-                p(&zserv),
-                "--vty_socket".into(),
-                dir,
-                "-P".into(),
-                "0".into(),
-                "--log".into(),
-                format!("file:{}", p(&blog)),
-            ],
-        )?;
+        self.spawn_daemon("bgpd", &bgpd_conf, &zserv, &dir)?;
         let vty = self.inst.path("bgpd.vty");
         self.inst
             .wait_ready("bgpd vty socket", STARTUP, || vty.exists())?;

@@ -70,6 +70,9 @@ struct Fib {
     installed: BTreeMap<IpNet, BTreeMap<u32, BTreeSet<IpAddr>>>,
     foreign: BTreeSet<(IpNet, u32)>,
     stale: Stale,
+    /// Prefixes the RIB has spoken about since start: until convergence, only their routes may
+    /// be deleted (the others are a previous run's, still forwarding).
+    touched: BTreeSet<IpNet>,
     stats: Stats,
 }
 
@@ -107,6 +110,7 @@ pub async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
         installed,
         foreign: k.foreign,
         stale: Stale::Keep,
+        touched: BTreeSet::new(),
         stats: Stats::default(),
     };
     let (tx, mut rx) = mpsc::channel::<Command>(1024);
@@ -121,6 +125,7 @@ pub async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
                     Some(Command::Converged) => {
                         if fib.stale == Stale::Keep {
                             fib.stale = Stale::Delete;
+                            fib.touched.clear();
                             info!("RIB converged: removing routes of a previous run it does not want");
                             fib.resync().await;
                         }
@@ -149,6 +154,9 @@ impl Fib {
     async fn routes(&mut self, changes: Vec<(IpNet, Option<Want>)>) {
         let mut ops = Vec::new();
         for (prefix, want) in changes {
+            if self.stale == Stale::Keep {
+                self.touched.insert(prefix);
+            }
             match want {
                 Some(w) => {
                     self.want.insert(prefix, w);
@@ -168,7 +176,7 @@ impl Fib {
         let installed = self.installed.get(&prefix).unwrap_or(&empty);
         let foreign = want.is_some_and(|w| self.foreign.contains(&(prefix, w.metric)));
         let mut ops = plan::plan_one(prefix, want, installed, foreign);
-        if self.stale == Stale::Keep && want.is_none() {
+        if self.stale == Stale::Keep && want.is_none() && !self.touched.contains(&prefix) {
             // Not wanted (yet): a previous run's route keeps forwarding until convergence.
             ops.retain(|o| !matches!(o, Op::Delete(..)));
         }
