@@ -238,6 +238,60 @@ fn bgp_protocol(asn: u32, n: &Neighbor) -> String {
     s
 }
 
+impl Bird {
+    /// Starts BIRD with `extra` arguments after the usual ones.
+    fn spawn(&mut self, extra: &[&str]) -> Result<()> {
+        if !self.inst.procs.is_empty() {
+            return Ok(());
+        }
+        let conf = self.inst.write("bird.conf", &self.render_config())?;
+        self.inst.log("bird.log");
+        let ctl = self.ctl();
+        let _ = std::fs::remove_file(&ctl);
+        let p = |x: &Path| x.to_string_lossy().into_owned();
+        let pid = self.inst.path("bird.pid");
+        self.inst.spawn(
+            "bird",
+            &[
+                "bird",
+                "-f",
+                "-c",
+                &p(&conf),
+                "-s",
+                &p(&ctl),
+                "-P",
+                &p(&pid),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        )?;
+        self.inst
+            .wait_ready("bird control socket", STARTUP, || ctl.exists())?;
+        self.inst.wait_ready("birdc answering", STARTUP, || {
+            self.birdc(&["show", "status"]).is_ok()
+        })
+    }
+
+    /// `birdc graceful restart`: BIRD exits without closing its sessions, as a restarting
+    /// speaker (RFC 4724); then BIRD again on `config` with `-R` (graceful restart recovery).
+    pub fn graceful_restart(&mut self, config: BgpConfig) -> Result<()> {
+        let _ = self.birdc(&["graceful", "restart"]);
+        let deadline = std::time::Instant::now() + STARTUP;
+        while self.inst.is_running() {
+            if std::time::Instant::now() > deadline {
+                return Err(self
+                    .inst
+                    .startup_error("bird did not exit on `graceful restart`"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.inst.stop();
+        self.inst.config = config;
+        self.spawn(&["-R"])
+    }
+}
+
 impl Daemon for Bird {
     fn kind(&self) -> DaemonKind {
         DaemonKind::Bird
@@ -260,33 +314,7 @@ impl Daemon for Bird {
     }
 
     fn start(&mut self) -> Result<()> {
-        if !self.inst.procs.is_empty() {
-            return Ok(());
-        }
-        let conf = self.inst.write("bird.conf", &self.render_config())?;
-        self.inst.log("bird.log");
-        let ctl = self.ctl();
-        let _ = std::fs::remove_file(&ctl);
-        let p = |x: &Path| x.to_string_lossy().into_owned();
-        let pid = self.inst.path("bird.pid");
-        self.inst.spawn(
-            "bird",
-            &[
-                "bird",
-                "-f",
-                "-c",
-                &p(&conf),
-                "-s",
-                &p(&ctl),
-                "-P",
-                &p(&pid),
-            ],
-        )?;
-        self.inst
-            .wait_ready("bird control socket", STARTUP, || ctl.exists())?;
-        self.inst.wait_ready("birdc answering", STARTUP, || {
-            self.birdc(&["show", "status"]).is_ok()
-        })
+        self.spawn(&[])
     }
 
     fn stop(&mut self) {

@@ -306,16 +306,21 @@ fn fib_installs_ecmp_repairs_drift_and_leaves_other_protocols_alone() {
 
 /// client ── FRR ── sartd: the client pings an address in sartd's advertised prefix every
 /// 20 ms while sartd restarts.
-struct RestartLab {
+struct RestartLab<R: Daemon> {
     client_ns: Netns,
     dut_ns: Netns,
-    frr: Frr,
+    router: R,
     dut: Sartd,
     target: IpAddr,
     dut_addr: IpAddr,
 }
 
-fn restart_lab(label: &str, n: u8, graceful: bool) -> RestartLab {
+fn restart_lab<R: Daemon>(
+    label: &str,
+    n: u8,
+    graceful: bool,
+    start_router: impl FnOnce(&Netns, BgpConfig) -> R,
+) -> RestartLab<R> {
     let client_ns = Netns::new(&format!("{label}cl")).unwrap();
     let frr_ns = Netns::new(&format!("{label}frr")).unwrap();
     let dut_ns = Netns::new(&format!("{label}dut")).unwrap();
@@ -365,19 +370,14 @@ fn restart_lab(label: &str, n: u8, graceful: bool) -> RestartLab {
     .unwrap();
     let mut to_dut = Neighbor::new(ld.b.ipv4().into(), 65081, &V4).hold_time(9);
     to_dut.graceful_restart = gr;
-    let frr = Frr::start(
-        &frr_ns,
-        "frr",
-        BgpConfig::new(65080, ld.a.ipv4()).neighbor(to_dut),
-    )
-    .unwrap();
+    let router = start_router(&frr_ns, BgpConfig::new(65080, ld.a.ipv4()).neighbor(to_dut));
     let dut_addr: IpAddr = ld.b.ipv4().into();
-    wait_session(&frr, dut_addr, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
-    wait_route(&frr, net(&served), ROUTE, |_| true).unwrap();
+    wait_session(&router, dut_addr, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
+    wait_route(&router, net(&served), ROUTE, |_| true).unwrap();
     let r = RestartLab {
         client_ns,
         dut_ns,
-        frr,
+        router,
         dut,
         target,
         dut_addr,
@@ -439,7 +439,7 @@ impl Pinger {
 
 /// Kills (or stops) sartd, waits, starts it again and waits for the session; returns pings
 /// (sent, lost) across it.
-fn restart_under_ping(lab: &mut RestartLab, kill: bool) -> (u64, u64) {
+fn restart_under_ping<R: Daemon>(lab: &mut RestartLab<R>, kill: bool) -> (u64, u64) {
     let pinger = Pinger::start(&lab.client_ns, lab.target);
     std::thread::sleep(Duration::from_millis(500));
     if kill {
@@ -449,7 +449,7 @@ fn restart_under_ping(lab: &mut RestartLab, kill: bool) -> (u64, u64) {
     }
     std::thread::sleep(Duration::from_secs(2));
     lab.dut.start().unwrap();
-    wait_session(&lab.frr, lab.dut_addr, true, UP)
+    wait_session(&lab.router, lab.dut_addr, true, UP)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.dut.logs()));
     std::thread::sleep(Duration::from_secs(2));
     pinger.finish()
@@ -461,7 +461,8 @@ fn restart_under_ping(lab: &mut RestartLab, kill: bool) -> (u64, u64) {
 #[test]
 fn graceful_restart_sartd_restart_loses_no_packets() {
     require_root();
-    let mut lab = restart_lab("gr", 81, true);
+    let frr = |ns: &Netns, cfg| Frr::start(ns, "frr", cfg).unwrap();
+    let mut lab = restart_lab("gr", 81, true, frr);
     let (sent, lost) = restart_under_ping(&mut lab, true);
     eprintln!("SIGKILL with graceful restart: {lost} of {sent} pings lost");
     assert!(sent > 100, "{sent}");
@@ -470,7 +471,7 @@ fn graceful_restart_sartd_restart_loses_no_packets() {
         0,
         "SIGKILL with GR\n{}\n{}",
         lab.dut.logs(),
-        lab.frr.logs()
+        lab.router.logs()
     );
     let (sent, lost) = restart_under_ping(&mut lab, false);
     eprintln!("SIGTERM with graceful restart: {lost} of {sent} pings lost");
@@ -479,16 +480,16 @@ fn graceful_restart_sartd_restart_loses_no_packets() {
         0,
         "SIGTERM with GR\n{}\n{}",
         lab.dut.logs(),
-        lab.frr.logs()
+        lab.router.logs()
     );
     // The stale marking ended: FRR's path is not stale after sartd's End-of-RIB.
     let v = lab
-        .frr
+        .router
         .vtysh(&["show bgp ipv4 unicast 198.18.181.0/24 json"])
         .unwrap();
     assert!(!v.contains("\"stale\":true"), "{v}");
 
-    let mut plain = restart_lab("nogr", 83, false);
+    let mut plain = restart_lab("nogr", 83, false, frr);
     let (sent, lost) = restart_under_ping(&mut plain, false);
     eprintln!("SIGTERM without graceful restart: {lost} of {sent} pings lost");
     assert!(
@@ -684,4 +685,106 @@ fn bfd_with_frr_and_bird_link_cut_detected_within_a_second() {
     eprintln!("BIRD: route gone {t:?} after the cut");
     assert!(t < Duration::from_secs(1), "{t:?}");
     assert!(dut.is_running());
+}
+
+/// Graceful restart with BIRD in both roles. BIRD as the helper: it keeps forwarding to sartd's
+/// prefix across a SIGKILL restart of sartd (0 pings lost through BIRD's kernel routes). BIRD
+/// restarting (`birdc graceful restart`, then `bird -R`): sartd keeps BIRD's routes stale in its
+/// RIB and kernel until BIRD's End-of-RIB, which removes the one BIRD no longer has.
+#[test]
+fn graceful_restart_with_bird_both_roles() {
+    require_root();
+    let bird = |ns: &Netns, cfg: BgpConfig| {
+        let cfg = cfg
+            .route(Route::new(net("198.18.195.0/24")))
+            .route(Route::new(net("198.18.196.0/24")));
+        interop::bird::Bird::start(ns, "bird", cfg).unwrap()
+    };
+    let mut lab = restart_lab("grb", 87, true, bird);
+    let (sent, lost) = restart_under_ping(&mut lab, true);
+    eprintln!("BIRD helping, sartd SIGKILL: {lost} of {sent} pings lost");
+    assert!(sent > 100, "{sent}");
+    assert_eq!(lost, 0, "{}\n{}", lab.dut.logs(), lab.router.logs());
+
+    // BIRD restarts gracefully, coming back without 198.18.196.0/24.
+    let bird_addr = {
+        let v = lab.dut.sart_json(&["neighbor", "list"]).unwrap();
+        let a = v["peers"][0]["address"].as_str().unwrap().to_owned();
+        a.parse::<IpAddr>().unwrap()
+    };
+    for p in ["198.18.195.0/24", "198.18.196.0/24"] {
+        wait_route(&lab.dut, net(p), ROUTE, |_| true).unwrap();
+    }
+    let mut cfg = lab.router.config().clone();
+    cfg.routes.retain(|r| r.prefix != net("198.18.196.0/24"));
+    lab.router.graceful_restart(cfg).unwrap();
+    wait_session(&lab.dut, bird_addr, true, UP)
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", lab.dut.logs(), lab.router.logs()));
+    wait_route_gone(&lab.dut, net("198.18.196.0/24"), ROUTE)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.dut.logs()));
+    let p = wait_route(&lab.dut, net("198.18.195.0/24"), ROUTE, |_| true).unwrap();
+    assert_eq!(p.peer, Some(bird_addr));
+    let logs = lab.dut.logs();
+    assert!(
+        logs.contains("its routes are kept as stale") && logs.contains("End-of-RIB: stale routes"),
+        "sartd did not help BIRD's restart:\n{logs}"
+    );
+}
+
+/// GoBGP as the receiving speaker: while sartd is dead (SIGKILL) GoBGP keeps sartd's route
+/// (it would drop it at once without graceful restart), and still has it after sartd is back.
+#[test]
+fn graceful_restart_gobgp_keeps_sartd_routes() {
+    require_root();
+    let dut_ns = Netns::new("grgo").unwrap();
+    let go_ns = Netns::new("grgopeer").unwrap();
+    let l = Link::veth(&dut_ns, &go_ns, 89).unwrap();
+    let gr = Some(GracefulRestart { restart_time: 30 });
+    let mut to_go = Neighbor::new(l.b.ipv4().into(), 65089, &V4).hold_time(9);
+    to_go.graceful_restart = gr;
+    let mut dut = Sartd::start(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65088, l.a.ipv4())
+            .neighbor(to_go)
+            .route(Route::new(net("198.18.189.0/24"))),
+    )
+    .unwrap();
+    let mut to_dut = Neighbor::new(l.a.ipv4().into(), 65088, &V4).hold_time(9);
+    to_dut.graceful_restart = gr;
+    let go = DaemonKind::Gobgp
+        .start(
+            &go_ns,
+            "gobgp",
+            BgpConfig::new(65089, l.b.ipv4()).neighbor(to_dut),
+        )
+        .unwrap();
+    let dut_addr: IpAddr = l.a.ipv4().into();
+    let prefix = net("198.18.189.0/24");
+    wait_session(go.as_ref(), dut_addr, true, UP).unwrap();
+    wait_route(go.as_ref(), prefix, ROUTE, |_| true).unwrap();
+    dut.kill();
+    wait_session(go.as_ref(), dut_addr, false, UP).unwrap();
+    holds_for(
+        "GoBGP keeps sartd's route",
+        Duration::from_secs(3),
+        Duration::from_millis(200),
+        || match go.rib(interop::Family::Ipv4Unicast) {
+            Ok(r) if !r.paths(&prefix).is_empty() => Ok(()),
+            other => Err(Pending(format!("{other:?}"))),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", go.logs()));
+    dut.start().unwrap();
+    wait_session(go.as_ref(), dut_addr, true, UP).unwrap();
+    holds_for(
+        "route still there after the restart",
+        Duration::from_secs(3),
+        Duration::from_millis(200),
+        || match go.rib(interop::Family::Ipv4Unicast) {
+            Ok(r) if !r.paths(&prefix).is_empty() => Ok(()),
+            other => Err(Pending(format!("{other:?}"))),
+        },
+    )
+    .unwrap();
 }
