@@ -788,3 +788,85 @@ fn graceful_restart_gobgp_keeps_sartd_routes() {
     )
     .unwrap();
 }
+
+/// A restart keeps the kernel forwarding: sartd is killed, a route of ours that nothing will
+/// re-learn is left in the table (as a previous run would leave a route withdrawn while it was
+/// down), and FRR is frozen so the RIB cannot converge. The learned route never leaves the
+/// kernel, the leftover stays while the RIB converges, and goes once FRR's End-of-RIB arrives.
+#[test]
+fn fib_keeps_a_previous_runs_routes_until_the_rib_converges() {
+    require_root();
+    let dut_ns = Netns::new("fibrs").unwrap();
+    let frr_ns = Netns::new("fibrsfrr").unwrap();
+    let l = Link::veth(&dut_ns, &frr_ns, 93).unwrap();
+    let gr = Some(GracefulRestart { restart_time: 30 });
+    let up: IpAddr = l.b.ipv4().into();
+    let mut to_frr = Neighbor::new(up, 65093, &V4).hold_time(9);
+    to_frr.graceful_restart = gr;
+    let mut dut = Sartd::start_with(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65094, l.a.ipv4()).neighbor(to_frr),
+        5000,
+        "fib_table: 254\ngraceful_restart: {restart_time: 30}\n",
+    )
+    .unwrap();
+    let mut to_dut = Neighbor::new(l.a.ipv4().into(), 65094, &V4).hold_time(9);
+    to_dut.graceful_restart = gr;
+    let frr = Frr::start(
+        &frr_ns,
+        "frr",
+        BgpConfig::new(65093, l.b.ipv4())
+            .neighbor(to_dut)
+            .route(Route::new(net("198.18.193.0/24"))),
+    )
+    .unwrap();
+    wait_kernel(&dut_ns, "198.18.193.0/24", "learned route", ROUTE, |r| {
+        r.is_some()
+    });
+
+    dut.kill();
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.18.194.0/24",
+            "via",
+            &up.to_string(),
+            "proto",
+            "51",
+            "metric",
+            "20",
+        ])
+        .unwrap();
+    frr.freeze().unwrap();
+    dut.start().unwrap();
+    holds_for(
+        "both routes kept while the RIB cannot converge",
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        || match (
+            kernel_route(&dut_ns, "198.18.193.0/24", "51"),
+            kernel_route(&dut_ns, "198.18.194.0/24", "51"),
+        ) {
+            (Some(_), Some(_)) => Ok(()),
+            other => Err(Pending(format!("{other:?}"))),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
+    frr.unfreeze().unwrap();
+    wait_session(&dut, up, true, UP).unwrap();
+    let _ = wait_kernel(
+        &dut_ns,
+        "198.18.194.0/24",
+        "leftover removed after convergence",
+        ROUTE,
+        |r| r.is_none(),
+    );
+    assert!(
+        kernel_route(&dut_ns, "198.18.193.0/24", "51").is_some(),
+        "the learned route stays"
+    );
+    assert!(dut.logs().contains("RIB converged after start"));
+}

@@ -65,17 +65,31 @@ impl NodeLab {
         node_as: u32,
         agent_args: &[&str],
     ) -> Result<NodeLab, Error> {
+        NodeLab::start_with(cluster, name, n, router_as, node_as, agent_args, |nb| nb)
+    }
+
+    /// [`NodeLab::start`] with FRR's neighbour (the node) adjusted by `router_side`: a
+    /// password, graceful restart, BFD.
+    pub fn start_with(
+        cluster: &Cluster,
+        name: &str,
+        n: u8,
+        router_as: u32,
+        node_as: u32,
+        agent_args: &[&str],
+        router_side: impl FnOnce(Neighbor) -> Neighbor,
+    ) -> Result<NodeLab, Error> {
         let node_ns = Netns::new(name).map_err(lab)?;
         let router_ns = Netns::new("tor").map_err(lab)?;
         let link = Link::veth(&node_ns, &router_ns, n).map_err(lab)?;
         let frr = Frr::start(
             &router_ns,
             "frr",
-            BgpConfig::new(router_as, link.b.ipv4()).neighbor(Neighbor::new(
+            BgpConfig::new(router_as, link.b.ipv4()).neighbor(router_side(Neighbor::new(
                 link.a.ipv4().into(),
                 node_as,
                 &[Family::Ipv4Unicast],
-            )),
+            ))),
         )
         .map_err(lab)?;
         let speaker =
