@@ -707,9 +707,12 @@ impl PodNetwork {
                         .and_then(|s| s.conditions)
                         .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
                     && c.status == "False"
+                    // A pool or Node the controller has not seen yet, though we have (we chose
+                    // the pool from our cache, and run on the Node): its cache is behind and it
+                    // looks again when they arrive. Keep waiting rather than fail the ADD.
+                    && !matches!(c.reason.as_str(), "PoolNotFound" | "NodeNotFound")
                 {
-                    // The controller looks again every 10 s and the others can pass (a pool
-                    // or a Node its cache has not seen yet): the runtime retries those.
+                    // The rest stand until someone changes the pool: the runtime retries.
                     return Err(if c.reason == "PoolExhausted" {
                         Status::out_of_range(c.message)
                     } else {

@@ -459,9 +459,26 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     let req_ctl = Controller::new(
         Api::<BlockRequest>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .run(pod_block::reconcile_request, error_policy, ctx.clone())
-    .for_each(counted(&opts.metrics, "blockrequest"));
+    );
+    // A request refused for a pool this controller has not seen yet (created a moment before)
+    // is looked at again as soon as the pool arrives or changes, not at the next requeue.
+    let requests = req_ctl.store();
+    let req_ctl = req_ctl
+        .watches(
+            Api::<AddressPool>::all(client.clone()),
+            watcher::Config::default(),
+            move |pool: AddressPool| {
+                let name = pool.name_any();
+                requests
+                    .state()
+                    .iter()
+                    .filter(|r| r.spec.pool == name)
+                    .map(|r| reflector::ObjectRef::from_obj(&**r))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .run(pod_block::reconcile_request, error_policy, ctx.clone())
+        .for_each(counted(&opts.metrics, "blockrequest"));
     let mut req_task = Task(tokio::spawn(async move {
         if pods {
             req_ctl.await;
