@@ -59,13 +59,17 @@ bench:
 fuzz-smoke:
 	scripts/fuzz-smoke.sh
 
-## The whole system on one machine in network namespaces (issue: "The lab").
-lab:
-	@echo "make lab: not available yet - it arrives with the lab issue (see README.md)." >&2
-	@exit 2
+## The whole system on one machine in network namespaces: a router (FRR), NODES nodes (default 3)
+## running sartd, the controller, a real control plane, pods and a LoadBalancer Service, checked
+## reachable from a client through BGP. Re-running on a running lab is safe. See README.md.
+NODES ?= 3
+lab: deps controlplane
+	$(CARGO) build --release -p sartd -p sart -p sartcni -p sart-lab
+	e2e/lab/lab up --nodes $(NODES)
 
+## Removes every process, namespace and file `make lab` made.
 lab-down:
-	@echo "make lab-down: nothing to tear down; the lab does not exist yet." >&2
+	e2e/lab/lab down
 
 clean:
 	$(CARGO) clean
