@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -256,4 +258,75 @@ fn lab_pods_vip_pod_to_pod_and_etp_local() {
         "jsonpath={.status.loadBalancer.ingress[0].ip}",
     ]);
     assert_eq!(svc.trim(), LOCAL_VIP);
+
+    // Graceful restart: node 2's speaker and agent crash and come back (the agent configures
+    // the speaker again). The router keeps node 2's routes meanwhile: every request to the VIP
+    // whose only endpoint is on node 2 succeeds, before, during and after.
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                sent += 1;
+                if get(CLIENT, LOCAL_VIP).as_deref() != Some("local-web") {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (sent, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out) = run(Command::new(repo().join("e2e/lab/lab")).args([
+        "restart",
+        "sart-lab-node2",
+        "--what",
+        "sartd-bgp,sartd-agent",
+        "--down-for",
+        "2",
+        "--dir",
+        &lab.dir.to_string_lossy(),
+    ]));
+    assert!(ok, "{out}");
+    // Back: the session is Established again (the agent configured the new speaker) ...
+    eventually(
+        "node 2's BGPPeer Established again",
+        Duration::from_secs(60),
+        || {
+            let s = lab.kubectl(&[
+            "get",
+            "bgppeers",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeBGPRef}={.status.conditions[-1:].status}{\"\\n\"}{end}",
+        ]);
+            let speaker =
+                std::fs::read_to_string(lab.dir.join("logs/sart-lab-node2-sartd-bgp.log"))
+                    .unwrap_or_default();
+            // The restarted speaker's own log says so (the BGPPeer may not have noticed the gap).
+            if s.lines().any(|l| l == "sart-lab-node2=Established")
+                && speaker.matches("session established").count() >= 2
+            {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failed) = prober.join().unwrap();
+    eprintln!("VIP requests across node 2's speaker+agent restart: {failed} of {sent} failed");
+    assert!(sent > 20, "{sent}");
+    assert_eq!(
+        failed,
+        0,
+        "requests failed across the restart\n{}",
+        lab.logs()
+    );
+    // ... and the route is still there, via node 2 only.
+    assert_eq!(
+        lab.router_next_hops(&prefix),
+        vec!["198.18.2.2".to_string()]
+    );
 }

@@ -142,6 +142,14 @@ pub fn plan(
             _ => steps.push(Step::DeletePeer(h.address)),
         }
     }
+    // Paths before peers: a restarted speaker sends its whole table and End-of-RIB as soon as
+    // a session comes up, and a graceful-restart peer drops whatever is not in it.
+    for p in paths.difference(&have.paths) {
+        steps.push(Step::AddPath(*p));
+    }
+    for p in have.paths.difference(paths) {
+        steps.push(Step::DeletePath(*p));
+    }
     for (addr, w) in peers {
         let present = have
             .peers
@@ -150,12 +158,6 @@ pub fn plan(
         if !present {
             steps.push(Step::AddPeer(w.clone()));
         }
-    }
-    for p in paths.difference(&have.paths) {
-        steps.push(Step::AddPath(*p));
-    }
-    for p in have.paths.difference(paths) {
-        steps.push(Step::DeletePath(*p));
     }
     Ok(steps)
 }
@@ -249,8 +251,9 @@ mod tests {
         assert_eq!(steps[0], Step::SetAs(65010));
         assert_eq!(steps[1], Step::SetRouterId("198.18.0.10".parse().unwrap()));
         assert_eq!(steps[2], Step::MultiPath(true));
-        assert!(matches!(&steps[3], Step::AddPeer(w) if w.name == "p1"));
-        assert_eq!(steps[4], Step::AddPath("198.18.100.1/32".parse().unwrap()));
+        // Paths first: the table is complete when the session comes up (graceful restart).
+        assert_eq!(steps[3], Step::AddPath("198.18.100.1/32".parse().unwrap()));
+        assert!(matches!(&steps[4], Step::AddPeer(w) if w.name == "p1"));
         assert_eq!(steps.len(), 5);
     }
 
@@ -283,8 +286,8 @@ mod tests {
             vec![
                 Step::DeletePeer("198.18.0.1".parse().unwrap()),
                 Step::DeletePeer("198.18.0.9".parse().unwrap()),
-                Step::AddPeer(peers.values().next().unwrap().clone()),
                 Step::DeletePath("198.18.100.9/32".parse().unwrap()),
+                Step::AddPeer(peers.values().next().unwrap().clone()),
             ]
         );
     }
