@@ -1,0 +1,212 @@
+//! `sart-lab-bench`: the lab's figures (issue #10), on a lab of its own. Needs root and the
+//! release binaries; refuses to run while another lab's namespaces exist.
+//!
+//! ```sh
+//! cargo build --release -p sartd -p sart -p sartcni -p sart-lab -p sart-bench
+//! target/release/sart-lab-bench [--services 100] [--pods 100] [--nodes 3]
+//! ```
+//!
+//! - bring-up: `e2e/lab/lab up` until every pod and the VIP answer the client.
+//! - Service → VIP route: one LoadBalancer Service at a time, each asking for its own address;
+//!   from `kubectl create` returning until the router has the /32 in its RIB.
+//! - pod → reachable: one pod at a time (scheduled by the scheduler); from `kubectl create`
+//!   returning until the client gets an HTTP answer from the pod's address.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "sart-lab-bench",
+    about = "Lab bring-up, Service-to-route and pod-to-reachable latencies"
+)]
+struct Args {
+    #[arg(long, default_value_t = 100)]
+    services: u32,
+    #[arg(long, default_value_t = 100)]
+    pods: u32,
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn lab(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(repo().join("e2e/lab/lab"))
+            .args(args)
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "lab {}: {}{}",
+                args.join(" "),
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(text)
+    }
+
+    fn kubectl(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg(format!(
+                "--kubeconfig={}",
+                self.dir.join("cluster/kubeconfig").display()
+            ))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(i) = input
+            && let Some(mut stdin) = child.stdin.take()
+        {
+            stdin.write_all(i.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn router_has(&self, prefix: &str) -> bool {
+        Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(self.dir.join("router"))
+            .args(["-c", &format!("show ip route {prefix} json")])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"protocol\":\"bgp\""))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.lab(&["down"]);
+    }
+}
+
+fn reachable(ip: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "sart-lab-client",
+            "curl",
+            "-s",
+            "-m",
+            "1",
+            &format!("http://{ip}/"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn report(what: &str, mut v: Vec<Duration>) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{what}: n={} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        v.len(),
+        ms(percentile(&v, 0.5)),
+        ms(percentile(&v, 0.9)),
+        ms(percentile(&v, 0.99)),
+        ms(*v.last().unwrap_or(&Duration::ZERO))
+    );
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let lab = Lab {
+        dir: std::env::temp_dir().join(format!("sart-lab-bench-{}", std::process::id())),
+    };
+    let t0 = Instant::now();
+    lab.lab(&["up", "--nodes", &args.nodes.to_string()])
+        .context("bringing the lab up")?;
+    println!(
+        "bring-up ({} nodes, built binaries, cached control plane): {:.1} s",
+        args.nodes,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Services: each asks for its own address of the second pool (198.18.201.0/24).
+    let mut svc = Vec::new();
+    for i in 0..args.services {
+        let ip = format!("198.18.201.{}", 1 + i % 250);
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: bench-{i}\n  annotations:\n    sart.terassyi.net/addresspool: non-default-lb-pool\n    sart.terassyi.net/loadBalancerIPs: \"{ip}\"\nspec:\n  type: LoadBalancer\n  selector: {{app: app-cluster}}\n  ports: [{{port: 80, targetPort: 80}}]\n"
+        );
+        let start = Instant::now();
+        lab.kubectl(&["create", "-f", "-"], Some(&yaml))?;
+        let prefix = format!("{ip}/32");
+        while !lab.router_has(&prefix) {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("Service bench-{i}: no route {prefix} at the router after 30 s");
+            }
+            sleep(Duration::from_millis(5));
+        }
+        svc.push(start.elapsed());
+    }
+    report("Service created -> VIP route at the router", svc);
+
+    let mut pods = Vec::new();
+    for i in 0..args.pods {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}, labels: {{app: bench}}}}\nspec:\n  containers: [{{name: web, image: lab/none, ports: [{{containerPort: 80}}]}}]\n"
+        );
+        let start = Instant::now();
+        lab.kubectl(&["create", "-f", "-"], Some(&yaml))?;
+        let mut ip = String::new();
+        loop {
+            if ip.is_empty() {
+                ip = lab
+                    .kubectl(
+                        &[
+                            "get",
+                            "pod",
+                            &format!("bench-{i}"),
+                            "-o",
+                            "jsonpath={.status.podIP}",
+                        ],
+                        None,
+                    )?
+                    .trim()
+                    .to_owned();
+            }
+            if !ip.is_empty() && reachable(&ip) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("pod bench-{i} ({ip:?}) not reachable after 60 s");
+            }
+            sleep(Duration::from_millis(10));
+        }
+        pods.push(start.elapsed());
+    }
+    report("Pod created -> reachable from the client", pods);
+    Ok(())
+}
