@@ -329,4 +329,113 @@ fn lab_pods_vip_pod_to_pod_and_etp_local() {
         lab.router_next_hops(&prefix),
         vec!["198.18.2.2".to_string()]
     );
+
+    // The controller crashes and comes back: no Service changes its address.
+    let vips = || {
+        lab.kubectl(&[
+            "get",
+            "svc",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[0].ip}{\"\\n\"}{end}",
+        ])
+    };
+    let before = vips();
+    assert!(before.contains("app-svc-cluster=198.18.200.0"), "{before}");
+    let (ok, out) = run(Command::new(repo().join("e2e/lab/lab")).args([
+        "restart",
+        "controller",
+        "--dir",
+        &lab.dir.to_string_lossy(),
+    ]));
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        vips(),
+        before,
+        "addresses changed across a controller restart"
+    );
+    assert_eq!(get(CLIENT, LOCAL_VIP).as_deref(), Some("local-web"));
+
+    // A second pod pool, chosen by a namespace's annotation and by a pod's; and a static
+    // address in node 1's block of the default pool.
+    let blocks = lab.kubectl(&[
+        "get",
+        "addressblocks",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeRef} {.spec.poolRef} {.spec.cidr}{\"\\n\"}{end}",
+    ]);
+    let cidr1 = blocks
+        .lines()
+        .find(|l| l.starts_with("sart-lab-node1 default-pod-pool "))
+        .and_then(|l| l.split(' ').nth(2))
+        .unwrap_or_else(|| panic!("no default-pool block of node 1: {blocks}"))
+        .to_owned();
+    let net: ipnet::Ipv4Net = cidr1.parse().unwrap();
+    let static_ip = net.hosts().last().unwrap().to_string();
+    lab.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: tenant-pool}}\nspec: {{cidr: 100.65.0.0/24, type: pod, blockSize: 28}}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: tenant\n  annotations: {{sart.terassyi.net/addresspool: tenant-pool}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: by-ns, namespace: tenant}}\nspec:\n  nodeName: sart-lab-node1\n  containers: [{{name: web, image: lab/none}}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: by-pod\n  annotations: {{sart.terassyi.net/addresspool: tenant-pool}}\nspec:\n  nodeName: sart-lab-node2\n  containers: [{{name: web, image: lab/none}}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: static\n  annotations: {{sart.terassyi.net/ips: \"{static_ip}\"}}\nspec:\n  nodeName: sart-lab-node1\n  containers: [{{name: web, image: lab/none}}]\n"
+        ),
+    );
+    for (ns, pod, want) in [
+        ("tenant", "by-ns", "100.65.0."),
+        ("default", "by-pod", "100.65.0."),
+        ("default", "static", static_ip.as_str()),
+    ] {
+        eventually(
+            &format!("{ns}/{pod} answers from {want}"),
+            Duration::from_secs(60),
+            || {
+                let ip = lab.kubectl(&[
+                    "-n",
+                    ns,
+                    "get",
+                    "pod",
+                    pod,
+                    "-o",
+                    "jsonpath={.status.podIP}",
+                ]);
+                let ip = ip.trim();
+                if !ip.starts_with(want) {
+                    return Err(format!("podIP {ip:?}"));
+                }
+                match get(CLIENT, ip) {
+                    Some(body) if body == pod => Ok(()),
+                    other => Err(format!("{ip}: {other:?}")),
+                }
+            },
+        );
+    }
+
+    // Node 2 is deleted: its blocks are released and its routes leave the router.
+    lab.kubectl(&["delete", "node", "sart-lab-node2", "--wait=false"]);
+    eventually("node 2's blocks released", Duration::from_secs(90), || {
+        let b = lab.kubectl(&[
+            "get",
+            "addressblocks",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeRef}{\"\\n\"}{end}",
+        ]);
+        if b.lines().any(|l| l == "sart-lab-node2") {
+            Err(b)
+        } else {
+            Ok(())
+        }
+    });
+    eventually(
+        "no route via node 2 at the router",
+        Duration::from_secs(60),
+        || {
+            let (_, out) = run(Command::new("vtysh")
+                .arg("--vty_socket")
+                .arg(lab.dir.join("router"))
+                .args(["-c", "show ip route bgp"]));
+            if out.contains("via 198.18.2.2") {
+                Err(out)
+            } else {
+                Ok(())
+            }
+        },
+    );
 }

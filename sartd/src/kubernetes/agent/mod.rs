@@ -335,7 +335,17 @@ fn peer_names(c: &Caches) -> BTreeMap<IpAddr, String> {
 /// One synchronisation; how many of the node's sessions are Established.
 async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Result<usize, Error> {
     let Some(nb) = c.node_bgps.get(&reflector::ObjectRef::new(&opts.node)) else {
-        debug!(node = %opts.node, "no NodeBGP for this node: nothing to configure");
+        // No NodeBGP (never had one, or the Node was deleted): the cluster asks for nothing,
+        // so the speaker keeps no sessions and announces nothing.
+        let (have, _) = sp.read().await?;
+        let steps = plan::unconfigure(&have);
+        if steps.is_empty() {
+            debug!(node = %opts.node, "no NodeBGP for this node: nothing to configure");
+        }
+        for s in &steps {
+            info!(step = ?s, "speaker (no NodeBGP for this node)");
+            sp.apply(s, None).await?;
+        }
         return Ok(0);
     };
     let all_peers: Vec<BGPPeer> = c.peers.state().iter().map(|p| (**p).clone()).collect();

@@ -162,6 +162,16 @@ pub fn plan(
     Ok(steps)
 }
 
+/// With no NodeBGP for the node: every neighbour and every path goes (AS and router id stay,
+/// so sessions come back at once if a NodeBGP appears).
+pub fn unconfigure(have: &Have) -> Vec<Step> {
+    have.paths
+        .iter()
+        .map(|p| Step::DeletePath(*p))
+        .chain(have.peers.iter().map(|p| Step::DeletePeer(p.address)))
+        .collect()
+}
+
 /// The new `status.peers` of an advertisement after this node's speaker originates (or not)
 /// its prefix: our peers asked for it become `Advertised` once the session is up, and
 /// `Withdraw` entries of our peers are dropped once the prefix is gone. `None` when unchanged.
@@ -255,6 +265,29 @@ mod tests {
         assert_eq!(steps[3], Step::AddPath("198.18.100.1/32".parse().unwrap()));
         assert!(matches!(&steps[4], Step::AddPeer(w) if w.name == "p1"));
         assert_eq!(steps.len(), 5);
+    }
+
+    #[test]
+    fn without_a_node_bgp_everything_goes() {
+        let have = Have {
+            asn: 65010,
+            router_id: Some("198.18.0.10".parse().unwrap()),
+            multipath: true,
+            peers: vec![HavePeer {
+                address: "198.18.0.1".parse().unwrap(),
+                asn: 65000,
+                name: "p1".into(),
+            }],
+            paths: ["198.18.100.1/32".parse().unwrap()].into(),
+        };
+        assert_eq!(
+            unconfigure(&have),
+            vec![
+                Step::DeletePath("198.18.100.1/32".parse().unwrap()),
+                Step::DeletePeer("198.18.0.1".parse().unwrap()),
+            ]
+        );
+        assert!(unconfigure(&Have::default()).is_empty());
     }
 
     #[test]
