@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release test deps fmt-check clippy crd crd-check unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean
+.PHONY: all build release test deps fmt-check clippy crd crd-check unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean docker-check image kind-lb kind-cni clab-up clab-down kind-down real-cluster-check
 
 all: build
 
@@ -48,7 +48,7 @@ controlplane-smoke: controlplane
 ##              interop tests of sartd against FRR, BIRD, GoBGP and ExaBGP in network namespaces
 ##   controlplane-smoke: the real control plane driven by kubectl
 ##   fuzz-smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10)
-test: deps fmt-check clippy crd-check controlplane unit-test controlplane-smoke fuzz-smoke
+test: deps fmt-check clippy crd-check real-cluster-check controlplane unit-test controlplane-smoke fuzz-smoke
 	@echo "make test: all tiers passed"
 
 ## Criterion benchmarks of the codec (not a test; numbers go to docs/benchmarks.md).
@@ -70,6 +70,39 @@ lab: deps controlplane
 ## Removes every process, namespace and file `make lab` made.
 lab-down:
 	e2e/lab/lab down
+
+## Real clusters (need Docker, kind and containerlab, which this machine does not have):
+##   make image kind-cni clab-up   # or kind-lb for sart as the LoadBalancer only
+##   make clab-down kind-down
+IMAGE ?= ghcr.io/terassyi/sart:dev
+docker-check:
+	@command -v docker >/dev/null || { echo "needs Docker (and kind, containerlab): see docs/usage.md" >&2; exit 2; }
+
+image: docker-check
+	docker build -t $(IMAGE) .
+
+kind-lb: docker-check
+	kind create cluster --config e2e/kind/cluster-lb.yaml
+	kind load docker-image $(IMAGE) --name sart
+	kubectl apply -k manifests/crd && kubectl apply -k manifests/lb
+
+kind-cni: docker-check
+	kind create cluster --config e2e/kind/cluster-cni.yaml
+	kind load docker-image $(IMAGE) --name sart
+	kubectl apply -k manifests/crd && kubectl apply -k manifests/dual
+
+clab-up: docker-check
+	cd e2e/containerlab && containerlab deploy -t topology.yaml
+
+clab-down: docker-check
+	cd e2e/containerlab && containerlab destroy -t topology.yaml
+
+kind-down: docker-check
+	kind delete cluster --name sart
+
+## What can be checked of the real-cluster files without Docker (part of make test).
+real-cluster-check:
+	e2e/kind/validate
 
 clean:
 	$(CARGO) clean

@@ -3,7 +3,7 @@
 # (so a warm machine never runs apt-get update). Idempotent; needs root.
 set -euo pipefail
 
-packages=(frr bird2 gobgpd exabgp tcpdump iproute2 nftables iptables containernetworking-plugins openssl curl iputils-ping)
+packages=(frr bird2 gobgpd exabgp tcpdump iproute2 nftables iptables containernetworking-plugins openssl curl iputils-ping python3-yaml)
 
 missing=()
 for p in "${packages[@]}"; do

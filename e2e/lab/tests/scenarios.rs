@@ -182,6 +182,13 @@ fn lab_pods_vip_pod_to_pod_and_etp_local() {
     assert!(interop::is_root(), "needs root for network namespaces");
     let lab = Lab::up(2);
 
+    // What real clusters get (manifests/lb, cni, dual, and the samples) is accepted by a real
+    // API server: nothing is created, every object is validated and admitted.
+    for overlay in ["lb", "cni", "dual", "sample"] {
+        let dir = repo().join("manifests").join(overlay);
+        lab.kubectl(&["apply", "--dry-run=server", "-k", &dir.to_string_lossy()]);
+    }
+
     // Pod to pod across nodes: from the pod on node 1 (its own namespace) to the one on node 2.
     let pods = lab.kubectl(&[
         "get",
