@@ -78,7 +78,7 @@ fn md5_right_and_wrong_password_with_frr_bird_gobgp() {
                 if err.contains("TCP MD5") {
                     Ok(())
                 } else {
-                    Err(Pending(format!("lastError {err:?}")))
+                    Err(Pending(format!("lastError {err:?}, state {}", v["state"])))
                 }
             },
         )

@@ -222,7 +222,15 @@ impl Session {
                 Wake::Timer(t) => {
                     self.timers.fire(t);
                     let event = match t {
-                        Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                        Timer::ConnectRetry => {
+                            // The FSM abandons an attempt still in flight and starts another:
+                            // that attempt failed too, even though its own timeout never fired.
+                            if self.connecting.is_some() {
+                                let after = self.fsm.config().connect_retry;
+                                self.connect_failed(&format!("no answer within {after:?}"));
+                            }
+                            Event::ConnectRetryTimerExpires
+                        }
                         Timer::Hold => Event::HoldTimerExpires,
                         Timer::Keepalive => Event::KeepaliveTimerExpires,
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
@@ -268,19 +276,7 @@ impl Session {
                         }
                         Ok(_) => {} // Lost the race to an inbound connection.
                         Err(e) => {
-                            // With MD5 a wrong password is silence (the peer's kernel drops our
-                            // SYNs): say so, once per failure, without the key.
-                            let hint = if self.endpoint.password.is_some() {
-                                " (TCP MD5 is on: a password mismatch with the peer looks like this)"
-                            } else {
-                                ""
-                            };
-                            if hint.is_empty() {
-                                debug!(peer = %self.endpoint.address, error = %e, "connect failed");
-                            } else {
-                                warn!(peer = %self.endpoint.address, error = %e, "connect failed{hint}");
-                            }
-                            self.set_error(format!("connect: {e}{hint}"));
+                            self.connect_failed(&e);
                             self.apply(Event::TcpConnectionFails, &conn_tx).await;
                         }
                     }
@@ -562,6 +558,22 @@ impl Session {
         {
             self.sent.count(t);
         }
+    }
+
+    /// Records a failed connection attempt. With MD5 a wrong password is silence (the peer's
+    /// kernel drops our SYNs): say so, without the key.
+    fn connect_failed(&mut self, e: &dyn std::fmt::Display) {
+        let hint = if self.endpoint.password.is_some() {
+            " (TCP MD5 is on: a password mismatch with the peer looks like this)"
+        } else {
+            ""
+        };
+        if hint.is_empty() {
+            debug!(peer = %self.endpoint.address, error = %e, "connect failed");
+        } else {
+            warn!(peer = %self.endpoint.address, error = %e, "connect failed{hint}");
+        }
+        self.set_error(format!("connect: {e}{hint}"));
     }
 
     fn set_error(&mut self, e: String) {
