@@ -32,14 +32,21 @@ impl State {
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// As RFC 5880 spells it.
+    pub fn name(self) -> &'static str {
+        match self {
             State::AdminDown => "AdminDown",
             State::Down => "Down",
             State::Init => "Init",
             State::Up => "Up",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

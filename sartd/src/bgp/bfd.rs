@@ -159,7 +159,7 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                         (
                             *p,
                             BfdView {
-                                state: state_name(e.session.state()),
+                                state: e.session.state().name(),
                                 remote_diagnostic: e.session.remote_diagnostic().name(),
                                 detect_time_ms: (e.session.detection_time() / 1000) as u32,
                                 up_transitions: e.session.up_transitions(),
@@ -172,15 +172,6 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
         }
     });
     BfdHandle { tx, status }
-}
-
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::AdminDown => "AdminDown",
-        State::Down => "Down",
-        State::Init => "Init",
-        State::Up => "Up",
-    }
 }
 
 async fn report(events: &mpsc::Sender<BfdEvent>, peer: IpAddr, t: bfd::Transition) {

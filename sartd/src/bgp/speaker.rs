@@ -687,13 +687,13 @@ impl Speaker {
             peers,
         } = self.rib.drain();
         self.metrics.best_path_changes.inc_by(best.len() as u64);
+        let by_id: HashMap<PeerId, &Peer> = self.peers.values().map(|p| (p.id, p)).collect();
         if let Some(fib) = &self.fib
             && !best.is_empty()
         {
-            let changes = self.fib_changes(&best);
+            let changes = fib_changes(&by_id, self.config.asn, &best);
             let _ = fib.send(crate::fib::Command::Routes(changes)).await;
         }
-        let by_id: HashMap<PeerId, &Peer> = self.peers.values().map(|p| (p.id, p)).collect();
         for (group, outs) in groups {
             let members = self.rib.group_members(group);
             let Some(ctx) = members.iter().find_map(|m| {
@@ -734,48 +734,6 @@ impl Speaker {
                 self.notify(ev);
             }
         }
-    }
-
-    /// What the kernel should hold for each changed prefix: the ECMP next hops of a learned best
-    /// path, with the metric of its session's kind. Local paths are not installed.
-    fn fib_changes(
-        &self,
-        best: &[bgp::rib::BestChange],
-    ) -> Vec<(IpNet, Option<crate::fib::plan::Want>)> {
-        use crate::fib::plan::{METRIC_EBGP, METRIC_IBGP, Want};
-        let asn_of: HashMap<PeerId, u32> = self
-            .peers
-            .values()
-            .map(|p| (p.id, p.neighbor.asn))
-            .collect();
-        best.iter()
-            .map(|b| {
-                let want = b.best.as_ref().and_then(|r| {
-                    let asn = asn_of.get(&r.peer)?;
-                    let next_hops: std::collections::BTreeSet<IpAddr> = r
-                        .next_hops
-                        .iter()
-                        .filter_map(|nh| match nh {
-                            NextHop::V4(a) => Some(IpAddr::V4(*a)),
-                            // A link-local-only next hop would need the interface: not installed.
-                            NextHop::V6(v) if !v.global.is_unspecified() => {
-                                Some(IpAddr::V6(v.global))
-                            }
-                            NextHop::V6(_) => None,
-                        })
-                        .collect();
-                    (!next_hops.is_empty()).then_some(Want {
-                        next_hops,
-                        metric: if *asn == self.config.asn {
-                            METRIC_IBGP
-                        } else {
-                            METRIC_EBGP
-                        },
-                    })
-                });
-                (b.prefix, want)
-            })
-            .collect()
     }
 
     fn notify(&mut self, ev: WatchEvent) {
@@ -1064,6 +1022,42 @@ fn view(
         reason: p.reason.map(|s| s.name()),
         since: p.since,
     }
+}
+
+/// What the kernel should hold for each changed prefix: the ECMP next hops of a learned best
+/// path, with the metric of its session's kind. Local paths are not installed.
+fn fib_changes(
+    by_id: &HashMap<PeerId, &Peer>,
+    local_asn: u32,
+    best: &[bgp::rib::BestChange],
+) -> Vec<(IpNet, Option<crate::fib::plan::Want>)> {
+    use crate::fib::plan::{METRIC_EBGP, METRIC_IBGP, Want};
+    best.iter()
+        .map(|b| {
+            let want = b.best.as_ref().and_then(|r| {
+                let asn = by_id.get(&r.peer)?.neighbor.asn;
+                let next_hops: std::collections::BTreeSet<IpAddr> = r
+                    .next_hops
+                    .iter()
+                    .filter_map(|nh| match nh {
+                        NextHop::V4(a) => Some(IpAddr::V4(*a)),
+                        // A link-local-only next hop would need the interface: not installed.
+                        NextHop::V6(v) if !v.global.is_unspecified() => Some(IpAddr::V6(v.global)),
+                        NextHop::V6(_) => None,
+                    })
+                    .collect();
+                (!next_hops.is_empty()).then_some(Want {
+                    next_hops,
+                    metric: if asn == local_asn {
+                        METRIC_IBGP
+                    } else {
+                        METRIC_EBGP
+                    },
+                })
+            });
+            (b.prefix, want)
+        })
+        .collect()
 }
 
 pub fn next_hop_text(nh: &NextHop) -> String {

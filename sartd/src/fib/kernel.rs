@@ -225,15 +225,15 @@ pub async fn delete(
     let msg = base(prefix, metric, table)?.build();
     match handle.route().del(msg).execute().await {
         Ok(()) => Ok(()),
-        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == libc_esrch() => Ok(()),
+        // ESRCH: the kernel's answer for a route that is not there.
+        Err(rtnetlink::Error::NetlinkError(m))
+            if m.raw_code().abs() == nix::errno::Errno::ESRCH as i32 =>
+        {
+            Ok(())
+        }
         Err(e) => Err(KernelError::Netlink {
             what: format!("deleting {prefix} metric {metric}"),
             source: e,
         }),
     }
-}
-
-/// ESRCH: "no such process", the kernel's answer for a route that is not there.
-const fn libc_esrch() -> i32 {
-    3
 }

@@ -93,10 +93,7 @@ pub async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
     tokio::spawn(conn);
     let k = kernel::dump(&handle, table).await?;
     let leftovers = k.ours.len();
-    let mut installed: BTreeMap<IpNet, BTreeMap<u32, BTreeSet<IpAddr>>> = BTreeMap::new();
-    for ((prefix, metric), nhs) in k.ours {
-        installed.entry(prefix).or_default().insert(metric, nhs);
-    }
+    let installed = by_prefix(k.ours);
     info!(
         table,
         leftovers,
@@ -148,6 +145,17 @@ pub async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
         }
     });
     Ok(tx)
+}
+
+/// A dump's routes of ours, keyed as the FIB keeps them: prefix → metric → next hops.
+fn by_prefix(
+    ours: BTreeMap<(IpNet, u32), BTreeSet<IpAddr>>,
+) -> BTreeMap<IpNet, BTreeMap<u32, BTreeSet<IpAddr>>> {
+    let mut m: BTreeMap<IpNet, BTreeMap<u32, BTreeSet<IpAddr>>> = BTreeMap::new();
+    for ((prefix, metric), nhs) in ours {
+        m.entry(prefix).or_default().insert(metric, nhs);
+    }
+    m
 }
 
 impl Fib {
@@ -229,13 +237,7 @@ impl Fib {
             }
         };
         let ops = plan::plan(&self.want, &k, self.stale);
-        self.installed.clear();
-        for ((prefix, metric), nhs) in k.ours {
-            self.installed
-                .entry(prefix)
-                .or_default()
-                .insert(metric, nhs);
-        }
+        self.installed = by_prefix(k.ours);
         self.foreign = k.foreign;
         if !ops.is_empty() {
             debug!(ops = ops.len(), "FIB resync");
