@@ -34,6 +34,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod model;
 pub mod netns;
+pub mod ping;
 pub mod process;
 pub mod sartd;
 pub mod wait;

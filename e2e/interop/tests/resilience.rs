@@ -9,10 +9,10 @@ use common::*;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use interop::frr::Frr;
+use interop::ping::Pinger;
 use interop::sartd::Sartd;
 use interop::{
     BgpConfig, Daemon, DaemonKind, GracefulRestart, Link, Neighbor, Netns, Pending, Route,
@@ -398,49 +398,10 @@ fn restart_lab<R: Daemon>(
     r
 }
 
-/// A ping every 20 ms from `ns` to `to` until [`Pinger::finish`].
-struct Pinger(Child);
-
-impl Pinger {
-    fn start(ns: &Netns, to: IpAddr) -> Pinger {
-        let argv = ns.wrap(&["ping", "-i", "0.02", "-W", "1", "-q", &to.to_string()]);
-        let child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Pinger(child)
-    }
-
-    /// Stops it (SIGINT makes ping print its summary) and returns (sent, lost).
-    fn finish(self) -> (u64, u64) {
-        interop::process::signal(self.0.id(), rustix::process::Signal::INT).unwrap();
-        let out = self.0.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_else(|| panic!("no ping summary in {text:?}"));
-        let num = |word: &str| -> u64 {
-            let i = line.find(word).unwrap();
-            line[..i]
-                .trim_end()
-                .rsplit([' ', ','])
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        let (sent, got) = (num(" packets transmitted"), num(" received"));
-        (sent, sent - got)
-    }
-}
-
 /// Kills (or stops) sartd, waits, starts it again and waits for the session; returns pings
 /// (sent, lost) across it.
 fn restart_under_ping<R: Daemon>(lab: &mut RestartLab<R>, kill: bool) -> (u64, u64) {
-    let pinger = Pinger::start(&lab.client_ns, lab.target);
+    let pinger = Pinger::start(&lab.client_ns, lab.target, Duration::from_millis(20)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     if kill {
         lab.dut.kill();
@@ -452,7 +413,7 @@ fn restart_under_ping<R: Daemon>(lab: &mut RestartLab<R>, kill: bool) -> (u64, u
     wait_session(&lab.router, lab.dut_addr, true, UP)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.dut.logs()));
     std::thread::sleep(Duration::from_secs(2));
-    pinger.finish()
+    pinger.finish().unwrap()
 }
 
 /// Graceful restart, sartd restarting: FRR keeps forwarding to sartd's prefix while sartd is

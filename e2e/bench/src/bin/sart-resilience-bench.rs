@@ -21,13 +21,13 @@
 mod bird;
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use interop::frr::Frr;
+use interop::ping::Pinger;
 use interop::sartd::Sartd;
 use interop::{BgpConfig, Daemon, Family, GracefulRestart, Link, Neighbor, Netns, Route};
 
@@ -346,12 +346,7 @@ fn gr_one(graceful: bool, kill: bool, run: usize) -> Result<(u64, u64)> {
         }
         sleep(Duration::from_millis(200));
     }
-    let argv = c_ns.wrap(&["ping", "-i", "0.01", "-W", "1", "-q", &target.to_string()]);
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let pinger = Pinger::start(&c_ns, target, Duration::from_millis(10))?;
     sleep(Duration::from_millis(500));
     if kill {
         dut.kill();
@@ -368,22 +363,5 @@ fn gr_one(graceful: bool, kill: bool, run: usize) -> Result<(u64, u64)> {
         sleep(Duration::from_millis(100));
     }
     sleep(Duration::from_secs(2));
-    interop::process::signal(child.id(), rustix::process::Signal::INT)?;
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .with_context(|| format!("no ping summary: {text}"))?;
-    let num = |word: &str| -> Result<u64> {
-        let i = line.find(word).context("ping summary")?;
-        Ok(line[..i]
-            .trim_end()
-            .rsplit([' ', ','])
-            .next()
-            .unwrap_or("")
-            .parse()?)
-    };
-    let (sent, got) = (num(" packets transmitted")?, num(" received")?);
-    Ok((sent, sent.saturating_sub(got)))
+    Ok(pinger.finish()?)
 }
