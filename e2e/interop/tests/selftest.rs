@@ -109,7 +109,12 @@ fn frr_bird_ebgp_dual_stack_routes_and_attributes() {
     }
 
     // BIRD -> FRR
-    let p = wait_route(&frr, net("198.18.200.0/24"), ROUTE, |p| p.peer == Some(b4)).unwrap();
+    // FRR lists a received path before its best-path run marks it: wait for both, so the
+    // `best` below is not a sample of that moment.
+    let p = wait_route(&frr, net("198.18.200.0/24"), ROUTE, |p| {
+        p.peer == Some(b4) && p.best
+    })
+    .unwrap();
     assert_eq!(p.as_path, vec![65002]);
     assert_eq!(p.next_hops, vec![b4]);
     assert_eq!(p.med, Some(20));
