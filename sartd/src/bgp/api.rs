@@ -279,6 +279,7 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
         bfd: n.config.bfd.map(|b| v1::BfdConfig {
             interval_ms: b.interval_ms,
             multiplier: u32::from(b.multiplier),
+            multihop: b.hops == bfd::Hops::Multi,
         }),
         bfd_status: n.bfd.as_ref().map(|b| v1::BfdStatus {
             state: b.state.to_string(),
@@ -510,8 +511,12 @@ impl BgpApi for Api {
                 .bfd
                 .map(|b| {
                     let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
-                    BfdConfig::new(nonzero(b.interval_ms), nonzero(b.multiplier))
-                        .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))
+                    BfdConfig::new(
+                        nonzero(b.interval_ms),
+                        nonzero(b.multiplier),
+                        Some(b.multihop),
+                    )
+                    .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))
                 })
                 .transpose()?,
         };

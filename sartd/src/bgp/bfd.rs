@@ -1,5 +1,5 @@
-//! The BFD shell (RFC 5881 single hop): UDP sockets, the TTL check and timers around the pure
-//! sessions of the `bfd` crate. One task owns every session; the speaker adds and removes them
+//! The BFD shell (RFC 5881 single hop, RFC 5883 multihop): UDP sockets, the TTL check and
+//! timers around the pure sessions of the `bfd` crate. One task owns every session; the speaker adds and removes them
 //! with its neighbours and hears of state changes, and tears the BGP session down when BFD says
 //! the path is gone.
 
@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use bfd::{Config, Packet, Session, State};
+use bfd::{Config, Hops, Packet, Session, State};
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn6, SockaddrStorage,
     bind, recvmsg, setsockopt, socket, sockopt,
@@ -44,15 +44,21 @@ pub struct BfdHandle {
 struct Entry {
     session: Session,
     sock: UdpSocket,
+    hops: Hops,
+    /// The peer's packets came to the other kind's port, and we said so once.
+    told_hops: bool,
 }
 
+/// The sockets of one port: IPv4, and IPv6 if the host has it.
 struct Receivers {
+    hops: Hops,
     v4: UdpSocket,
     v6: Option<UdpSocket>,
 }
 
 /// Starts the task. Sockets are opened with the first session, so a speaker without BFD
-/// neighbours never binds port 3784.
+/// neighbours never binds ports 3784 and 4784. Both are opened, whatever the sessions are:
+/// packets on the other port tell an operator that the two ends disagree on multihop.
 pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
     let (tx, mut rx) = mpsc::channel::<Command>(64);
     let (status_tx, status) = watch::channel(HashMap::new());
@@ -61,7 +67,8 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
         let now = || epoch.elapsed().as_micros() as u64;
         let mut sessions: HashMap<IpAddr, Entry> = HashMap::new();
         let mut by_discr: HashMap<u32, IpAddr> = HashMap::new();
-        let mut receivers: Option<Receivers> = None;
+        let mut single: Option<Receivers> = None;
+        let mut multi: Option<Receivers> = None;
         let mut next_discr = discriminator_seed();
         loop {
             let deadline = sessions.values().map(|e| e.session.deadline()).min();
@@ -74,32 +81,27 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                     None => std::future::pending().await,
                 }
             };
-            let recv4 = async {
-                match &receivers {
-                    Some(r) => receive(&r.v4).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let recv6 = async {
-                match receivers.as_ref().and_then(|r| r.v6.as_ref()) {
-                    Some(s) => receive(s).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let recv_single = receive_any(single.as_ref());
+            let recv_multi = receive_any(multi.as_ref());
             let mut changed = false;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
                     Some(Command::Add { peer, config }) => {
-                        if receivers.is_none() {
-                            match open_receivers() {
-                                Ok(r) => receivers = Some(r),
-                                Err(e) => {
-                                    warn!(error = %e, "BFD: cannot listen on UDP port 3784; sessions cannot come up");
-                                }
+                        for (slot, hops) in [(&mut single, Hops::Single), (&mut multi, Hops::Multi)] {
+                            if slot.is_some() {
+                                continue;
+                            }
+                            match open_receivers(hops) {
+                                Ok(r) => *slot = Some(r),
+                                Err(e) if hops == config.hops => warn!(
+                                    error = %e, port = hops.port(),
+                                    "BFD: cannot listen on the {} port; sessions cannot come up", hops.name()
+                                ),
+                                Err(e) => debug!(error = %e, port = hops.port(), "BFD: no {} receiver", hops.name()),
                             }
                         }
-                        match transmitter(peer).await {
+                        match transmitter(peer, config.hops).await {
                             Ok(sock) => {
                                 next_discr = next_discr.wrapping_add(1).max(1);
                                 let cfg = Config {
@@ -109,10 +111,12 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                                 };
                                 let session = Session::new(cfg, next_discr, now());
                                 by_discr.insert(next_discr, peer);
-                                if let Some(old) = sessions.insert(peer, Entry { session, sock }) {
+                                let entry = Entry { session, sock, hops: config.hops, told_hops: false };
+                                if let Some(old) = sessions.insert(peer, entry) {
                                     by_discr.remove(&old.session.local_discriminator());
                                 }
-                                info!(%peer, interval_ms = config.interval_ms, multiplier = config.multiplier, "BFD session added");
+                                info!(%peer, interval_ms = config.interval_ms, multiplier = config.multiplier,
+                                      hops = config.hops.name(), "BFD session added");
                                 changed = true;
                             }
                             Err(e) => warn!(%peer, error = %e, "BFD: no socket for the session"),
@@ -128,11 +132,11 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                         }
                     }
                 },
-                Some((bytes, from, ttl)) = recv4 => {
-                    changed = handle(&mut sessions, &by_discr, &events, &bytes, from, ttl, now()).await;
+                (got, hops) = recv_single => {
+                    changed = handle(&mut sessions, &by_discr, &events, got, hops, now()).await;
                 }
-                Some((bytes, from, ttl)) = recv6 => {
-                    changed = handle(&mut sessions, &by_discr, &events, &bytes, from, ttl, now()).await;
+                (got, hops) = recv_multi => {
+                    changed = handle(&mut sessions, &by_discr, &events, got, hops, now()).await;
                 }
                 () = sleep => {}
             }
@@ -187,22 +191,23 @@ async fn report(events: &mpsc::Sender<BfdEvent>, peer: IpAddr, t: bfd::Transitio
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A datagram: its bytes, sender and the TTL it arrived with.
+type Datagram = (Vec<u8>, IpAddr, Option<u8>);
+
 async fn handle(
     sessions: &mut HashMap<IpAddr, Entry>,
     by_discr: &HashMap<u32, IpAddr>,
     events: &mpsc::Sender<BfdEvent>,
-    bytes: &[u8],
-    from: IpAddr,
-    ttl: Option<u8>,
+    (bytes, from, ttl): Datagram,
+    arrived: Hops,
     now: u64,
 ) -> bool {
-    // RFC 5881 §5: single-hop packets must arrive with TTL 255, which no remote sender can forge.
-    if ttl != Some(bfd::TTL) {
-        debug!(%from, ?ttl, "BFD packet dropped: TTL is not 255");
+    // Checked before anything else is looked at: a forged single-hop packet costs nothing.
+    if !arrived.accepts_ttl(ttl) {
+        debug!(%from, ?ttl, "BFD packet dropped: single-hop packets must have TTL 255");
         return false;
     }
-    let p = match Packet::decode(bytes) {
+    let p = match Packet::decode(&bytes) {
         Ok(p) => p,
         Err(e) => {
             debug!(%from, error = %e, "BFD packet dropped");
@@ -223,6 +228,16 @@ async fn handle(
     let Some(e) = sessions.get_mut(&peer) else {
         return false;
     };
+    // One session per address pair (RFC 5883 §4): the port the peer uses must be ours.
+    if e.hops != arrived {
+        if !e.told_hops {
+            e.told_hops = true;
+            warn!(%peer, sent = arrived.name(), configured = e.hops.name(),
+                  "BFD: the peer sends {} packets but the session is {}: set bfd multihop to {} on one end",
+                  arrived.name(), e.hops.name(), arrived == Hops::Multi);
+        }
+        return false;
+    }
     let before = e.session.state();
     let t = e.session.receive(&p, now);
     if let Some(t) = t {
@@ -231,8 +246,26 @@ async fn handle(
     t.is_some() || before != e.session.state()
 }
 
+/// The next datagram on either socket of a port, with the kind the port is for; never, without
+/// sockets.
+async fn receive_any(r: Option<&Receivers>) -> (Datagram, Hops) {
+    let Some(r) = r else {
+        return std::future::pending().await;
+    };
+    let v6 = async {
+        match &r.v6 {
+            Some(s) => receive(s).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        d = receive(&r.v4) => (d, r.hops),
+        d = v6 => (d, r.hops),
+    }
+}
+
 /// One datagram with the TTL (or hop limit) it arrived with.
-async fn receive(sock: &UdpSocket) -> Option<(Vec<u8>, IpAddr, Option<u8>)> {
+async fn receive(sock: &UdpSocket) -> Datagram {
     loop {
         let r = sock
             .async_io(Interest::READABLE, || {
@@ -269,7 +302,7 @@ async fn receive(sock: &UdpSocket) -> Option<(Vec<u8>, IpAddr, Option<u8>)> {
             })
             .await;
         match r {
-            Ok((b, Some(from), ttl)) => return Some((b, from, ttl)),
+            Ok((b, Some(from), ttl)) => return (b, from, ttl),
             Ok(_) => continue,
             Err(e) => {
                 warn!(error = %e, "BFD receive failed");
@@ -279,15 +312,15 @@ async fn receive(sock: &UdpSocket) -> Option<(Vec<u8>, IpAddr, Option<u8>)> {
     }
 }
 
-/// UDP 3784 on IPv4 and (if the host has it) IPv6, asking for each packet's TTL.
-fn open_receivers() -> std::io::Result<Receivers> {
+/// The kind's port on IPv4 and (if the host has it) IPv6, asking for each packet's TTL.
+fn open_receivers(hops: Hops) -> std::io::Result<Receivers> {
     let v4 = std::net::UdpSocket::bind(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        bfd::CONTROL_PORT,
+        hops.port(),
     ))?;
     v4.set_nonblocking(true)?;
     setsockopt(&v4, sockopt::Ipv4RecvTtl, &true)?;
-    let v6 = match v6_only_socket() {
+    let v6 = match v6_only_socket(hops.port()) {
         Ok(s) => Some(UdpSocket::from_std(s)?),
         Err(e) => {
             debug!(error = %e, "BFD: no IPv6 receiver");
@@ -295,12 +328,13 @@ fn open_receivers() -> std::io::Result<Receivers> {
         }
     };
     Ok(Receivers {
+        hops,
         v4: UdpSocket::from_std(v4)?,
         v6,
     })
 }
 
-fn v6_only_socket() -> std::io::Result<std::net::UdpSocket> {
+fn v6_only_socket(port: u16) -> std::io::Result<std::net::UdpSocket> {
     let fd = socket(
         AddressFamily::Inet6,
         SockType::Datagram,
@@ -311,7 +345,7 @@ fn v6_only_socket() -> std::io::Result<std::net::UdpSocket> {
     setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &true)?;
     let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
         Ipv6Addr::UNSPECIFIED,
-        bfd::CONTROL_PORT,
+        port,
         0,
         0,
     ));
@@ -320,8 +354,8 @@ fn v6_only_socket() -> std::io::Result<std::net::UdpSocket> {
 }
 
 /// A socket for one session's packets: a source port from 49152-65535, TTL 255, connected to
-/// the peer's port 3784 (RFC 5881 §4).
-async fn transmitter(peer: IpAddr) -> std::io::Result<UdpSocket> {
+/// the peer's port of the kind (RFC 5881 §4; RFC 5883 §5 keeps all but the port).
+async fn transmitter(peer: IpAddr, hops: Hops) -> std::io::Result<UdpSocket> {
     let any = if peer.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
@@ -337,7 +371,7 @@ async fn transmitter(peer: IpAddr) -> std::io::Result<UdpSocket> {
                 } else {
                     setsockopt(&s, sockopt::Ipv6Ttl, &i32::from(bfd::TTL))?;
                 }
-                s.connect(SocketAddr::new(peer, bfd::CONTROL_PORT)).await?;
+                s.connect(SocketAddr::new(peer, hops.port())).await?;
                 return Ok(s);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),

@@ -91,6 +91,7 @@ struct RawGracefulRestart {
 struct RawBfd {
     interval_ms: Option<u32>,
     multiplier: Option<u32>,
+    multihop: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +200,9 @@ pub const DEFAULT_RESTART_TIME: u16 = 120;
 pub struct BfdConfig {
     pub interval_ms: u32,
     pub multiplier: u8,
+    /// Multihop (RFC 5883) for peers that are not directly connected, such as a router's
+    /// loopback: FRR picks it for iBGP over loopbacks, BIRD for every `multihop` BGP peer.
+    pub hops: bfd::Hops,
 }
 
 impl Default for BfdConfig {
@@ -206,6 +210,7 @@ impl Default for BfdConfig {
         BfdConfig {
             interval_ms: 300,
             multiplier: 3,
+            hops: bfd::Hops::Single,
         }
     }
 }
@@ -448,7 +453,8 @@ fn graceful_restart(key: &str, g: RawGracefulRestart) -> Result<GracefulRestart,
 }
 
 fn bfd(key: &str, b: RawBfd) -> Result<BfdConfig, ConfigError> {
-    BfdConfig::new(b.interval_ms, b.multiplier).map_err(|(k, e)| err(format!("{key}.{k}"), e))
+    BfdConfig::new(b.interval_ms, b.multiplier, b.multihop)
+        .map_err(|(k, e)| err(format!("{key}.{k}"), e))
 }
 
 impl GracefulRestart {
@@ -472,6 +478,7 @@ impl BfdConfig {
     pub fn new(
         interval_ms: Option<u32>,
         multiplier: Option<u32>,
+        multihop: Option<bool>,
     ) -> Result<BfdConfig, (&'static str, String)> {
         let d = BfdConfig::default();
         let interval_ms = match interval_ms {
@@ -487,6 +494,11 @@ impl BfdConfig {
         Ok(BfdConfig {
             interval_ms,
             multiplier,
+            hops: if multihop.unwrap_or(false) {
+                bfd::Hops::Multi
+            } else {
+                bfd::Hops::Single
+            },
         })
     }
 }
@@ -665,7 +677,7 @@ router_id: 10.0.0.1
 graceful_restart: {restart_time: 30}
 neighbors:
   - {asn: 65001, address: 10.0.0.2, password: "s3cret", graceful_restart: {}, bfd: {}}
-  - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5}}
+  - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5, multihop: true}}
   - {asn: 65003, address: 10.0.0.4}
 "#,
         )
@@ -697,7 +709,8 @@ neighbors:
             b.bfd,
             Some(BfdConfig {
                 interval_ms: 100,
-                multiplier: 5
+                multiplier: 5,
+                hops: bfd::Hops::Multi,
             })
         );
         assert!(

@@ -188,6 +188,7 @@ impl Speaker {
                         bfd: w.bfd.as_ref().map(|b| v1::BfdConfig {
                             interval_ms: b.interval_ms.unwrap_or(0),
                             multiplier: b.multiplier.unwrap_or(0),
+                            multihop: b.multihop.unwrap_or(false),
                         }),
                         ..Default::default()
                     }),

@@ -77,4 +77,8 @@ pub struct BfdSpec {
     /// Detect multiplier (1-255); default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiplier: Option<u32>,
+    /// Multihop BFD (RFC 5883, UDP 4784) for a peer that is not directly connected, such as a
+    /// router's loopback; FRR uses it for iBGP peers over loopbacks. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multihop: Option<bool>,
 }
