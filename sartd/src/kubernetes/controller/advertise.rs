@@ -14,8 +14,14 @@ use crate::kubernetes::crd::bgp_peer::GROUP_ANNOTATION;
 use crate::kubernetes::crd::{AdvertiseStatus, BGPPeer};
 
 /// Name of the advertisement of `ip` for a Service: `<service>-<address with . and : as ->`.
+/// An IPv6 address that ends in `::` is written as ending in `::0`: a name must end in a letter
+/// or digit (RFC 1123).
 pub fn name(service: &str, ip: IpAddr) -> String {
-    format!("{service}-{}", ip.to_string().replace(['.', ':'], "-"))
+    let mut text = ip.to_string();
+    if text.ends_with(':') {
+        text.push('0');
+    }
+    format!("{service}-{}", text.replace(['.', ':'], "-"))
 }
 
 /// Nodes with at least one ready endpoint of the Service.
@@ -195,5 +201,11 @@ mod tests {
         assert_eq!(next["new"], NotAdvertised);
         assert_eq!(next["leaving"], Withdraw);
         assert_eq!(name("web", "fd00::1".parse().unwrap()), "web-fd00--1");
+        // Found by the lab: the first address of fd00:198:18:200::/120 made an invalid name.
+        assert_eq!(
+            name("web", "fd00:198:18:200::".parse().unwrap()),
+            "web-fd00-198-18-200--0"
+        );
+        assert_eq!(name("web", "::".parse().unwrap()), "web---0");
     }
 }
