@@ -15,11 +15,19 @@ pub fn node(name: &str, labels: &[(String, String)]) -> Value {
     json!({"metadata": {"name": name, "labels": l}})
 }
 
-/// The Node's status: its address, room for 110 pods, Ready.
-pub fn node_status(ip: &str, now: &str) -> Value {
+/// The Node's status: its addresses (one per family on a dual-stack node, the primary first),
+/// room for 110 pods, Ready.
+pub fn node_status(ips: &[String], now: &str) -> Value {
     let room = json!({"cpu": "8", "memory": "16Gi", "pods": "110"});
+    let mut addresses: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"type": "InternalIP", "address": ip}))
+        .collect();
+    if let Some(first) = ips.first() {
+        addresses.push(json!({"type": "Hostname", "address": first}));
+    }
     json!({"status": {
-        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": ip}],
+        "addresses": addresses,
         "capacity": room, "allocatable": room,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
             "message": "sart lab node", "lastHeartbeatTime": now, "lastTransitionTime": now}],
@@ -47,8 +55,8 @@ pub fn ports(pod: &Pod) -> Vec<u16> {
     p
 }
 
-/// A running, ready pod with these addresses.
-pub fn pod_running(pod: &Pod, host_ip: &str, ips: &[String], now: &str) -> Value {
+/// A running, ready pod with these addresses, on a node with `host_ips`.
+pub fn pod_running(pod: &Pod, host_ips: &[String], ips: &[String], now: &str) -> Value {
     let containers: Vec<Value> = pod
         .spec
         .iter()
@@ -62,8 +70,8 @@ pub fn pod_running(pod: &Pod, host_ip: &str, ips: &[String], now: &str) -> Value
     let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
     json!({"status": {
         "phase": "Running",
-        "hostIP": host_ip,
-        "hostIPs": [{"ip": host_ip}],
+        "hostIP": host_ips.first(),
+        "hostIPs": host_ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
         "podIP": ips.first(),
         "podIPs": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
         "startTime": now,
@@ -92,11 +100,23 @@ mod tests {
         assert_eq!(ports(&bare), [80]);
         let s = pod_running(
             &pod,
-            "198.18.0.1",
-            &["198.18.64.1".into()],
+            &["198.18.0.1".into(), "fd00:198:18::1".into()],
+            &["198.18.64.1".into(), "fd00:64::1".into()],
             "2026-01-01T00:00:00Z",
         );
         assert_eq!(s["status"]["podIP"], "198.18.64.1");
+        assert_eq!(s["status"]["podIPs"][1]["ip"], "fd00:64::1");
+        assert_eq!(s["status"]["hostIP"], "198.18.0.1");
+        assert_eq!(s["status"]["hostIPs"][1]["ip"], "fd00:198:18::1");
+        let ns = node_status(
+            &["198.18.0.1".into(), "fd00:198:18::1".into()],
+            "2026-01-01T00:00:00Z",
+        );
+        let addrs = ns["status"]["addresses"].as_array().unwrap();
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[1]["type"], "InternalIP");
+        assert_eq!(addrs[1]["address"], "fd00:198:18::1");
+        assert_eq!(addrs[2]["type"], "Hostname");
         assert_eq!(
             s["status"]["containerStatuses"].as_array().unwrap().len(),
             2

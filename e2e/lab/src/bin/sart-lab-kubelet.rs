@@ -29,9 +29,9 @@ use serde_json::Value;
 struct Args {
     #[arg(long)]
     node: String,
-    /// The node's InternalIP.
-    #[arg(long)]
-    node_ip: String,
+    /// The node's InternalIPs: one, or one per family (comma-separated, primary first).
+    #[arg(long, value_delimiter = ',', required = true)]
+    node_ip: Vec<String>,
     /// Node labels, `k=v` (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
