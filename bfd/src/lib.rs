@@ -1,7 +1,8 @@
 //! Bidirectional Forwarding Detection, asynchronous mode (RFC 5880), for single-hop IP
-//! sessions (RFC 5881) and multihop ones (RFC 5883). Pure: [`packet`] is the control packet codec, [`session`] the state
-//! machine driven by received packets and by the caller's clock (microseconds on any
-//! monotonic scale). Sockets, TTL checks and timers belong to the daemon.
+//! sessions (RFC 5881) and multihop ones (RFC 5883). Pure: [`packet`] is the control packet
+//! codec, [`session`] the state machine driven by received packets and by the caller's clock
+//! (microseconds on any monotonic scale), [`Hops`] the rules that differ between the two
+//! kinds. Sockets, TTL checks and timers belong to the daemon.
 
 pub mod packet;
 pub mod session;

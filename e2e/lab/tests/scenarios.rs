@@ -46,6 +46,7 @@ const VIP6: &str = "fd00:198:18:200::";
 
 impl Lab {
     fn up(scenario: &str) -> Lab {
+        assert!(interop::is_root(), "needs root for network namespaces");
         // A test that failed poisoned the lock; its lab is gone all the same.
         let turn = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir =
@@ -294,7 +295,6 @@ fn local_service() -> String {
 
 #[test]
 fn dual_stack_pods_and_vips_pod_to_pod_and_real_cluster_manifests() {
-    assert!(interop::is_root(), "needs root for network namespaces");
     let lab = Lab::up("dual");
 
     // What real clusters get (manifests/lb, cni, dual, and the samples) is accepted by a real

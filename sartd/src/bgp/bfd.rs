@@ -1,7 +1,7 @@
 //! The BFD shell (RFC 5881 single hop, RFC 5883 multihop): UDP sockets, the TTL check and
-//! timers around the pure sessions of the `bfd` crate. One task owns every session; the speaker adds and removes them
-//! with its neighbours and hears of state changes, and tears the BGP session down when BFD says
-//! the path is gone.
+//! timers around the pure sessions of the `bfd` crate. One task owns every session; the speaker
+//! adds and removes them with its neighbours and hears of state changes, and tears the BGP
+//! session down when BFD says the path is gone.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -88,17 +88,10 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                 cmd = rx.recv() => match cmd {
                     None => return,
                     Some(Command::Add { peer, config }) => {
-                        for (slot, hops) in [(&mut single, Hops::Single), (&mut multi, Hops::Multi)] {
-                            if slot.is_some() {
-                                continue;
-                            }
-                            match open_receivers(hops) {
-                                Ok(r) => *slot = Some(r),
-                                Err(e) if hops == config.hops => warn!(
-                                    error = %e, port = hops.port(),
-                                    "BFD: cannot listen on the {} port; sessions cannot come up", hops.name()
-                                ),
-                                Err(e) => debug!(error = %e, port = hops.port(), "BFD: no {} receiver", hops.name()),
+                        let kinds = [(&mut single, Hops::Single), (&mut multi, Hops::Multi)];
+                        for (slot, hops) in kinds {
+                            if slot.is_none() {
+                                *slot = listen(hops, config.hops);
                             }
                         }
                         match transmitter(peer, config.hops).await {
@@ -111,12 +104,18 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                                 };
                                 let session = Session::new(cfg, next_discr, now());
                                 by_discr.insert(next_discr, peer);
-                                let entry = Entry { session, sock, hops: config.hops, told_hops: false };
+                                let entry = Entry {
+                                    session,
+                                    sock,
+                                    hops: config.hops,
+                                    told_hops: false,
+                                };
                                 if let Some(old) = sessions.insert(peer, entry) {
                                     by_discr.remove(&old.session.local_discriminator());
                                 }
-                                info!(%peer, interval_ms = config.interval_ms, multiplier = config.multiplier,
-                                      hops = config.hops.name(), "BFD session added");
+                                info!(%peer, interval_ms = config.interval_ms,
+                                      multiplier = config.multiplier, hops = config.hops.name(),
+                                      "BFD session added");
                                 changed = true;
                             }
                             Err(e) => warn!(%peer, error = %e, "BFD: no socket for the session"),
@@ -233,8 +232,8 @@ async fn handle(
         if !e.told_hops {
             e.told_hops = true;
             warn!(%peer, sent = arrived.name(), configured = e.hops.name(),
-                  "BFD: the peer sends {} packets but the session is {}: set bfd multihop to {} on one end",
-                  arrived.name(), e.hops.name(), arrived == Hops::Multi);
+                  "BFD: the peer sends {} packets to a {} session: set `multihop: {}` here, \
+                   or change the peer", arrived.name(), e.hops.name(), arrived == Hops::Multi);
         }
         return false;
     }
@@ -244,6 +243,24 @@ async fn handle(
         report(events, peer, t).await;
     }
     t.is_some() || before != e.session.state()
+}
+
+/// Opens the receivers of `hops`; a failure matters (a warning) only for the kind a session
+/// needs, `wanted`.
+fn listen(hops: Hops, wanted: Hops) -> Option<Receivers> {
+    match open_receivers(hops) {
+        Ok(r) => Some(r),
+        Err(e) if hops == wanted => {
+            let port = hops.port();
+            warn!(error = %e, port, "BFD: cannot listen on the {} port; sessions cannot come up",
+                  hops.name());
+            None
+        }
+        Err(e) => {
+            debug!(error = %e, port = hops.port(), "BFD: no {} receiver", hops.name());
+            None
+        }
+    }
 }
 
 /// The next datagram on either socket of a port, with the kind the port is for; never, without
