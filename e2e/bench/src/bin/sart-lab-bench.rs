@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p sartd -p sart -p sartcni -p sart-lab -p sart-bench
-//! target/release/sart-lab-bench [--services 100] [--pods 100] [--nodes 3]
+//! target/release/sart-lab-bench [--services 100] [--pods 100] [--nodes 3] [--cuts 20]
 //! ```
 //!
 //! - bring-up: `e2e/lab/lab up` until every pod and the VIP answer the client.
@@ -11,6 +11,9 @@
 //!   from `kubectl create` returning until the router has the /32 in its RIB.
 //! - pod → reachable: one pod at a time (scheduled by the scheduler); from `kubectl create`
 //!   returning until the client gets an HTTP answer from the pod's address.
+//! - link cut → router stops using the node: `lab cut` of node 1's link until the router's
+//!   kernel route to the VIP no longer goes through node 1 (multihop BFD, 100 ms x 3); then
+//!   `lab uncut` and wait for node 1 to be used again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,6 +35,8 @@ struct Args {
     pods: u32,
     #[arg(long, default_value_t = 3)]
     nodes: u32,
+    #[arg(long, default_value_t = 20)]
+    cuts: u32,
 }
 
 fn repo() -> PathBuf {
@@ -102,6 +107,22 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.lab(&["down"]);
     }
+}
+
+/// Whether the router's kernel route to `prefix` goes through `next_hop`.
+fn router_uses(prefix: &str, next_hop: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "sart-lab-router",
+            "ip",
+            "route",
+            "show",
+            prefix,
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(next_hop))
 }
 
 fn reachable(ip: &str) -> bool {
@@ -208,5 +229,31 @@ fn main() -> Result<()> {
         pods.push(start.elapsed());
     }
     report("Pod created -> reachable from the client", pods);
+
+    // The app Service's VIP (ECMP over every node) and node 1's link.
+    let (vip, node1) = ("198.18.200.0/32", "198.18.1.2");
+    let mut cuts = Vec::new();
+    for i in 0..args.cuts {
+        let back = Instant::now();
+        while !router_uses(vip, node1) {
+            if back.elapsed() > Duration::from_secs(60) {
+                bail!("cut {i}: node 1 not used for {vip} 60 s after the link came back");
+            }
+            sleep(Duration::from_millis(10));
+        }
+        // Let BFD settle at its fast rate after the session came up.
+        sleep(Duration::from_secs(2));
+        lab.lab(&["cut", "sart-lab-node1"])?;
+        let start = Instant::now();
+        while router_uses(vip, node1) {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("cut {i}: the router still uses node 1 for {vip} after 30 s");
+            }
+            sleep(Duration::from_millis(2));
+        }
+        cuts.push(start.elapsed());
+        lab.lab(&["uncut", "sart-lab-node1"])?;
+    }
+    report("Link cut -> router stops using the node (BFD)", cuts);
     Ok(())
 }
