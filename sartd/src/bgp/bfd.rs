@@ -24,7 +24,13 @@ use super::speaker::BfdView;
 
 #[derive(Debug)]
 pub enum Command {
-    Add { peer: IpAddr, config: BfdConfig },
+    /// `local`: the BGP session's source address when configured; packets must come from it,
+    /// since a multihop peer finds its session by the address pair (RFC 5883 §4).
+    Add {
+        peer: IpAddr,
+        local: Option<IpAddr>,
+        config: BfdConfig,
+    },
     Remove(IpAddr),
 }
 
@@ -87,14 +93,14 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
-                    Some(Command::Add { peer, config }) => {
+                    Some(Command::Add { peer, local, config }) => {
                         let kinds = [(&mut single, Hops::Single), (&mut multi, Hops::Multi)];
                         for (slot, hops) in kinds {
                             if slot.is_none() {
                                 *slot = listen(hops, config.hops);
                             }
                         }
-                        match transmitter(peer, config.hops).await {
+                        match transmitter(peer, local, config.hops).await {
                             Ok(sock) => {
                                 next_discr = next_discr.wrapping_add(1).max(1);
                                 let cfg = Config {
@@ -370,14 +376,19 @@ fn v6_only_socket(port: u16) -> std::io::Result<std::net::UdpSocket> {
     Ok(std::net::UdpSocket::from(fd))
 }
 
-/// A socket for one session's packets: a source port from 49152-65535, TTL 255, connected to
-/// the peer's port of the kind (RFC 5881 §4; RFC 5883 §5 keeps all but the port).
-async fn transmitter(peer: IpAddr, hops: Hops) -> std::io::Result<UdpSocket> {
-    let any = if peer.is_ipv4() {
+/// A socket for one session's packets: from `local` (else the kernel's choice, as for the BGP
+/// session), a source port from 49152-65535, TTL 255, connected to the peer's port of the kind
+/// (RFC 5881 §4; RFC 5883 §5 keeps all but the port).
+async fn transmitter(
+    peer: IpAddr,
+    local: Option<IpAddr>,
+    hops: Hops,
+) -> std::io::Result<UdpSocket> {
+    let any = local.unwrap_or(if peer.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    };
+    });
     let mut last = None;
     let start = bfd::SOURCE_PORTS.start() + (std::process::id() % 1000) as u16;
     for port in (start..=*bfd::SOURCE_PORTS.end()).chain(*bfd::SOURCE_PORTS.start()..start) {

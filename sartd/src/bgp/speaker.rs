@@ -398,6 +398,7 @@ impl Speaker {
             let _ =
                 b.tx.send(super::bfd::Command::Add {
                     peer: n.address,
+                    local: n.local_address,
                     config: cfg,
                 })
                 .await;
