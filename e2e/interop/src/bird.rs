@@ -92,7 +92,10 @@ impl Bird {
             s.push_str("}\n");
         }
         if cfg.neighbors.iter().any(|n| n.bfd) {
-            s.push_str("protocol bfd { interface \"*\" { interval 100 ms; multiplier 3; }; }\n");
+            s.push_str(
+                "protocol bfd {\n  interface \"*\" { interval 100 ms; multiplier 3; };\n  \
+                 multihop { interval 100 ms; multiplier 3; };\n}\n",
+            );
         }
         for n in &cfg.neighbors {
             s.push_str(&bgp_protocol(cfg.asn, n));
@@ -197,6 +200,10 @@ fn bgp_protocol(asn: u32, n: &Neighbor) -> String {
     }
     if n.bfd {
         s.push_str("  bfd on;\n");
+    }
+    if n.bfd_multihop {
+        // BIRD runs multihop BFD for the BGP sessions that are multihop.
+        s.push_str("  multihop;\n");
     }
     if let Some(gr) = n.graceful_restart {
         let _ = writeln!(

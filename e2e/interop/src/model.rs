@@ -198,6 +198,8 @@ pub struct Neighbor {
     pub md5_password: Option<String>,
     pub graceful_restart: Option<GracefulRestart>,
     pub bfd: bool,
+    /// BFD across routers (RFC 5883), for sessions between loopbacks; implies `bfd`.
+    pub bfd_multihop: bool,
     pub route_reflector_client: bool,
     pub max_prefix: Option<u32>,
 }
@@ -222,6 +224,7 @@ impl Neighbor {
             md5_password: None,
             graceful_restart: None,
             bfd: false,
+            bfd_multihop: false,
             route_reflector_client: false,
             max_prefix: None,
         }
@@ -239,6 +242,13 @@ impl Neighbor {
 
     pub fn hold_time(mut self, hold: u16) -> Neighbor {
         self.hold_time = Some(hold);
+        self
+    }
+
+    /// Multihop BFD (RFC 5883) with this neighbour.
+    pub fn bfd_multihop(mut self) -> Neighbor {
+        self.bfd = true;
+        self.bfd_multihop = true;
         self
     }
 

@@ -418,7 +418,11 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
         );
     }
     if n.bfd {
-        s.push_str("    bfd: {interval_ms: 100, multiplier: 3}\n");
+        let _ = writeln!(
+            s,
+            "    bfd: {{interval_ms: 100, multiplier: 3, multihop: {}}}",
+            n.bfd_multihop
+        );
     }
     Ok(())
 }

@@ -648,6 +648,125 @@ fn bfd_with_frr_and_bird_link_cut_detected_within_a_second() {
     assert!(dut.is_running());
 }
 
+/// Multihop BFD (RFC 5883) with BIRD, iBGP between loopbacks that share no subnet (each end
+/// routes the other's /32 over the link): both ends come up multihop; a cut makes BIRD drop the
+/// session within a second. Then sartd is restarted with single-hop BFD against the same BIRD:
+/// the sessions cannot agree, and sartd says which setting to change.
+#[test]
+fn multihop_bfd_with_bird_between_loopbacks() {
+    require_root();
+    let dut_ns = Netns::new("mhbfd").unwrap();
+    let bns = Netns::new("mhbird").unwrap();
+    let l = Link::veth(&dut_ns, &bns, 93).unwrap();
+    let (dut_lo, bird_lo): (IpAddr, IpAddr) = (
+        "198.18.196.1".parse().unwrap(),
+        "198.18.196.2".parse().unwrap(),
+    );
+    dut_ns
+        .add_loopback_addrs(&[net("198.18.196.1/32")])
+        .unwrap();
+    bns.add_loopback_addrs(&[net("198.18.196.2/32")]).unwrap();
+    dut_ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.18.196.2/32",
+            "via",
+            &l.b.ipv4().to_string(),
+        ])
+        .unwrap();
+    bns.exec(&[
+        "ip",
+        "route",
+        "add",
+        "198.18.196.1/32",
+        "via",
+        &l.a.ipv4().to_string(),
+    ])
+    .unwrap();
+    let sartd_config = |n: Neighbor| {
+        BgpConfig::new(65093, "198.18.196.1".parse().unwrap())
+            .neighbor(n.local_address(dut_lo).hold_time(9))
+            .route(Route::new(net("198.18.197.0/24")))
+    };
+    let mut dut = Sartd::start(
+        &dut_ns,
+        "sartd",
+        sartd_config(Neighbor::new(bird_lo, 65093, &V4).bfd_multihop()),
+    )
+    .unwrap();
+    let bird = interop::bird::Bird::start(
+        &bns,
+        "bird",
+        BgpConfig::new(65093, "198.18.196.2".parse().unwrap()).neighbor(
+            Neighbor::new(dut_lo, 65093, &V4)
+                .local_address(bird_lo)
+                .bfd_multihop()
+                .hold_time(9),
+        ),
+    )
+    .unwrap();
+    wait_session(&dut, bird_lo, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", bird.logs()));
+    wait_until(
+        "multihop BFD up at sartd",
+        ROUTE,
+        Duration::from_millis(100),
+        || match bfd_state(&dut, bird_lo).as_str() {
+            "Up" => Ok(()),
+            s => Err(Pending(s.to_owned())),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), bird.logs()));
+    let sessions = bird.birdc(&["show", "bfd", "sessions"]).unwrap();
+    assert!(
+        sessions.contains("198.18.196.1") && sessions.contains("Up"),
+        "{sessions}"
+    );
+
+    // Cut the link: BIRD's BFD notices within 300 ms and its BGP session goes.
+    l.b.cut().unwrap();
+    let t = time_until("BIRD: BGP with sartd down", Duration::from_secs(5), || {
+        !bird.is_established(dut_lo).unwrap_or(true)
+    });
+    eprintln!("BIRD: multihop session down {t:?} after the cut");
+    assert!(t < Duration::from_secs(1), "{t:?}");
+    l.b.restore().unwrap();
+    wait_session(&dut, bird_lo, true, UP).unwrap();
+
+    // sartd single-hop, BIRD multihop: BIRD's packets come to port 4784, the session is for
+    // 3784. BFD stays down, and the log names the setting.
+    dut.stop();
+    drop(dut);
+    let dut = Sartd::start(
+        &dut_ns,
+        "sartd2",
+        sartd_config({
+            let mut n = Neighbor::new(bird_lo, 65093, &V4);
+            n.bfd = true;
+            n
+        }),
+    )
+    .unwrap();
+    wait_until(
+        "sartd's mismatch hint",
+        ROUTE,
+        Duration::from_millis(200),
+        || {
+            if dut
+                .logs()
+                .contains("multihop packets to a single-hop session")
+            {
+                Ok(())
+            } else {
+                Err(Pending(bfd_state(&dut, bird_lo)))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
+    assert_ne!(bfd_state(&dut, bird_lo), "Up");
+}
+
 /// Graceful restart with BIRD in both roles. BIRD as the helper: it keeps forwarding to sartd's
 /// prefix across a SIGKILL restart of sartd (0 pings lost through BIRD's kernel routes). BIRD
 /// restarting (`birdc graceful restart`, then `bird -R`): sartd keeps BIRD's routes stale in its
