@@ -1,7 +1,8 @@
 //! TCP MD5, graceful restart and BFD from the Kubernetes side: a BGPPeerTemplate names a Secret
 //! for the password and asks for graceful restart and BFD; the controller carries them into the
-//! node's BGPPeer and the agent into its speaker, against FRR configured the same way. Real API
-//! server, `kubectl` for every object. Needs root and the built binaries.
+//! node's BGPPeer and the agent into its speaker, against FRR configured the same way; a change
+//! of the template's BFD timers reaches the speaker. Real API server, `kubectl` for every
+//! object. Needs root and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -98,4 +99,37 @@ async fn password_from_a_secret_graceful_restart_and_bfd_from_crs() {
     assert!(!peer.contains("from-a-secret"), "{peer}");
     assert!(!lab.agent_log().contains("from-a-secret"));
     assert!(!lab.speaker.logs().contains("from-a-secret"));
+
+    // The template's BFD timers change: the agent adds the peer to the speaker again with
+    // them (a session cannot change its capabilities or BFD in place), and BFD comes back up.
+    ok(piped(
+        cluster.kubectl().args([
+            "patch",
+            "bgppeertemplate",
+            "tor-secure",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"bfd":{"intervalMs":200}}}"#,
+        ]),
+        b"",
+    ));
+    eventually("the speaker runs BFD at 200 ms, up", WAIT, || async {
+        let v = lab.speaker.neighbor(router).map_err(|e| e.to_string())?;
+        let up = v["bfdStatus"]["state"].as_str() == Some("Up");
+        if v["bfd"]["intervalMs"] == 200 && up {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    eventually("FRR Established with the node again", WAIT, || async {
+        match lab.frr.is_established(node) {
+            Ok(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let v = lab.speaker.neighbor(router).unwrap();
+    assert_eq!(v["gracefulRestart"]["restartTime"], 30, "{v}");
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
+use crate::bgp::config::{BfdConfig, DEFAULT_RESTART_TIME};
 use crate::kubernetes::crd::bgp_peer_template::{BfdSpec, GracefulRestartSpec, PasswordSecretRef};
 use crate::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec};
 
@@ -25,12 +26,55 @@ pub struct WantPeer {
     pub bfd: Option<BfdSpec>,
 }
 
+impl WantPeer {
+    /// The settings the speaker reports back, with its defaults filled in.
+    pub fn knobs(&self) -> Knobs {
+        let bfd_default = BfdConfig::default();
+        Knobs {
+            restart_time: self
+                .graceful_restart
+                .as_ref()
+                .map(|g| g.restart_time.unwrap_or(u32::from(DEFAULT_RESTART_TIME))),
+            bfd: self.bfd.as_ref().map(|b| BfdKnobs {
+                interval_ms: b.interval_ms.unwrap_or(bfd_default.interval_ms),
+                multiplier: b.multiplier.unwrap_or(u32::from(bfd_default.multiplier)),
+                multihop: b.multihop.unwrap_or(false),
+            }),
+        }
+    }
+}
+
+/// What a neighbour is set up with and only takes effect when it is added: graceful restart
+/// and BFD. A BGPPeer that changes them is deleted from the speaker and added again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// Graceful restart's restart time; `None`: off.
+    pub restart_time: Option<u32>,
+    /// `None`: no BFD.
+    pub bfd: Option<BfdKnobs>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdKnobs {
+    pub interval_ms: u32,
+    pub multiplier: u32,
+    pub multihop: bool,
+}
+
 /// A neighbour as the speaker has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HavePeer {
     pub address: IpAddr,
     pub asn: u32,
     pub name: String,
+    pub knobs: Knobs,
+}
+
+impl HavePeer {
+    /// Whether the speaker's neighbour is what `w` asks for (else it is added again).
+    fn is(&self, w: &WantPeer) -> bool {
+        self.asn == w.asn && self.knobs == w.knobs()
+    }
 }
 
 /// The speaker's state, as read through the API.
@@ -113,7 +157,8 @@ pub fn want_paths(ads: &[BGPAdvertisement], peers: &BTreeSet<String>) -> BTreeSe
 }
 
 /// The calls that turn `have` into what the NodeBGP, peers and paths ask for. A neighbour whose
-/// AS changed is deleted and added again (a session cannot change its peer AS in place).
+/// AS, graceful restart or BFD changed is deleted and added again (a session cannot change its
+/// peer AS or its capabilities in place).
 pub fn plan(
     node_bgp: &NodeBGPSpec,
     peers: &BTreeMap<IpAddr, WantPeer>,
@@ -138,7 +183,7 @@ pub fn plan(
     // Changing AS or router id restarts every session on the speaker, which keeps them.
     for h in &have.peers {
         match peers.get(&h.address) {
-            Some(w) if w.asn == h.asn => {}
+            Some(w) if h.is(w) => {}
             _ => steps.push(Step::DeletePeer(h.address)),
         }
     }
@@ -151,10 +196,7 @@ pub fn plan(
         steps.push(Step::DeletePath(*p));
     }
     for (addr, w) in peers {
-        let present = have
-            .peers
-            .iter()
-            .any(|h| h.address == *addr && h.asn == w.asn);
+        let present = have.peers.iter().any(|h| h.address == *addr && h.is(w));
         if !present {
             steps.push(Step::AddPeer(w.clone()));
         }
@@ -277,6 +319,7 @@ mod tests {
                 address: "198.18.0.1".parse().unwrap(),
                 asn: 65000,
                 name: "p1".into(),
+                knobs: Knobs::default(),
             }],
             paths: ["198.18.100.1/32".parse().unwrap()].into(),
         };
@@ -302,6 +345,7 @@ mod tests {
                 address: "198.18.0.1".parse().unwrap(),
                 asn: 65000,
                 name: "p1".into(),
+                knobs: Knobs::default(),
             }],
             paths: paths.clone(),
         };
@@ -310,6 +354,7 @@ mod tests {
             address: "198.18.0.9".parse().unwrap(),
             asn: 1,
             name: "old".into(),
+            knobs: Knobs::default(),
         });
         have.paths.insert("198.18.100.9/32".parse().unwrap());
         have.peers[0].asn = 65001;
@@ -320,6 +365,89 @@ mod tests {
                 Step::DeletePeer("198.18.0.1".parse().unwrap()),
                 Step::DeletePeer("198.18.0.9".parse().unwrap()),
                 Step::DeletePath("198.18.100.9/32".parse().unwrap()),
+                Step::AddPeer(peers.values().next().unwrap().clone()),
+            ]
+        );
+    }
+
+    #[test]
+    fn graceful_restart_or_bfd_changes_add_the_peer_again() {
+        let mut p = peer("p1", "198.18.0.1", 65000);
+        p.spec.graceful_restart = Some(GracefulRestartSpec { restart_time: None });
+        p.spec.bfd = Some(BfdSpec {
+            interval_ms: Some(100),
+            multiplier: None,
+            multihop: Some(true),
+        });
+        let peers = want_peers(&[p.clone()]);
+        let paths = BTreeSet::new();
+        // What the speaker reports for that peer: the defaults filled in.
+        let reported = Knobs {
+            restart_time: Some(120),
+            bfd: Some(BfdKnobs {
+                interval_ms: 100,
+                multiplier: 3,
+                multihop: true,
+            }),
+        };
+        let mut have = Have {
+            asn: 65010,
+            router_id: Some("198.18.0.10".parse().unwrap()),
+            multipath: true,
+            peers: vec![HavePeer {
+                address: "198.18.0.1".parse().unwrap(),
+                asn: 65000,
+                name: "p1".into(),
+                knobs: reported,
+            }],
+            paths: BTreeSet::new(),
+        };
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
+        let again = vec![
+            Step::DeletePeer("198.18.0.1".parse().unwrap()),
+            Step::AddPeer(peers.values().next().unwrap().clone()),
+        ];
+        // The speaker has other BFD timers, no BFD, or no graceful restart: added again.
+        for knobs in [
+            Knobs {
+                bfd: Some(BfdKnobs {
+                    interval_ms: 300,
+                    ..reported.bfd.unwrap()
+                }),
+                ..reported
+            },
+            Knobs {
+                bfd: Some(BfdKnobs {
+                    multihop: false,
+                    ..reported.bfd.unwrap()
+                }),
+                ..reported
+            },
+            Knobs {
+                bfd: None,
+                ..reported
+            },
+            Knobs {
+                restart_time: None,
+                ..reported
+            },
+        ] {
+            have.peers[0].knobs = knobs;
+            assert_eq!(
+                plan(&node_bgp(), &peers, &paths, &have).unwrap(),
+                again,
+                "{knobs:?}"
+            );
+        }
+        // And the other way: the BGPPeer turns both off.
+        p.spec.graceful_restart = None;
+        p.spec.bfd = None;
+        have.peers[0].knobs = reported;
+        let peers = want_peers(&[p]);
+        assert_eq!(
+            plan(&node_bgp(), &peers, &paths, &have).unwrap(),
+            vec![
+                Step::DeletePeer("198.18.0.1".parse().unwrap()),
                 Step::AddPeer(peers.values().next().unwrap().clone()),
             ]
         );

@@ -9,7 +9,7 @@ use proto::v1;
 use proto::v1::bgp_api_client::BgpApiClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::plan::{Have, HavePeer, Step};
+use super::plan::{BfdKnobs, Have, HavePeer, Knobs, Step};
 use crate::kubernetes::crd::PeerState;
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,14 @@ impl Speaker {
                     address,
                     asn: p.asn,
                     name: p.name,
+                    knobs: Knobs {
+                        restart_time: p.graceful_restart.map(|g| g.restart_time),
+                        bfd: p.bfd.map(|b| BfdKnobs {
+                            interval_ms: b.interval_ms,
+                            multiplier: b.multiplier,
+                            multihop: b.multihop,
+                        }),
+                    },
                 });
                 states.push((address, peer_state(p.state)));
             }
