@@ -245,11 +245,16 @@ impl Neighbor {
         self
     }
 
+    /// Single-hop BFD (RFC 5881) with this neighbour.
+    pub fn bfd(mut self) -> Neighbor {
+        self.bfd = true;
+        self
+    }
+
     /// Multihop BFD (RFC 5883) with this neighbour.
     pub fn bfd_multihop(mut self) -> Neighbor {
-        self.bfd = true;
         self.bfd_multihop = true;
-        self
+        self.bfd()
     }
 
     pub fn local_address(mut self, a: IpAddr) -> Neighbor {

@@ -577,34 +577,34 @@ fn bfd_with_frr_and_bird_link_cut_detected_within_a_second() {
     let lf = Link::veth(&dut_ns, &fns, 91).unwrap();
     let lb = Link::veth(&dut_ns, &bns, 92).unwrap();
     let (f, b): (IpAddr, IpAddr) = (lf.b.ipv4().into(), lb.b.ipv4().into());
-    let with_bfd = |mut n: Neighbor| {
-        n.bfd = true;
-        n
-    };
     let dut = Sartd::start(
         &dut_ns,
         "sartd",
         BgpConfig::new(65090, lf.a.ipv4())
-            .neighbor(with_bfd(Neighbor::new(f, 65091, &V4).hold_time(9)))
-            .neighbor(with_bfd(Neighbor::new(b, 65092, &V4).hold_time(9)))
+            .neighbor(Neighbor::new(f, 65091, &V4).hold_time(9).bfd())
+            .neighbor(Neighbor::new(b, 65092, &V4).hold_time(9).bfd())
             .route(Route::new(net("198.18.190.0/24"))),
     )
     .unwrap();
     let frr = Frr::start(
         &fns,
         "frr",
-        BgpConfig::new(65091, lf.b.ipv4()).neighbor(with_bfd(
-            Neighbor::new(lf.a.ipv4().into(), 65090, &V4).hold_time(9),
-        )),
+        BgpConfig::new(65091, lf.b.ipv4()).neighbor(
+            Neighbor::new(lf.a.ipv4().into(), 65090, &V4)
+                .hold_time(9)
+                .bfd(),
+        ),
     )
     .unwrap();
     let bird = DaemonKind::Bird
         .start(
             &bns,
             "bird",
-            BgpConfig::new(65092, lb.b.ipv4()).neighbor(with_bfd(
-                Neighbor::new(lb.a.ipv4().into(), 65090, &V4).hold_time(9),
-            )),
+            BgpConfig::new(65092, lb.b.ipv4()).neighbor(
+                Neighbor::new(lb.a.ipv4().into(), 65090, &V4)
+                    .hold_time(9)
+                    .bfd(),
+            ),
         )
         .unwrap();
     let prefix = net("198.18.190.0/24");
@@ -741,11 +741,7 @@ fn multihop_bfd_with_bird_between_loopbacks() {
     let dut = Sartd::start(
         &dut_ns,
         "sartd2",
-        sartd_config({
-            let mut n = Neighbor::new(bird_lo, 65093, &V4);
-            n.bfd = true;
-            n
-        }),
+        sartd_config(Neighbor::new(bird_lo, 65093, &V4).bfd()),
     )
     .unwrap();
     wait_until(
