@@ -3,5 +3,6 @@
 
 pub mod bgp;
 pub mod fib;
+pub mod health;
 pub mod install_cni;
 pub mod kubernetes;

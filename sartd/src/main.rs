@@ -53,16 +53,24 @@ struct InstallCniArgs {
     /// The node's CNI configuration directory.
     #[arg(long, default_value = "/etc/cni/net.d")]
     conf_dir: std::path::PathBuf,
-    /// The sart-cni binary (default: next to this sartd).
+    /// The sart-cni binary (default: next to this sartd, else where the image keeps it).
     #[arg(long)]
     binary: Option<std::path::PathBuf>,
 }
 
+/// Where sart's image keeps the plugin (see Dockerfile): not on PATH, it is for the node.
+const IMAGE_CNI_BINARY: &str = "/opt/sart/bin/sart-cni";
+
 fn install_cni(args: InstallCniArgs) -> ExitCode {
     let binary = args.binary.or_else(|| {
-        std::env::current_exe()
+        let beside = std::env::current_exe()
             .ok()
-            .map(|p| p.with_file_name("sart-cni"))
+            .map(|p| p.with_file_name("sart-cni"))?;
+        Some(if beside.exists() {
+            beside
+        } else {
+            IMAGE_CNI_BINARY.into()
+        })
     });
     let Some(binary) = binary else {
         eprintln!("sartd install-cni: cannot tell where sart-cni is: pass --binary");
@@ -129,6 +137,9 @@ struct AgentArgs {
     /// CIDR); comma-separated or repeated.
     #[arg(long, value_delimiter = ',')]
     no_masquerade: Vec<ipnet::IpNet>,
+    /// Where `/metrics` (sart_agent_*), `/healthz` and `/readyz` are served (plain HTTP).
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    http_addr: std::net::SocketAddr,
 }
 
 fn agent(args: AgentArgs) -> ExitCode {
@@ -149,6 +160,7 @@ fn agent(args: AgentArgs) -> ExitCode {
                 },
             )
         }),
+        http: args.http_addr,
     };
     block_on("agent", |client| async move {
         sartd::kubernetes::agent::run(client, opts)
@@ -304,8 +316,10 @@ async fn terminate() {
 fn logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: `kubectl logs` and log collectors get plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => b.init(),

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the speaker, served at `/metrics` (and `/healthz`) on `--metrics-addr`.
+//! Prometheus metrics of the speaker, served at `/metrics` (with `/healthz` and `/readyz`, see
+//! [`crate::health`]) on `--metrics-addr`.
 //!
 //! Per-session figures (state, messages, prefixes) are a snapshot the speaker refreshes on every
 //! loop tick and a collector encodes at scrape time; speaker-wide ones (best-path changes, UPDATE
@@ -202,8 +203,12 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
+/// Serves `/metrics`, `/healthz` and `/readyz` until the process ends.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    health: &Arc<crate::health::Health>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
         .route(
@@ -221,7 +226,7 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .merge(health.routes());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             error!(error = %e, "metrics server stopped");

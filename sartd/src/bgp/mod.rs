@@ -130,7 +130,9 @@ async fn run(
     fib_table: Option<u32>,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::new();
-    metrics::serve(metrics_addr, metrics.clone())
+    // The loop below turns at least every 200 ms: 30 s without a turn is a stuck speaker.
+    let health = crate::health::Health::new(std::time::Duration::from_secs(30));
+    metrics::serve(metrics_addr, metrics.clone(), &health)
         .await
         .with_context(|| format!("listening on the metrics address {metrics_addr}"))?;
     let listener = listener::bind(port)
@@ -169,6 +171,8 @@ async fn run(
     let (bfd_tx, mut bfd_rx) = mpsc::channel(64);
     speaker.set_bfd(bfd::start(bfd_tx));
     speaker.start().await;
+    // Ready once the API takes requests: the agent can configure this speaker.
+    health.set_ready();
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // Peer state changes are published by polling the sessions' watch channels this often.
@@ -188,6 +192,7 @@ async fn run(
             Some(req) = api_rx.recv() => speaker.request(req).await,
             Some(ev) = bfd_rx.recv() => speaker.bfd_event(ev).await,
             _ = tick.tick() => {
+                health.beat();
                 speaker.sample_metrics();
                 let expired = speaker.expire_stale(std::time::Instant::now());
                 speaker.check_converged().await;

@@ -38,6 +38,10 @@ impl Readiness {
         self.pods.store(true, Ordering::Release);
     }
 
+    pub fn pods_restored(&self) -> bool {
+        self.pods.load(Ordering::Acquire)
+    }
+
     pub fn established(&self, n: usize) {
         self.established.store(n, Ordering::Release);
     }
@@ -72,6 +76,7 @@ pub enum Error {
 struct Server {
     ready: Arc<Readiness>,
     pods: Arc<PodNetwork>,
+    metrics: super::metrics::Metrics,
 }
 
 impl Server {
@@ -87,12 +92,20 @@ impl Server {
     }
 }
 
-/// Logs a refusal the runtime will only show as a code and a message.
-fn logged<T>(what: &str, container: &str, r: Result<T, Status>) -> Result<T, Status> {
-    if let Err(s) = &r {
-        warn!(container, code = ?s.code(), message = s.message(), "CNI {what} failed");
+impl Server {
+    /// Counts the call and logs a refusal the runtime will only show as a code and a message.
+    fn logged<T>(
+        &self,
+        what: &'static str,
+        container: &str,
+        r: Result<T, Status>,
+    ) -> Result<T, Status> {
+        self.metrics.cni(what, r.is_ok());
+        if let Err(s) = &r {
+            warn!(container, code = ?s.code(), message = s.message(), "CNI {what} failed");
+        }
+        r
     }
-    r
 }
 
 #[tonic::async_trait]
@@ -101,23 +114,24 @@ impl CniApi for Server {
         let a = req.into_inner();
         debug!(container = %a.container_id, "CNI ADD");
         if let Some(why) = self.ready.blocker() {
-            return Err(Status::unavailable(why));
+            return self.logged("ADD", &a.container_id, Err(Status::unavailable(why)));
         }
-        logged("ADD", &a.container_id, self.pods.add(&a).await).map(Response::new)
+        self.logged("ADD", &a.container_id, self.pods.add(&a).await)
+            .map(Response::new)
     }
 
     async fn del(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
         let a = req.into_inner();
         debug!(container = %a.container_id, "CNI DEL");
         self.restored()?;
-        logged("DEL", &a.container_id, self.pods.del(&a).await)?;
+        self.logged("DEL", &a.container_id, self.pods.del(&a).await)?;
         Ok(Response::new(CniResult::default()))
     }
 
     async fn check(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
         let a = req.into_inner();
         self.restored()?;
-        logged("CHECK", &a.container_id, self.pods.check(&a).await)?;
+        self.logged("CHECK", &a.container_id, self.pods.check(&a).await)?;
         Ok(Response::new(CniResult::default()))
     }
 
@@ -133,7 +147,7 @@ impl CniApi for Server {
                 ifname: v.ifname,
             })
             .collect();
-        let n = logged("GC", "", self.pods.gc(&network, &valid).await)?;
+        let n = self.logged("GC", "", self.pods.gc(&network, &valid).await)?;
         debug!(network, freed = n, "CNI GC");
         Ok(Response::new(CniResult::default()))
     }
@@ -208,11 +222,16 @@ pub async fn serve(
     path: PathBuf,
     ready: Arc<Readiness>,
     pods: Arc<PodNetwork>,
+    metrics: super::metrics::Metrics,
 ) -> Result<(), Error> {
     let listener = bind(&path)?;
     info!(socket = %path.display(), "CNI server listening");
     tonic::transport::Server::builder()
-        .add_service(CniApiServer::new(Server { ready, pods }))
+        .add_service(CniApiServer::new(Server {
+            ready,
+            pods,
+            metrics,
+        }))
         .serve_with_incoming(UnixListenerStream::new(listener))
         .await?;
     Ok(())

@@ -5,6 +5,7 @@
 //! `kubectl get bgppeer` follows sessions without polling.
 
 pub mod cni;
+pub mod metrics;
 pub mod nat;
 pub mod plan;
 pub mod pod_ipam;
@@ -54,6 +55,11 @@ pub enum Error {
     Store(#[from] pod_store::StoreError),
     #[error(transparent)]
     Net(#[from] podnet::NetError),
+    #[error("HTTP address {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +71,43 @@ pub struct Options {
     pub resync: Duration,
     /// Serve `sart-cni` on this unix socket (`--mode cni|dual`), with these pod settings.
     pub cni: Option<(std::path::PathBuf, pods::PodOptions)>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub http: std::net::SocketAddr,
+}
+
+/// What the sync loop reports besides doing its work.
+#[derive(Clone)]
+struct Report {
+    ready: std::sync::Arc<cni::Readiness>,
+    health: std::sync::Arc<crate::health::Health>,
+    metrics: metrics::Metrics,
+}
+
+impl Report {
+    /// A sync ended with this many sessions Established, or failed.
+    fn synced(&self, established: Option<usize>, cni: bool) {
+        self.ready.established(established.unwrap_or(0));
+        self.metrics.synced(established);
+        match readiness(
+            established.is_some(),
+            cni.then(|| self.ready.pods_restored()),
+        ) {
+            Ok(()) => self.health.set_ready(),
+            Err(why) => self.health.set_not_ready(why),
+        }
+    }
+}
+
+/// The agent is ready once its speaker matches the cluster and, serving the CNI, it has its pod
+/// records back. Sessions are not required: a node may have no peers on purpose.
+fn readiness(synced: bool, pods_restored: Option<bool>) -> Result<(), &'static str> {
+    if !synced {
+        Err("the last sync with the speaker failed")
+    } else if pods_restored == Some(false) {
+        Err("restoring the pods' CNI records")
+    } else {
+        Ok(())
+    }
 }
 
 /// Conditions kept on a BGPPeer (the last one is its state).
@@ -78,8 +121,28 @@ struct Caches {
 
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let ready = std::sync::Arc::new(cni::Readiness::default());
+    // The sync loop turns at least every resync: six missed turns is a stuck agent.
+    let health = crate::health::Health::new((opts.resync * 6).max(Duration::from_secs(60)));
+    health.set_not_ready("reading the cluster");
+    let metrics = metrics::Metrics::default();
+    let http = metrics::serve(opts.http, metrics.clone(), &health)
+        .await
+        .map_err(|source| Error::Http {
+            addr: opts.http,
+            source,
+        })?;
+    let _http = Task(tokio::spawn(async move {
+        if let Err(e) = http.await {
+            warn!(error = %e, "HTTP server stopped");
+        }
+    }));
+    let report = Report {
+        ready: ready.clone(),
+        health,
+        metrics: metrics.clone(),
+    };
     let Some((path, pod_opts)) = opts.cni.clone() else {
-        return sync_loop(client, opts, ready).await;
+        return sync_loop(client, opts, report).await;
     };
     podnet::enable_forwarding()?;
     let (blocks_tx, blocks_changed) = mpsc::channel(1);
@@ -119,8 +182,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     )?);
     // Listening from the start: STATUS says "not ready" rather than nothing at all.
     tokio::select! {
-        r = cni::serve(path, ready.clone(), net.clone()) => r.map_err(Error::from),
-        r = sync_loop(client, opts, ready.clone()) => r,
+        r = cni::serve(path, ready.clone(), net.clone(), metrics) => r.map_err(Error::from),
+        r = sync_loop(client, opts, report) => r,
         r = pods_loop(net, ready, pools, blocks, blocks_changed) => r,
     }
 }
@@ -190,11 +253,7 @@ async fn pods_loop(
     }
 }
 
-async fn sync_loop(
-    client: Client,
-    opts: Options,
-    ready: std::sync::Arc<cni::Readiness>,
-) -> Result<(), Error> {
+async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), Error> {
     let (changed_tx, mut changed) = mpsc::channel(1);
     let node_sel = format!("metadata.name={}", opts.node);
     let (node_bgps, t1) = cache::watch(
@@ -230,13 +289,15 @@ async fn sync_loop(
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     info!(node = %opts.node, "agent caches ready");
-    ready.caches_ready();
+    report.ready.caches_ready();
+    report.health.set_not_ready("no sync with the speaker yet");
 
     let mut speaker: Option<Speaker> = None;
     let (events_tx, mut events) = mpsc::channel::<(IpAddr, PeerState)>(256);
     let mut tick = tokio::time::interval(opts.resync);
     let mut backoff = Duration::from_millis(500);
     loop {
+        report.health.beat();
         let endpoint = caches
             .node_bgps
             .get(&reflector::ObjectRef::new(&opts.node))
@@ -274,11 +335,11 @@ async fn sync_loop(
         let Some(sp) = speaker.clone() else { continue };
         match sync(&client, &opts, &caches, &sp).await {
             Ok(established) => {
-                ready.established(established);
+                report.synced(Some(established), opts.cni.is_some());
                 backoff = Duration::from_millis(500);
             }
             Err(e) => {
-                ready.established(0);
+                report.synced(None, opts.cni.is_some());
                 warn!(error = %e, "sync failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -1,0 +1,121 @@
+//! Liveness and readiness as the kubelet probes them, for the speaker and the agent.
+//!
+//! `/healthz` fails once the process's main loop has not run for `stall`: the loop is stuck, and
+//! only a restart helps. `/readyz` fails until the process says it serves (and whenever it says
+//! it no longer does), with the reason as the body, so `kubectl describe pod` shows why.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+#[derive(Debug)]
+pub struct Health {
+    start: Instant,
+    /// Milliseconds since `start` at the main loop's last turn.
+    beat_ms: AtomicU64,
+    stall: Duration,
+    ready: AtomicBool,
+    /// Why the process is not ready, while it is not.
+    waiting_for: Mutex<&'static str>,
+}
+
+/// Whether a loop that last ran at `beat` is stuck at `now`: for how long, if it is.
+pub fn stalled(beat: Duration, now: Duration, stall: Duration) -> Option<Duration> {
+    let quiet = now.saturating_sub(beat);
+    (quiet > stall).then_some(quiet)
+}
+
+impl Health {
+    pub fn new(stall: Duration) -> Arc<Health> {
+        Arc::new(Health {
+            start: Instant::now(),
+            beat_ms: AtomicU64::new(0),
+            stall,
+            ready: AtomicBool::new(false),
+            waiting_for: Mutex::new("starting"),
+        })
+    }
+
+    /// The main loop ran.
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.beat_ms.store(ms, Ordering::Release);
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Not ready, and why.
+    pub fn set_not_ready(&self, why: &'static str) {
+        if let Ok(mut w) = self.waiting_for.lock() {
+            *w = why;
+        }
+        self.ready.store(false, Ordering::Release);
+    }
+
+    fn liveness(&self) -> Result<(), String> {
+        let beat = Duration::from_millis(self.beat_ms.load(Ordering::Acquire));
+        match stalled(beat, self.start.elapsed(), self.stall) {
+            None => Ok(()),
+            Some(quiet) => Err(format!("main loop stalled for {} s", quiet.as_secs())),
+        }
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(self
+            .waiting_for
+            .lock()
+            .map_or_else(|_| "not ready".to_string(), |w| w.to_string()))
+    }
+
+    /// `/healthz` and `/readyz`, to merge into a process's HTTP router.
+    pub fn routes(self: &Arc<Self>) -> Router {
+        let (live, ready) = (self.clone(), self.clone());
+        Router::new()
+            .route("/healthz", get(move || answer(live.liveness())))
+            .route("/readyz", get(move || answer(ready.readiness())))
+    }
+}
+
+async fn answer(r: Result<(), String>) -> (StatusCode, String) {
+    match r {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_loop_is_stalled_only_past_the_bound() {
+        let s = Duration::from_secs;
+        assert_eq!(stalled(s(10), s(20), s(30)), None);
+        assert_eq!(stalled(s(10), s(40), s(30)), None);
+        assert_eq!(stalled(s(10), s(41), s(30)), Some(s(31)));
+        // A beat stamped after `now` was read (another thread) is not a stall.
+        assert_eq!(stalled(s(50), s(40), s(30)), None);
+    }
+
+    #[test]
+    fn ready_only_when_told_and_says_why_not() {
+        let h = Health::new(Duration::from_secs(30));
+        h.beat();
+        assert_eq!(h.liveness(), Ok(()));
+        assert_eq!(h.readiness(), Err("starting".into()));
+        h.set_ready();
+        assert_eq!(h.readiness(), Ok(()));
+        h.set_not_ready("no speaker");
+        assert_eq!(h.readiness(), Err("no speaker".into()));
+    }
+}
