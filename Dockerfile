@@ -2,7 +2,10 @@
 # and the sart-cni plugin (copied onto the node by `sartd install-cni`, the agent's init
 # container). The manifests call it `sart` (manifests/base/kustomization.yaml maps the name).
 #
-#   docker build -t ghcr.io/terassyi/sart:dev .       # or: make image
+#   docker build -t ghcr.io/terassyi/sart:dev .       # or: make docker-image
+#
+# Without Docker, `make image` writes the same layout as an OCI archive from the release binaries
+# (scripts/sart-image); that is the image `make lab` runs.
 #
 # Built from the workspace with the same toolchain as CI; protoc comes vendored from crates.io.
 FROM rust:1.95-bookworm AS build
