@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release test deps fmt-check clippy crd crd-check unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean docker-check image kind-lb kind-cni clab-up clab-down kind-down real-cluster-check
+.PHONY: all build release test deps fmt-check clippy crd crd-check unit-test controlplane controlplane-smoke lab lab-down bench fuzz-smoke clean docker-check image docker-image kind-lb kind-cni clab-up clab-down kind-down real-cluster-check
 
 all: build
 
@@ -60,35 +60,45 @@ fuzz-smoke:
 	scripts/fuzz-smoke.sh
 
 ## The whole system on one machine in network namespaces: a router (FRR), NODES nodes (default 3)
-## running sartd, the controller, a real control plane, pods and a LoadBalancer Service, checked
-## reachable from a client through BGP. Re-running on a running lab is safe. See README.md.
+## running containerd and the kubelet, a real control plane, sart deployed from its image and
+## manifests/dual, pods and a LoadBalancer Service, checked reachable from a client through BGP.
+## Re-running on a running lab is safe. See README.md.
 NODES ?= 3
 lab: deps controlplane
-	$(CARGO) build --release -p sartd -p sart -p sartcni -p sart-lab
+	$(CARGO) build --release -p sartd -p sart -p sartcni
 	e2e/lab/lab up --nodes $(NODES)
 
 ## Removes every process, namespace and file `make lab` made.
 lab-down:
 	e2e/lab/lab down
 
+## sart's image (what manifests/ deploys) as an OCI archive, from the release binaries, with the
+## Dockerfile's layout: no Docker, no registry. Load it with `ctr -n k8s.io images import` or
+## `kind load image-archive`. `make docker-image` builds the same with Docker.
+IMAGE ?= ghcr.io/terassyi/sart:dev
+IMAGE_ARCHIVE ?= target/images/sart.tar
+image:
+	$(CARGO) build --release -p sartd -p sart -p sartcni
+	scripts/sart-image target/release $(IMAGE_ARCHIVE) $(IMAGE)
+	@echo "image $(IMAGE): $(IMAGE_ARCHIVE)"
+
 ## Real clusters (need Docker, kind and containerlab, which this machine does not have):
 ##   make image kind-cni clab-up   # or kind-lb for sart as the LoadBalancer only
 ##   make clab-down kind-down
-IMAGE ?= ghcr.io/terassyi/sart:dev
 docker-check:
 	@command -v docker >/dev/null || { echo "needs Docker (and kind, containerlab): see docs/usage.md" >&2; exit 2; }
 
-image: docker-check
+docker-image: docker-check
 	docker build -t $(IMAGE) .
 
-kind-lb: docker-check
+kind-lb: docker-check image
 	kind create cluster --config e2e/kind/cluster-lb.yaml
-	kind load docker-image $(IMAGE) --name sart
+	kind load image-archive $(IMAGE_ARCHIVE) --name sart
 	kubectl apply -k manifests/crd && kubectl apply -k manifests/lb
 
-kind-cni: docker-check
+kind-cni: docker-check image
 	kind create cluster --config e2e/kind/cluster-cni.yaml
-	kind load docker-image $(IMAGE) --name sart
+	kind load image-archive $(IMAGE_ARCHIVE) --name sart
 	kubectl apply -k manifests/crd && kubectl apply -k manifests/dual
 
 clab-up: docker-check

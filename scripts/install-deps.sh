@@ -3,7 +3,9 @@
 # (so a warm machine never runs apt-get update). Idempotent; needs root.
 set -euo pipefail
 
-packages=(frr bird2 gobgpd exabgp tcpdump iproute2 nftables iptables containernetworking-plugins openssl curl iputils-ping python3-yaml)
+# containerd, runc and busybox-static: the lab's nodes run pods (busybox is the lab's images);
+# binutils: objcopy strips the images' binaries.
+packages=(frr bird2 gobgpd exabgp tcpdump iproute2 nftables iptables containernetworking-plugins openssl curl iputils-ping python3-yaml containerd runc busybox-static util-linux binutils)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,7 +24,7 @@ else
 fi
 
 # The daemons are started by our tests in their own namespaces, never as system services.
-for svc in frr bird gobgpd exabgp; do
+for svc in frr bird gobgpd exabgp containerd; do
   if systemctl is-enabled "$svc" >/dev/null 2>&1; then
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi
