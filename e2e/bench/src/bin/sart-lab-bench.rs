@@ -2,7 +2,7 @@
 //! release binaries; refuses to run while another lab's namespaces exist.
 //!
 //! ```sh
-//! cargo build --release -p sartd -p sart -p sartcni -p sart-lab -p sart-bench
+//! cargo build --release -p sartd -p sart -p sartcni -p sart-bench
 //! target/release/sart-lab-bench [--services 100] [--pods 100] [--nodes 3] [--cuts 20]
 //! ```
 //!
@@ -15,13 +15,16 @@
 //!   kernel route to the VIP no longer goes through node 1 (multihop BFD, 100 ms x 3); then
 //!   `lab uncut` and wait for node 1 to be used again.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+
+#[path = "../lab.rs"]
+mod lab;
+use lab::{Lab, report};
 
 #[derive(Parser)]
 #[command(
@@ -37,76 +40,6 @@ struct Args {
     nodes: u32,
     #[arg(long, default_value_t = 20)]
     cuts: u32,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Lab {
-    dir: PathBuf,
-}
-
-impl Lab {
-    fn lab(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(repo().join("e2e/lab/lab"))
-            .args(args)
-            .args(["--dir", &self.dir.to_string_lossy()])
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            bail!(
-                "lab {}: {}{}",
-                args.join(" "),
-                text,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(text)
-    }
-
-    fn kubectl(&self, args: &[&str], input: Option<&str>) -> Result<String> {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .arg(format!(
-                "--kubeconfig={}",
-                self.dir.join("cluster/kubeconfig").display()
-            ))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let Some(i) = input
-            && let Some(mut stdin) = child.stdin.take()
-        {
-            stdin.write_all(i.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn router_has(&self, prefix: &str) -> bool {
-        Command::new("vtysh")
-            .arg("--vty_socket")
-            .arg(self.dir.join("router"))
-            .args(["-c", &format!("show ip route {prefix} json")])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"protocol\":\"bgp\""))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.lab(&["down"]);
-    }
 }
 
 /// Whether the router's kernel route to `prefix` goes through `next_hop`.
@@ -142,29 +75,9 @@ fn reachable(ip: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
-fn report(what: &str, mut v: Vec<Duration>) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{what}: n={} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        v.len(),
-        ms(percentile(&v, 0.5)),
-        ms(percentile(&v, 0.9)),
-        ms(percentile(&v, 0.99)),
-        ms(*v.last().unwrap_or(&Duration::ZERO))
-    );
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
-    let lab = Lab {
-        dir: std::env::temp_dir().join(format!("sart-lab-bench-{}", std::process::id())),
-    };
+    let lab = Lab::new("sart-lab-bench");
     let t0 = Instant::now();
     lab.lab(&["up", "--nodes", &args.nodes.to_string()])
         .context("bringing the lab up")?;
@@ -197,7 +110,7 @@ fn main() -> Result<()> {
     let mut pods = Vec::new();
     for i in 0..args.pods {
         let yaml = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}, labels: {{app: bench}}}}\nspec:\n  containers: [{{name: web, image: lab/none, ports: [{{containerPort: 80}}]}}]\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}, labels: {{app: bench}}}}\nspec:\n  containers: [{{name: web, image: 'lab/responder:1', ports: [{{containerPort: 80}}]}}]\n"
         );
         let start = Instant::now();
         lab.kubectl(&["create", "-f", "-"], Some(&yaml))?;

@@ -1,0 +1,240 @@
+//! `sart-pod-start-bench`: pods started at once on the lab's real nodes (containerd and the
+//! kubelet), until each is Ready, with sart as the CNI, with the standard `ptp` + `host-local`
+//! plugins swapped in, and with `hostNetwork: true` (no CNI call at all: what the scheduler, the
+//! kubelet and containerd cost alone), in one run on one lab. Needs root and the release
+//! binaries.
+//!
+//! ```sh
+//! cargo build --release -p sartd -p sart -p sartcni -p sart-bench
+//! target/release/sart-pod-start-bench [--nodes 3] [--one-node 100] [--spread 300] [--rounds 1]
+//! ```
+//!
+//! Each batch is one `kubectl create` of a List of pods (image `lab/responder:1` running
+//! `sleep`, so hostNetwork pods do not fight over ports); a watch records when each pod turns
+//! Ready, from just before the create. The batch is deleted and gone before the next. ptp: a
+//! `00-ptp.conflist` (host-local, an IPv4 and an IPv6 range per node: dual-stack, as sart's pods
+//! are) in each node's `/etc/cni/net.d`, which containerd prefers to sart's `10-sart.conflist`,
+//! removed afterwards. With `--rounds`, the three take turns round after round and each
+//! figure is over every round's pods. sart's share of a p99 is its p99 minus the hostNetwork p99;
+//! likewise ptp's.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+
+#[path = "../lab.rs"]
+mod lab;
+use lab::{Lab, report};
+
+#[derive(Parser)]
+#[command(
+    name = "sart-pod-start-bench",
+    about = "Pod start to Ready on real nodes: sart, ptp and hostNetwork"
+)]
+struct Args {
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// Pods on node 1 alone.
+    #[arg(long, default_value_t = 100)]
+    one_node: u32,
+    /// Pods across every node (the scheduler spreads them).
+    #[arg(long, default_value_t = 300)]
+    spread: u32,
+    /// Batches of each kind, taking turns.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Network {
+    HostNetwork,
+    Sart,
+    Ptp,
+}
+
+impl Network {
+    fn name(self) -> &'static str {
+        match self {
+            Network::HostNetwork => "hostNetwork",
+            Network::Sart => "sart",
+            Network::Ptp => "ptp+host-local",
+        }
+    }
+}
+
+fn pods_yaml(n: u32, net: Network, node: Option<&str>) -> String {
+    let mut items = Vec::new();
+    for i in 0..n {
+        let mut spec = format!(
+            "{{\"terminationGracePeriodSeconds\": 0, \"containers\": [{{\"name\": \"c\", \"image\": \"lab/responder:1\", \"command\": [\"/bin/sleep\", \"3600\"]}}]"
+        );
+        if net == Network::HostNetwork {
+            spec.push_str(", \"hostNetwork\": true");
+        }
+        if let Some(node) = node {
+            spec.push_str(&format!(
+                ", \"nodeSelector\": {{\"kubernetes.io/hostname\": \"{node}\"}}"
+            ));
+        }
+        spec.push('}');
+        items.push(format!(
+            "{{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {{\"name\": \"start-{i}\", \"labels\": {{\"bench\": \"pod-start\"}}}}, \"spec\": {spec}}}"
+        ));
+    }
+    format!(
+        "{{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{}]}}",
+        items.join(",")
+    )
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Creates the pods at once and waits until each is Ready: the time of each, from the create.
+async fn batch(lab: &Lab, pods: &Api<Pod>, yaml: &str, n: u32) -> Result<Vec<Duration>> {
+    let mut seen: BTreeMap<String, Duration> = BTreeMap::new();
+    let cfg = watcher::Config::default().labels("bench=pod-start");
+    let mut events = watcher::watcher(pods.clone(), cfg).boxed();
+    // The watch runs before the create, so no transition is missed.
+    match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+        Ok(Some(Ok(_))) => {}
+        other => bail!("starting the pod watch: {other:?}"),
+    }
+    let start = Instant::now();
+    lab.kubectl(&["create", "-f", "-"], Some(yaml))?;
+    let deadline = start + Duration::from_secs(600);
+    while seen.len() < n as usize {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = match tokio::time::timeout(left, events.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("the pod watch ended"),
+            Err(_) => bail!("{} of {n} pods Ready after 600 s", seen.len()),
+        };
+        let changed = match ev {
+            Event::Apply(p) | Event::InitApply(p) => vec![p],
+            _ => vec![],
+        };
+        for p in changed {
+            if ready(&p)
+                && let Some(name) = p.metadata.name.clone()
+            {
+                seen.entry(name).or_insert_with(|| start.elapsed());
+            }
+        }
+    }
+    Ok(seen.into_values().collect())
+}
+
+async fn clean(lab: &Lab, pods: &Api<Pod>) -> Result<()> {
+    lab.kubectl(
+        &[
+            "delete",
+            "pods",
+            "-l",
+            "bench=pod-start",
+            "--wait=true",
+            "--timeout=300s",
+        ],
+        None,
+    )?;
+    let lp = kube::api::ListParams::default().labels("bench=pod-start");
+    for _ in 0..300 {
+        if pods.list(&lp).await?.items.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bail!("bench pods still there after 300 s")
+}
+
+/// `00-ptp.conflist` in each node's CNI directory (or removed).
+fn ptp(lab: &Lab, nodes: u32, on: bool) -> Result<()> {
+    for i in 1..=nodes {
+        let path = lab.dir.join(format!(
+            "nodes/sart-lab-node{i}/root/etc/cni/net.d/00-ptp.conflist"
+        ));
+        if on {
+            let conf = format!(
+                r#"{{"cniVersion": "1.0.0", "name": "ptp-bench", "plugins": [{{"type": "ptp", "ipMasq": false, "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "100.72.{i}.0/24"}}], [{{"subnet": "fd00:100:72:{i}::/64"}}]], "dataDir": "/var/lib/cni/networks"}}}}]}}"#
+            );
+            std::fs::write(&path, conf).with_context(|| path.display().to_string())?;
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    // containerd reloads its CNI configuration when the directory changes.
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.one_node > 240 || args.spread > 240 * args.nodes {
+        bail!("at most 240 bench pods a node (the lab's maxPods is 250)");
+    }
+    let lab = Lab::new("sart-pod-start-bench");
+    lab.lab(&["up", "--nodes", &args.nodes.to_string()])
+        .context("bringing the lab up")?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(lab.dir.join("cluster/kubeconfig"))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+
+    let batches = [
+        (
+            format!("{} pods on one node", args.one_node),
+            args.one_node,
+            Some("sart-lab-node1"),
+        ),
+        (
+            format!("{} pods across {} nodes", args.spread, args.nodes),
+            args.spread,
+            None,
+        ),
+    ];
+    let mut p99s = BTreeMap::new();
+    let nets = [Network::HostNetwork, Network::Sart, Network::Ptp];
+    for (what, n, node) in &batches {
+        let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+        for _ in 0..args.rounds {
+            for net in nets {
+                if net == Network::Ptp {
+                    ptp(&lab, args.nodes, true)?;
+                }
+                let result = batch(&lab, &pods, &pods_yaml(*n, net, *node), *n).await;
+                clean(&lab, &pods).await?;
+                if net == Network::Ptp {
+                    ptp(&lab, args.nodes, false)?;
+                }
+                times.entry(net.name()).or_default().extend(result?);
+            }
+        }
+        for net in nets {
+            let p99 = report(
+                &format!("{what}, {}", net.name()),
+                times.remove(net.name()).unwrap_or_default(),
+            );
+            p99s.insert((what.clone(), net.name()), p99);
+        }
+        let p = |net: Network| p99s[&(what.clone(), net.name())];
+        let host = p(Network::HostNetwork);
+        let (sart, ptp) = (p(Network::Sart) - host, p(Network::Ptp) - host);
+        println!(
+            "{what}: p99 sart/ptp {:.2}; CNI share of p99 (minus hostNetwork): sart {sart:.0} ms, ptp {ptp:.0} ms, ratio {:.2}",
+            p(Network::Sart) / p(Network::Ptp),
+            if ptp > 0.0 { sart / ptp } else { f64::NAN }
+        );
+    }
+    Ok(())
+}
