@@ -8,9 +8,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use bgp::fsm::State;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -210,23 +207,7 @@ pub async fn serve(
     health: &Arc<crate::health::Health>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move {
-                    match m.render() {
-                        Ok(body) => (StatusCode::OK, body),
-                        Err(_) => (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "encoding failed".to_string(),
-                        ),
-                    }
-                }
-            }),
-        )
-        .merge(health.routes());
+    let app = crate::health::router(move || metrics.render(), health);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             error!(error = %e, "metrics server stopped");

@@ -9,11 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -50,7 +46,8 @@ struct Inner {
     pool_addresses: Family<PoolLabels, Gauge>,
     pool_blocks: Family<BlockLabels, Gauge>,
     admissions: Family<AdmissionLabels, Counter>,
-    ready: AtomicBool,
+    /// Ready once the webhooks listen; no liveness beat (the controller's loops are kube-rs's).
+    health: Arc<crate::health::Health>,
 }
 
 /// Shared by the controllers, the webhooks and the HTTP server.
@@ -97,7 +94,7 @@ impl Default for Metrics {
             pool_addresses,
             pool_blocks,
             admissions,
-            ready: AtomicBool::new(false),
+            health: crate::health::Health::new(std::time::Duration::MAX),
         }))
     }
 }
@@ -160,7 +157,7 @@ impl Metrics {
 
     /// `/readyz` answers 200 from now on.
     pub fn set_ready(&self) {
-        self.0.ready.store(true, Ordering::Release);
+        self.0.health.set_ready();
     }
 
     pub fn render(&self) -> Result<String, std::fmt::Error> {
@@ -173,34 +170,8 @@ impl Metrics {
 /// Serves `/metrics`, `/healthz` and `/readyz` until the process ends.
 pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let (m1, m2) = (metrics.clone(), metrics);
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = m1.clone();
-                async move {
-                    match m.render() {
-                        Ok(body) => (StatusCode::OK, body),
-                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed".into()),
-                    }
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = m2.0.ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
-            }),
-        );
+    let health = metrics.0.health.clone();
+    let app = crate::health::router(move || metrics.render(), &health);
     axum::serve(listener, app).await
 }
 

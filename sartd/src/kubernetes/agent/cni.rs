@@ -123,21 +123,28 @@ impl CniApi for Server {
     async fn del(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
         let a = req.into_inner();
         debug!(container = %a.container_id, "CNI DEL");
-        self.restored()?;
-        self.logged("DEL", &a.container_id, self.pods.del(&a).await)?;
+        let r = async {
+            self.restored().map(drop)?;
+            self.pods.del(&a).await
+        }
+        .await;
+        self.logged("DEL", &a.container_id, r)?;
         Ok(Response::new(CniResult::default()))
     }
 
     async fn check(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
         let a = req.into_inner();
-        self.restored()?;
-        self.logged("CHECK", &a.container_id, self.pods.check(&a).await)?;
+        let r = async {
+            self.restored()?;
+            self.pods.check(&a).await
+        }
+        .await;
+        self.logged("CHECK", &a.container_id, r)?;
         Ok(Response::new(CniResult::default()))
     }
 
     async fn gc(&self, req: Request<GcArgs>) -> Result<Response<CniResult>, Status> {
         let g = req.into_inner();
-        self.restored()?;
         let network = super::pods::network_name(&g.conf);
         let valid = g
             .valid_attachments
@@ -147,7 +154,12 @@ impl CniApi for Server {
                 ifname: v.ifname,
             })
             .collect();
-        let n = self.logged("GC", "", self.pods.gc(&network, &valid).await)?;
+        let r = async {
+            self.restored()?;
+            self.pods.gc(&network, &valid).await
+        }
+        .await;
+        let n = self.logged("GC", "", r)?;
         debug!(network, freed = n, "CNI GC");
         Ok(Response::new(CniResult::default()))
     }

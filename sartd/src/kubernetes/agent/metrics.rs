@@ -8,9 +8,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -109,20 +106,7 @@ pub async fn serve(
     health: &Arc<Health>,
 ) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>> + use<>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move {
-                    match m.render() {
-                        Ok(body) => (StatusCode::OK, body),
-                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed".into()),
-                    }
-                }
-            }),
-        )
-        .merge(health.routes());
+    let app = crate::health::router(move || metrics.render(), health);
     Ok(async move { axum::serve(listener, app).await })
 }
 

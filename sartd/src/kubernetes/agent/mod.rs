@@ -75,23 +75,32 @@ pub struct Options {
     pub http: std::net::SocketAddr,
 }
 
-/// What the sync loop reports besides doing its work.
+/// What the loops report besides doing their work: CNI readiness, the probes, the metrics.
 #[derive(Clone)]
 struct Report {
     ready: std::sync::Arc<cni::Readiness>,
     health: std::sync::Arc<crate::health::Health>,
     metrics: metrics::Metrics,
+    /// Whether the last sync with the speaker succeeded.
+    synced: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Serving the CNI (`--mode cni|dual`).
+    cni: bool,
 }
 
 impl Report {
     /// A sync ended with this many sessions Established, or failed.
-    fn synced(&self, established: Option<usize>, cni: bool) {
+    fn synced(&self, established: Option<usize>) {
         self.ready.established(established.unwrap_or(0));
         self.metrics.synced(established);
-        match readiness(
-            established.is_some(),
-            cni.then(|| self.ready.pods_restored()),
-        ) {
+        self.synced
+            .store(established.is_some(), std::sync::atomic::Ordering::Release);
+        self.update();
+    }
+
+    /// `/readyz` from what is known now.
+    fn update(&self) {
+        let synced = self.synced.load(std::sync::atomic::Ordering::Acquire);
+        match readiness(synced, self.cni.then(|| self.ready.pods_restored())) {
             Ok(()) => self.health.set_ready(),
             Err(why) => self.health.set_not_ready(why),
         }
@@ -102,7 +111,9 @@ impl Report {
 /// records back. Sessions are not required: a node may have no peers on purpose.
 fn readiness(synced: bool, pods_restored: Option<bool>) -> Result<(), &'static str> {
     if !synced {
-        Err("the last sync with the speaker failed")
+        Err(
+            "the speaker does not match the cluster yet: no sync has succeeded since the last failure",
+        )
     } else if pods_restored == Some(false) {
         Err("restoring the pods' CNI records")
     } else {
@@ -140,6 +151,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         ready: ready.clone(),
         health,
         metrics: metrics.clone(),
+        synced: Default::default(),
+        cni: opts.cni.is_some(),
     };
     let Some((path, pod_opts)) = opts.cni.clone() else {
         return sync_loop(client, opts, report).await;
@@ -183,8 +196,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     // Listening from the start: STATUS says "not ready" rather than nothing at all.
     tokio::select! {
         r = cni::serve(path, ready.clone(), net.clone(), metrics) => r.map_err(Error::from),
-        r = sync_loop(client, opts, report) => r,
-        r = pods_loop(net, ready, pools, blocks, blocks_changed) => r,
+        r = sync_loop(client, opts, report.clone()) => r,
+        r = pods_loop(net, report, pools, blocks, blocks_changed) => r,
     }
 }
 
@@ -192,7 +205,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
 /// blocks on every change and every 10 s.
 async fn pods_loop(
     net: std::sync::Arc<pods::PodNetwork>,
-    ready: std::sync::Arc<cni::Readiness>,
+    report: Report,
     pools: reflector::Store<AddressPool>,
     blocks: reflector::Store<AddressBlock>,
     mut changed: mpsc::Receiver<()>,
@@ -210,7 +223,8 @@ async fn pods_loop(
         Ok(swept) => info!(veths = swept, "removed veths no record names"),
         Err(e) => warn!(error = %e, "looking for veths no record names"),
     }
-    ready.pods_ready();
+    report.ready.pods_ready();
+    report.update();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let gc_every = net.leak_gc_interval();
     let mut gc = tokio::time::interval(gc_every);
@@ -290,7 +304,6 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
         .map_err(|e| Error::Cache(e.to_string()))?;
     info!(node = %opts.node, "agent caches ready");
     report.ready.caches_ready();
-    report.health.set_not_ready("no sync with the speaker yet");
 
     let mut speaker: Option<Speaker> = None;
     let (events_tx, mut events) = mpsc::channel::<(IpAddr, PeerState)>(256);
@@ -322,6 +335,7 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
                 Err(e) => {
                     // A bad NodeBGP must not crash-loop the agent: wait for it to change.
                     warn!(error = %e, "speaker endpoint unusable");
+                    report.synced(None);
                     speaker = None;
                     _follower = None;
                     tokio::select! {
@@ -335,11 +349,11 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
         let Some(sp) = speaker.clone() else { continue };
         match sync(&client, &opts, &caches, &sp).await {
             Ok(established) => {
-                report.synced(Some(established), opts.cni.is_some());
+                report.synced(Some(established));
                 backoff = Duration::from_millis(500);
             }
             Err(e) => {
-                report.synced(None, opts.cni.is_some());
+                report.synced(None);
                 warn!(error = %e, "sync failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
