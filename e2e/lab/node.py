@@ -28,17 +28,26 @@ HOST_CNI_PLUGINS = "/usr/lib/cni"
 SANDBOX_IMAGE = "docker.io/lab/pause:1"
 
 
+def unescape_mountinfo(field):
+    """A mountinfo path: space, tab, newline and backslash are written as \\NNN (octal)."""
+    raw = os.fsencode(field)
+    out, i = bytearray(), 0
+    while i < len(raw):
+        if raw[i] == 0x5C and i + 3 < len(raw) and raw[i + 1:i + 4].isdigit():
+            out.append(int(raw[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return os.fsdecode(bytes(out))
+
+
 def is_mountpoint(path):
     """Whether something is mounted on path (os.path.ismount misses a bind mount from the same
     file system, such as a directory bound onto itself)."""
-    path = os.path.abspath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            # Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == path:
-                return True
-    return False
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return any(unescape_mountinfo(line.split()[4]) == path for line in f)
 
 
 def unmount_all(path):
@@ -75,6 +84,12 @@ class Node:
         return run(self.enter(["ctr", "--address", "/run/containerd/containerd.sock", "-n", "k8s.io"]
                               + args), check=check, input=input)
 
+    def containerd_serves(self):
+        # `ctr version` prints its client part even when containerd does not answer.
+        r = subprocess.run(self.enter(["ctr", "--address", "/run/containerd/containerd.sock",
+                                       "version"]), capture_output=True)
+        return r.returncode == 0
+
     # ------------------------------------------------------------------ mount namespace
 
     def make_mount_namespace(self):
@@ -105,17 +120,22 @@ class Node:
             if not os.path.exists(dst):
                 os.symlink(os.path.join(HOST_CNI_PLUGINS, plugin), dst)
 
-    # ------------------------------------------------------------------ cgroups (v1)
+    # ------------------------------------------------------------------ cgroups
 
     def cgroup_root(self):
         return f"/{self.name}"
 
     def hierarchies(self):
+        """Where the node's cgroupRoot goes: the one unified tree (cgroup v2), or every v1
+        hierarchy (the kubelet checks each)."""
+        if os.path.exists(os.path.join(CGROUP_FS, "cgroup.controllers")):
+            # cgroup v2 (not what this project's machines mount: untried here).
+            return [CGROUP_FS]
         return [d for d in sorted(glob.glob(os.path.join(CGROUP_FS, "*")))
                 if os.path.isdir(d) and os.path.basename(d) != "unified"]
 
     def make_cgroups(self):
-        """The node's cgroupRoot in every v1 hierarchy (the kubelet checks each)."""
+        """The node's cgroupRoot."""
         for h in self.hierarchies():
             d = os.path.join(h, self.name)
             os.makedirs(d, exist_ok=True)
@@ -183,7 +203,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             f.write(f"""apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-# This machine mounts cgroup v1; each node has a cgroup tree of its own.
+# Machines that mount cgroup v1 (as this project's do) run the lab too; each node has a cgroup
+# tree of its own.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupRoot: {self.cgroup_root()}
@@ -242,8 +263,11 @@ nodeStatusReportFrequency: 10s
         return self.processes()
 
     def remove(self):
-        """After the node's recorded processes are stopped: what they left, then the mounts."""
-        left = self.kill_all()
+        """After the node's recorded processes are stopped: what they left, then the mounts.
+        What could not be removed (a process left keeps the namespace, so that a later `down`
+        can still find it by the namespace)."""
+        left = [f"process {pid}" for pid in sorted(self.kill_all())]
         self.remove_cgroups()
-        unmount_all(self.mnt)
+        if not left and not unmount_all(self.mnt):
+            left.append(f"mount {self.mnt}")
         return left
