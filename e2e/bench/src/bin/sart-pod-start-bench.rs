@@ -40,10 +40,10 @@ use lab::{Lab, report};
 struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: u32,
-    /// Pods on node 1 alone.
+    /// Pods on node 1 alone (0: none).
     #[arg(long, default_value_t = 100)]
     one_node: u32,
-    /// Pods across every node (the scheduler spreads them).
+    /// Pods across every node, the scheduler spreading them (0: none).
     #[arg(long, default_value_t = 300)]
     spread: u32,
     /// Batches of each kind, taking turns.
@@ -53,7 +53,8 @@ struct Args {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Network {
-    HostNetwork,
+    /// `hostNetwork: true`: no CNI call.
+    Host,
     Sart,
     Ptp,
 }
@@ -61,7 +62,7 @@ enum Network {
 impl Network {
     fn name(self) -> &'static str {
         match self {
-            Network::HostNetwork => "hostNetwork",
+            Network::Host => "hostNetwork",
             Network::Sart => "sart",
             Network::Ptp => "ptp+host-local",
         }
@@ -71,10 +72,10 @@ impl Network {
 fn pods_yaml(n: u32, net: Network, node: Option<&str>) -> String {
     let mut items = Vec::new();
     for i in 0..n {
-        let mut spec = format!(
-            "{{\"terminationGracePeriodSeconds\": 0, \"containers\": [{{\"name\": \"c\", \"image\": \"lab/responder:1\", \"command\": [\"/bin/sleep\", \"3600\"]}}]"
+        let mut spec = String::from(
+            r#"{"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "lab/responder:1", "command": ["/bin/sleep", "3600"]}]"#,
         );
-        if net == Network::HostNetwork {
+        if net == Network::Host {
             spec.push_str(", \"hostNetwork\": true");
         }
         if let Some(node) = node {
@@ -204,8 +205,8 @@ async fn main() -> Result<()> {
         ),
     ];
     let mut p99s = BTreeMap::new();
-    let nets = [Network::HostNetwork, Network::Sart, Network::Ptp];
-    for (what, n, node) in &batches {
+    let nets = [Network::Host, Network::Sart, Network::Ptp];
+    for (what, n, node) in batches.iter().filter(|(_, n, _)| *n > 0) {
         let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
         for _ in 0..args.rounds {
             for net in nets {
@@ -228,7 +229,7 @@ async fn main() -> Result<()> {
             p99s.insert((what.clone(), net.name()), p99);
         }
         let p = |net: Network| p99s[&(what.clone(), net.name())];
-        let host = p(Network::HostNetwork);
+        let host = p(Network::Host);
         let (sart, ptp) = (p(Network::Sart) - host, p(Network::Ptp) - host);
         println!(
             "{what}: p99 sart/ptp {:.2}; CNI share of p99 (minus hostNetwork): sart {sart:.0} ms, ptp {ptp:.0} ms, ratio {:.2}",
