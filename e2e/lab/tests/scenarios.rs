@@ -275,6 +275,19 @@ impl Lab {
         ])
     }
 
+    /// The node (nodeBGPRef) of every BGPPeer whose session is Established.
+    fn established_peers(&self) -> Vec<String> {
+        self.kubectl(&[
+            "get",
+            "bgppeers",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeBGPRef}={.status.conditions[-1:].status}{\"\\n\"}{end}",
+        ])
+        .lines()
+        .filter_map(|l| l.strip_suffix("=Established").map(str::to_owned))
+        .collect()
+    }
+
     /// How often the kubelet restarted the first container of that pod.
     fn restarts(&self, app: &str, node: &str) -> u32 {
         let pod = self.kube_system_pod(app, node);
@@ -674,12 +687,7 @@ fn speaker_and_agent_restart_with_graceful_restart_keeps_the_vip_answering() {
         "node 2's BGPPeers Established again",
         Duration::from_secs(60),
         || {
-            let s = lab.kubectl(&[
-                "get",
-                "bgppeers",
-                "-o",
-                "jsonpath={range .items[*]}{.spec.nodeBGPRef}={.status.conditions[-1:].status}{\"\\n\"}{end}",
-            ]);
+            let up = lab.established_peers();
             // The restarted speaker's own log says so (the BGPPeer may not have noticed the
             // gap): its new container has both sessions up again.
             let (_, speaker) = lab.try_kubectl(&[
@@ -688,15 +696,12 @@ fn speaker_and_agent_restart_with_graceful_restart_keeps_the_vip_answering() {
                 "logs",
                 &lab.kube_system_pod("sartd-bgp", NODE2),
             ]);
-            if s.lines()
-                .filter(|l| *l == "sart-lab-node2=Established")
-                .count()
-                == 2
+            if up.iter().filter(|n| *n == NODE2).count() == 2
                 && speaker.matches("session established").count() >= 2
             {
                 Ok(())
             } else {
-                Err(s)
+                Err(format!("{up:?}"))
             }
         },
     );
@@ -988,18 +993,9 @@ fn rollout_restart_of_speaker_and_agent_fails_no_request_to_the_vip() {
     eventually(
         "every BGPPeer Established again",
         Duration::from_secs(60),
-        || {
-            let s = lab.kubectl(&[
-                "get",
-                "bgppeers",
-                "-o",
-                "jsonpath={range .items[*]}{.status.conditions[-1:].status}{\"\\n\"}{end}",
-            ]);
-            if s.lines().filter(|l| *l == "Established").count() == 4 {
-                Ok(())
-            } else {
-                Err(s)
-            }
+        || match lab.established_peers() {
+            up if up.len() == 4 => Ok(()),
+            up => Err(format!("{up:?}")),
         },
     );
     std::thread::sleep(Duration::from_secs(3));

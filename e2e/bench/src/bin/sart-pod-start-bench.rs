@@ -17,6 +17,11 @@
 //! removed afterwards. With `--rounds`, the three take turns round after round and each
 //! figure is over every round's pods. sart's share of a p99 is its p99 minus the hostNetwork p99;
 //! likewise ptp's.
+//!
+//! On two cores the time to Ready of a batch varies by a second or more from run to run, which
+//! hides a CNI's tens of milliseconds. So each pod's sandbox is timed too, from containerd's own
+//! log: `RunPodSandbox` (the network namespace, the CNI ADD, the pause container) from its start
+//! to its return. Its share is a network's sandbox time minus hostNetwork's (no CNI call).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -101,9 +106,15 @@ fn ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Creates the pods at once and waits until each is Ready: the time of each, from the create.
-async fn batch(lab: &Lab, pods: &Api<Pod>, yaml: &str, n: u32) -> Result<Vec<Duration>> {
-    let mut seen: BTreeMap<String, Duration> = BTreeMap::new();
+/// What a batch measured: each pod's time to Ready from the create, and the pods' uids.
+struct Batch {
+    ready: Vec<Duration>,
+    uids: Vec<String>,
+}
+
+/// Creates the pods at once and waits until each is Ready.
+async fn batch(lab: &Lab, pods: &Api<Pod>, yaml: &str, n: u32) -> Result<Batch> {
+    let mut seen: BTreeMap<String, (Duration, String)> = BTreeMap::new();
     let cfg = watcher::Config::default().labels("bench=pod-start");
     let mut events = watcher::watcher(pods.clone(), cfg).boxed();
     // The watch runs before the create, so no transition is missed.
@@ -129,11 +140,62 @@ async fn batch(lab: &Lab, pods: &Api<Pod>, yaml: &str, n: u32) -> Result<Vec<Dur
             if ready(&p)
                 && let Some(name) = p.metadata.name.clone()
             {
-                seen.entry(name).or_insert_with(|| start.elapsed());
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                seen.entry(name).or_insert_with(|| (start.elapsed(), uid));
             }
         }
     }
-    Ok(seen.into_values().collect())
+    let (ready, uids) = seen.into_values().unzip();
+    Ok(Batch { ready, uids })
+}
+
+/// Seconds since the epoch of containerd's `time="2026-12-04T17:58:03.181260846Z"`.
+fn log_time(line: &str) -> Option<f64> {
+    let t = line.strip_prefix("time=\"")?.split('"').next()?;
+    let (date, clock) = t.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut c = clock.split(':');
+    let (h, min) = (c.next()?.parse::<f64>().ok()?, c.next()?.parse::<f64>().ok()?);
+    let sec = c.next()?.parse::<f64>().ok()?;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
+}
+
+/// Each pod's `RunPodSandbox` time, from the nodes' containerd logs.
+fn sandbox_times(lab: &Lab, nodes: u32, uids: &[String]) -> Result<Vec<Duration>> {
+    let want: std::collections::BTreeSet<&str> = uids.iter().map(String::as_str).collect();
+    let mut start: BTreeMap<String, f64> = BTreeMap::new();
+    let mut took = Vec::new();
+    for i in 1..=nodes {
+        let path = lab.dir.join(format!("logs/sart-lab-node{i}-containerd.log"));
+        let log = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        for line in log.lines().filter(|l| l.contains("msg=\"RunPodSandbox for ")) {
+            let Some(uid) = line.split(",Uid:").nth(1).and_then(|r| r.split(',').next()) else {
+                continue;
+            };
+            let (Some(t), true) = (log_time(line), want.contains(uid)) else {
+                continue;
+            };
+            if line.contains("returns sandbox id") {
+                if let Some(t0) = start.remove(uid) {
+                    took.push(Duration::from_secs_f64((t - t0).max(0.0)));
+                }
+            } else {
+                start.insert(uid.to_owned(), t);
+            }
+        }
+    }
+    if took.len() != uids.len() {
+        bail!("containerd logged {} of {} sandboxes", took.len(), uids.len());
+    }
+    Ok(took)
 }
 
 async fn clean(lab: &Lab, pods: &Api<Pod>) -> Result<()> {
@@ -208,6 +270,7 @@ async fn main() -> Result<()> {
     let nets = [Network::Host, Network::Sart, Network::Ptp];
     for (what, n, node) in batches.iter().filter(|(_, n, _)| *n > 0) {
         let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+        let mut sandboxes: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
         for _ in 0..args.rounds {
             for net in nets {
                 if net == Network::Ptp {
@@ -218,15 +281,38 @@ async fn main() -> Result<()> {
                 if net == Network::Ptp {
                     ptp(&lab, args.nodes, false)?;
                 }
-                times.entry(net.name()).or_default().extend(result?);
+                let result = result?;
+                sandboxes
+                    .entry(net.name())
+                    .or_default()
+                    .extend(sandbox_times(&lab, args.nodes, &result.uids)?);
+                times.entry(net.name()).or_default().extend(result.ready);
             }
         }
         for net in nets {
             let p99 = report(
-                &format!("{what}, {}", net.name()),
+                &format!("{what}, {}: to Ready", net.name()),
                 times.remove(net.name()).unwrap_or_default(),
             );
             p99s.insert((what.clone(), net.name()), p99);
+        }
+        let mut sandbox_p = BTreeMap::new();
+        for net in nets {
+            let mut v = sandboxes.remove(net.name()).unwrap_or_default();
+            v.sort();
+            let p50 = v.get(v.len() / 2).copied().unwrap_or_default();
+            let p99 = report(&format!("{what}, {}: RunPodSandbox", net.name()), v);
+            sandbox_p.insert(net.name(), (p50.as_secs_f64() * 1000.0, p99));
+        }
+        let (h50, h99) = sandbox_p[Network::Host.name()];
+        for net in [Network::Sart, Network::Ptp] {
+            let (p50, p99) = sandbox_p[net.name()];
+            println!(
+                "{what}: {}'s share of RunPodSandbox (minus hostNetwork's): p50 {:.0} ms, p99 {:.0} ms",
+                net.name(),
+                p50 - h50,
+                p99 - h99
+            );
         }
         let p = |net: Network| p99s[&(what.clone(), net.name())];
         let host = p(Network::Host);
