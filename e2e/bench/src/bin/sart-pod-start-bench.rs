@@ -163,7 +163,10 @@ fn log_time(line: &str) -> Option<f64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let mut c = clock.split(':');
-    let (h, min) = (c.next()?.parse::<f64>().ok()?, c.next()?.parse::<f64>().ok()?);
+    let (h, min) = (
+        c.next()?.parse::<f64>().ok()?,
+        c.next()?.parse::<f64>().ok()?,
+    );
     let sec = c.next()?.parse::<f64>().ok()?;
     Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
 }
@@ -174,9 +177,14 @@ fn sandbox_times(lab: &Lab, nodes: u32, uids: &[String]) -> Result<Vec<Duration>
     let mut start: BTreeMap<String, f64> = BTreeMap::new();
     let mut took = Vec::new();
     for i in 1..=nodes {
-        let path = lab.dir.join(format!("logs/sart-lab-node{i}-containerd.log"));
+        let path = lab
+            .dir
+            .join(format!("logs/sart-lab-node{i}-containerd.log"));
         let log = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        for line in log.lines().filter(|l| l.contains("msg=\"RunPodSandbox for ")) {
+        for line in log
+            .lines()
+            .filter(|l| l.contains("msg=\"RunPodSandbox for "))
+        {
             let Some(uid) = line.split(",Uid:").nth(1).and_then(|r| r.split(',').next()) else {
                 continue;
             };
@@ -193,7 +201,11 @@ fn sandbox_times(lab: &Lab, nodes: u32, uids: &[String]) -> Result<Vec<Duration>
         }
     }
     if took.len() != uids.len() {
-        bail!("containerd logged {} of {} sandboxes", took.len(), uids.len());
+        bail!(
+            "containerd logged {} of {} sandboxes",
+            took.len(),
+            uids.len()
+        );
     }
     Ok(took)
 }
@@ -324,4 +336,22 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_log_times() {
+        let t = |s: &str| log_time(&format!("time=\"{s}\" level=info msg=\"x\""));
+        assert_eq!(t("1970-01-01T00:00:01.5Z"), Some(1.5));
+        // 2026-12-04 is day 20,791 of the epoch.
+        assert_eq!(
+            t("2026-12-04T17:58:03.25Z"),
+            Some(20_791.0 * 86_400.0 + 64_683.25)
+        );
+        assert_eq!(t("2024-03-01T00:00:00Z"), Some(19_783.0 * 86_400.0));
+        assert_eq!(log_time("level=info"), None);
+    }
 }

@@ -565,3 +565,22 @@ async fn write_ad_status(
         Err(e) => Err(Error::Kube(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::readiness;
+
+    #[test]
+    fn ready_after_a_sync_and_with_the_pods_records() {
+        assert!(readiness(false, None).is_err());
+        assert!(readiness(false, Some(true)).is_err());
+        assert!(
+            readiness(true, Some(false))
+                .unwrap_err()
+                .contains("records")
+        );
+        assert_eq!(readiness(true, Some(true)), Ok(()));
+        // lb mode has no pods: a sync is enough.
+        assert_eq!(readiness(true, None), Ok(()));
+    }
+}
