@@ -65,9 +65,31 @@ def run(argv, check=True, input=None):
     return r.stdout
 
 
+def host_dirs_file(lab_dir):
+    """Where the lab lists the directories it had to make on the host (mount points)."""
+    return os.path.join(lab_dir, "host-dirs")
+
+
+def remove_host_dirs(lab_dir):
+    """Removes what the lab made on the host for mount points, if it is still empty: nothing
+    anyone else put there is touched (rmdir fails on a non-empty directory)."""
+    try:
+        with open(host_dirs_file(lab_dir)) as f:
+            made = [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        return
+    for top in made:
+        for d, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 class Node:
     def __init__(self, lab_dir, name, ip4, ip6):
         self.name, self.ip4, self.ip6 = name, ip4, ip6
+        self.lab_dir = lab_dir
         self.dir = os.path.join(lab_dir, "nodes", name)
         self.root = os.path.join(self.dir, "root")
         self.mnt_dir = os.path.join(lab_dir, "mnt")
@@ -108,7 +130,7 @@ class Node:
         for d in NODE_DIRS:
             src = os.path.join(self.root, d.lstrip("/"))
             os.makedirs(src, exist_ok=True)
-            os.makedirs(d, exist_ok=True)
+            self.make_host_dir(d)
             script.append(f"mount --bind '{src}' '{d}'")
             # Shared inside the node: kubelet's HostToContainer mounts (the agent's view of
             # /run/netns) see what containerd mounts later.
@@ -119,6 +141,17 @@ class Node:
             dst = os.path.join(bin_dir, plugin)
             if not os.path.exists(dst):
                 os.symlink(os.path.join(HOST_CNI_PLUGINS, plugin), dst)
+
+    def make_host_dir(self, d):
+        """A mount point on the host: made if missing, and listed so `down` removes it."""
+        top = d
+        while not os.path.exists(os.path.dirname(top)):
+            top = os.path.dirname(top)
+        if os.path.exists(top):
+            return
+        os.makedirs(d)
+        with open(host_dirs_file(self.lab_dir), "a") as f:
+            f.write(top + "\n")
 
     # ------------------------------------------------------------------ cgroups
 
