@@ -275,6 +275,14 @@ impl Lab {
         ])
     }
 
+    /// `kubectl logs` of that kube-system pod (its first container, or `container`).
+    fn kube_system_logs(&self, app: &str, node: &str, container: Option<&str>) -> String {
+        let pod = self.kube_system_pod(app, node);
+        let mut args = vec!["-n", "kube-system", "logs", pod.as_str()];
+        args.extend(container.map(|c| ["-c", c]).into_iter().flatten());
+        self.kubectl(&args)
+    }
+
     /// The node (nodeBGPRef) of every BGPPeer whose session is Established.
     fn established_peers(&self) -> Vec<String> {
         self.kubectl(&[
@@ -929,35 +937,18 @@ fn quick_start_exec_ping_and_wget_across_nodes_and_logs() {
         }
     }
     // The agent's and the speaker's logs, as kubectl shows them: plain text, what they did.
-    let agent = lab.kubectl(&[
-        "-n",
-        "kube-system",
-        "logs",
-        &lab.kube_system_pod("sartd-agent", NODE1),
-    ]);
+    let agent = lab.kube_system_logs("sartd-agent", NODE1, None);
     assert!(agent.contains("pod attached"), "{agent}");
     assert!(
         !agent.contains('\u{1b}'),
         "colour codes in kubectl logs: {agent}"
     );
-    let init = lab.kubectl(&[
-        "-n",
-        "kube-system",
-        "logs",
-        &lab.kube_system_pod("sartd-agent", NODE1),
-        "-c",
-        "install-cni",
-    ]);
+    let init = lab.kube_system_logs("sartd-agent", NODE1, Some("install-cni"));
     assert!(
         init.contains("installed /host/opt/cni/bin/sart-cni"),
         "{init}"
     );
-    let speaker = lab.kubectl(&[
-        "-n",
-        "kube-system",
-        "logs",
-        &lab.kube_system_pod("sartd-bgp", NODE1),
-    ]);
+    let speaker = lab.kube_system_logs("sartd-bgp", NODE1, None);
     assert!(speaker.contains("session established"), "{speaker}");
 }
 
