@@ -130,6 +130,10 @@ struct AgentArgs {
     /// Seconds an empty pod block is kept before it is released.
     #[arg(long, default_value_t = 300)]
     block_release_after: u64,
+    /// Ask for a pool's next block once this node's free addresses in it are at most this
+    /// percentage of one block, so pods rarely wait for one; 0 asks only when a block is full.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=100))]
+    block_prefetch: u32,
     /// Seconds between looks for addresses of pods that no longer exist (freed if older).
     #[arg(long, default_value_t = 60)]
     cni_gc_interval: u64,
@@ -157,6 +161,7 @@ fn agent(args: AgentArgs) -> ExitCode {
                     release_after: std::time::Duration::from_secs(args.block_release_after),
                     leak_gc_interval: std::time::Duration::from_secs(args.cni_gc_interval),
                     no_masquerade: args.no_masquerade,
+                    prefetch_percent: args.block_prefetch,
                 },
             )
         }),

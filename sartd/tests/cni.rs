@@ -5,9 +5,10 @@
 //!
 //! Covered: ADD in every CNI version with addresses from the auto-assign pools (dual-stack), a
 //! namespace's pool, a pod's pool and static addresses; pod-to-pod and node-to-pod traffic;
-//! the block at FRR; a full block bringing a second one; CHECK; chaining with Debian's
-//! portmap, bandwidth and tuning; bad input and its codes with nothing left behind; a pod deleted
-//! without a DEL (leak GC); an agent killed and restarted; GC; DEL; empty blocks released.
+//! the block at FRR; a block running low bringing a second one ahead of need; CHECK; chaining
+//! with Debian's portmap, bandwidth and tuning; bad input and its codes with nothing left
+//! behind; a pod deleted without a DEL (leak GC); an agent killed and restarted; GC; DEL; empty
+//! blocks released.
 //! Needs root and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -311,16 +312,25 @@ async fn pods_get_addresses_routes_and_blocks() {
     let (added, v) = h.call("ADD", &s2, &h.conf("1.0.0"));
     assert!(!added && code(&v) == Some(101), "{v}");
 
-    // The /29 is full after two more pods: the next one brings a second block, and its route.
+    // The /29 is full after two more pods. The first of them leaves one address free (at most
+    // a quarter of a block): the second block is asked for ahead, before any ADD needs it.
+    let blocks: Api<AddressBlock> = Api::all(client.clone());
     let p5 = h.pod("default", "p5", json!({})).await;
     let p7 = h.pod("default", "p7", json!({})).await;
     let p8 = h.pod("default", "p8", json!({})).await;
+    assert!(blocks.get_opt("cni-pods-1").await.unwrap().is_none());
     assert_eq!(host(&h.add(&p5, "1.0.0")[0]), "198.18.232.5");
+    eventually("the next block asked for ahead", WAIT, || async {
+        match blocks.get_opt("cni-pods-1").await {
+            Ok(Some(_)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    wait_route(&lab.frr, "198.18.232.8/29".parse().unwrap(), WAIT, |_| true).unwrap();
     assert_eq!(host(&h.add(&p7, "1.0.0")[0]), "198.18.232.7");
     assert_eq!(host(&h.add(&p8, "1.0.0")[0]), "198.18.232.8");
-    wait_route(&lab.frr, "198.18.232.8/29".parse().unwrap(), WAIT, |_| true).unwrap();
     // Usage in the blocks' and the pool's status (written every few seconds, not per pod).
-    let blocks: Api<AddressBlock> = Api::all(client.clone());
     let pools: Api<AddressPool> = Api::all(client.clone());
     eventually("usage in status", WAIT, || async {
         let b = blocks.get("cni-pods-0").await.map_err(|e| e.to_string())?;

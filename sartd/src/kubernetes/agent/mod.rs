@@ -197,7 +197,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     tokio::select! {
         r = cni::serve(path, ready.clone(), net.clone(), metrics) => r.map_err(Error::from),
         r = sync_loop(client, opts, report.clone()) => r,
-        r = pods_loop(net, report, pools, blocks, blocks_changed) => r,
+        r = pods_loop(net.clone(), report, pools, blocks, blocks_changed) => r,
+        () = net.ask_ahead() => Ok(()),
     }
 }
 

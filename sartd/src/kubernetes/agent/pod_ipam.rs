@@ -163,6 +163,32 @@ impl NodeIpam {
             .any(|b| b.pool == pool && !b.draining && b.alloc.free() > 0)
     }
 
+    /// Whether the node should ask for another block of `pool` before an ADD needs it: the pool
+    /// is in use here, and what its blocks (not draining) have free is at most `percent` of one
+    /// block. 0 never asks ahead.
+    pub fn running_low(&self, pool: &str, percent: u32) -> bool {
+        self.low_without(pool, percent, None)
+    }
+
+    /// Whether an empty block is kept rather than released: without it, its pool would be
+    /// running low and ask for a block again at the next ADD.
+    pub fn keep_as_spare(&self, name: &str, percent: u32) -> bool {
+        self.blocks
+            .get(name)
+            .is_some_and(|b| self.low_without(&b.pool, percent, Some(name)))
+    }
+
+    fn low_without(&self, pool: &str, percent: u32, except: Option<&str>) -> bool {
+        let (free, block) = self
+            .blocks
+            .iter()
+            .filter(|(name, b)| b.pool == pool && !b.draining && Some(name.as_str()) != except)
+            .fold((0u128, 0u128), |(free, block), (_, b)| {
+                (free + b.alloc.free(), block.max(b.alloc.capacity()))
+            });
+        percent > 0 && block > 0 && free.saturating_mul(100) <= block.saturating_mul(percent.into())
+    }
+
     /// Blocks holding no address: candidates for release after a grace period.
     pub fn empty_blocks(&self) -> Vec<String> {
         self.blocks
@@ -298,6 +324,44 @@ mod tests {
             Allocation::Done(ips) => ips.iter().map(ToString::to_string).collect(),
             other => panic!("expected addresses, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn running_low_asks_ahead_within_a_quarter_of_a_block() {
+        let mut n = NodeIpam::default();
+        // Not in use here: nothing to ask ahead for (the first ADD asks).
+        assert!(!n.running_low("pods", 25));
+        n.add_block("pods-0", "pods", "198.18.64.0/29".parse().unwrap())
+            .unwrap();
+        let mut low = Vec::new();
+        for i in 0..8 {
+            low.push(n.running_low("pods", 25));
+            n.allocate(&att(&format!("p{i}")), &pools(&["pods"]))
+                .unwrap();
+        }
+        // 8 free .. 3 free: enough; 2 free and below: ask.
+        assert_eq!(low, [false, false, false, false, false, false, true, true]);
+        assert!(n.running_low("pods", 25));
+        assert!(!n.running_low("pods", 0), "0 never asks ahead");
+        assert!(!n.running_low("other", 25));
+        // A second block counts with the first.
+        n.add_block("pods-1", "pods", "198.18.64.8/29".parse().unwrap())
+            .unwrap();
+        assert!(!n.running_low("pods", 25));
+        // The empty second block is the pool's spare: released, the next ADD would ask again.
+        assert!(n.keep_as_spare("pods-1", 25));
+        assert!(!n.keep_as_spare("pods-1", 0));
+        assert!(!n.keep_as_spare("nothing", 25));
+        // A draining block gives nothing: it does not count.
+        assert!(n.drain("pods-1", true));
+        assert!(n.running_low("pods", 25));
+        // Once the pods go, no block is a spare: the last one is not kept for nobody.
+        for i in 0..8 {
+            n.release(&att(&format!("p{i}")));
+        }
+        assert!(n.drain("pods-1", false));
+        assert!(!n.keep_as_spare("pods-1", 25));
+        assert!(!n.keep_as_spare("pods-0", 25));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! - Blocks: when a pool's blocks are full, one BlockRequest per pool is made and waited for
 //!   (`<pool>-<node>`, deleted once served). ADDs for other pools go on meanwhile: the only
 //!   lock held across an await is that pool's.
+//! - Asking ahead: an ADD that leaves its pool with at most `prefetch_percent` of a block free
+//!   has the next block asked for in the background, so a burst of ADDs rarely waits for the
+//!   controller. An empty block that is the pool's only headroom is kept, not released.
 //! - Blocks of this node carry the agent's finalizer: a block being deleted gives out nothing
 //!   new and goes once its last pod does. An empty block is released after `release_after`.
 //! - The kernel: [`podnet`], always on a thread of its own.
@@ -40,6 +43,9 @@ use proto::v1 as pb;
 const BLOCK_WAIT: Duration = Duration::from_secs(30);
 /// How long a request waits for one of the `parallel` slots before "try again later".
 const SLOT_WAIT: Duration = Duration::from_secs(10);
+/// After asking ahead failed (e.g. the pool is exhausted), how long before a pool is asked
+/// ahead for again: an ADD per pod must not become a refused BlockRequest per pod.
+const AHEAD_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct PodOptions {
@@ -53,6 +59,9 @@ pub struct PodOptions {
     pub leak_gc_interval: Duration,
     /// Destinations never masqueraded to (besides every pod pool), e.g. the Service CIDR.
     pub no_masquerade: Vec<ipnet::IpNet>,
+    /// The next block of a pool is asked for once its free addresses here are at most this
+    /// share (percent) of one block; 0 asks only when a block is full.
+    pub prefetch_percent: u32,
 }
 
 #[derive(Default)]
@@ -63,6 +72,12 @@ struct State {
     busy: BTreeSet<Attachment>,
     /// Since when each block has been empty.
     empty_since: BTreeMap<String, Instant>,
+    /// Pools whose next block is being asked for ahead of need (queued or under way).
+    ahead: BTreeSet<String>,
+    /// Of those, the ones no task has taken yet.
+    ahead_queue: Vec<String>,
+    /// Pools not asked ahead for until then (the last try failed).
+    ahead_quiet: BTreeMap<String, Instant>,
 }
 
 /// What the agent's pod side reads from the cluster.
@@ -89,6 +104,8 @@ pub struct PodNetwork {
     requesting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Poked when the block cache changes.
     blocks_changed: tokio::sync::Notify,
+    /// Poked when a pool is queued in `ahead_queue`.
+    ahead_wanted: tokio::sync::Notify,
     /// Veth deletions under way, by the pod's network namespace.
     pending: Mutex<BTreeMap<String, podnet::Deletion>>,
     gateways: Mutex<Option<Gateways>>,
@@ -153,6 +170,7 @@ impl PodNetwork {
             state: Mutex::new(State::default()),
             requesting: Mutex::new(BTreeMap::new()),
             blocks_changed: tokio::sync::Notify::new(),
+            ahead_wanted: tokio::sync::Notify::new(),
             pending: Mutex::new(BTreeMap::new()),
             gateways: Mutex::new(None),
         })
@@ -400,6 +418,10 @@ impl PodNetwork {
         )
         .map_err(|e| choice_status(&e))?;
         let network = network_name(&a.conf);
+        let chosen: Vec<String> = match &choice {
+            pod_pool::Choice::Pools(p) => p.clone(),
+            pod_pool::Choice::Static(_) => Vec::new(),
+        };
         // Each NeedBlock brings one more block; a handful of rounds covers a dual-stack pod
         // whose blocks fill up under it meanwhile.
         for _ in 0..4 {
@@ -441,6 +463,9 @@ impl PodNetwork {
                     for (_, block) in &record.addresses {
                         st.empty_since.remove(block);
                     }
+                    if self.queue_ahead(&mut st, &chosen) {
+                        self.ahead_wanted.notify_one();
+                    }
                     Ok(stored)
                 } else {
                     Err(out)
@@ -454,7 +479,7 @@ impl PodNetwork {
                     }
                     return Ok(stored);
                 }
-                Err(Allocation::NeedBlock(pool)) => self.request_block(&pool).await?,
+                Err(Allocation::NeedBlock(pool)) => self.request_block(&pool, false).await?,
                 Err(Allocation::Done(_)) => {}
             }
         }
@@ -629,8 +654,53 @@ impl PodNetwork {
         n
     }
 
-    /// Asks the controller for one more block of `pool` and waits until it is here.
-    async fn request_block(&self, pool: &str) -> Result<(), Status> {
+    /// Queues the pools that are running low for [`Self::ask_ahead`]; whether any was queued.
+    fn queue_ahead(&self, st: &mut State, pools: &[String]) -> bool {
+        let now = Instant::now();
+        let mut queued = false;
+        for pool in pools {
+            let quiet = st.ahead_quiet.get(pool).is_some_and(|until| now < *until);
+            if !quiet
+                && !st.ahead.contains(pool)
+                && st.ipam.running_low(pool, self.opts.prefetch_percent)
+            {
+                st.ahead.insert(pool.clone());
+                st.ahead_queue.push(pool.clone());
+                queued = true;
+            }
+        }
+        queued
+    }
+
+    /// Asks ahead for the blocks [`Self::queue_ahead`] queued, each pool in a task of its own so
+    /// a slow or refused request for one never holds up another.
+    pub async fn ask_ahead(self: Arc<Self>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = self.ahead_wanted.notified() => {
+                    let queued = std::mem::take(&mut self.lock().ahead_queue);
+                    for pool in queued {
+                        let net = self.clone();
+                        tasks.spawn(async move {
+                            let r = net.request_block(&pool, true).await;
+                            let mut st = net.lock();
+                            st.ahead.remove(&pool);
+                            if let Err(e) = r {
+                                warn!(pool, error = %e.message(), "asking ahead for a block");
+                                st.ahead_quiet.insert(pool, Instant::now() + AHEAD_BACKOFF);
+                            }
+                        });
+                    }
+                }
+                Some(_) = tasks.join_next() => {}
+            }
+        }
+    }
+
+    /// Asks the controller for one more block of `pool` and waits until it is here: because
+    /// an ADD found its blocks full, or `ahead` of that because they are running low.
+    async fn request_block(&self, pool: &str, ahead: bool) -> Result<(), Status> {
         let lock = self
             .requesting
             .lock()
@@ -639,11 +709,17 @@ impl PodNetwork {
             .or_default()
             .clone();
         let _held = lock.lock().await;
-        // Another ADD may have brought a block while this one waited for the lock.
+        // Another ADD, or asking ahead, may have brought a block while this one waited for the
+        // lock.
         {
             let mut st = self.lock();
             self.sync_blocks(&mut st);
-            if st.ipam.has_room(pool) {
+            let enough = if ahead {
+                !st.ipam.running_low(pool, self.opts.prefetch_percent)
+            } else {
+                st.ipam.has_room(pool)
+            };
+            if enough {
                 return Ok(());
             }
         }
@@ -670,7 +746,7 @@ impl PodNetwork {
             Err(e) => return Err(kube_status(&format!("creating BlockRequest {name}"), e)),
         };
         let uid = created.uid().unwrap_or_default();
-        info!(request = %name, pool, "asked for a block");
+        info!(request = %name, pool, ahead, "asked for a block");
         let r = self.wait_served(&api, &name, &uid).await;
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
@@ -770,7 +846,10 @@ impl PodNetwork {
                 }
                 let since = *st.empty_since.entry(u.name.clone()).or_insert(now);
                 // A draining block that is not deleting yet was released by us already.
-                if !u.draining && now.duration_since(since) >= self.opts.release_after {
+                if !u.draining
+                    && now.duration_since(since) >= self.opts.release_after
+                    && !st.ipam.keep_as_spare(&u.name, self.opts.prefetch_percent)
+                {
                     // Nothing new from it while it goes.
                     st.ipam.drain(&u.name, true);
                     release.push(u.name.clone());
