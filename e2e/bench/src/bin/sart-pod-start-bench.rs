@@ -22,6 +22,8 @@
 //! hides a CNI's tens of milliseconds. So each pod's sandbox is timed too, from containerd's own
 //! log: `RunPodSandbox` (the network namespace, the CNI ADD, the pause container) from its start
 //! to its return. Its share is a network's sandbox time minus hostNetwork's (no CNI call).
+//! For sart it also counts, from the agents' metrics, the BlockRequests made during its batches:
+//! those an ADD had to wait for and those asked ahead of need.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -210,6 +212,59 @@ fn sandbox_times(lab: &Lab, nodes: u32, uids: &[String]) -> Result<Vec<Duration>
     Ok(took)
 }
 
+/// BlockRequests the nodes' agents made so far, summed from their metrics (through the API
+/// server's pod proxy): those an ADD waited for (`full`) and those made ahead of need.
+fn block_requests(lab: &Lab) -> Result<(u64, u64)> {
+    let names = lab.kubectl(
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=sartd-agent",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    )?;
+    let (mut full, mut ahead) = (0, 0);
+    for name in names.split_whitespace() {
+        let text = lab.kubectl(
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/namespaces/kube-system/pods/{name}:7473/proxy/metrics"),
+            ],
+            None,
+        )?;
+        let (f, a) = count_block_requests(&text);
+        full += f;
+        ahead += a;
+    }
+    Ok((full, ahead))
+}
+
+fn count_block_requests(metrics: &str) -> (u64, u64) {
+    let (mut full, mut ahead) = (0, 0);
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("sart_agent_block_requests_total{"))
+    {
+        let n = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if line.contains("reason=\"full\"") {
+            full += n;
+        } else if line.contains("reason=\"ahead\"") {
+            ahead += n;
+        }
+    }
+    (full, ahead)
+}
+
 async fn clean(lab: &Lab, pods: &Api<Pod>) -> Result<()> {
     lab.kubectl(
         &[
@@ -283,12 +338,19 @@ async fn main() -> Result<()> {
     for (what, n, node) in batches.iter().filter(|(_, n, _)| *n > 0) {
         let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
         let mut sandboxes: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+        let mut requests = (0, 0);
         for _ in 0..args.rounds {
             for net in nets {
                 if net == Network::Ptp {
                     ptp(&lab, args.nodes, true)?;
                 }
+                let before = block_requests(&lab)?;
                 let result = batch(&lab, &pods, &pods_yaml(*n, net, *node), *n).await;
+                if net == Network::Sart {
+                    let after = block_requests(&lab)?;
+                    requests.0 += after.0 - before.0;
+                    requests.1 += after.1 - before.1;
+                }
                 clean(&lab, &pods).await?;
                 if net == Network::Ptp {
                     ptp(&lab, args.nodes, false)?;
@@ -316,6 +378,10 @@ async fn main() -> Result<()> {
             let p99 = report(&format!("{what}, {}: RunPodSandbox", net.name()), v);
             sandbox_p.insert(net.name(), (p50.as_secs_f64() * 1000.0, p99));
         }
+        println!(
+            "{what}, sart: BlockRequests an ADD waited for {}, asked ahead {}",
+            requests.0, requests.1
+        );
         let (h50, h99) = sandbox_p[Network::Host.name()];
         for net in [Network::Sart, Network::Ptp] {
             let (p50, p99) = sandbox_p[net.name()];
@@ -341,6 +407,16 @@ async fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_requests_from_metrics() {
+        let text = "# HELP sart_agent_block_requests BlockRequests made\n\
+            sart_agent_block_requests_total{reason=\"full\",result=\"ok\"} 2\n\
+            sart_agent_block_requests_total{reason=\"full\",result=\"error\"} 1\n\
+            sart_agent_block_requests_total{reason=\"ahead\",result=\"ok\"} 5\n\
+            sart_agent_cni_requests_total{command=\"ADD\",result=\"ok\"} 100\n";
+        assert_eq!(count_block_requests(text), (3, 5));
+    }
 
     #[test]
     fn containerd_log_times() {

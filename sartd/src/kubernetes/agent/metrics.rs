@@ -4,6 +4,8 @@
 //! - `sart_agent_syncs_total{result}`: runs of the plan against the speaker, by outcome.
 //! - `sart_agent_established_sessions`: the node's Established BGP sessions at the last sync.
 //! - `sart_agent_cni_requests_total{command, result}`: CNI calls from `sart-cni`, by outcome.
+//! - `sart_agent_block_requests_total{reason, result}`: BlockRequests made, because an ADD found
+//!   its pool's blocks full (`full`: that ADD waited) or ahead of need (`ahead`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,12 +29,19 @@ struct CniLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BlockLabels {
+    reason: &'static str,
+    result: &'static str,
+}
+
 #[derive(Debug)]
 struct Inner {
     registry: Registry,
     syncs: Family<ResultLabels, Counter>,
     established: Gauge,
     cni: Family<CniLabels, Counter>,
+    blocks: Family<BlockLabels, Counter>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,11 +68,18 @@ impl Default for Metrics {
             "CNI calls from sart-cni, by command and result",
             cni.clone(),
         );
+        let blocks = Family::<BlockLabels, Counter>::default();
+        registry.register(
+            "sart_agent_block_requests",
+            "BlockRequests made, because an ADD found its pool's blocks full (full) or ahead of need (ahead), by result",
+            blocks.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             syncs,
             established,
             cni,
+            blocks,
         }))
     }
 }
@@ -90,6 +106,15 @@ impl Metrics {
             result: result(ok),
         };
         self.0.cni.get_or_create(&labels).inc();
+    }
+
+    /// A BlockRequest ended: made `ahead` of need or for an ADD that found its blocks full.
+    pub fn block_request(&self, ahead: bool, ok: bool) {
+        let labels = BlockLabels {
+            reason: if ahead { "ahead" } else { "full" },
+            result: result(ok),
+        };
+        self.0.blocks.get_or_create(&labels).inc();
     }
 
     pub fn render(&self) -> Result<String, std::fmt::Error> {
@@ -123,6 +148,8 @@ mod tests {
         m.cni("ADD", true);
         m.cni("ADD", false);
         m.cni("DEL", true);
+        m.block_request(true, true);
+        m.block_request(false, false);
         let out = m.render().unwrap();
         for line in [
             "sart_agent_syncs_total{result=\"ok\"} 1",
@@ -131,6 +158,8 @@ mod tests {
             "sart_agent_cni_requests_total{command=\"ADD\",result=\"ok\"} 1",
             "sart_agent_cni_requests_total{command=\"ADD\",result=\"error\"} 1",
             "sart_agent_cni_requests_total{command=\"DEL\",result=\"ok\"} 1",
+            "sart_agent_block_requests_total{reason=\"ahead\",result=\"ok\"} 1",
+            "sart_agent_block_requests_total{reason=\"full\",result=\"error\"} 1",
         ] {
             assert!(out.contains(line), "{line} not in\n{out}");
         }

@@ -192,6 +192,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             pods: pod_cache,
             namespaces: ns_cache,
         },
+        metrics.clone(),
     )?);
     // Listening from the start: STATUS says "not ready" rather than nothing at all.
     tokio::select! {

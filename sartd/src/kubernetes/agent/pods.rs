@@ -109,6 +109,7 @@ pub struct PodNetwork {
     /// Veth deletions under way, by the pod's network namespace.
     pending: Mutex<BTreeMap<String, podnet::Deletion>>,
     gateways: Mutex<Option<Gateways>>,
+    metrics: super::metrics::Metrics,
 }
 
 /// Frees the attachment's busy mark however the operation ends.
@@ -156,6 +157,7 @@ impl PodNetwork {
         opts: PodOptions,
         client: Client,
         caches: Caches,
+        metrics: super::metrics::Metrics,
     ) -> Result<PodNetwork, super::pod_store::StoreError> {
         let store = Store::open(&opts.state_dir)?;
         Ok(PodNetwork {
@@ -173,6 +175,7 @@ impl PodNetwork {
             ahead_wanted: tokio::sync::Notify::new(),
             pending: Mutex::new(BTreeMap::new()),
             gateways: Mutex::new(None),
+            metrics,
         })
     }
 
@@ -733,21 +736,27 @@ impl PodNetwork {
             },
         );
         let created = match api.create(&PostParams::default(), &req).await {
-            Ok(r) => r,
+            Ok(r) => Ok(r),
             // One left by an earlier run: it may have been served with a block that is full
             // by now. Ask afresh.
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 let _ = api.delete(&name, &DeleteParams::default()).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                api.create(&PostParams::default(), &req)
-                    .await
-                    .map_err(|e| kube_status(&format!("creating BlockRequest {name}"), e))?
+                api.create(&PostParams::default(), &req).await
             }
-            Err(e) => return Err(kube_status(&format!("creating BlockRequest {name}"), e)),
+            Err(e) => Err(e),
+        };
+        let created = match created {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.block_request(ahead, false);
+                return Err(kube_status(&format!("creating BlockRequest {name}"), e));
+            }
         };
         let uid = created.uid().unwrap_or_default();
         info!(request = %name, pool, ahead, "asked for a block");
         let r = self.wait_served(&api, &name, &uid).await;
+        self.metrics.block_request(ahead, r.is_ok());
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
