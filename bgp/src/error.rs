@@ -3,7 +3,7 @@
 
 use thiserror::Error;
 
-/// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313 §5).
+/// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313 §5, RFC 9687 §3).
 pub mod code {
     pub const MESSAGE_HEADER: u8 = 1;
     pub const OPEN_MESSAGE: u8 = 2;
@@ -12,6 +12,7 @@ pub mod code {
     pub const FSM: u8 = 5;
     pub const CEASE: u8 = 6;
     pub const ROUTE_REFRESH: u8 = 7;
+    pub const SEND_HOLD_TIMER_EXPIRED: u8 = 8;
 }
 
 /// Message Header Error subcodes (RFC 4271 §6.1).

@@ -163,6 +163,9 @@ pub struct SessionConfig {
     /// First idle-hold delay after a failure; doubles per consecutive failure up to `idle_hold_max`.
     pub idle_hold_base: Duration,
     pub idle_hold_max: Duration,
+    /// RFC 9687 send hold time: how long the peer may stop reading before the session is
+    /// dropped. `None`: the RFC's default, twice the hold time and at least 8 minutes.
+    pub send_hold_time: Option<Duration>,
 }
 
 impl SessionConfig {
@@ -180,7 +183,14 @@ impl SessionConfig {
             strict_role: false,
             idle_hold_base: Duration::from_secs(1),
             idle_hold_max: Duration::from_secs(60),
+            send_hold_time: None,
         }
+    }
+
+    /// The send hold time for a session that negotiated hold time `hold` (RFC 9687 §3).
+    pub fn send_hold(&self, hold: u16) -> Duration {
+        self.send_hold_time
+            .unwrap_or_else(|| Duration::from_secs(u64::from(hold) * 2).max(SEND_HOLD_MIN))
     }
 
     fn open(&self) -> Open {
@@ -196,10 +206,8 @@ impl SessionConfig {
 /// RFC 4271 §8: "a large value" for the hold timer while waiting for the peer's OPEN.
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
-/// RFC 9687 §3: the send hold time is at least 8 minutes.
-fn send_hold_time(hold: u16) -> Duration {
-    Duration::from_secs(u64::from(hold) * 2).max(Duration::from_secs(480))
-}
+/// RFC 9687 §3: the default send hold time is at least 8 minutes.
+const SEND_HOLD_MIN: Duration = Duration::from_secs(480);
 
 #[derive(Debug, Clone)]
 pub struct Fsm {
@@ -389,7 +397,7 @@ impl Fsm {
                         ));
                         a.push(Action::StartTimer(
                             Timer::SendHold,
-                            send_hold_time(n.hold_time),
+                            self.config.send_hold(n.hold_time),
                         ));
                     }
                     a.push(Action::Established(Box::new(n.clone())));
@@ -418,7 +426,10 @@ impl Fsm {
             }
             (_, Event::SendHoldTimerExpires) => {
                 // RFC 9687 §4: try to send the NOTIFICATION (code 8), but do not wait for it.
-                a.push(Action::SendNotification(Notification::new(8, 0)));
+                a.push(Action::SendNotification(Notification::new(
+                    code::SEND_HOLD_TIMER_EXPIRED,
+                    0,
+                )));
                 self.connect_retry_counter += 1;
                 self.go_idle(&mut a, DownReason::SendHoldTimerExpired, true);
             }
@@ -628,6 +639,30 @@ mod tests {
             Timer::SendHold,
             Duration::from_secs(480)
         )));
+    }
+
+    #[test]
+    fn send_hold_time_is_configurable() {
+        let c = cfg();
+        // RFC 9687 default: twice the hold time, at least 8 minutes.
+        assert_eq!(c.send_hold(30), Duration::from_secs(480));
+        assert_eq!(c.send_hold(600), Duration::from_secs(1200));
+        let mut f = Fsm::new(SessionConfig {
+            send_hold_time: Some(Duration::from_secs(20)),
+            ..cfg()
+        });
+        let a = established(&mut f);
+        assert!(a.contains(&Action::StartTimer(
+            Timer::SendHold,
+            Duration::from_secs(20)
+        )));
+        let a = f.handle(Event::SendHoldTimerExpires);
+        assert_eq!(f.state(), State::Idle);
+        assert!(a.contains(&Action::SendNotification(Notification::new(
+            code::SEND_HOLD_TIMER_EXPIRED,
+            0
+        ))));
+        assert!(a.contains(&Action::SessionDown(DownReason::SendHoldTimerExpired)));
     }
 
     #[test]

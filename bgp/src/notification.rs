@@ -132,6 +132,7 @@ pub fn describe(code: u8, subcode: u8) -> &'static str {
         (6, _) => "Cease",
         (7, 1) => "ROUTE-REFRESH Message Error / Invalid Message Length",
         (7, _) => "ROUTE-REFRESH Message Error",
+        (8, _) => "Send Hold Timer Expired",
         _ => "Unknown",
     }
 }
