@@ -406,8 +406,13 @@ fn attributes(kv: &[String]) -> anyhow::Result<Vec<prost_types::Any>> {
     Ok(out)
 }
 
-pub fn run_global(endpoint: &str, cmd: &GlobalCommand, output: Output) -> anyhow::Result<ExitCode> {
-    block_on(async {
+pub fn run_global(
+    endpoint: &str,
+    cmd: &GlobalCommand,
+    output: Output,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    block_on_within(endpoint, timeout, async {
         let mut c = client(endpoint).await?;
         let text = match cmd {
             GlobalCommand::Health => {
@@ -519,8 +524,9 @@ pub fn run_neighbor(
     endpoint: &str,
     cmd: &NeighborCommand,
     output: Output,
+    timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    block_on(async {
+    block_on_within(endpoint, timeout, async {
         let mut c = client(endpoint).await?;
         let text = match cmd {
             NeighborCommand::Get { addr } => {
@@ -605,6 +611,21 @@ pub fn run_neighbor(
             println!("{text}");
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// [`block_on`], giving up when the speaker has not answered within `timeout`.
+fn block_on_within<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    endpoint: &str,
+    timeout: std::time::Duration,
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        tokio::time::timeout(timeout, f).await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the speaker's API at {endpoint} did not answer within {timeout:?} (see --timeout)"
+            ))
+        })
     })
 }
 

@@ -6,6 +6,7 @@ mod ipam;
 mod json;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -52,6 +53,9 @@ struct BgpArgs {
     /// gRPC endpoint of the speaker.
     #[arg(short = 'e', long, default_value = "localhost:5000", global = true)]
     endpoint: String,
+    /// Seconds to wait for the speaker's answer (not for `watch`, which streams).
+    #[arg(long, default_value_t = 10, global = true)]
+    timeout: u64,
     #[command(subcommand)]
     command: BgpCommand,
 }
@@ -85,10 +89,18 @@ fn main() -> ExitCode {
         Command::Ipam(args) => ipam::run(&args.endpoint, &args.command, cli.output),
         Command::Bgp(bgp) => match bgp.command {
             BgpCommand::Decode(args) => decode::run(&args, cli.output),
-            BgpCommand::Global { command } => api::run_global(&bgp.endpoint, &command, cli.output),
-            BgpCommand::Neighbor { command } => {
-                api::run_neighbor(&bgp.endpoint, &command, cli.output)
-            }
+            BgpCommand::Global { command } => api::run_global(
+                &bgp.endpoint,
+                &command,
+                cli.output,
+                Duration::from_secs(bgp.timeout),
+            ),
+            BgpCommand::Neighbor { command } => api::run_neighbor(
+                &bgp.endpoint,
+                &command,
+                cli.output,
+                Duration::from_secs(bgp.timeout),
+            ),
             BgpCommand::Watch { peers, paths } => {
                 api::run_watch(&bgp.endpoint, peers, paths, cli.output)
             }
