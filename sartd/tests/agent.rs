@@ -3,8 +3,9 @@
 //! top-of-rack router in another. A ClusterBGP gives the node its AS and peer, `kubectl get
 //! bgppeer` shows the session Established, a LoadBalancer Service's address reaches FRR over
 //! BGP and leaves when the Service goes, so does a node's pod block (BlockRequest →
-//! AddressBlock → advertisement), and a restarted speaker is configured again by the agent
-//! without help. Needs root (network namespaces) and the built binaries.
+//! AddressBlock → advertisement), a restarted speaker is configured again by the agent
+//! without help, and a BGPPeer the speaker refuses is reported without holding up the others.
+//! Needs root (network namespaces) and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -257,6 +258,50 @@ async fn service_address_reaches_the_router_through_the_agent() {
         "the agent's restart reset the session"
     );
     peer_state(&peers, PeerState::Established).await;
+
+    // A BGPPeer the speaker refuses (hold time 2 s, RFC 4271 §4.2): the refusal shows on it, as
+    // a condition and a Warning Event, and the node's other peer, routes and CNI carry on.
+    ok(apply(
+        cluster,
+        &format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeer\nmetadata:\n  name: bad-hold\n  labels: {{bgppeer.sart.terassyi.net/node: n1}}\nspec: {{asn: 65009, addr: 198.18.95.9, holdTime: 2, nodeBGPRef: n1, speaker: {{path: \"{}\"}}}}\n",
+            speaker.api_addr()
+        ),
+    ));
+    eventually("the refusal on the BGPPeer", WAIT, || async {
+        let p = peers.get("bad-hold").await.map_err(|e| e.to_string())?;
+        let last = p
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.last().cloned());
+        match last {
+            Some(c)
+                if c.reason.contains("refused by the speaker on n1")
+                    && c.reason.contains("hold_time") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let events = ok(kubectl(
+        cluster,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=PeerRefused",
+            "-o",
+            "name",
+        ],
+    ));
+    assert!(!events.trim().is_empty(), "no PeerRefused event");
+    peer_state(&peers, PeerState::Established).await;
+    assert_eq!(cni("STATUS"), (true, None));
+    wait_route(&frr, vip, WAIT, |_| true).unwrap();
+    assert_eq!(frr_sessions(&frr, node_ip.into()), established);
+    ok(kubectl(cluster, &["delete", "bgppeer", "bad-hold"]));
 
     // The block is released: its advertisement goes, so does the route.
     ok(kubectl(

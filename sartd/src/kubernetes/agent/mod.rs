@@ -432,6 +432,9 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
     let want_paths = plan::want_paths(&ads, &names);
     let (have, states) = sp.read().await?;
     let steps = plan::plan(&nb.spec, &want_peers, &want_paths, &have)?;
+    // Peers the speaker refused (a value out of range): reported on the BGPPeer; the rest of the
+    // node's configuration goes on without them.
+    let mut refused: BTreeMap<String, String> = BTreeMap::new();
     for s in &steps {
         info!(step = ?s, "speaker");
         let password = match s {
@@ -449,7 +452,18 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
             },
             _ => None,
         };
-        sp.apply(s, password).await?;
+        match sp.apply(s, password).await {
+            Ok(()) => {}
+            Err(SpeakerError::Call { status, .. })
+                if matches!(s, plan::Step::AddPeer(_)) && refusal(&status) =>
+            {
+                if let plan::Step::AddPeer(w) = s {
+                    warn!(peer = %w.name, error = %status.message(), "the speaker refused the BGPPeer: the node's other peers are configured without it");
+                    refused.insert(w.name.clone(), status.message().to_owned());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let (have, states) = if steps.is_empty() {
         (have, states)
@@ -462,7 +476,10 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
     for (addr, w) in &want_peers {
         let st = state_of.get(addr).copied().unwrap_or(PeerState::Unknown);
         established.insert(w.name.clone(), st == PeerState::Established);
-        set_peer_state(client, c, &w.name, st).await?;
+        match refused.get(&w.name) {
+            Some(why) => set_peer_refused(client, c, opts, &w.name, why).await?,
+            None => set_peer_state(client, c, &w.name, st).await?,
+        }
     }
     // BGPAdvertisement status for our peers.
     for ad in &ads {
@@ -475,6 +492,70 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
         }
     }
     Ok(established.values().filter(|e| **e).count())
+}
+
+/// The speaker refused the peer itself (its values), rather than failing to answer.
+fn refusal(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+    )
+}
+
+/// The refusal as the BGPPeer's latest condition, with a Warning Event the first time.
+async fn set_peer_refused(
+    client: &Client,
+    c: &Caches,
+    opts: &Options,
+    name: &str,
+    why: &str,
+) -> Result<(), Error> {
+    let Some(p) = c.peers.get(&reflector::ObjectRef::new(name)) else {
+        return Ok(());
+    };
+    let reason = format!("refused by the speaker on {}: {why}", opts.node);
+    let mut status = p.status.clone().unwrap_or_default();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    if conds.last().is_some_and(|c| c.reason == reason) {
+        return Ok(());
+    }
+    conds.push(BGPPeerCondition {
+        status: PeerState::Idle,
+        reason: reason.clone(),
+    });
+    let skip = conds.len().saturating_sub(CONDITIONS_KEPT);
+    conds.drain(..skip);
+    let api: Api<BGPPeer> = Api::all(client.clone());
+    let patch = json!({"status": {"backoff": status.backoff, "conditions": conds}});
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(Error::Kube(e)),
+    }
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "sart-agent".into(),
+            instance: Some(opts.node.clone()),
+        },
+    );
+    let ev = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: "PeerRefused".into(),
+        note: Some(reason),
+        action: "AddPeer".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder
+        .publish(&ev, &kube::Resource::object_ref(&*p, &()))
+        .await
+    {
+        warn!(peer = %name, error = %e, "publishing an event");
+    }
+    Ok(())
 }
 
 /// The TCP MD5 password a BGPPeer names.
