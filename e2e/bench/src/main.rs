@@ -56,6 +56,10 @@ struct RelayArgs {
     /// Load/withdraw rounds per DUT (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// A third peer of the DUT opens its session and then never reads: the others must converge
+    /// as fast as without it.
+    #[arg(long)]
+    stuck_peer: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -207,10 +211,18 @@ fn run_relay(c: &Common, r: &RelayArgs) {
         rounds: r.rounds.max(1),
         poll: Duration::from_millis(c.poll_ms),
         timeout: Duration::from_secs(c.timeout_s),
+        stuck_peer: r.stuck_peer,
     };
     eprintln!(
-        "relay: N = {}, {} rounds, poll {} ms",
-        p.routes, p.rounds, c.poll_ms
+        "relay: N = {}, {} rounds, poll {} ms{}",
+        p.routes,
+        p.rounds,
+        c.poll_ms,
+        if p.stuck_peer {
+            ", with a stuck peer"
+        } else {
+            ""
+        }
     );
     let base = relay::run(None, &p);
     let mut outs = Vec::new();
@@ -220,8 +232,14 @@ fn run_relay(c: &Common, r: &RelayArgs) {
     }
     let (bl, bw) = (median(&base.load), median(&base.withdraw));
     println!(
-        "\n## relay: N = {} IPv4 /24s, BIRD source -> DUT -> BIRD sink, median of {} rounds",
-        p.routes, p.rounds
+        "\n## relay: N = {} IPv4 /24s, BIRD source -> DUT -> BIRD sink, median of {} rounds{}",
+        p.routes,
+        p.rounds,
+        if p.stuck_peer {
+            ", a third peer of the DUT reading nothing"
+        } else {
+            ""
+        }
     );
     println!(
         "direct (source -> sink, no DUT): load {} s, withdraw {} s (rounds: load {:?}, withdraw {:?}){}",

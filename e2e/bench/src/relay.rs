@@ -1,12 +1,14 @@
 //! Relay: a BIRD source originates N IPv4 /24s over eBGP to the DUT, which relays them to a BIRD
 //! sink. The same procedure also runs with no DUT (source wired straight to the sink): that
-//! run's times are the source's and sink's own share, subtracted from every DUT's.
+//! run's times are the source's and sink's own share, subtracted from every DUT's. With
+//! `stuck_peer`, the DUT has a third peer that opens its session and then reads nothing.
 
 use std::net::IpAddr;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use interop::hand_peer::HandPeer;
 use interop::{BgpConfig, Family, Link, Neighbor, Netns};
 
 use crate::bird::{BirdProc, STATIC, sink_config, source_config};
@@ -16,12 +18,15 @@ const V4: [Family; 1] = [Family::Ipv4Unicast];
 const DUT_AS: u32 = 64512;
 const SRC_AS: u32 = 65001;
 const SINK_AS: u32 = 65002;
+const STUCK_AS: u32 = 65003;
 
 pub struct Params {
     pub routes: u32,
     pub rounds: usize,
     pub poll: Duration,
     pub timeout: Duration,
+    /// A third peer of the DUT that opens its session and never reads (none without a DUT).
+    pub stuck_peer: bool,
 }
 
 /// What one DUT (or the direct wiring, `dut == None`) measured.
@@ -61,6 +66,9 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
     let label = kind.map_or("direct".to_owned(), |k| k.to_string());
     let src_ns = Netns::new("bsrc")?;
     let sink_ns = Netns::new("bsink")?;
+    let stuck_ns = Netns::new("bstuck")?;
+    // The stuck peer's side of its link to the DUT, and the DUT's.
+    let mut stuck_at = None;
     let (source, sink, dut) = match kind {
         None => {
             let l = Link::veth(&src_ns, &sink_ns, 3)?;
@@ -92,9 +100,14 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
                 "sink",
                 &sink_config(k, SINK_AS, &neighbor(d2, DUT_AS)),
             )?;
-            let cfg = BgpConfig::new(DUT_AS, d2)
+            let mut cfg = BgpConfig::new(DUT_AS, d2)
                 .neighbor(neighbor(s, SRC_AS))
                 .neighbor(neighbor(k, SINK_AS));
+            if p.stuck_peer {
+                let l3 = Link::veth(&dut_ns, &stuck_ns, 4)?;
+                cfg = cfg.neighbor(neighbor(l3.b.ipv4(), STUCK_AS).passive());
+                stuck_at = Some((l3.b.ipv4(), l3.a.ipv4(), l3));
+            }
             let dut = Dut::start(kind, &dut_ns, cfg)?;
             (source, sink, Some(dut))
         }
@@ -112,6 +125,14 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
         }
         sleep(Duration::from_millis(50));
     }
+    // The stuck peer: Established, then it reads nothing (the DUT fills its window first).
+    let _stuck = match &stuck_at {
+        Some((me, dut_addr, _link)) => Some(
+            HandPeer::connect(&stuck_ns, (*dut_addr).into(), STUCK_AS, *me, Vec::new())
+                .map_err(|e| fail(format!("the stuck peer: {e}"), &dut))?,
+        ),
+        None => None,
+    };
     sleep(Duration::from_secs(2));
     let pid = dut.as_ref().map(Dut::pid).transpose()?;
     if let Some(pid) = pid {

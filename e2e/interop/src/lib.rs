@@ -32,6 +32,7 @@ pub mod error;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
+pub mod hand_peer;
 pub mod model;
 pub mod netns;
 pub mod ping;

@@ -202,6 +202,8 @@ pub struct Neighbor {
     pub bfd_multihop: bool,
     pub route_reflector_client: bool,
     pub max_prefix: Option<u32>,
+    /// RFC 9687 send hold time in seconds (sartd only; the others keep their defaults).
+    pub send_hold_time: Option<u16>,
 }
 
 impl Neighbor {
@@ -227,6 +229,7 @@ impl Neighbor {
             bfd_multihop: false,
             route_reflector_client: false,
             max_prefix: None,
+            send_hold_time: None,
         }
     }
 
@@ -242,6 +245,11 @@ impl Neighbor {
 
     pub fn hold_time(mut self, hold: u16) -> Neighbor {
         self.hold_time = Some(hold);
+        self
+    }
+
+    pub fn send_hold_time(mut self, secs: u16) -> Neighbor {
+        self.send_hold_time = Some(secs);
         self
     }
 

@@ -9,7 +9,7 @@
 //! Names are `sarti-<pid hex>-<n>[-<label>]`: unique among concurrently running test binaries.
 
 use std::ffi::OsStr;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,6 +256,29 @@ except ConnectionRefusedError:\n    pass\n";
             &timeout.as_secs_f64().to_string(),
         ])
         .is_ok()
+    }
+
+    /// A TCP connection from inside the namespace (the socket stays in it), for a test that
+    /// plays a peer by hand. The connect runs on a thread of its own that enters the namespace
+    /// and ends.
+    pub fn tcp_connect(&self, to: SocketAddr, timeout: Duration) -> Result<std::net::TcpStream> {
+        let path = PathBuf::from("/run/netns").join(&self.0.name);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| -> std::io::Result<std::net::TcpStream> {
+                let f = std::fs::File::open(&path)?;
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&f),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                std::net::TcpStream::connect_timeout(&to, timeout)
+            })
+            .join()
+        });
+        match r {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(Error::io(&path, e)),
+            Err(_) => Err(Error::config("netns", "the connecting thread panicked")),
+        }
     }
 
     /// Silently drops every packet entering or leaving `dev` (nftables netdev ingress+egress

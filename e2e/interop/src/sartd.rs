@@ -404,6 +404,9 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
     if let Some(m) = n.max_prefix {
         let _ = writeln!(s, "    max_prefix: {m}");
     }
+    if let Some(t) = n.send_hold_time {
+        let _ = writeln!(s, "    send_hold_time: {t}");
+    }
     if n.route_reflector_client {
         s.push_str("    route_reflector_client: true\n");
     }

@@ -599,7 +599,7 @@ fn exabgp_pair(n: u8) -> (Netns, Netns, Link, Sartd, Exabgp) {
 #[test]
 fn malformed_communities_from_exabgp_is_treat_as_withdraw() {
     require_root();
-    let (_a, _b, link, dut, mut exa) = exabgp_pair(70);
+    let (a, _b, link, dut, mut exa) = exabgp_pair(70);
     let (a4, b4): (IpAddr, IpAddr) = (link.a.ipv4().into(), link.b.ipv4().into());
     let (p1, p2) = ("198.18.70.128/26", "198.18.70.192/26");
     exa.announce(Route::new(net(p1)).med(1)).unwrap();
@@ -640,6 +640,29 @@ fn malformed_communities_from_exabgp_is_treat_as_withdraw() {
         !log.contains("NOTIFICATION sent"),
         "sartd reset the session:\n{log}"
     );
+    // Counted per peer (the metrics snapshot is refreshed every 200 ms): one error per UPDATE
+    // (ExaBGP may pack both prefixes into one).
+    let series = format!("sart_bgp_update_errors_total{{peer=\"{b4}\"}} ");
+    interop::wait_until("the errors counted", ROUTE, POLL, || {
+        let m = a
+            .exec(&["curl", "-sf", "http://127.0.0.1:7472/metrics"])
+            .map_err(|e| Pending(e.to_string()))?;
+        let n: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            .unwrap_or(0);
+        if (1..=2).contains(&n) {
+            Ok(())
+        } else {
+            Err(Pending(
+                m.lines()
+                    .filter(|l| l.contains("update_errors"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ))
+        }
+    })
+    .unwrap();
 
     // A well-formed announcement of the same prefix is accepted again.
     exa.announce(Route::new(net(p1)).med(2)).unwrap();

@@ -486,6 +486,7 @@ impl BgpApi for Api {
             passive: p.passive_open,
             hold_time,
             keepalive_time: u16::try_from(p.keepalive_time).ok().filter(|k| *k > 0),
+            send_hold_time: None,
             families,
             local_address: None,
             ttl: None,

@@ -70,6 +70,7 @@ struct RawNeighbor {
     passive: Option<bool>,
     hold_time: Option<u32>,
     keepalive_time: Option<u32>,
+    send_hold_time: Option<u32>,
     families: Option<Vec<String>>,
     local_address: Option<String>,
     ebgp_multihop: Option<u32>,
@@ -171,6 +172,9 @@ pub struct Neighbor {
     pub passive: bool,
     pub hold_time: u16,
     pub keepalive_time: Option<u16>,
+    /// Seconds the peer may read nothing before the session is dropped (RFC 9687); `None`:
+    /// twice the hold time, at least 8 minutes.
+    pub send_hold_time: Option<u16>,
     pub families: Vec<Family>,
     pub local_address: Option<IpAddr>,
     /// IP TTL for the session; 1 for directly connected eBGP.
@@ -373,6 +377,16 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
             Some(u16::try_from(k).map_err(|_| err(format!("{key}.keepalive_time"), "too large"))?)
         }
     };
+    let send_hold_time = match n.send_hold_time {
+        None => None,
+        Some(t @ 1..=65535) => Some(t as u16),
+        Some(t) => {
+            return Err(err(
+                format!("{key}.send_hold_time"),
+                format!("{t} s: must be 1-65535 (RFC 9687)"),
+            ));
+        }
+    };
     let families = match n.families {
         None => vec![if address.is_ipv4() {
             Family::IPV4_UNICAST
@@ -431,6 +445,7 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
         passive: n.passive.unwrap_or(false),
         hold_time,
         keepalive_time,
+        send_hold_time,
         families,
         local_address,
         ttl,
@@ -639,6 +654,7 @@ neighbors:
     passive: true
     hold_time: 9
     keepalive_time: 3
+    send_hold_time: 20
     families: [ipv4-unicast, ipv6-unicast]
     max_prefix: 1000
 paths:
@@ -661,6 +677,8 @@ paths:
         assert_eq!(c.neighbors[1].name, "65002/fd00::2");
         assert!(c.neighbors[1].passive);
         assert_eq!(c.neighbors[1].keepalive_time, Some(3));
+        assert_eq!(c.neighbors[1].send_hold_time, Some(20));
+        assert_eq!(c.neighbors[0].send_hold_time, None);
         assert_eq!(c.paths[0].prefixes.len(), 2);
         assert_eq!(c.paths[0].attributes.local_pref, Some(200));
     }
@@ -734,6 +752,10 @@ neighbors:
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, hold_time: 9, keepalive_time: 4}]",
                 "neighbors[0].keepalive_time",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, send_hold_time: 0}]",
+                "neighbors[0].send_hold_time",
             ),
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, families: [ipv5]}]",

@@ -33,6 +33,13 @@ pub struct PeerSample {
     /// BFD: `Some(up)` when the neighbour has a BFD session.
     pub bfd_up: Option<bool>,
     pub bfd_up_transitions: u64,
+    /// Octets of UPDATEs queued for the peer, and prefixes whose change waits coalesced.
+    pub output_octets: u64,
+    pub output_prefixes: u64,
+    /// Sessions dropped because the peer stopped reading (RFC 9687).
+    pub send_hold_expired: u64,
+    /// Attribute errors in the peer's UPDATEs (RFC 7606).
+    pub update_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +129,46 @@ impl Collector for Peers {
         for p in &peers {
             let labels = vec![("peer", p.address.clone())];
             ConstGauge::new(p.stale_paths as i64).encode(m.encode_family(&labels)?)?;
+        }
+
+        for (name, help, pick) in [
+            (
+                "sart_bgp_output_queued_octets",
+                "Octets of UPDATEs queued for the peer, not yet written",
+                (|p: &PeerSample| p.output_octets) as fn(&PeerSample) -> u64,
+            ),
+            (
+                "sart_bgp_output_coalesced_prefixes",
+                "Prefixes whose change for the peer waits coalesced (the peer reads slower than routes change)",
+                |p: &PeerSample| p.output_prefixes,
+            ),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, gauge.metric_type())?;
+            for p in &peers {
+                let labels = vec![("peer", p.address.clone())];
+                ConstGauge::new(i64::try_from(pick(p)).unwrap_or(i64::MAX))
+                    .encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "sart_bgp_send_hold_expired",
+            "Sessions dropped because the peer read nothing for the send hold time (RFC 9687)",
+            None,
+            counter.metric_type(),
+        )?;
+        for p in &peers {
+            let labels = vec![("peer", p.address.clone())];
+            ConstCounter::new(p.send_hold_expired).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "sart_bgp_update_errors",
+            "Attribute errors in the peer's UPDATEs, handled per RFC 7606 (treat-as-withdraw, attribute discard)",
+            None,
+            counter.metric_type(),
+        )?;
+        for p in &peers {
+            let labels = vec![("peer", p.address.clone())];
+            ConstCounter::new(p.update_errors).encode(m.encode_family(&labels)?)?;
         }
 
         let mut m = enc.encode_descriptor(

@@ -1,11 +1,14 @@
 //! One task per neighbour: owns the FSM, the TCP connection and the timers, and carries out the
-//! FSM's actions. Messages are framed by a reader task and written by a writer task, both bounded,
-//! so a slow peer pushes back on the RIB instead of growing memory.
+//! FSM's actions. A reader task frames messages (bounded: a slow speaker pushes back on the
+//! peer). A writer task writes the session's own messages first (OPEN, KEEPALIVE,
+//! NOTIFICATION, ROUTE-REFRESH) and then the connection's [`Output`], which the speaker fills
+//! without ever waiting: a peer that stops reading holds up nobody, costs memory bounded by its
+//! table ([`Outbox`]), and is dropped by the send hold timer (RFC 9687).
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bgp::fsm::{Action, DownReason, Event, Fsm, SessionConfig, State, Timer, keep_on_collision};
@@ -13,15 +16,21 @@ use bgp::{Context, Message, MessageType, Negotiated, Notification, Update};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::config::Password;
+use super::log_limit::LogLimit;
+use super::outbox::{self, Outbox};
 use super::timers::Timers;
 
-/// Bound of the per-connection queues (messages).
+/// Bound of the inbound queue (messages).
 const QUEUE: usize = 256;
+/// Octets the writer gathers into one write.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a closing connection may take to write its NOTIFICATION.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Commands to a session task.
 #[derive(Debug)]
@@ -32,8 +41,6 @@ pub enum ToSession {
     Close(Notification),
     /// The listener accepted a connection from this neighbour.
     Accepted(TcpStream),
-    /// Encoded messages to write, in order (shared by an update group).
-    Send(Arc<Vec<u8>>),
     /// Ask the peer to resend its routes of a family (ROUTE-REFRESH, RFC 2918).
     RequestRefresh(bgp::Family),
 }
@@ -45,6 +52,8 @@ pub enum FromSession {
         peer: IpAddr,
         negotiated: Box<Negotiated>,
         local: SocketAddr,
+        /// Where the speaker puts what this connection is to send.
+        output: Arc<Output>,
     },
     Update {
         peer: IpAddr,
@@ -92,6 +101,10 @@ pub struct Status {
     pub received: Counters,
     pub negotiated: Option<Negotiated>,
     pub last_error: Option<String>,
+    /// Sessions dropped because the peer stopped reading (RFC 9687), since the start.
+    pub send_hold_expired: u64,
+    /// Attribute errors in received UPDATEs, handled per RFC 7606, since the start.
+    pub update_errors: u64,
 }
 
 impl Default for Status {
@@ -103,7 +116,88 @@ impl Default for Status {
             received: Counters::default(),
             negotiated: None,
             last_error: None,
+            send_hold_expired: 0,
+            update_errors: 0,
         }
+    }
+}
+
+/// Messages the writer took from a connection's output (the speaker's), by type.
+#[derive(Debug, Default)]
+struct Written {
+    update: AtomicU64,
+    route_refresh: AtomicU64,
+}
+
+impl Written {
+    fn count(&self, msgs: &[Arc<Vec<u8>>]) {
+        for m in msgs {
+            // The type octet follows the marker and the length (RFC 4271 §4.1).
+            match m.get(18).copied().and_then(MessageType::from_u8) {
+                Some(MessageType::RouteRefresh) => &self.route_refresh,
+                _ => &self.update,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn add_to(&self, c: &mut Counters) {
+        c.update += self.update.load(Ordering::Relaxed);
+        c.route_refresh += self.route_refresh.load(Ordering::Relaxed);
+    }
+}
+
+/// One connection's output, shared by the session (which opens it once Established and closes
+/// it with the connection), the speaker (which fills it) and the writer (which empties it).
+/// Nobody waits on it: the lock is held only to queue or take.
+#[derive(Debug)]
+pub struct Output {
+    outbox: Mutex<Option<Outbox>>,
+    ready: Notify,
+}
+
+impl Output {
+    fn new() -> Arc<Output> {
+        Arc::new(Output {
+            outbox: Mutex::new(None),
+            ready: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outbox>> {
+        // Plain data changed whole under the lock: a poisoned lock's data is still sound.
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open(&self, ctx: Context) {
+        *self.lock() = Some(Outbox::new(ctx, outbox::DEFAULT_LIMIT));
+    }
+
+    fn close(&self) {
+        *self.lock() = None;
+        self.ready.notify_one();
+    }
+
+    /// Runs `f` on the outbox if the connection is open (and then wakes the writer); `None`
+    /// once it closed, when whatever was meant for it no longer matters.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
+        let r = self.lock().as_mut().map(f);
+        self.ready.notify_one();
+        r
+    }
+
+    /// Octets queued and prefixes coalesced, for metrics.
+    pub fn backlog(&self) -> (usize, usize) {
+        self.lock()
+            .as_ref()
+            .map_or((0, 0), |o| (o.queued_octets(), o.coalesced_prefixes()))
+    }
+
+    fn take(&self, max_octets: usize) -> Vec<Arc<Vec<u8>>> {
+        self.lock()
+            .as_mut()
+            .map(|o| o.take(max_octets))
+            .unwrap_or_default()
     }
 }
 
@@ -121,7 +215,8 @@ pub struct Endpoint {
 }
 
 pub struct SessionHandle {
-    pub tx: mpsc::Sender<ToSession>,
+    /// Commands are few and never wait: a session is always free to take them.
+    pub tx: mpsc::UnboundedSender<ToSession>,
     pub status: watch::Receiver<Status>,
     pub task: JoinHandle<()>,
 }
@@ -132,7 +227,7 @@ pub fn spawn(
     endpoint: Endpoint,
     out: mpsc::Sender<FromSession>,
 ) -> SessionHandle {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = mpsc::unbounded_channel();
     let (status_tx, status) = watch::channel(Status::default());
     let s = Session {
         fsm: Fsm::new(config),
@@ -145,17 +240,22 @@ pub fn spawn(
         ctx: Context::default(),
         sent: Counters::default(),
         received: Counters::default(),
+        error_log: LogLimit::new(Duration::from_secs(60), 5),
     };
     let task = tokio::spawn(s.run(rx));
     SessionHandle { tx, status, task }
 }
 
 struct Connection {
-    writer: mpsc::Sender<Arc<Vec<u8>>>,
+    /// The session's own messages, written before the output.
+    control: mpsc::UnboundedSender<Arc<Vec<u8>>>,
+    output: Arc<Output>,
+    written: Arc<Written>,
+    writer: JoinHandle<()>,
     reader: JoinHandle<()>,
     inbound: mpsc::Receiver<Result<Vec<u8>, String>>,
     local: SocketAddr,
-    /// Unix millis of the last completed write, for the send hold timer (RFC 9687).
+    /// Unix millis of the last write that made progress, for the send hold timer (RFC 9687).
     last_write: Arc<AtomicU64>,
     we_initiated: bool,
 }
@@ -171,6 +271,8 @@ struct Session {
     ctx: Context,
     sent: Counters,
     received: Counters,
+    /// Log lines about the peer's UPDATE errors: the peer decides how many there are.
+    error_log: LogLimit,
 }
 
 enum Wake {
@@ -188,7 +290,7 @@ fn now_millis() -> u64 {
 }
 
 impl Session {
-    async fn run(mut self, mut rx: mpsc::Receiver<ToSession>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToSession>) {
         let (conn_tx, mut conn_rx) = mpsc::channel::<std::io::Result<TcpStream>>(1);
         loop {
             let wake = {
@@ -235,21 +337,22 @@ impl Session {
                         Timer::Keepalive => Event::KeepaliveTimerExpires,
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
                         Timer::SendHold => {
-                            // Only expire if nothing could be written for the whole period.
+                            // Only expire if no write made progress for the whole period.
                             let last = self
                                 .conn
                                 .as_ref()
                                 .map_or(0, |c| c.last_write.load(Ordering::Relaxed));
                             let period = self
                                 .fsm
-                                .negotiated()
-                                .map_or(480, |n| u64::from(n.hold_time) * 2)
-                                .max(480);
-                            if now_millis().saturating_sub(last) < period * 1000 {
-                                self.timers
-                                    .start(Timer::SendHold, Duration::from_secs(period));
+                                .config()
+                                .send_hold(self.fsm.negotiated().map_or(0, |n| n.hold_time));
+                            let since = Duration::from_millis(now_millis().saturating_sub(last));
+                            if since < period {
+                                self.timers.start(Timer::SendHold, period - since);
                                 continue;
                             }
+                            warn!(peer = %self.endpoint.address, ?period, "the peer has read nothing for the send hold time: closing (RFC 9687)");
+                            self.status.send_modify(|s| s.send_hold_expired += 1);
                             Event::SendHoldTimerExpires
                         }
                     };
@@ -294,20 +397,9 @@ impl Session {
             ToSession::Start => self.apply(Event::ManualStart, conn_tx).await,
             ToSession::Stop(msg) => self.apply(Event::ManualStop(msg), conn_tx).await,
             ToSession::Close(n) => self.apply(Event::AutomaticStop(n), conn_tx).await,
-            ToSession::Send(bytes) => {
-                if self.fsm.state() == State::Established {
-                    // Mostly UPDATEs; route refresh markers too. The type octet says which.
-                    let t = bytes
-                        .get(18)
-                        .and_then(|b| MessageType::from_u8(*b))
-                        .unwrap_or(MessageType::Update);
-                    self.write(bytes, t).await;
-                }
-            }
             ToSession::RequestRefresh(family) => {
                 if self.fsm.state() == State::Established {
-                    self.write_message(&Message::RouteRefresh(bgp::RouteRefresh::request(family)))
-                        .await;
+                    self.write_message(&Message::RouteRefresh(bgp::RouteRefresh::request(family)));
                 }
             }
             ToSession::Accepted(stream) => self.accepted(stream, conn_tx).await,
@@ -401,8 +493,15 @@ impl Session {
             }
             Message::Update(u) => {
                 if self.fsm.state() == State::Established {
+                    if !u.errors.is_empty() {
+                        let n = u.errors.len() as u64;
+                        self.status.send_modify(|s| s.update_errors += n);
+                    }
                     for e in &u.errors {
-                        warn!(peer = %peer, action = ?e.action, error = %e.kind, "UPDATE error handled per RFC 7606");
+                        if let Some(held) = self.error_log.allow(std::time::Instant::now()) {
+                            warn!(peer = %peer, action = ?e.action, error = %e.kind, held_back = held,
+                                "UPDATE error handled per RFC 7606 (at most 5 such lines a minute per peer; all in sart_bgp_update_errors_total)");
+                        }
                     }
                     if self
                         .out
@@ -464,14 +563,23 @@ impl Session {
                         c.abort();
                     }
                     if let Some(c) = self.conn.take() {
-                        // Dropping the writer's sender lets it flush what is queued (a NOTIFICATION)
-                        // and close; the reader stops with the socket.
+                        // What the speaker queued no longer matters. Dropping `control` lets the
+                        // writer write what is left of it (a NOTIFICATION) and close, unless the
+                        // peer does not read: then it is stopped, and the socket closes with it.
+                        c.output.close();
+                        c.written.add_to(&mut self.sent);
                         c.reader.abort();
+                        drop(c.control);
+                        let writer = c.writer;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(CLOSE_GRACE).await;
+                            writer.abort();
+                        });
                     }
                     self.ctx = Context::default();
                 }
-                Action::SendOpen(o) => self.write_message(&Message::Open(*o)).await,
-                Action::SendKeepalive => self.write_message(&Message::Keepalive).await,
+                Action::SendOpen(o) => self.write_message(&Message::Open(*o)),
+                Action::SendKeepalive => self.write_message(&Message::Keepalive),
                 Action::SendNotification(n) => {
                     self.set_error(format!(
                         "sent NOTIFICATION {}/{} {}",
@@ -480,16 +588,17 @@ impl Session {
                         n.description()
                     ));
                     info!(peer = %self.endpoint.address, code = n.code, subcode = n.subcode, "NOTIFICATION sent: {}", n.description());
-                    self.write_message(&Message::Notification(n)).await
+                    self.write_message(&Message::Notification(n))
                 }
                 Action::StartTimer(t, d) => self.timers.start(t, d),
                 Action::StopTimer(t) => self.timers.stop(t),
                 Action::Established(n) => {
                     self.ctx = n.receive.clone();
-                    let local = self.conn.as_ref().map(|c| c.local);
                     // A new session starts with a clean record.
                     self.status.send_modify(|st| st.last_error = None);
-                    if let Some(local) = local {
+                    if let Some(c) = &self.conn {
+                        c.output.open(n.send.clone());
+                        let (local, output) = (c.local, c.output.clone());
                         info!(peer = %self.endpoint.address, asn = n.peer_asn, id = %n.peer_id, hold = n.hold_time, "session established");
                         let _ = self
                             .out
@@ -497,6 +606,7 @@ impl Session {
                                 peer: self.endpoint.address,
                                 negotiated: n,
                                 local,
+                                output,
                             })
                             .await;
                     }
@@ -530,11 +640,21 @@ impl Session {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let (in_tx, inbound) = mpsc::channel(QUEUE);
-        let (writer, w_rx) = mpsc::channel(QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let output = Output::new();
+        let written = Arc::new(Written::default());
         let last_write = Arc::new(AtomicU64::new(now_millis()));
-        tokio::spawn(write_loop(w, w_rx, last_write.clone()));
+        let writer = tokio::spawn(write_loop(
+            w,
+            control_rx,
+            (output.clone(), written.clone()),
+            last_write.clone(),
+        ));
         let reader = tokio::spawn(read_loop(r, in_tx));
         self.conn = Some(Connection {
+            control,
+            output,
+            written,
             writer,
             reader,
             inbound,
@@ -544,19 +664,18 @@ impl Session {
         });
     }
 
-    async fn write_message(&mut self, m: &Message) {
+    /// Queues one of the session's own messages; never waits.
+    fn write_message(&mut self, m: &Message) {
         // Keepalives, OPENs and NOTIFICATIONs always fit the 4096-octet limit.
         match m.encode(&self.ctx) {
-            Ok(bytes) => self.write(Arc::new(bytes), m.message_type()).await,
+            Ok(bytes) => {
+                if let Some(c) = &self.conn
+                    && c.control.send(Arc::new(bytes)).is_ok()
+                {
+                    self.sent.count(m.message_type());
+                }
+            }
             Err(e) => warn!(peer = %self.endpoint.address, error = %e, "could not encode message"),
-        }
-    }
-
-    async fn write(&mut self, bytes: Arc<Vec<u8>>, t: MessageType) {
-        if let Some(c) = &self.conn
-            && c.writer.send(bytes).await.is_ok()
-        {
-            self.sent.count(t);
         }
     }
 
@@ -583,7 +702,10 @@ impl Session {
     fn publish(&mut self) {
         let state = self.fsm.state();
         let negotiated = self.fsm.negotiated().cloned();
-        let (sent, received) = (self.sent, self.received);
+        let (mut sent, received) = (self.sent, self.received);
+        if let Some(c) = &self.conn {
+            c.written.add_to(&mut sent);
+        }
         self.status.send_modify(|s| {
             if state == State::Established && s.state != State::Established {
                 s.established_at = Some(now_millis() / 1000);
@@ -633,21 +755,23 @@ async fn close_with_cease(mut stream: TcpStream) {
 }
 
 /// Splits the byte stream into messages. Framing errors end the connection: the session layer
-/// sees them as a malformed message first.
+/// sees them as a malformed message first. Each message is copied out once; the bytes after it
+/// stay where they are until the next read (no copy of the remainder per message).
 async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
     // Frame with the largest limit; the session decodes with the negotiated one.
     let frame_ctx = Context {
         extended_message: true,
         ..Context::default()
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    const READ: usize = 64 * 1024;
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ);
     loop {
+        let mut start = 0;
         loop {
-            match Message::frame(&buf, &frame_ctx) {
+            match Message::frame(&buf[start..], &frame_ctx) {
                 Ok(Some(len)) => {
-                    let rest = buf.split_off(len);
-                    let msg = std::mem::replace(&mut buf, rest);
+                    let msg = buf[start..start + len].to_vec();
+                    start += len;
                     if tx.send(Ok(msg)).await.is_err() {
                         return;
                     }
@@ -655,18 +779,21 @@ async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String
                 Ok(None) => break,
                 Err(_) => {
                     // Hand the broken bytes over: decoding them yields the right NOTIFICATION.
-                    let msg = std::mem::take(&mut buf);
-                    let _ = tx.send(Ok(msg)).await;
+                    let _ = tx.send(Ok(buf[start..].to_vec())).await;
                     return;
                 }
             }
         }
-        match r.read(&mut chunk).await {
+        // Only the start of an incomplete message (under 64 KiB) moves to the front.
+        buf.drain(..start);
+        let filled = buf.len();
+        buf.resize(filled + READ, 0);
+        match r.read(&mut buf[filled..]).await {
             Ok(0) => {
                 let _ = tx.send(Err("closed by the peer".into())).await;
                 return;
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.truncate(filled + n),
             Err(e) => {
                 let _ = tx.send(Err(e.to_string())).await;
                 return;
@@ -675,17 +802,74 @@ async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String
     }
 }
 
+/// Writes the session's own messages first, then the output; gathers small messages into one
+/// write; records every write that makes progress (the send hold timer's clock). Ends when the
+/// session drops `control`, after writing what is left of it (a NOTIFICATION).
 async fn write_loop(
     mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    mut control: mpsc::UnboundedReceiver<Arc<Vec<u8>>>,
+    (output, written): (Arc<Output>, Arc<Written>),
     last_write: Arc<AtomicU64>,
 ) {
-    while let Some(bytes) = rx.recv().await {
-        if w.write_all(&bytes).await.is_err() {
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    loop {
+        let mut msgs = Vec::new();
+        let mut closing = false;
+        loop {
+            match control.try_recv() {
+                Ok(m) => msgs.push(m),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        if !closing {
+            let taken = output.take(WRITE_CHUNK);
+            written.count(&taken);
+            msgs.extend(taken);
+        }
+        if msgs.is_empty() {
+            tokio::select! {
+                m = control.recv() => match m {
+                    Some(m) => msgs.push(m),
+                    None => closing = true,
+                },
+                () = output.ready.notified() => continue,
+            }
+        }
+        for m in &msgs {
+            buf.extend_from_slice(m);
+            if buf.len() >= WRITE_CHUNK && write_out(&mut w, &mut buf, &last_write).await.is_err() {
+                return;
+            }
+        }
+        if write_out(&mut w, &mut buf, &last_write).await.is_err() {
             return;
         }
-        last_write.store(now_millis(), Ordering::Relaxed);
+        if closing {
+            let _ = tokio::time::timeout(CLOSE_GRACE, w.shutdown()).await;
+            return;
+        }
     }
-    // Sender dropped (Disconnect): everything queued is written; close our side.
-    let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+}
+
+async fn write_out(
+    w: &mut OwnedWriteHalf,
+    buf: &mut Vec<u8>,
+    last_write: &AtomicU64,
+) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < buf.len() {
+        match w.write(&buf[off..]).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                off += n;
+                last_write.store(now_millis(), Ordering::Relaxed);
+            }
+        }
+    }
+    buf.clear();
+    Ok(())
 }

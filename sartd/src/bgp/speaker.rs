@@ -15,7 +15,7 @@ use bgp::rib::{
     DecisionConfig, Drained, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
     RibConfig, Route,
 };
-use bgp::{Context, Family, FamilySet, Negotiated, Notification, Update};
+use bgp::{Family, FamilySet, Negotiated, Notification, Update};
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +23,8 @@ use tracing::{debug, info, warn};
 
 use super::config::{Config, Neighbor, PathSpec};
 use super::metrics::{Metrics, PeerSample};
-use super::session::{self, Endpoint, FromSession, SessionHandle, Status, ToSession};
+use super::outbox::{self, Outbox};
+use super::session::{self, Endpoint, FromSession, Output, SessionHandle, Status, ToSession};
 
 /// Requests from the API, each with its reply channel.
 #[derive(Debug)]
@@ -133,6 +134,8 @@ struct Peer {
     session: SessionHandle,
     /// What the session negotiated, while established.
     negotiated: Option<Negotiated>,
+    /// Where this peer's UPDATEs go, while established.
+    output: Option<Arc<Output>>,
     last_state: State,
     /// Graceful restart as the receiving speaker (RFC 4724 §4.2): families whose stale paths
     /// wait for the peer's End-of-RIB, and when they are dropped regardless.
@@ -249,7 +252,7 @@ impl Speaker {
         }
         warn!(peer = %ev.peer, diag = ev.diag.name(), "BFD down: closing the BGP session");
         let n = Notification::new(code::CEASE, cease_subcode::BFD_DOWN);
-        let _ = p.session.tx.send(ToSession::Close(n)).await;
+        let _ = p.session.tx.send(ToSession::Close(n));
     }
 
     /// A scan of the table, so only for peers that have stale paths at all.
@@ -380,6 +383,7 @@ impl Speaker {
         let mut sc = SessionConfig::new(self.config.asn, self.config.router_id, n.asn);
         sc.hold_time = n.hold_time;
         sc.keepalive_time = n.keepalive_time;
+        sc.send_hold_time = n.send_hold_time.map(|t| Duration::from_secs(t.into()));
         sc.passive = n.passive;
         // R bit (RFC 4724 §3): set for the sessions of a speaker that has just started, so
         // peers that kept our routes do not wait for our End-of-RIB before sending theirs.
@@ -404,7 +408,7 @@ impl Speaker {
                 .await;
         }
         let session = session::spawn(sc, endpoint, self.to_speaker.clone());
-        let _ = session.tx.send(ToSession::Start).await;
+        let _ = session.tx.send(ToSession::Start);
         info!(peer = %n.address, asn = n.asn, name = %n.name, "neighbour added");
         self.peers.insert(
             n.address,
@@ -413,6 +417,7 @@ impl Speaker {
                 id,
                 session,
                 negotiated: None,
+                output: None,
                 last_state: State::Idle,
                 stale: FamilySet::new(),
                 stale_deadline: None,
@@ -429,8 +434,7 @@ impl Speaker {
         let _ = p
             .session
             .tx
-            .send(ToSession::Stop(Some("neighbor removed".into())))
-            .await;
+            .send(ToSession::Stop(Some("neighbor removed".into())));
         drop(p.session.tx);
         if let (Some(l), Some(_)) = (&self.listener, &p.neighbor.password) {
             let _ = super::listener::set_password(l, addr, None);
@@ -471,8 +475,7 @@ impl Speaker {
             let _ = p
                 .session
                 .tx
-                .send(ToSession::Stop(Some(message.to_string())))
-                .await;
+                .send(ToSession::Stop(Some(message.to_string())));
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         for (_, p) in self.peers.drain() {
@@ -484,7 +487,7 @@ impl Speaker {
     pub async fn accepted(&mut self, stream: TcpStream, from: IpAddr) {
         match self.peers.get(&from) {
             Some(p) => {
-                let _ = p.session.tx.send(ToSession::Accepted(stream)).await;
+                let _ = p.session.tx.send(ToSession::Accepted(stream));
             }
             None => debug!(%from, "connection from an unknown address refused"),
         }
@@ -496,6 +499,7 @@ impl Speaker {
                 peer,
                 negotiated,
                 local,
+                output,
             } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
@@ -535,19 +539,23 @@ impl Speaker {
                     p.stale_deadline =
                         (!p.stale.is_empty()).then(|| Instant::now() + STALE_PATH_TIME);
                 }
-                let ctx = negotiated.send.clone();
                 let families: Vec<Family> = negotiated.families.iter().collect();
                 p.negotiated = Some(*negotiated);
-                let (id, tx) = (p.id, p.session.tx.clone());
+                p.output = Some(output.clone());
                 // The full table, then End-of-RIB for every family (RFC 4724 §2).
-                if let Ok(table) = self.rib.peer_table(id) {
-                    send_all(&tx, &table, &ctx).await;
-                }
-                for f in families {
-                    if let Ok(m) = bgp::Message::Update(Update::end_of_rib(f)).encode(&ctx) {
-                        let _ = tx.send(ToSession::Send(Arc::new(m))).await;
+                let table = self.rib.peer_table(p.id).unwrap_or_default();
+                output.with(|o| {
+                    for out in &table {
+                        o.push_own(out);
                     }
-                }
+                    for f in families {
+                        if let Ok(m) =
+                            bgp::Message::Update(Update::end_of_rib(f)).encode(o.context())
+                        {
+                            o.push_message(Arc::new(m));
+                        }
+                    }
+                });
             }
             FromSession::Update { peer, update } => {
                 let Some(p) = self.peers.get(&peer) else {
@@ -566,7 +574,7 @@ impl Speaker {
                         if let Some(limit) = p.neighbor.max_prefix {
                             n.data = [&[0u8, 1, 1][..], &limit.to_be_bytes()].concat();
                         }
-                        let _ = p.session.tx.send(ToSession::Close(n)).await;
+                        let _ = p.session.tx.send(ToSession::Close(n));
                     }
                     Ok(r) => {
                         if let Some(f) = r.end_of_rib {
@@ -580,41 +588,54 @@ impl Speaker {
                 let Some(p) = self.peers.get(&peer) else {
                     return;
                 };
-                let Some(n) = p.negotiated.as_ref() else {
+                let (Some(n), Some(output)) = (p.negotiated.as_ref(), p.output.as_ref()) else {
                     return;
                 };
                 if !n.families.contains(family) {
                     // RFC 2918 §4: ignore a refresh for a family that was not negotiated.
                     return;
                 }
-                let (ctx, enhanced) = (n.send.clone(), n.enhanced_route_refresh);
-                let marker = |subtype| {
-                    bgp::Message::RouteRefresh(bgp::RouteRefresh { family, subtype })
-                        .encode(&ctx)
-                        .ok()
-                        .map(|m| ToSession::Send(Arc::new(m)))
-                };
-                // RFC 7313 §4: with enhanced route refresh, bracket the table with BoRR/EoRR so
-                // the peer can drop what we no longer advertise.
-                if enhanced && let Some(m) = marker(bgp::RefreshSubtype::BeginningOfRefresh) {
-                    let _ = p.session.tx.send(m).await;
-                }
-                if let Ok(table) = self.rib.peer_table(p.id) {
-                    let table: Vec<OutUpdate> = table
-                        .into_iter()
-                        .filter(|o| o.prefixes.family() == family)
-                        .collect();
-                    send_all(&p.session.tx, &table, &ctx).await;
-                }
-                if enhanced && let Some(m) = marker(bgp::RefreshSubtype::EndOfRefresh) {
-                    let _ = p.session.tx.send(m).await;
-                }
+                let enhanced = n.enhanced_route_refresh;
+                let table: Vec<OutUpdate> = self
+                    .rib
+                    .peer_table(p.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|o| o.prefixes.family() == family)
+                    .collect();
+                output.with(|o| {
+                    if !o.start_refresh(family) {
+                        debug!(%peer, %family, "route refresh: the table is on its way already");
+                        return;
+                    }
+                    let marker = |o: &mut Outbox, subtype| {
+                        if let Ok(m) =
+                            bgp::Message::RouteRefresh(bgp::RouteRefresh { family, subtype })
+                                .encode(o.context())
+                        {
+                            o.push_message(Arc::new(m));
+                        }
+                    };
+                    // RFC 7313 §4: with enhanced route refresh, bracket the table with BoRR/EoRR
+                    // so the peer can drop what we no longer advertise.
+                    if enhanced {
+                        marker(o, bgp::RefreshSubtype::BeginningOfRefresh);
+                    }
+                    for out in &table {
+                        o.push_own(out);
+                    }
+                    if enhanced {
+                        marker(o, bgp::RefreshSubtype::EndOfRefresh);
+                    }
+                    o.end_refresh(family);
+                });
             }
             FromSession::Down { peer, reason } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
                 };
                 let negotiated = p.negotiated.take();
+                p.output = None;
                 // RFC 4724 §4.2: the connection dropped without a NOTIFICATION and both sides
                 // do graceful restart: the peer is probably restarting, keep its routes.
                 let helper = match (&negotiated, reason == DownReason::ConnectionLost) {
@@ -695,6 +716,8 @@ impl Speaker {
             let changes = fib_changes(&by_id, self.config.asn, &best);
             let _ = fib.send(crate::fib::Command::Routes(changes)).await;
         }
+        // Into each member's outbox, never waiting on one: a member that does not read keeps
+        // its changes coalesced, the others are written to as fast as they read.
         for (group, outs) in groups {
             let members = self.rib.group_members(group);
             let Some(ctx) = members.iter().find_map(|m| {
@@ -706,22 +729,29 @@ impl Speaker {
                 continue;
             };
             for out in &outs {
-                let msgs = encode(out, &ctx);
+                // Encoded once for the group, when a member first needs it.
+                let mut msgs: Option<Vec<Arc<Vec<u8>>>> = None;
                 for m in members.iter().filter(|m| Some(**m) != out.except) {
-                    if let Some(p) = by_id.get(m) {
-                        for b in &msgs {
-                            let _ = p.session.tx.send(ToSession::Send(b.clone())).await;
-                        }
+                    if let Some(o) = by_id.get(m).and_then(|p| p.output.as_ref()) {
+                        o.with(|o| {
+                            o.push(out, |_| {
+                                msgs.get_or_insert_with(|| outbox::encode(out, &ctx))
+                                    .clone()
+                            })
+                        });
                     }
                 }
             }
         }
         for (peer, outs) in peers {
-            let Some(p) = by_id.get(&peer) else { continue };
-            let Some(ctx) = p.negotiated.as_ref().map(|n| n.send.clone()) else {
+            let Some(o) = by_id.get(&peer).and_then(|p| p.output.as_ref()) else {
                 continue;
             };
-            send_all(&p.session.tx, &outs, &ctx).await;
+            o.with(|o| {
+                for out in &outs {
+                    o.push_own(out);
+                }
+            });
         }
         if !self.watchers.is_empty() {
             for b in best {
@@ -768,6 +798,7 @@ impl Speaker {
             .values()
             .map(|p| {
                 let st = p.session.status.borrow();
+                let output = p.output.as_ref().map_or((0, 0), |o| o.backlog());
                 let bfd = self
                     .bfd
                     .as_ref()
@@ -782,6 +813,10 @@ impl Speaker {
                     stale_paths: self.stale_count(p) as u64,
                     bfd_up: bfd.as_ref().map(|b| b.state == "Up"),
                     bfd_up_transitions: bfd.map_or(0, |b| b.up_transitions),
+                    output_octets: output.0 as u64,
+                    output_prefixes: output.1 as u64,
+                    send_hold_expired: st.send_hold_expired,
+                    update_errors: st.update_errors,
                 }
             })
             .collect();
@@ -924,7 +959,7 @@ impl Speaker {
             .ok_or_else(|| ApiError::NotFound(format!("no neighbor {addr}")))?;
         if kind == ResetKind::Hard {
             let n = Notification::new(code::CEASE, cease_subcode::ADMINISTRATIVE_RESET);
-            let _ = p.session.tx.send(ToSession::Close(n)).await;
+            let _ = p.session.tx.send(ToSession::Close(n));
             return Ok(());
         }
         let n = p.negotiated.as_ref().ok_or_else(|| {
@@ -939,13 +974,17 @@ impl Speaker {
                     )));
                 }
                 for f in families {
-                    let _ = p.session.tx.send(ToSession::RequestRefresh(f)).await;
+                    let _ = p.session.tx.send(ToSession::RequestRefresh(f));
                 }
             }
             ResetKind::SoftOut | ResetKind::Hard => {
-                let ctx = n.send.clone();
-                if let Ok(table) = self.rib.peer_table(p.id) {
-                    send_all(&p.session.tx, &table, &ctx).await;
+                let table = self.rib.peer_table(p.id).unwrap_or_default();
+                if let Some(o) = &p.output {
+                    o.with(|o| {
+                        for out in &table {
+                            o.push_own(out);
+                        }
+                    });
                 }
             }
         }
@@ -1138,25 +1177,5 @@ fn export_params(n: &Negotiated, local: IpAddr) -> ExportParams {
         next_hop_v6,
         extended_next_hop: ext_nh,
         next_hop_self: false,
-    }
-}
-
-fn encode(out: &OutUpdate, ctx: &Context) -> Vec<Arc<Vec<u8>>> {
-    match out.to_update().encode_split(ctx) {
-        Ok(v) => v.into_iter().map(Arc::new).collect(),
-        Err(e) => {
-            warn!(error = %e, "could not encode an UPDATE");
-            Vec::new()
-        }
-    }
-}
-
-async fn send_all(tx: &mpsc::Sender<ToSession>, outs: &[OutUpdate], ctx: &Context) {
-    for out in outs {
-        for b in encode(out, ctx) {
-            if tx.send(ToSession::Send(b)).await.is_err() {
-                return;
-            }
-        }
     }
 }
