@@ -60,6 +60,16 @@ fn a_peer_that_stops_reading_stalls_nothing() {
     let to_sink = Link::veth(&dut_ns, &sink_ns, 82).unwrap();
     let to_stuck = Link::veth(&dut_ns, &stuck_ns, 83).unwrap();
     let (src_ip, sink_ip, stuck_ip) = (to_src.b.ipv4(), to_sink.b.ipv4(), to_stuck.b.ipv4());
+    // The kernel's buffers must not absorb the stuck peer's whole backlog, or nothing is ever
+    // stuck: hosts differ (tcp_wmem of 16 MiB is common), so both ends get fixed, small
+    // buffers in their own namespaces (the sysctls are per namespace), well under the ~6 MB
+    // that 100,000 UPDATEs take.
+    dut_ns
+        .exec(&["sysctl", "-qw", "net.ipv4.tcp_wmem=4096 16384 1048576"])
+        .unwrap();
+    stuck_ns
+        .exec(&["sysctl", "-qw", "net.ipv4.tcp_rmem=4096 65536 65536"])
+        .unwrap();
 
     let mut cfg = BgpConfig::new(DUT_AS, "198.18.80.1".parse().unwrap());
     cfg.neighbors = vec![
@@ -149,7 +159,11 @@ fn a_peer_that_stops_reading_stalls_nothing() {
                 .map_err(|e| Pending(e.to_string()))?;
             match n["lastError"].as_str() {
                 Some(e) if e.contains("NOTIFICATION 8/0 Send Hold Timer Expired") => Ok(()),
-                e => Err(Pending(format!("lastError {e:?}, state {}", n["state"]))),
+                // What was sent tells a stuck writer from one whose backlog the kernel took.
+                e => Err(Pending(format!(
+                    "lastError {e:?}, state {}, UPDATEs sent {}",
+                    n["state"], n["sendCounter"]["update"]
+                ))),
             }
         },
     )
