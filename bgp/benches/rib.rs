@@ -56,6 +56,7 @@ fn setup() -> (Rib, PeerId) {
         next_hop_v6: None,
         extended_next_hop: false,
         next_hop_self: false,
+        export: Default::default(),
     };
     let mut add = |asn: u32, n: u8| {
         let id = rib
@@ -64,6 +65,7 @@ fn setup() -> (Rib, PeerId) {
                 address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
                 rr_client: false,
                 max_prefixes: None,
+                import: Default::default(),
             })
             .unwrap();
         rib.establish(id, Ipv4Addr::new(10, 0, 0, n), params([192, 0, 2, 254]))

@@ -76,8 +76,8 @@ pub enum Event {
     /// Event 3: restart after the idle hold timer, or at daemon start.
     AutomaticStart,
     /// Event 8: the speaker closes the session with this NOTIFICATION (e.g. Cease / maximum
-    /// number of prefixes reached) and restarts it after the idle hold time.
-    AutomaticStop(Notification),
+    /// number of prefixes reached) and restarts it as [`Restart`] says.
+    AutomaticStop(Notification, Restart),
     /// Event 9.
     ConnectRetryTimerExpires,
     /// Event 10.
@@ -108,6 +108,17 @@ pub enum Event {
     UpdateMsg,
     /// RFC 2918; the shell answers it.
     RouteRefreshMsg,
+}
+
+/// When a session closed by [`Event::AutomaticStop`] starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// After the idle hold time, as after any failure.
+    IdleHold,
+    /// After this long; connections from the peer are refused meanwhile.
+    After(Duration),
+    /// Only on ManualStart (an operator's reset); connections from the peer are refused.
+    Never,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +198,16 @@ impl SessionConfig {
         }
     }
 
+    /// The keepalive interval for a session that negotiated hold time `hold` (non-zero): the
+    /// configured one if the hold time allows it, else a third of the hold time.
+    pub fn keepalive_interval(&self, hold: u16) -> Duration {
+        let k = match self.keepalive_time {
+            Some(k) if k > 0 && k <= hold / 3 => k,
+            _ => (hold / 3).max(1),
+        };
+        Duration::from_secs(k.into())
+    }
+
     /// The send hold time for a session that negotiated hold time `hold` (RFC 9687 §3).
     pub fn send_hold(&self, hold: u16) -> Duration {
         self.send_hold_time
@@ -217,6 +238,8 @@ pub struct Fsm {
     connect_retry_counter: u32,
     /// Whether to restart by itself after a failure (false after ManualStop).
     auto_restart: bool,
+    /// Held down by [`Restart::After`]: the idle hold timer, when it fires, starts again.
+    restart_pending: bool,
     negotiated: Option<Negotiated>,
 }
 
@@ -227,6 +250,7 @@ impl Fsm {
             state: State::Idle,
             connect_retry_counter: 0,
             auto_restart: false,
+            restart_pending: false,
             negotiated: None,
         }
     }
@@ -273,18 +297,22 @@ impl Fsm {
             }
             (State::Idle, Event::IdleHoldTimerExpires) => {
                 // A late timer after ManualStop must not bring the session back.
-                if self.auto_restart {
+                if self.auto_restart || self.restart_pending {
+                    self.auto_restart = true;
+                    self.restart_pending = false;
                     self.start(&mut a);
                 }
             }
             (State::Idle, Event::ManualStop(_)) => {
                 self.auto_restart = false;
+                self.restart_pending = false;
                 self.connect_retry_counter = 0;
                 a.push(Action::StopTimer(Timer::IdleHold));
             }
             (State::Idle, _) => {}
             (_, Event::ManualStop(msg)) => {
                 self.auto_restart = false;
+                self.restart_pending = false;
                 self.connect_retry_counter = 0;
                 if matches!(
                     self.state,
@@ -301,7 +329,7 @@ impl Fsm {
                 self.go_idle(&mut a, DownReason::Stopped, false);
             }
             (_, Event::ManualStart | Event::AutomaticStart | Event::IdleHoldTimerExpires) => {}
-            (_, Event::AutomaticStop(n)) => {
+            (_, Event::AutomaticStop(n, restart)) => {
                 if matches!(
                     self.state,
                     State::OpenSent | State::OpenConfirm | State::Established
@@ -309,7 +337,19 @@ impl Fsm {
                     a.push(Action::SendNotification(n.clone()));
                 }
                 self.connect_retry_counter += 1;
-                self.go_idle(&mut a, DownReason::Sent(n), true);
+                match restart {
+                    Restart::IdleHold => self.go_idle(&mut a, DownReason::Sent(n), true),
+                    Restart::After(d) => {
+                        self.go_idle(&mut a, DownReason::Sent(n), false);
+                        self.auto_restart = false;
+                        self.restart_pending = true;
+                        a.push(Action::StartTimer(Timer::IdleHold, d));
+                    }
+                    Restart::Never => {
+                        self.go_idle(&mut a, DownReason::Sent(n), false);
+                        self.auto_restart = false;
+                    }
+                }
             }
 
             // --- Connect and Active (§8.2.2) ------------------------------------------------
@@ -511,12 +551,7 @@ impl Fsm {
     }
 
     fn keepalive_interval(&self, hold: u16) -> Duration {
-        let k = match self.config.keepalive_time {
-            // A configured keepalive may not exceed what the negotiated hold time allows.
-            Some(k) if k > 0 && k <= hold / 3 => k,
-            _ => (hold / 3).max(1),
-        };
-        Duration::from_secs(k.into())
+        self.config.keepalive_interval(hold)
     }
 
     fn restart_keepalive(&self, a: &mut Vec<Action>) {
@@ -860,7 +895,7 @@ mod tests {
         let mut f = Fsm::new(cfg());
         established(&mut f);
         let n = Notification::new(6, 1);
-        let a = f.handle(Event::AutomaticStop(n.clone()));
+        let a = f.handle(Event::AutomaticStop(n.clone(), Restart::IdleHold));
         assert_eq!(a[0], Action::SendNotification(n.clone()));
         assert!(a.contains(&Action::SessionDown(DownReason::Sent(n))));
         assert!(
@@ -869,6 +904,50 @@ mod tests {
         );
         f.handle(Event::IdleHoldTimerExpires);
         assert_eq!(f.state(), State::Connect);
+    }
+
+    #[test]
+    fn automatic_stop_can_hold_the_session_down() {
+        let n = Notification::new(6, 1);
+        // Until the operator starts it again; the peer's connections are refused meanwhile.
+        let mut f = Fsm::new(cfg());
+        established(&mut f);
+        let a = f.handle(Event::AutomaticStop(n.clone(), Restart::Never));
+        assert_eq!(a[0], Action::SendNotification(n.clone()));
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::StartTimer(Timer::IdleHold, _)))
+        );
+        assert!(f.admin_down());
+        f.handle(Event::IdleHoldTimerExpires);
+        assert_eq!(f.state(), State::Idle);
+        f.handle(Event::ManualStart);
+        assert_eq!(f.state(), State::Connect);
+        // For a while: refused meanwhile, started when the timer fires.
+        let mut f = Fsm::new(cfg());
+        established(&mut f);
+        let a = f.handle(Event::AutomaticStop(
+            n.clone(),
+            Restart::After(Duration::from_secs(60)),
+        ));
+        assert!(a.contains(&Action::StartTimer(
+            Timer::IdleHold,
+            Duration::from_secs(60)
+        )));
+        assert!(f.admin_down());
+        f.handle(Event::IdleHoldTimerExpires);
+        assert_eq!(f.state(), State::Connect);
+        assert!(!f.admin_down());
+        // A ManualStop meanwhile cancels the restart.
+        let mut f = Fsm::new(cfg());
+        established(&mut f);
+        f.handle(Event::AutomaticStop(
+            n,
+            Restart::After(Duration::from_secs(60)),
+        ));
+        f.handle(Event::ManualStop(None));
+        f.handle(Event::IdleHoldTimerExpires);
+        assert_eq!(f.state(), State::Idle);
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn params(local: [u8; 4]) -> ExportParams {
         }),
         extended_next_hop: false,
         next_hop_self: false,
+        export: Default::default(),
     }
 }
 
@@ -65,6 +66,7 @@ fn peer(rib: &mut Rib, asn: u32, n: u8, rr_client: bool) -> (PeerId, GroupId) {
             address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
             rr_client,
             max_prefixes: None,
+            import: Default::default(),
         })
         .unwrap();
     let g = rib
@@ -423,6 +425,7 @@ fn max_prefix_is_signalled() {
             address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             rr_client: false,
             max_prefixes: Some(2),
+            import: Default::default(),
         })
         .unwrap();
     rib.establish(a, Ipv4Addr::new(10, 0, 0, 1), params([192, 0, 2, 254]))
@@ -446,6 +449,53 @@ fn max_prefix_is_signalled() {
     assert_eq!(rib.prefix_count(Family::IPV4_UNICAST), 0);
     rib.drain();
     assert_eq!(rib.interned_count(), 0);
+}
+
+#[test]
+fn import_list_denies_before_counting() {
+    use bgp::rib::{Action, PrefixList, PrefixRule};
+    let mut rib = rib();
+    let rule = |p: &str, ge, le, a| PrefixRule::new(p.parse().unwrap(), ge, le, a).unwrap();
+    let a = rib
+        .add_peer(PeerConfig {
+            asn: 65001,
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            rr_client: false,
+            max_prefixes: Some(1),
+            import: PrefixList::new(vec![
+                rule("198.51.100.0/24", None, Some(32), Action::Deny),
+                rule("198.18.0.0/15", Some(24), Some(24), Action::Permit),
+            ]),
+        })
+        .unwrap();
+    let (_b, gb) = peer(&mut rib, 65002, 2, false);
+    rib.establish(a, Ipv4Addr::new(10, 0, 0, 1), params([192, 0, 2, 254]))
+        .unwrap();
+    let at = || attrs(&[65001], [192, 0, 2, 1]);
+    let r = rib
+        .receive(
+            a,
+            announce(
+                &[
+                    "198.18.1.0/24",
+                    "198.18.2.0/25",
+                    "198.51.100.0/24",
+                    "203.0.113.0/24",
+                ],
+                at(),
+            ),
+            1,
+        )
+        .unwrap();
+    assert_eq!((r.announced, r.filtered), (1, 3));
+    // Only the permitted prefix counts: one path, at the limit, not over it.
+    assert!(!r.max_prefix_exceeded);
+    assert_eq!(rib.path_count(a), 1);
+    assert_eq!(rib.prefix_count(Family::IPV4_UNICAST), 1);
+    let d = rib.drain();
+    let out = group_updates(&d, gb);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(v4s(&out[0].prefixes), vec![v4("198.18.1.0/24")]);
 }
 
 #[test]
@@ -646,6 +696,7 @@ fn errors_for_unknown_and_idle_peers() {
             address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             rr_client: false,
             max_prefixes: None,
+            import: Default::default(),
         })
         .unwrap();
     assert!(rib.receive(a, Update::default(), 0).is_err());
@@ -656,6 +707,7 @@ fn errors_for_unknown_and_idle_peers() {
             address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
             rr_client: true,
             max_prefixes: None,
+            import: Default::default(),
         })
         .is_err()
     );

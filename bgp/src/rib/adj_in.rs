@@ -11,6 +11,8 @@
 //! - From eBGP peers LOCAL_PREF is discarded (RFC 7606 §7.5), and ORIGINATOR_ID and
 //!   CLUSTER_LIST too (RFC 7606 §7.9, §7.10).
 //! - End-of-RIB is reported, not stored. Families other than IPv4/IPv6 unicast are ignored.
+//! - Import filter: announcements the peer's prefix list denies are treated as withdrawals and
+//!   do not count toward max-prefix.
 //! - Max-prefix: when the peer's path count exceeds its limit, [`Received::max_prefix_exceeded`]
 //!   is set; the daemon sends Cease / Maximum Number of Prefixes Reached (RFC 4486 §4) and
 //!   calls [`Rib::close`](super::Rib::close).
@@ -19,7 +21,7 @@
 
 use std::sync::Arc;
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::loc::{Env, Key, Table};
 use super::path::{Attrs, Path, PeerId};
@@ -41,6 +43,8 @@ pub struct Received {
     pub withdrawn: usize,
     /// Announced prefixes not accepted: treat-as-withdraw or a loop.
     pub rejected: usize,
+    /// Announced prefixes the peer's import list denied.
+    pub filtered: usize,
     /// The peer now holds more paths than its max-prefix limit.
     pub max_prefix_exceeded: bool,
 }
@@ -140,15 +144,15 @@ impl Rib {
                 attributes.cluster_list.clear();
             }
             if !nlri.is_empty() {
-                r.announced += self.announce_all(peer, attributes.clone(), None, &nlri, now);
+                self.announce_all(peer, attributes.clone(), None, &nlri, now, &mut r);
             }
             match &mp_reach {
                 Some(MpReach::Ipv4Unicast { next_hop, nlri }) => {
-                    r.announced += self.announce_all(peer, attributes, Some(*next_hop), nlri, now);
+                    self.announce_all(peer, attributes, Some(*next_hop), nlri, now, &mut r);
                 }
                 Some(MpReach::Ipv6Unicast { next_hop, nlri }) => {
                     let nh = Some(NextHop::V6(*next_hop));
-                    r.announced += self.announce_all(peer, attributes, nh, nlri, now);
+                    self.announce_all(peer, attributes, nh, nlri, now, &mut r);
                 }
                 _ => {}
             }
@@ -175,23 +179,42 @@ impl Rib {
         None
     }
 
-    fn announce_all<P: Key + TableOf>(
+    /// Adds what the peer's import list permits; what it denies is withdrawn, as if the peer
+    /// had never sent it (a path accepted before the list changed goes too).
+    fn announce_all<P: Key + TableOf + Into<IpNet>>(
         &mut self,
         peer: PeerId,
         attributes: PathAttributes,
         mp_next_hop: Option<NextHop>,
         nlri: &[Nlri<P>],
         now: u32,
-    ) -> usize {
+        r: &mut Received,
+    ) {
+        let (permitted, denied): (Vec<&Nlri<P>>, Vec<&Nlri<P>>) = match self.peers.get(peer) {
+            Some(s) if !s.config.import.is_empty() => {
+                nlri.iter().partition(|n| s.config.import.permits(n.prefix))
+            }
+            _ => (nlri.iter().collect(), Vec::new()),
+        };
+        if !denied.is_empty() {
+            r.filtered += denied.len();
+            r.withdrawn += self.remove_paths(
+                peer,
+                denied.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0))),
+            );
+        }
+        if permitted.is_empty() {
+            return;
+        }
         let attrs = self.intern.intern(Attrs::new(attributes, mp_next_hop));
         let added = self.insert_paths(
             peer,
             &attrs,
-            nlri.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0))),
+            permitted.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0))),
             now,
         );
         self.intern.release(attrs);
-        added.0
+        r.announced += added.0;
     }
 
     /// Inserts paths sharing `attrs`; returns (paths added or replaced, paths new).

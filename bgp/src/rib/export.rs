@@ -11,6 +11,8 @@
 //! a non-client to clients), with ORIGINATOR_ID set and our cluster id prepended to CLUSTER_LIST;
 //! LOCAL_PREF is always present (the value selection used); local paths get next hop self.
 //!
+//! A peer set to [`Export::Originated`] gets only the speaker's own paths, whatever its role.
+//!
 //! NO_ADVERTISE paths go to nobody. Unknown transitive attributes ride along (the codec marks
 //! them Partial); unknown non-transitive ones are never encoded.
 //!
@@ -30,6 +32,7 @@ use super::loc::Key;
 use super::path::{Attrs, PeerId, SourceInfo, SourceKind};
 use super::peer::PeerKind;
 use super::peer::Peers;
+use super::policy::Export;
 use crate::attribute::{AsPath, Community, NextHop};
 use crate::family::Family;
 
@@ -54,6 +57,9 @@ pub(crate) fn export(
         return None;
     }
     let params = &target.params;
+    if params.export == Export::Originated && src.kind != SourceKind::Local {
+        return None;
+    }
     let self_v4 = params.next_hop_v4;
     let self_v6 = params.next_hop_v6.map(NextHop::V6);
     let next_hop_self = if family == Family::IPV6_UNICAST {
@@ -244,6 +250,7 @@ mod tests {
                 next_hop_v6: None,
                 extended_next_hop: false,
                 next_hop_self: false,
+                export: Export::All,
             },
         }
     }
@@ -296,6 +303,24 @@ mod tests {
         assert!(export(&local(), &key(PeerKind::Ebgp, 65002), f, &s, &a).is_none());
         assert!(export(&local(), &key(PeerKind::Ebgp, 65001), f, &s, &a).is_none());
         assert!(export(&local(), &key(PeerKind::Ebgp, 65003), f, &s, &a).is_some());
+    }
+
+    #[test]
+    fn originated_only_peers_get_no_learned_route() {
+        let f = Family::IPV4_UNICAST;
+        let a = attrs(&[]);
+        for kind in [PeerKind::Ebgp, PeerKind::Ibgp, PeerKind::RrClient] {
+            let mut k = key(kind, if kind == PeerKind::Ebgp { 65002 } else { 0 });
+            k.params.export = Export::Originated;
+            assert!(export(&local(), &k, f, &src(SourceKind::Local, LOCAL_AS), &a).is_some());
+            for learned in [SourceKind::Ebgp, SourceKind::Ibgp, SourceKind::RrClient] {
+                let s = src(learned, 65009);
+                assert!(
+                    export(&local(), &k, f, &s, &a).is_none(),
+                    "{kind:?} {learned:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::path::{Attrs, PeerId};
 use super::peer::PeerKind;
+use super::policy::Export;
 use crate::attribute::{Ipv6NextHop, MpReach, MpUnreach, NextHop};
 use crate::context::Context;
 use crate::family::{Family, FamilySet};
@@ -49,6 +50,8 @@ pub struct ExportParams {
     pub extended_next_hop: bool,
     /// Set next hop self on routes sent to this iBGP peer too (always done toward eBGP).
     pub next_hop_self: bool,
+    /// Which routes the peer is sent.
+    pub export: Export,
 }
 
 // By hand: `Context` is not `Hash`. Hashes every field `Eq` compares.
@@ -65,6 +68,7 @@ impl Hash for ExportParams {
         self.next_hop_v6.hash(h);
         self.extended_next_hop.hash(h);
         self.next_hop_self.hash(h);
+        self.export.hash(h);
     }
 }
 

@@ -48,6 +48,7 @@ pub mod loc;
 pub mod local;
 pub mod path;
 pub mod peer;
+pub mod policy;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub use group::{ExportParams, GroupId, OutUpdate, Prefixes};
 pub use local::LocalRoute;
 pub use path::{Attrs, PathView, PeerId, SourceInfo, SourceKind};
 pub use peer::{PeerConfig, PeerKind};
+pub use policy::{Action, Export, PolicyError, PrefixList, PrefixRule};
 
 use export::Local;
 use group::{GroupKey, Groups};

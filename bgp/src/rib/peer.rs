@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::group::GroupId;
 use super::path::{PeerId, SourceInfo, SourceKind};
+use super::policy::PrefixList;
 
 /// Configuration of a peer that matters to the RIB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct PeerConfig {
     /// Maximum number of paths accepted from this peer; exceeding it is reported so the daemon
     /// can send Cease / Maximum Number of Prefixes Reached (RFC 4486 §4).
     pub max_prefixes: Option<u32>,
+    /// Announcements this list denies are treated as withdrawals and never counted.
+    pub import: PrefixList,
 }
 
 /// The role of a peer, derived from its AS and configuration.
