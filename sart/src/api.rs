@@ -164,8 +164,26 @@ fn peer_json(p: &v1::Peer) -> Value {
         "routerId": p.router_id,
         "state": state_name(p.state),
         "uptime": p.uptime,
-        "holdTime": p.hold_time,
-        "keepAliveTime": p.keepalive_time,
+        // What the session runs with once Established (sart's meaning), else what is set.
+        "holdTime": if p.negotiated_hold_time > 0 { p.negotiated_hold_time } else { p.hold_time },
+        "keepAliveTime": p.negotiated_keepalive_time,
+        "configured": {
+            "holdTime": p.hold_time,
+            "keepAliveTime": p.keepalive_time,
+            "maxPrefix": p.max_prefix.map(|m| json!({
+                "limit": m.limit,
+                "warningOnly": m.warning_only,
+                "restartAfter": m.restart_after,
+            })),
+            "export": match v1::Export::try_from(p.export) {
+                Ok(v1::Export::Originated) => "originated",
+                _ => "all",
+            },
+            "importPrefixes": p.import_prefixes.iter().map(|r| json!({
+                "prefix": r.prefix, "ge": r.ge, "le": r.le,
+                "action": if r.deny { "deny" } else { "permit" },
+            })).collect::<Vec<_>>(),
+        },
         "families": p.families.iter().map(|f| family_json(&Some(*f))).collect::<Vec<_>>(),
         "passiveOpen": p.passive_open,
         "sendCounter": counter_json(&p.send_counter),

@@ -204,6 +204,9 @@ pub struct Neighbor {
     pub max_prefix: Option<u32>,
     /// RFC 9687 send hold time in seconds (sartd only; the others keep their defaults).
     pub send_hold_time: Option<u16>,
+    /// Keys of sartd's neighbour YAML written as given (`export: originated`, `import: [...]`):
+    /// policy no other daemon's config here shares. Others ignore them.
+    pub sartd_keys: Vec<String>,
 }
 
 impl Neighbor {
@@ -230,7 +233,14 @@ impl Neighbor {
             route_reflector_client: false,
             max_prefix: None,
             send_hold_time: None,
+            sartd_keys: Vec::new(),
         }
+    }
+
+    /// One `key: value` line for sartd's neighbour (see [`Neighbor::sartd_keys`]).
+    pub fn sartd_key(mut self, line: &str) -> Neighbor {
+        self.sartd_keys.push(line.to_owned());
+        self
     }
 
     pub fn router_id(mut self, id: Ipv4Addr) -> Neighbor {

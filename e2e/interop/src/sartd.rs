@@ -407,6 +407,9 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
     if let Some(t) = n.send_hold_time {
         let _ = writeln!(s, "    send_hold_time: {t}");
     }
+    for line in &n.sartd_keys {
+        let _ = writeln!(s, "    {line}");
+    }
     if n.route_reflector_client {
         s.push_str("    route_reflector_client: true\n");
     }

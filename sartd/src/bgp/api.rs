@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use bgp::Family;
 use bgp::attribute::Community;
+use bgp::fsm::SessionConfig;
+use bgp::rib::{Action, Export, PrefixList};
 use futures::Stream;
 use ipnet::IpNet;
 use proto::v1;
@@ -14,7 +16,10 @@ use proto::v1::bgp_api_server::BgpApi;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
-use super::config::{self, BfdConfig, GracefulRestart, Neighbor, Password, PathSpec};
+use super::config::{
+    self, BfdConfig, DEFAULT_HOLD_TIME, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec,
+    prefix_rule,
+};
 use super::speaker::{self, ApiError, RouteView, WatchEvent};
 
 pub struct Api {
@@ -240,9 +245,14 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
         notification: c.notification as u32,
         route_refresh: c.route_refresh as u32,
     };
-    let (hold, keepalive) = match &s.negotiated {
-        Some(neg) => (u32::from(neg.hold_time), u32::from(neg.hold_time / 3)),
-        None => (u32::from(n.config.hold_time), 0),
+    let (negotiated_hold, negotiated_keepalive) = match &s.negotiated {
+        Some(neg) if neg.hold_time > 0 => {
+            let mut sc = SessionConfig::new(0, Ipv4Addr::UNSPECIFIED, n.config.asn);
+            sc.keepalive_time = n.config.keepalive_time;
+            let k = sc.keepalive_interval(neg.hold_time).as_secs();
+            (u32::from(neg.hold_time), u32::try_from(k).unwrap_or(0))
+        }
+        _ => (0, 0),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,8 +270,34 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
             .map(|i| i.to_string())
             .unwrap_or_default(),
         families: n.config.families.iter().map(|f| proto_family(*f)).collect(),
-        hold_time: hold,
-        keepalive_time: keepalive,
+        hold_time: u32::from(n.config.hold_time),
+        keepalive_time: n.config.keepalive_time.map_or(0, u32::from),
+        negotiated_hold_time: negotiated_hold,
+        negotiated_keepalive_time: negotiated_keepalive,
+        max_prefix: n.config.max_prefix.map(|m| v1::MaxPrefix {
+            limit: m.limit,
+            warning_only: m.warning_only,
+            restart_after: m.restart_after(),
+        }),
+        export: match n.config.export {
+            Export::All => v1::Export::All,
+            Export::Originated => v1::Export::Originated,
+        } as i32,
+        import_prefixes: n
+            .config
+            .import
+            .rules()
+            .iter()
+            .map(|r| {
+                let (ge, le) = r.lengths();
+                v1::PrefixRule {
+                    prefix: r.prefix().to_string(),
+                    ge: Some(u32::from(ge)),
+                    le: Some(u32::from(le)),
+                    deny: r.action() == Action::Deny,
+                }
+            })
+            .collect(),
         uptime: s.established_at.map_or(0, |t| now.saturating_sub(t)),
         send_counter: Some(counter(&s.sent)),
         recv_counter: Some(counter(&s.received)),
@@ -470,10 +506,41 @@ impl BgpApi for Api {
             });
         }
         let hold_time = match p.hold_time {
-            0 => 90,
+            0 => DEFAULT_HOLD_TIME,
             1 | 2 => return Err(Status::invalid_argument("hold_time: must be 0 or 3-65535")),
             h => u16::try_from(h).map_err(|_| Status::invalid_argument("hold_time too large"))?,
         };
+        if p.keepalive_time > u32::from(hold_time / 3) {
+            return Err(Status::invalid_argument(format!(
+                "keepalive_time {} s exceeds a third of hold_time ({hold_time} s)",
+                p.keepalive_time
+            )));
+        }
+        let max_prefix = p
+            .max_prefix
+            .map(|m| MaxPrefix::new(m.limit, m.warning_only, m.restart_after))
+            .transpose()
+            .map_err(|e| Status::invalid_argument(format!("max_prefix: {e}")))?;
+        let export = match v1::Export::try_from(p.export) {
+            Ok(v1::Export::Unspecified | v1::Export::All) => Export::All,
+            Ok(v1::Export::Originated) => Export::Originated,
+            Err(_) => return Err(Status::invalid_argument(format!("export {}", p.export))),
+        };
+        let import = PrefixList::new(
+            p.import_prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    prefix_rule(
+                        &r.prefix,
+                        r.ge,
+                        r.le,
+                        Some(if r.deny { "deny" } else { "permit" }),
+                    )
+                    .map_err(|e| Status::invalid_argument(format!("import_prefixes[{i}]: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        );
         let n = Neighbor {
             name: if p.name.is_empty() {
                 format!("{}/{}", p.asn, address)
@@ -490,7 +557,9 @@ impl BgpApi for Api {
             families,
             local_address: None,
             ttl: None,
-            max_prefix: None,
+            max_prefix,
+            export,
+            import,
             route_reflector_client: false,
             password: if p.password.is_empty() {
                 None

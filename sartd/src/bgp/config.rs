@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use bgp::Family;
 use bgp::attribute::{Community, ExtCommunity, LargeCommunity};
+use bgp::fsm::Restart;
+use bgp::rib::{Action, Export, PrefixList, PrefixRule};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -74,11 +76,35 @@ struct RawNeighbor {
     families: Option<Vec<String>>,
     local_address: Option<String>,
     ebgp_multihop: Option<u32>,
-    max_prefix: Option<u32>,
+    max_prefix: Option<RawMaxPrefix>,
+    export: Option<String>,
+    import: Option<Vec<RawPrefixRule>>,
     route_reflector_client: Option<bool>,
     password: Option<String>,
     graceful_restart: Option<RawGracefulRestart>,
     bfd: Option<RawBfd>,
+}
+
+/// `max_prefix: 1000`, or with the limit's options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMaxPrefix {
+    Limit(u32),
+    Full {
+        limit: u32,
+        #[serde(default)]
+        warning_only: bool,
+        restart_after: Option<u32>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrefixRule {
+    prefix: String,
+    ge: Option<u32>,
+    le: Option<u32>,
+    action: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,7 +205,11 @@ pub struct Neighbor {
     pub local_address: Option<IpAddr>,
     /// IP TTL for the session; 1 for directly connected eBGP.
     pub ttl: Option<u8>,
-    pub max_prefix: Option<u32>,
+    pub max_prefix: Option<MaxPrefix>,
+    /// What the peer is sent: everything selected, or only what this speaker originates.
+    pub export: Export,
+    /// Which of the peer's routes are accepted; empty: all.
+    pub import: PrefixList,
     pub route_reflector_client: bool,
     /// TCP MD5 signature key (RFC 2385).
     pub password: Option<Password>,
@@ -189,12 +219,97 @@ pub struct Neighbor {
     pub bfd: Option<BfdConfig>,
 }
 
+/// A limit on the routes accepted from a peer (after the import list): past it, Cease / Maximum
+/// Number of Prefixes Reached (RFC 4486 §4), or only a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPrefix {
+    pub limit: u32,
+    /// Log and count it; keep the session.
+    pub warning_only: bool,
+    /// When the closed session starts again.
+    pub restart: Restart,
+}
+
+impl MaxPrefix {
+    /// From the limit and the seconds before a restart: absent, after the idle hold time (as
+    /// after any failure); 0, only when reset by an operator (FRR's default); else that long.
+    pub fn new(
+        limit: u32,
+        warning_only: bool,
+        restart_after: Option<u32>,
+    ) -> Result<MaxPrefix, String> {
+        if limit == 0 {
+            return Err("limit 0 would refuse every route: at least 1".into());
+        }
+        let restart = match restart_after {
+            None => Restart::IdleHold,
+            Some(0) => Restart::Never,
+            Some(s @ 1..=86_400) => Restart::After(std::time::Duration::from_secs(s.into())),
+            Some(s) => return Err(format!("restart after {s} s: at most 86400 (a day)")),
+        };
+        Ok(MaxPrefix {
+            limit,
+            warning_only,
+            restart,
+        })
+    }
+
+    /// The seconds form [`MaxPrefix::new`] takes.
+    pub fn restart_after(&self) -> Option<u32> {
+        match self.restart {
+            Restart::IdleHold => None,
+            Restart::Never => Some(0),
+            Restart::After(d) => Some(u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+        }
+    }
+}
+
+/// `originated` or `all`.
+pub fn export_from_name(s: &str) -> Result<Export, String> {
+    match s {
+        "all" => Ok(Export::All),
+        "originated" => Ok(Export::Originated),
+        _ => Err(format!("{s:?} is not one of all, originated")),
+    }
+}
+
+pub fn export_name(e: Export) -> &'static str {
+    match e {
+        Export::All => "all",
+        Export::Originated => "originated",
+    }
+}
+
+/// One prefix-list rule as YAML, gRPC and BGPPeer write it; `action` is `permit` (default)
+/// or `deny`.
+pub fn prefix_rule(
+    prefix: &str,
+    ge: Option<u32>,
+    le: Option<u32>,
+    action: Option<&str>,
+) -> Result<PrefixRule, String> {
+    let net = IpNet::from_str(prefix).map_err(|_| format!("{prefix:?} is not a CIDR prefix"))?;
+    let len = |v: Option<u32>, what: &str| {
+        v.map(|n| u8::try_from(n).map_err(|_| format!("{prefix}: {what} {n} is too large")))
+            .transpose()
+    };
+    let action = match action {
+        None | Some("permit") => Action::Permit,
+        Some("deny") => Action::Deny,
+        Some(a) => return Err(format!("action {a:?} is not one of permit, deny")),
+    };
+    PrefixRule::new(net, len(ge, "ge")?, len(le, "le")?, action).map_err(|e| e.to_string())
+}
+
 /// RFC 4724 restart time: how long a peer should keep our routes while we restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GracefulRestart {
     /// Seconds, 1-4095 (12 bits in the capability).
     pub restart_time: u16,
 }
+
+/// RFC 4271 §10's suggested hold time, as FRR, BIRD and GoBGP use.
+pub const DEFAULT_HOLD_TIME: u16 = 90;
 
 /// Default restart time, as FRR and BIRD use.
 pub const DEFAULT_RESTART_TIME: u16 = 120;
@@ -356,7 +471,7 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
         .map(|s| ipv4(&format!("{key}.router_id"), s))
         .transpose()?;
     let hold_time = match n.hold_time {
-        None => 90,
+        None => DEFAULT_HOLD_TIME,
         Some(h) if h == 1 || h == 2 || h > 65535 => {
             return Err(err(
                 format!("{key}.hold_time"),
@@ -449,7 +564,38 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
         families,
         local_address,
         ttl,
-        max_prefix: n.max_prefix,
+        max_prefix: n
+            .max_prefix
+            .map(|m| {
+                let (limit, warning_only, restart_after) = match m {
+                    RawMaxPrefix::Limit(l) => (l, false, None),
+                    RawMaxPrefix::Full {
+                        limit,
+                        warning_only,
+                        restart_after,
+                    } => (limit, warning_only, restart_after),
+                };
+                MaxPrefix::new(limit, warning_only, restart_after)
+                    .map_err(|e| err(format!("{key}.max_prefix"), e))
+            })
+            .transpose()?,
+        export: n
+            .export
+            .as_deref()
+            .map(|e| export_from_name(e).map_err(|e| err(format!("{key}.export"), e)))
+            .transpose()?
+            .unwrap_or_default(),
+        import: PrefixList::new(
+            n.import
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(j, r)| {
+                    prefix_rule(&r.prefix, r.ge, r.le, r.action.as_deref())
+                        .map_err(|e| err(format!("{key}.import[{j}]"), e))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         route_reflector_client: n.route_reflector_client.unwrap_or(false),
         password: n
             .password
@@ -737,6 +883,50 @@ neighbors:
     }
 
     #[test]
+    fn policy_keys() {
+        let c = parse(
+            r#"
+asn: 65000
+router_id: 10.0.0.1
+neighbors:
+  - asn: 65001
+    address: 10.0.0.2
+    max_prefix: {limit: 10, warning_only: true}
+    export: originated
+    import:
+      - {prefix: 10.2.0.0/16, le: 32, action: deny}
+      - {prefix: 10.0.0.0/8, ge: 24, le: 24}
+  - {asn: 65002, address: 10.0.0.3, max_prefix: {limit: 5, restart_after: 0}}
+  - {asn: 65003, address: 10.0.0.4, max_prefix: {limit: 5, restart_after: 30}}
+  - {asn: 65004, address: 10.0.0.5, max_prefix: 7}
+"#,
+        )
+        .unwrap();
+        let n = &c.neighbors;
+        assert_eq!(
+            n[0].max_prefix,
+            Some(MaxPrefix::new(10, true, None).unwrap())
+        );
+        assert_eq!(n[0].export, Export::Originated);
+        assert_eq!(n[0].import.rules().len(), 2);
+        assert!(n[0].import.permits("10.1.0.0/24".parse::<IpNet>().unwrap()));
+        assert!(!n[0].import.permits("10.2.0.0/24".parse::<IpNet>().unwrap()));
+        assert_eq!(n[1].max_prefix.map(|m| m.restart), Some(Restart::Never));
+        assert_eq!(
+            n[2].max_prefix.map(|m| m.restart),
+            Some(Restart::After(std::time::Duration::from_secs(30)))
+        );
+        assert_eq!(n[2].max_prefix.and_then(|m| m.restart_after()), Some(30));
+        // The short form keeps its old meaning: restart after the idle hold time.
+        assert_eq!(
+            n[3].max_prefix.map(|m| (m.limit, m.restart)),
+            Some((7, Restart::IdleHold))
+        );
+        assert_eq!(n[3].export, Export::All);
+        assert!(n[3].import.is_empty());
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("router_id: 300.0.0.1", "router_id"),
@@ -756,6 +946,22 @@ neighbors:
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, send_hold_time: 0}]",
                 "neighbors[0].send_hold_time",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, max_prefix: 0}]",
+                "neighbors[0].max_prefix",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, export: transit}]",
+                "neighbors[0].export",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, import: [{prefix: 10.0.0.0/8}, {prefix: 10.0.0.0/8, ge: 4}]}]",
+                "neighbors[0].import[1]",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, import: [{prefix: 10.0.0.0/8, action: allow}]}]",
+                "neighbors[0].import[0]",
             ),
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, families: [ipv5]}]",

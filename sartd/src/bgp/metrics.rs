@@ -40,6 +40,8 @@ pub struct PeerSample {
     pub send_hold_expired: u64,
     /// Attribute errors in the peer's UPDATEs (RFC 7606).
     pub update_errors: u64,
+    /// Times the peer went past its max-prefix limit (warned or closed).
+    pub max_prefix_exceeded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +171,16 @@ impl Collector for Peers {
         for p in &peers {
             let labels = vec![("peer", p.address.clone())];
             ConstCounter::new(p.update_errors).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "sart_bgp_max_prefix_exceeded",
+            "Times the peer sent more routes than its max-prefix limit (RFC 4486 Cease/1 or a warning)",
+            None,
+            counter.metric_type(),
+        )?;
+        for p in &peers {
+            let labels = vec![("peer", p.address.clone())];
+            ConstCounter::new(p.max_prefix_exceeded).encode(m.encode_family(&labels)?)?;
         }
 
         let mut m = enc.encode_descriptor(

@@ -37,8 +37,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub enum ToSession {
     Start,
     Stop(Option<String>),
-    /// Close with this NOTIFICATION and restart after the idle hold time.
-    Close(Notification),
+    /// Close with this NOTIFICATION and start again as `Restart` says.
+    Close(Notification, bgp::fsm::Restart),
     /// The listener accepted a connection from this neighbour.
     Accepted(TcpStream),
     /// Ask the peer to resend its routes of a family (ROUTE-REFRESH, RFC 2918).
@@ -396,7 +396,9 @@ impl Session {
         match cmd {
             ToSession::Start => self.apply(Event::ManualStart, conn_tx).await,
             ToSession::Stop(msg) => self.apply(Event::ManualStop(msg), conn_tx).await,
-            ToSession::Close(n) => self.apply(Event::AutomaticStop(n), conn_tx).await,
+            ToSession::Close(n, restart) => {
+                self.apply(Event::AutomaticStop(n, restart), conn_tx).await
+            }
             ToSession::RequestRefresh(family) => {
                 if self.fsm.state() == State::Established {
                     self.write_message(&Message::RouteRefresh(bgp::RouteRefresh::request(family)));

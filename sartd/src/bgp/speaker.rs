@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgp::attribute::{Ipv6NextHop, NextHop};
 use bgp::error::{cease_subcode, code};
-use bgp::fsm::{DownReason, SessionConfig, State};
+use bgp::fsm::{DownReason, Restart, SessionConfig, State};
 use bgp::rib::{
-    DecisionConfig, Drained, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
+    DecisionConfig, Drained, Export, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
     RibConfig, Route,
 };
 use bgp::{Family, FamilySet, Negotiated, Notification, Update};
@@ -141,6 +141,9 @@ struct Peer {
     /// wait for the peer's End-of-RIB, and when they are dropped regardless.
     stale: FamilySet,
     stale_deadline: Option<Instant>,
+    /// Past the max-prefix limit in this session (a warning-only limit warns once).
+    over_limit: bool,
+    max_prefix_exceeded: u64,
 }
 
 /// How long stale paths wait for End-of-RIB once the restarted peer is back (FRR's and
@@ -252,7 +255,7 @@ impl Speaker {
         }
         warn!(peer = %ev.peer, diag = ev.diag.name(), "BFD down: closing the BGP session");
         let n = Notification::new(code::CEASE, cease_subcode::BFD_DOWN);
-        let _ = p.session.tx.send(ToSession::Close(n));
+        let _ = p.session.tx.send(ToSession::Close(n, Restart::IdleHold));
     }
 
     /// A scan of the table, so only for peers that have stale paths at all.
@@ -377,7 +380,8 @@ impl Speaker {
                 asn: n.asn,
                 address: n.address,
                 rr_client: n.route_reflector_client,
-                max_prefixes: n.max_prefix,
+                max_prefixes: n.max_prefix.map(|m| m.limit),
+                import: n.import.clone(),
             })
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         let mut sc = SessionConfig::new(self.config.asn, self.config.router_id, n.asn);
@@ -421,6 +425,8 @@ impl Speaker {
                 last_state: State::Idle,
                 stale: FamilySet::new(),
                 stale_deadline: None,
+                over_limit: false,
+                max_prefix_exceeded: 0,
             },
         );
         Ok(())
@@ -504,7 +510,8 @@ impl Speaker {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
                 };
-                let params = export_params(&negotiated, local.ip());
+                let mut params = export_params(&negotiated, local.ip());
+                params.export = p.neighbor.export;
                 match self.rib.establish(p.id, negotiated.peer_id, params) {
                     Ok(_) => {}
                     Err(e) => {
@@ -558,7 +565,7 @@ impl Speaker {
                 });
             }
             FromSession::Update { peer, update } => {
-                let Some(p) = self.peers.get(&peer) else {
+                let Some(p) = self.peers.get_mut(&peer) else {
                     return;
                 };
                 let started = std::time::Instant::now();
@@ -568,13 +575,23 @@ impl Speaker {
                     .observe(started.elapsed().as_secs_f64());
                 match received {
                     Ok(r) if r.max_prefix_exceeded => {
-                        warn!(%peer, limit = ?p.neighbor.max_prefix, "maximum number of prefixes exceeded");
+                        let Some(m) = p.neighbor.max_prefix else {
+                            return;
+                        };
+                        if m.warning_only {
+                            if !p.over_limit {
+                                warn!(%peer, limit = m.limit, "maximum number of prefixes exceeded (warning only: the session stays)");
+                                p.max_prefix_exceeded += 1;
+                            }
+                            p.over_limit = true;
+                            return;
+                        }
+                        warn!(%peer, limit = m.limit, "maximum number of prefixes exceeded");
+                        p.max_prefix_exceeded += 1;
                         let mut n = Notification::new(code::CEASE, cease_subcode::MAX_PREFIXES);
                         // RFC 4486 §4: AFI, SAFI and the limit.
-                        if let Some(limit) = p.neighbor.max_prefix {
-                            n.data = [&[0u8, 1, 1][..], &limit.to_be_bytes()].concat();
-                        }
-                        let _ = p.session.tx.send(ToSession::Close(n));
+                        n.data = [&[0u8, 1, 1][..], &m.limit.to_be_bytes()].concat();
+                        let _ = p.session.tx.send(ToSession::Close(n, m.restart));
                     }
                     Ok(r) => {
                         if let Some(f) = r.end_of_rib {
@@ -636,6 +653,7 @@ impl Speaker {
                 };
                 let negotiated = p.negotiated.take();
                 p.output = None;
+                p.over_limit = false;
                 // RFC 4724 §4.2: the connection dropped without a NOTIFICATION and both sides
                 // do graceful restart: the peer is probably restarting, keep its routes.
                 let helper = match (&negotiated, reason == DownReason::ConnectionLost) {
@@ -817,6 +835,7 @@ impl Speaker {
                     output_prefixes: output.1 as u64,
                     send_hold_expired: st.send_hold_expired,
                     update_errors: st.update_errors,
+                    max_prefix_exceeded: p.max_prefix_exceeded,
                 }
             })
             .collect();
@@ -958,8 +977,14 @@ impl Speaker {
             .get(&addr)
             .ok_or_else(|| ApiError::NotFound(format!("no neighbor {addr}")))?;
         if kind == ResetKind::Hard {
-            let n = Notification::new(code::CEASE, cease_subcode::ADMINISTRATIVE_RESET);
-            let _ = p.session.tx.send(ToSession::Close(n));
+            // A session held down (e.g. past its max-prefix limit) is started again; a
+            // running one restarts after the idle hold time.
+            if p.session.status.borrow().state == State::Idle {
+                let _ = p.session.tx.send(ToSession::Start);
+            } else {
+                let n = Notification::new(code::CEASE, cease_subcode::ADMINISTRATIVE_RESET);
+                let _ = p.session.tx.send(ToSession::Close(n, Restart::IdleHold));
+            }
             return Ok(());
         }
         let n = p.negotiated.as_ref().ok_or_else(|| {
@@ -1177,5 +1202,6 @@ fn export_params(n: &Negotiated, local: IpAddr) -> ExportParams {
         next_hop_v6,
         extended_next_hop: ext_nh,
         next_hop_self: false,
+        export: Export::All,
     }
 }
