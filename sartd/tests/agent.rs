@@ -259,12 +259,13 @@ async fn service_address_reaches_the_router_through_the_agent() {
     );
     peer_state(&peers, PeerState::Established).await;
 
-    // A BGPPeer the speaker refuses (hold time 2 s, RFC 4271 §4.2): the refusal shows on it, as
-    // a condition and a Warning Event, and the node's other peer, routes and CNI carry on.
+    // A BGPPeer the speaker refuses (a keepalive over a third of the hold time, which the CRD
+    // schema cannot say and no webhook runs here to refuse): the refusal shows on it, as a
+    // condition and a Warning Event, and the node's other peer, routes and CNI carry on.
     ok(apply(
         cluster,
         &format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeer\nmetadata:\n  name: bad-hold\n  labels: {{bgppeer.sart.terassyi.net/node: n1}}\nspec: {{asn: 65009, addr: 198.18.95.9, holdTime: 2, nodeBGPRef: n1, speaker: {{path: \"{}\"}}}}\n",
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeer\nmetadata:\n  name: bad-hold\n  labels: {{bgppeer.sart.terassyi.net/node: n1}}\nspec: {{asn: 65009, addr: 198.18.95.9, holdTime: 9, keepaliveTime: 4, nodeBGPRef: n1, speaker: {{path: \"{}\"}}}}\n",
             speaker.api_addr()
         ),
     ));
@@ -277,7 +278,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
         match last {
             Some(c)
                 if c.reason.contains("refused by the speaker on n1")
-                    && c.reason.contains("hold_time") =>
+                    && c.reason.contains("keepalive_time") =>
             {
                 Ok(())
             }
@@ -302,6 +303,39 @@ async fn service_address_reaches_the_router_through_the_agent() {
     wait_route(&frr, vip, WAIT, |_| true).unwrap();
     assert_eq!(frr_sessions(&frr, node_ip.into()), established);
     ok(kubectl(cluster, &["delete", "bgppeer", "bad-hold"]));
+
+    // A timer edit (here on the ClusterBGP the BGPPeer comes from) reaches the speaker: the
+    // session restarts with it and the routes come back.
+    ok(kubectl(
+        cluster,
+        &[
+            "patch",
+            "clusterbgp",
+            "agent",
+            "--type=json",
+            "-p",
+            r#"[{"op": "add", "path": "/spec/peers/0/peerConfig/holdTime", "value": 30}]"#,
+        ],
+    ));
+    eventually(
+        "the speaker to run the session with hold time 30",
+        WAIT,
+        || async {
+            let n = speaker
+                .neighbor(router_ip.into())
+                .map_err(|e| e.to_string())?;
+            match (
+                n["configured"]["holdTime"].as_u64(),
+                n["holdTime"].as_u64(),
+                n["state"].as_str(),
+            ) {
+                (Some(30), Some(30), Some("Established")) => Ok(()),
+                _ => Err(n.to_string()),
+            }
+        },
+    )
+    .await;
+    wait_route(&frr, vip, WAIT, |_| true).unwrap();
 
     // The block is released: its advertisement goes, so does the route.
     ok(kubectl(

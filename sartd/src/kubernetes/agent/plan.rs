@@ -8,8 +8,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use crate::bgp::config::{BfdConfig, DEFAULT_RESTART_TIME};
-use crate::kubernetes::crd::bgp_peer_template::{BfdSpec, GracefulRestartSpec, PasswordSecretRef};
+use crate::bgp::config::{BfdConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME, prefix_rule};
+use crate::kubernetes::crd::bgp_peer_template::{
+    BfdSpec, GracefulRestartSpec, MaxPrefixSpec, PasswordSecretRef, PrefixAction, PrefixRuleSpec,
+};
 use crate::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec};
 
 /// A neighbour as the speaker should have it.
@@ -24,6 +26,9 @@ pub struct WantPeer {
     pub password_secret_ref: Option<PasswordSecretRef>,
     pub graceful_restart: Option<GracefulRestartSpec>,
     pub bfd: Option<BfdSpec>,
+    pub max_prefix: Option<MaxPrefixSpec>,
+    pub announce_learned: bool,
+    pub import_prefixes: Vec<PrefixRuleSpec>,
 }
 
 impl WantPeer {
@@ -40,18 +45,86 @@ impl WantPeer {
                 multiplier: b.multiplier.unwrap_or(u32::from(bfd_default.multiplier)),
                 multihop: b.multihop.unwrap_or(false),
             }),
+            hold_time: self
+                .hold_time
+                .filter(|h| *h != 0)
+                .unwrap_or(u32::from(DEFAULT_HOLD_TIME)),
+            keepalive_time: self.keepalive_time.unwrap_or(0),
+            max_prefix: self
+                .max_prefix
+                .as_ref()
+                .map(|m| (m.limit, m.warning_only.unwrap_or(false), m.restart_after)),
+            announce_learned: self.announce_learned,
+            // As the speaker reports them back: canonical prefix, resolved lengths. A rule the
+            // speaker would refuse stays as written, so it never looks applied.
+            import: self
+                .import_prefixes
+                .iter()
+                .map(|r| {
+                    let action = r.action.unwrap_or_default();
+                    match prefix_rule(&r.prefix, r.ge, r.le, Some(action.name())) {
+                        Ok(rule) => {
+                            let (ge, le) = rule.lengths();
+                            ImportRule {
+                                prefix: rule.prefix().to_string(),
+                                ge: u32::from(ge),
+                                le: u32::from(le),
+                                deny: action == PrefixAction::Deny,
+                            }
+                        }
+                        Err(_) => ImportRule {
+                            prefix: r.prefix.clone(),
+                            ge: r.ge.unwrap_or(u32::MAX),
+                            le: r.le.unwrap_or(u32::MAX),
+                            deny: action == PrefixAction::Deny,
+                        },
+                    }
+                })
+                .collect(),
         }
     }
 }
 
-/// What a neighbour is set up with and only takes effect when it is added: graceful restart
-/// and BFD. A BGPPeer that changes them is deleted from the speaker and added again.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a neighbour is set up with and only takes effect when it is added: timers, graceful
+/// restart, BFD and policy. A BGPPeer that changes any is deleted from the speaker and added
+/// again, so its session restarts with them (as FRR resets a session whose timers change).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Knobs {
     /// Graceful restart's restart time; `None`: off.
     pub restart_time: Option<u32>,
     /// `None`: no BFD.
     pub bfd: Option<BfdKnobs>,
+    /// Configured hold time, the speaker's default filled in.
+    pub hold_time: u32,
+    /// Configured keepalive; 0: a third of the hold time.
+    pub keepalive_time: u32,
+    /// (limit, warning only, restart after).
+    pub max_prefix: Option<(u32, bool, Option<u32>)>,
+    pub announce_learned: bool,
+    pub import: Vec<ImportRule>,
+}
+
+/// A neighbour with nothing set, as the speaker reports it.
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            restart_time: None,
+            bfd: None,
+            hold_time: u32::from(DEFAULT_HOLD_TIME),
+            keepalive_time: 0,
+            max_prefix: None,
+            announce_learned: false,
+            import: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportRule {
+    pub prefix: String,
+    pub ge: u32,
+    pub le: u32,
+    pub deny: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +206,9 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
             password_secret_ref: p.spec.password_secret_ref.clone(),
             graceful_restart: p.spec.graceful_restart.clone(),
             bfd: p.spec.bfd.clone(),
+            max_prefix: p.spec.max_prefix.clone(),
+            announce_learned: p.spec.announce_learned.unwrap_or(false),
+            import_prefixes: p.spec.import_prefixes.clone().unwrap_or_default(),
         });
     }
     out
@@ -389,6 +465,7 @@ mod tests {
                 multiplier: 3,
                 multihop: true,
             }),
+            ..Knobs::default()
         };
         let mut have = Have {
             asn: 65010,
@@ -398,7 +475,7 @@ mod tests {
                 address: "198.18.0.1".parse().unwrap(),
                 asn: 65000,
                 name: "p1".into(),
-                knobs: reported,
+                knobs: reported.clone(),
             }],
             paths: BTreeSet::new(),
         };
@@ -414,25 +491,25 @@ mod tests {
                     interval_ms: 300,
                     ..reported.bfd.unwrap()
                 }),
-                ..reported
+                ..reported.clone()
             },
             Knobs {
                 bfd: Some(BfdKnobs {
                     multihop: false,
                     ..reported.bfd.unwrap()
                 }),
-                ..reported
+                ..reported.clone()
             },
             Knobs {
                 bfd: None,
-                ..reported
+                ..reported.clone()
             },
             Knobs {
                 restart_time: None,
-                ..reported
+                ..reported.clone()
             },
         ] {
-            have.peers[0].knobs = knobs;
+            have.peers[0].knobs = knobs.clone();
             assert_eq!(
                 plan(&node_bgp(), &peers, &paths, &have).unwrap(),
                 again,
@@ -451,6 +528,99 @@ mod tests {
                 Step::AddPeer(peers.values().next().unwrap().clone()),
             ]
         );
+    }
+
+    #[test]
+    fn timer_and_policy_changes_add_the_peer_again() {
+        let mut p = peer("p1", "198.18.0.1", 65000);
+        p.spec.hold_time = Some(9);
+        p.spec.keepalive_time = Some(3);
+        p.spec.max_prefix = Some(MaxPrefixSpec {
+            limit: 100,
+            warning_only: None,
+            restart_after: Some(0),
+        });
+        p.spec.import_prefixes = Some(vec![PrefixRuleSpec {
+            // Written with host bits and only `le`: the speaker reports it canonical.
+            prefix: "10.1.2.3/8".into(),
+            ge: None,
+            le: Some(24),
+            action: None,
+        }]);
+        let peers = want_peers(&[p.clone()]);
+        let reported = Knobs {
+            hold_time: 9,
+            keepalive_time: 3,
+            max_prefix: Some((100, false, Some(0))),
+            import: vec![ImportRule {
+                prefix: "10.0.0.0/8".into(),
+                ge: 8,
+                le: 24,
+                deny: false,
+            }],
+            ..Knobs::default()
+        };
+        let mut have = Have {
+            asn: 65010,
+            router_id: Some("198.18.0.10".parse().unwrap()),
+            multipath: true,
+            peers: vec![HavePeer {
+                address: "198.18.0.1".parse().unwrap(),
+                asn: 65000,
+                name: "p1".into(),
+                knobs: reported.clone(),
+            }],
+            paths: BTreeSet::new(),
+        };
+        let paths = BTreeSet::new();
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
+        let again = vec![
+            Step::DeletePeer("198.18.0.1".parse().unwrap()),
+            Step::AddPeer(peers.values().next().unwrap().clone()),
+        ];
+        for knobs in [
+            Knobs {
+                hold_time: 90,
+                ..reported.clone()
+            },
+            Knobs {
+                keepalive_time: 0,
+                ..reported.clone()
+            },
+            Knobs {
+                max_prefix: Some((100, true, Some(0))),
+                ..reported.clone()
+            },
+            Knobs {
+                max_prefix: None,
+                ..reported.clone()
+            },
+            Knobs {
+                announce_learned: true,
+                ..reported.clone()
+            },
+            Knobs {
+                import: Vec::new(),
+                ..reported.clone()
+            },
+        ] {
+            have.peers[0].knobs = knobs.clone();
+            assert_eq!(
+                plan(&node_bgp(), &peers, &paths, &have).unwrap(),
+                again,
+                "{knobs:?}"
+            );
+        }
+        // A rule the speaker would refuse never looks applied.
+        p.spec.import_prefixes = Some(vec![PrefixRuleSpec {
+            prefix: "10.0.0.0/8".into(),
+            ge: Some(4),
+            le: None,
+            action: None,
+        }]);
+        have.peers[0].knobs = reported;
+        let peers = want_peers(&[p]);
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap().len(), 2);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use proto::v1;
 use proto::v1::bgp_api_client::BgpApiClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::plan::{BfdKnobs, Have, HavePeer, Knobs, Step};
+use super::plan::{BfdKnobs, Have, HavePeer, ImportRule, Knobs, Step};
 use crate::kubernetes::crd::PeerState;
+use crate::kubernetes::crd::bgp_peer_template::PrefixAction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
@@ -120,6 +121,22 @@ impl Speaker {
                             multiplier: b.multiplier,
                             multihop: b.multihop,
                         }),
+                        hold_time: p.hold_time,
+                        keepalive_time: p.keepalive_time,
+                        max_prefix: p
+                            .max_prefix
+                            .map(|m| (m.limit, m.warning_only, m.restart_after)),
+                        announce_learned: p.export != v1::Export::Originated as i32,
+                        import: p
+                            .import_prefixes
+                            .iter()
+                            .map(|r| ImportRule {
+                                prefix: r.prefix.clone(),
+                                ge: r.ge.unwrap_or(0),
+                                le: r.le.unwrap_or(0),
+                                deny: r.deny,
+                            })
+                            .collect(),
                     },
                 });
                 states.push((address, peer_state(p.state)));
@@ -198,6 +215,28 @@ impl Speaker {
                             multiplier: b.multiplier.unwrap_or(0),
                             multihop: b.multihop.unwrap_or(false),
                         }),
+                        max_prefix: w.max_prefix.as_ref().map(|m| v1::MaxPrefix {
+                            limit: m.limit,
+                            warning_only: m.warning_only.unwrap_or(false),
+                            restart_after: m.restart_after,
+                        }),
+                        // Kubernetes mode: a node announces only what it originates unless
+                        // the BGPPeer asks for more.
+                        export: if w.announce_learned {
+                            v1::Export::All
+                        } else {
+                            v1::Export::Originated
+                        } as i32,
+                        import_prefixes: w
+                            .import_prefixes
+                            .iter()
+                            .map(|r| v1::PrefixRule {
+                                prefix: r.prefix.clone(),
+                                ge: r.ge,
+                                le: r.le,
+                                deny: r.action == Some(PrefixAction::Deny),
+                            })
+                            .collect(),
                         ..Default::default()
                     }),
                 })

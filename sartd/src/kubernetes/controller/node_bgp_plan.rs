@@ -161,6 +161,9 @@ fn peer(
         t.password_secret_ref = o.password_secret_ref.clone().or(t.password_secret_ref);
         t.graceful_restart = o.graceful_restart.clone().or(t.graceful_restart);
         t.bfd = o.bfd.clone().or(t.bfd);
+        t.max_prefix = o.max_prefix.clone().or(t.max_prefix);
+        t.announce_learned = o.announce_learned.or(t.announce_learned);
+        t.import_prefixes = o.import_prefixes.clone().or(t.import_prefixes);
     }
     let asn = t
         .asn
@@ -190,6 +193,9 @@ fn peer(
             password_secret_ref: t.password_secret_ref,
             graceful_restart: t.graceful_restart,
             bfd: t.bfd,
+            max_prefix: t.max_prefix,
+            announce_learned: t.announce_learned,
+            import_prefixes: t.import_prefixes,
         },
     })
 }

@@ -7,7 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bgp_peer_template::{
-    BGPPeerTemplateSpec, BfdSpec, GracefulRestartSpec, PasswordSecretRef,
+    BGPPeerTemplateSpec, BfdSpec, GracefulRestartSpec, MaxPrefixSpec, PasswordSecretRef,
+    PrefixRuleSpec,
 };
 use super::cluster_bgp::SpeakerConfig;
 
@@ -36,9 +37,13 @@ pub const GROUP_ANNOTATION: &str = "bgppeer.sart.terassyi.net/group";
 pub struct BGPPeerSpec {
     pub asn: u32,
     pub addr: String,
+    /// Seconds: 0 (no keepalives) or 3-65535 (RFC 4271 §4.2); default 90.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == 0 || (self >= 3 && self <= 65535)", "message": "must be 0 or 3-65535 (RFC 4271 §4.2)"}]))]
     pub hold_time: Option<u32>,
+    /// Seconds, at most a third of the hold time; default a third of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 21845", "message": "at most 21845 s, a third of the largest hold time"}]))]
     pub keepalive_time: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
@@ -62,6 +67,18 @@ pub struct BGPPeerSpec {
     /// A BFD session (RFC 5880/5881) tied to the BGP session; present = enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<BfdSpec>,
+    /// A limit on the routes accepted from the peer; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefix: Option<MaxPrefixSpec>,
+    /// Also announce to this peer the routes learned from the node's other peers. Default
+    /// false: the node announces only its own pod blocks and Service addresses, and is never
+    /// a transit path between its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_learned: Option<bool>,
+    /// Which of the peer's routes the node accepts: the first rule that matches decides, a
+    /// route no rule matches is refused. Absent or empty: every route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_prefixes: Option<Vec<PrefixRuleSpec>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -20,9 +20,13 @@ pub struct BGPPeerTemplateSpec {
     pub addr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
+    /// Seconds: 0 (no keepalives) or 3-65535 (RFC 4271 §4.2); default 90.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == 0 || (self >= 3 && self <= 65535)", "message": "must be 0 or 3-65535 (RFC 4271 §4.2)"}]))]
     pub hold_time: Option<u32>,
+    /// Seconds, at most a third of the hold time; default a third of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 21845", "message": "at most 21845 s, a third of the largest hold time"}]))]
     pub keepalive_time: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
@@ -35,6 +39,18 @@ pub struct BGPPeerTemplateSpec {
     /// A BFD session (RFC 5880/5881) tied to the BGP session; present = enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<BfdSpec>,
+    /// A limit on the routes accepted from the peer; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefix: Option<MaxPrefixSpec>,
+    /// Also announce to this peer the routes learned from the node's other peers. Default
+    /// false: the node announces only its own pod blocks and Service addresses, and is never
+    /// a transit path between its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_learned: Option<bool>,
+    /// Which of the peer's routes the node accepts: the first rule that matches decides, a
+    /// route no rule matches is refused. Absent or empty: every route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_prefixes: Option<Vec<PrefixRuleSpec>>,
 }
 
 /// Where a peer's TCP MD5 password is: a key of a Secret.
@@ -81,4 +97,57 @@ pub struct BfdSpec {
     /// router's loopback; FRR uses it for iBGP peers over loopbacks. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multihop: Option<bool>,
+}
+
+/// Past `limit` routes from the peer the session is closed with Cease / Maximum Number of
+/// Prefixes Reached (RFC 4486), or only a warning is logged and counted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MaxPrefixSpec {
+    /// Routes accepted (after `importPrefixes`); at least 1.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self >= 1", "message": "at least 1"}]))]
+    pub limit: u32,
+    /// Log and count it (`sart_bgp_max_prefix_exceeded`), keep the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning_only: Option<bool>,
+    /// Seconds before the closed session starts again: absent, after the idle hold time; 0,
+    /// only on a hard reset (`sart bgp neighbor reset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 86400", "message": "at most 86400 s (a day)"}]))]
+    pub restart_after: Option<u32>,
+}
+
+/// One prefix-list rule, as FRR's `ip prefix-list`: `ge`/`le` bound the matched lengths
+/// (neither: exactly the prefix's length).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrefixRuleSpec {
+    /// CIDR, e.g. 10.0.0.0/8.
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 128", "message": "a prefix length: at most 128"}]))]
+    pub ge: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 128", "message": "a prefix length: at most 128"}]))]
+    pub le: Option<u32>,
+    /// `permit` (default) or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<PrefixAction>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefixAction {
+    #[default]
+    Permit,
+    Deny,
+}
+
+impl PrefixAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefixAction::Permit => "permit",
+            PrefixAction::Deny => "deny",
+        }
+    }
 }

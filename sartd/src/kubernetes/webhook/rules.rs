@@ -8,6 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use crate::bgp::config::{DEFAULT_HOLD_TIME, MaxPrefix, prefix_rule};
 use crate::kubernetes::controller::pools;
 use crate::kubernetes::crd::address_block;
 use crate::kubernetes::crd::bgp_peer;
@@ -64,9 +65,37 @@ pub fn check_pool(
 }
 
 /// sart's BGPPeer rules: one peer per (asn, addr, node); those never change; the node label, if
-/// set, names the peer's node.
+/// set, names the peer's node. Timer values the speaker would refuse are refused here, so the
+/// error reaches whoever applies the object rather than a node's log.
 pub fn check_peer(new: &BGPPeer, old: Option<&BGPPeer>, all: &[BGPPeer]) -> Result<(), String> {
     let s = &new.spec;
+    if s.addr.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("spec.addr {:?} is not an IP address", s.addr));
+    }
+    // RFC 4271 §4.2: 0 (no keepalives) or at least 3 seconds.
+    if let Some(h) = s.hold_time
+        && (h == 1 || h == 2 || h > 65535)
+    {
+        return Err(format!(
+            "spec.holdTime {h}: must be 0 or 3-65535 seconds (RFC 4271 §4.2)"
+        ));
+    }
+    if let Some(k) = s.keepalive_time {
+        let hold = s.hold_time.unwrap_or(u32::from(DEFAULT_HOLD_TIME));
+        if k > 65535 || (hold > 0 && k > hold / 3) {
+            return Err(format!(
+                "spec.keepaliveTime {k}: at most a third of the hold time ({hold} s)"
+            ));
+        }
+    }
+    if let Some(m) = &s.max_prefix {
+        MaxPrefix::new(m.limit, m.warning_only.unwrap_or(false), m.restart_after)
+            .map_err(|e| format!("spec.maxPrefix: {e}"))?;
+    }
+    for (i, r) in s.import_prefixes.iter().flatten().enumerate() {
+        prefix_rule(&r.prefix, r.ge, r.le, r.action.map(|a| a.name()))
+            .map_err(|e| format!("spec.importPrefixes[{i}]: {e}"))?;
+    }
     if let Some(label) = new.labels().get(bgp_peer::NODE_LABEL)
         && *label != s.node_bgp_ref
     {
@@ -156,6 +185,7 @@ pub fn mutate_block(b: &AddressBlock) -> Result<Option<Value>, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::kubernetes::crd::bgp_peer_template::{MaxPrefixSpec, PrefixRuleSpec};
     use crate::kubernetes::crd::{AddressBlockSpec, AddressPoolSpec, BGPPeerSpec};
 
     fn pool(name: &str, cidr: &str, block: Option<u32>, auto: bool, age: i64) -> AddressPool {
@@ -267,6 +297,60 @@ mod tests {
         let mut wrong = a.clone();
         wrong.metadata.labels = Some([(bgp_peer::NODE_LABEL.into(), "n9".into())].into());
         assert!(check_peer(&wrong, None, &[]).unwrap_err().contains("n9"));
+        // Timers the speaker refuses, refused at the door.
+        for (hold, keepalive, ok) in [
+            (Some(0), None, true),
+            (Some(3), Some(1), true),
+            (Some(2), None, false),
+            (Some(70_000), None, false),
+            (Some(9), Some(4), false),
+            (None, Some(30), true),
+            (None, Some(31), false),
+        ] {
+            let mut t = a.clone();
+            t.spec.hold_time = hold;
+            t.spec.keepalive_time = keepalive;
+            let r = check_peer(&t, None, &[]);
+            assert_eq!(
+                r.is_ok(),
+                ok,
+                "hold {hold:?} keepalive {keepalive:?}: {r:?}"
+            );
+        }
+        let mut limit0 = a.clone();
+        limit0.spec.max_prefix = Some(MaxPrefixSpec {
+            limit: 0,
+            ..Default::default()
+        });
+        assert!(
+            check_peer(&limit0, None, &[])
+                .unwrap_err()
+                .contains("spec.maxPrefix")
+        );
+        let mut bad_rule = a.clone();
+        bad_rule.spec.import_prefixes = Some(vec![
+            PrefixRuleSpec {
+                prefix: "10.0.0.0/8".into(),
+                ..Default::default()
+            },
+            PrefixRuleSpec {
+                prefix: "10.0.0.0/8".into(),
+                ge: Some(33),
+                ..Default::default()
+            },
+        ]);
+        assert!(
+            check_peer(&bad_rule, None, &[])
+                .unwrap_err()
+                .contains("spec.importPrefixes[1]")
+        );
+        let mut bad_addr = a.clone();
+        bad_addr.spec.addr = "198.18.0.300".into();
+        assert!(
+            check_peer(&bad_addr, None, &[])
+                .unwrap_err()
+                .contains("not an IP address")
+        );
     }
 
     #[test]
