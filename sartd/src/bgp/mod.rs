@@ -4,6 +4,7 @@
 mod api;
 mod bfd;
 pub mod config;
+mod graceful;
 mod listener;
 mod log_limit;
 mod metrics;

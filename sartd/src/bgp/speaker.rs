@@ -10,18 +10,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgp::attribute::{Ipv6NextHop, NextHop};
 use bgp::error::{cease_subcode, code};
-use bgp::fsm::{DownReason, Restart, SessionConfig, State};
+use bgp::fsm::{Restart, SessionConfig, State};
 use bgp::rib::{
     DecisionConfig, Drained, Export, ExportParams, LocalRoute, OutUpdate, PeerConfig, PeerId, Rib,
     RibConfig, Route,
 };
-use bgp::{Family, FamilySet, Negotiated, Notification, Update};
+use bgp::{Family, Negotiated, Notification, Update};
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::config::{Config, Neighbor, PathSpec};
+use super::graceful::{OnDown, Stale};
 use super::metrics::{Metrics, PeerSample};
 use super::outbox::{self, Outbox};
 use super::session::{self, Endpoint, FromSession, Output, SessionHandle, Status, ToSession};
@@ -137,18 +138,12 @@ struct Peer {
     /// Where this peer's UPDATEs go, while established.
     output: Option<Arc<Output>>,
     last_state: State,
-    /// Graceful restart as the receiving speaker (RFC 4724 §4.2): families whose stale paths
-    /// wait for the peer's End-of-RIB, and when they are dropped regardless.
-    stale: FamilySet,
-    stale_deadline: Option<Instant>,
+    /// Graceful restart as the receiving speaker (RFC 4724 §4.2).
+    stale: Stale,
     /// Past the max-prefix limit in this session (a warning-only limit warns once).
     over_limit: bool,
     max_prefix_exceeded: u64,
 }
-
-/// How long stale paths wait for End-of-RIB once the restarted peer is back (FRR's and
-/// GoBGP's stale-path time).
-const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 
 pub struct Speaker {
     config: Config,
@@ -423,8 +418,7 @@ impl Speaker {
                 negotiated: None,
                 output: None,
                 last_state: State::Idle,
-                stale: FamilySet::new(),
-                stale_deadline: None,
+                stale: Stale::default(),
                 over_limit: false,
                 max_prefix_exceeded: 0,
             },
@@ -519,32 +513,9 @@ impl Speaker {
                         return;
                     }
                 }
-                if !p.stale.is_empty() {
-                    // RFC 4724 §4.2: stale paths of families the peer no longer preserves
-                    // forwarding for go now; the rest wait for its End-of-RIB.
-                    let preserved: Vec<Family> = negotiated
-                        .peer_graceful_restart
-                        .as_ref()
-                        .map(|g| {
-                            g.families
-                                .iter()
-                                .filter(|f| f.forwarding_preserved)
-                                .map(|f| f.family)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let mut waiting = FamilySet::new();
-                    for f in p.stale.iter() {
-                        if preserved.contains(&f) {
-                            waiting.insert(f);
-                        } else {
-                            let n = self.rib.sweep_stale(p.id, Some(f)).unwrap_or(0);
-                            info!(%peer, family = %f, removed = n, "restarted peer did not preserve forwarding: stale routes removed");
-                        }
-                    }
-                    p.stale = waiting;
-                    p.stale_deadline =
-                        (!p.stale.is_empty()).then(|| Instant::now() + STALE_PATH_TIME);
+                for f in p.stale.established(&negotiated, Instant::now()) {
+                    let n = self.rib.sweep_stale(p.id, Some(f)).unwrap_or(0);
+                    info!(%peer, family = %f, removed = n, "restarted peer did not preserve forwarding: stale routes removed");
                 }
                 let families: Vec<Family> = negotiated.families.iter().collect();
                 p.negotiated = Some(*negotiated);
@@ -654,27 +625,21 @@ impl Speaker {
                 let negotiated = p.negotiated.take();
                 p.output = None;
                 p.over_limit = false;
-                // RFC 4724 §4.2: the connection dropped without a NOTIFICATION and both sides
-                // do graceful restart: the peer is probably restarting, keep its routes.
-                let helper = match (&negotiated, reason == DownReason::ConnectionLost) {
-                    (Some(n), true) if p.neighbor.graceful_restart.is_some() => {
-                        n.peer_graceful_restart.clone()
-                    }
-                    _ => None,
-                };
-                match helper {
-                    Some(gr) if gr.restart_time > 0 => {
-                        let keep: FamilySet = gr.families.iter().map(|f| f.family).collect();
-                        let kept = self.rib.close_graceful(p.id, &keep).unwrap_or(0);
-                        p.stale = keep;
-                        p.stale_deadline =
-                            Some(Instant::now() + Duration::from_secs(u64::from(gr.restart_time)));
-                        info!(%peer, kept, restart_time = gr.restart_time,
+                match p.stale.down(
+                    p.neighbor.graceful_restart.is_some(),
+                    negotiated.as_ref(),
+                    &reason,
+                    Instant::now(),
+                ) {
+                    OnDown::Keep {
+                        families,
+                        restart_time,
+                    } => {
+                        let kept = self.rib.close_graceful(p.id, &families).unwrap_or(0);
+                        info!(%peer, kept, restart_time,
                             "connection lost: the peer may be restarting; its routes are kept as stale (graceful restart)");
                     }
-                    _ => {
-                        p.stale = FamilySet::new();
-                        p.stale_deadline = None;
+                    OnDown::Withdraw => {
                         let removed = self.rib.close(p.id).unwrap_or(0);
                         info!(%peer, ?reason, removed, "session closed; its routes are withdrawn");
                     }
@@ -691,15 +656,10 @@ impl Speaker {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !p.stale.contains(family) {
+        if !p.stale.end_of_rib(family) {
             return;
         }
         let removed = self.rib.sweep_stale(p.id, Some(family)).unwrap_or(0);
-        let rest: FamilySet = p.stale.iter().filter(|f| *f != family).collect();
-        p.stale = rest;
-        if p.stale.is_empty() {
-            p.stale_deadline = None;
-        }
         info!(%peer, %family, removed, "End-of-RIB: stale routes not refreshed are removed");
     }
 
@@ -707,10 +667,8 @@ impl Speaker {
     pub fn expire_stale(&mut self, now: Instant) -> bool {
         let mut any = false;
         for (addr, p) in &mut self.peers {
-            if p.stale_deadline.is_some_and(|d| d <= now) {
+            if p.stale.expire(now) {
                 let removed = self.rib.sweep_stale(p.id, None).unwrap_or(0);
-                p.stale = FamilySet::new();
-                p.stale_deadline = None;
                 warn!(peer = %addr, removed, "graceful restart timer expired: stale routes removed");
                 any = true;
             }
