@@ -134,7 +134,17 @@ impl Session {
 
     /// A packet for this session (the daemon demultiplexed it by discriminator or address and
     /// checked its TTL). Returns the state change, if any (§6.8.6).
+    ///
+    /// §6.8.6 lets a packet whose Your Discriminator is zero pick its session by source
+    /// address, which is all anyone who can send from that address needs to take a session
+    /// down (a pod on the node, one hop away, passes the TTL check). Once the session is Init
+    /// or Up the peer has our discriminator and echoes it, so such packets are ignored here, as
+    /// are packets naming another discriminator or, while Up, coming from another remote
+    /// discriminator. A peer that really lost its state is caught by the detection time.
     pub fn receive(&mut self, p: &Packet, now: u64) -> Option<Transition> {
+        if !self.accepts(p) {
+            return None;
+        }
         self.remote_discr = p.my_discriminator;
         self.remote_state = p.state;
         self.remote_diag = p.diag;
@@ -178,6 +188,18 @@ impl Session {
             self.next_tx = now;
         }
         t
+    }
+
+    /// Whether `p` may touch this session at all (see [`Session::receive`]).
+    pub fn accepts(&self, p: &Packet) -> bool {
+        if p.your_discriminator != 0 && p.your_discriminator != self.local_discr {
+            return false;
+        }
+        match self.state {
+            State::Init | State::Up if p.your_discriminator == 0 => false,
+            State::Up => p.my_discriminator == self.remote_discr,
+            _ => true,
+        }
     }
 
     /// Runs the timers at `now`: the detection timer (§6.8.4) and periodic transmission
@@ -354,6 +376,55 @@ mod tests {
             "{ts:?}"
         );
         assert_eq!(b.state(), State::AdminDown);
+    }
+
+    #[test]
+    fn forged_packets_leave_an_up_session_alone() {
+        let mut a = Session::new(cfg(100), 1, 0);
+        let mut b = Session::new(cfg(100), 2, 0);
+        exchange(&mut a, &mut b, 0);
+        assert_eq!(a.state(), State::Up);
+        let real = b.packet();
+        let forged = |state, my, your| Packet {
+            state,
+            my_discriminator: my,
+            your_discriminator: your,
+            diag: Diagnostic::None,
+            ..real
+        };
+        for p in [
+            // Your Discriminator 0, selected by address: what a forger without our
+            // discriminator can send.
+            forged(State::Down, 2, 0),
+            forged(State::AdminDown, 2, 0),
+            forged(State::Down, 77, 0),
+            // Someone else's discriminator, and ours from another remote.
+            forged(State::Down, 2, 9),
+            forged(State::Down, 77, 1),
+            forged(State::AdminDown, 77, 1),
+        ] {
+            assert!(!a.accepts(&p), "{p:?}");
+            assert_eq!(a.receive(&p, 5 * MS), None, "{p:?}");
+            assert_eq!(a.state(), State::Up, "{p:?}");
+            assert_eq!(a.remote_discriminator(), 2);
+        }
+        // Forged packets do not keep the session alive either: b's silence is still detected.
+        let mut now = 5 * MS;
+        loop {
+            now += 10 * MS;
+            a.receive(&forged(State::Up, 77, 0), now);
+            if let (Some(t), _) = a.poll_timers(now) {
+                assert_eq!(t.diag, Diagnostic::ControlDetectionTimeExpired);
+                break;
+            }
+            assert!(now < 2000 * MS, "never detected");
+        }
+        // The real peer's Down, with our discriminator, still counts.
+        let (mut a, mut b) = (Session::new(cfg(100), 1, 0), Session::new(cfg(100), 2, 0));
+        exchange(&mut a, &mut b, 0);
+        assert_eq!(a.state(), State::Up);
+        let t = a.receive(&forged(State::Down, 2, 1), 5 * MS).unwrap();
+        assert_eq!(t.to, State::Down);
     }
 
     #[test]
