@@ -261,6 +261,63 @@ async fn pods_get_addresses_routes_and_blocks() {
     assert!(ping(&p0.netns, "198.18.232.1"));
     assert!(ping(&pods[3].netns, "fd00:232::"));
 
+    // Source validation: what a pod sends from an address that is not its own (here as if
+    // from the router, as a forged BFD Down would be) is dropped as it enters the node, IPv4
+    // and IPv6; from its own address it passes. Counted in a chain right after the guard's.
+    let shown = lab
+        .node_ns
+        .ip(&["-d", "link", "show", "dev", &host_veth0])
+        .unwrap();
+    assert!(shown.contains("group 21313"), "{shown}");
+    lab.node_ns
+        .exec_with_input(
+            &["nft", "-f", "-"],
+            "table inet obs {\n chain pre {\n  type filter hook prerouting priority -299;\n  \
+             ip saddr 198.18.99.99 counter\n  ip6 saddr fd00:99::99 counter\n  \
+             ip saddr 198.18.232.0 counter\n }\n}\n",
+        )
+        .unwrap();
+    p0.netns
+        .ip(&["addr", "add", "198.18.99.99/32", "dev", "eth0"])
+        .unwrap();
+    p0.netns
+        .ip(&["addr", "add", "fd00:99::99/128", "dev", "eth0", "nodad"])
+        .unwrap();
+    for (src, dst) in [
+        ("198.18.99.99", "198.18.232.1"),
+        ("fd00:99::99", "fd00:232::1"),
+        ("198.18.232.0", "198.18.232.1"),
+    ] {
+        let _ = p0
+            .netns
+            .exec(&["ping", "-c2", "-i0.2", "-W1", "-I", src, dst]);
+    }
+    let counted = lab
+        .node_ns
+        .exec(&["nft", "list", "table", "inet", "obs"])
+        .unwrap();
+    let packets: Vec<u64> = counted
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(packets.len(), 3, "{counted}");
+    assert_eq!(
+        packets[..2],
+        [0, 0],
+        "forged sources got past the node's guard: {counted}"
+    );
+    assert!(
+        packets[2] > 0,
+        "the pod's own address was dropped: {counted}"
+    );
+    lab.node_ns
+        .exec(&["nft", "delete", "table", "inet", "obs"])
+        .unwrap();
+    for a in ["198.18.99.99/32", "fd00:99::99/128"] {
+        p0.netns.ip(&["addr", "del", a, "dev", "eth0"]).unwrap();
+    }
+
     // CHECK: true of a pod as set up, false once its address is gone.
     let mut check = h.conf("1.1.0");
     check["prevResult"] = r0.clone();

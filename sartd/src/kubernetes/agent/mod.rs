@@ -5,6 +5,7 @@
 //! `kubectl get bgppeer` follows sessions without polling.
 
 pub mod cni;
+pub mod guard;
 pub mod metrics;
 pub mod nat;
 pub mod plan;
@@ -55,6 +56,10 @@ pub enum Error {
     Store(#[from] pod_store::StoreError),
     #[error(transparent)]
     Net(#[from] podnet::NetError),
+    #[error(transparent)]
+    Guard(#[from] guard::GuardError),
+    #[error("{0}")]
+    Task(String),
     #[error("HTTP address {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
@@ -158,6 +163,10 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         return sync_loop(client, opts, report).await;
     };
     podnet::enable_forwarding()?;
+    // No pod runs unguarded: without the table the agent does not start.
+    tokio::task::spawn_blocking(guard::apply)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
     let (blocks_tx, blocks_changed) = mpsc::channel(1);
     let (pools, t1) = cache::watch(
         Api::<AddressPool>::all(client.clone()),
@@ -240,6 +249,10 @@ async fn pods_loop(
             .as_ref()
             .is_none_or(|(w, at)| *w != want || at.elapsed() > Duration::from_secs(60));
         if due {
+            // Rewritten with the NAT table, in case someone flushed the ruleset.
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(guard::apply).await {
+                warn!(error = %e, "source validation of pod interfaces");
+            }
             let w = want.clone();
             match tokio::task::spawn_blocking(move || nat::apply(&w)).await {
                 Ok(Ok(())) => {

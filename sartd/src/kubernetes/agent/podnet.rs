@@ -26,6 +26,8 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use super::guard::POD_LINK_GROUP;
+
 /// Pod routes on the node carry this protocol number (`ip route show proto 50`), sart's.
 pub const ROUTE_PROTOCOL: u8 = 50;
 /// The alias of every host veth the agent makes (`ip link` shows it), so that one left behind
@@ -357,6 +359,8 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
                 LinkUnspec::new_with_index(hi)
                     .up()
                     .alias(format!("{ALIAS_PREFIX}{}", link.ifname))
+                    // Guarded from now on: see [`super::guard`].
+                    .link_group(POD_LINK_GROUP)
                     .build(),
             )
             .execute()
@@ -485,7 +489,8 @@ fn delete_in_background(name: String, index: u32) {
 }
 
 /// Deletes veths this agent made (their alias says so) whose names are not in `known`: left by
-/// an agent that died between a DEL and the end of its deletion. How many.
+/// an agent that died between a DEL and the end of its deletion. How many. The others are put
+/// in the pod link group if an older agent made them without it.
 pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, NetError> {
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
@@ -508,10 +513,22 @@ pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, N
                 .any(|a| matches!(a, LinkAttribute::IfAlias(s) if s.starts_with(ALIAS_PREFIX)));
             if let Some(name) = name
                 && ours
-                && !known.contains(&name)
             {
-                delete_by_index(&h, l.header.index).await?;
-                n += 1;
+                if !known.contains(&name) {
+                    delete_by_index(&h, l.header.index).await?;
+                    n += 1;
+                } else if !l.attributes.contains(&LinkAttribute::Group(POD_LINK_GROUP)) {
+                    // Made by an agent from before source validation: guard it too.
+                    h.link()
+                        .set(
+                            LinkUnspec::new_with_index(l.header.index)
+                                .link_group(POD_LINK_GROUP)
+                                .build(),
+                        )
+                        .execute()
+                        .await
+                        .map_err(nl(format!("putting {name} in the pod link group")))?;
+                }
             }
         }
         Ok(n)
