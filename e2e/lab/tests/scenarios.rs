@@ -3,7 +3,8 @@
 //! lab at a time): pods and VIPs of both families reach the client through BGP; pod to pod
 //! across nodes with `kubectl exec`; a second pool by namespace and by pod annotation, and a static pod IP; ETP
 //! Local with a requested address follows its endpoint; a shared address; graceful restart of
-//! a node's speaker and agent; a controller restart; a node deleted; a link cut found by BFD.
+//! a node's speaker and agent; a controller restart; a node deleted; a link cut found by BFD;
+//! a pod's forged packets (BFD Downs, foreign sources) changing nothing.
 //! Needs root and the built binaries (`make test` builds them first).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -155,6 +156,22 @@ impl Lab {
             .args(args)
             .args(["--dir", &self.dir.to_string_lossy()]));
         assert!(ok, "lab {}: {out}", args.join(" "));
+    }
+
+    /// `lab pod-exec NODE IP -- ARGV`: ARGV in the network namespace of the pod holding IP.
+    fn pod_exec(&self, node: &str, ip: &str, argv: &[&str]) -> String {
+        let (ok, out) = run(Command::new(repo().join("e2e/lab/lab"))
+            .args([
+                "pod-exec",
+                "--dir",
+                &self.dir.to_string_lossy(),
+                node,
+                ip,
+                "--",
+            ])
+            .args(argv));
+        assert!(ok, "lab pod-exec {node} {ip} -- {}: {out}", argv.join(" "));
+        out
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
@@ -1279,4 +1296,140 @@ fn a_pod_naming_a_missing_pool_gets_an_event_and_no_address_leaks() {
     lab.kubectl(&["delete", "pod", "lost", "--wait=true"]);
     assert_eq!(records(), records_before);
     assert_eq!(allocated(), allocated_before);
+}
+
+/// The router's view of its sessions with node 1: (BGP session uptime in ms, per address (the
+/// router's listen-range peers are made anew on every connection, so their counters start
+/// over: uptime is what tells a reset);
+/// BFD peers up; the IPv4 BFD session's discriminators: the router's and node 1's).
+fn router_view(lab: &Lab) -> (Vec<u64>, usize, (u64, u64)) {
+    let bgp: serde_json::Value =
+        serde_json::from_str(&lab.vtysh("show bgp neighbors json")).unwrap_or_default();
+    let conns = ["198.18.1.2", "fd00:198:18:1::2"]
+        .iter()
+        .map(|a| bgp[*a]["bgpTimerUpMsec"].as_u64().unwrap_or(0))
+        .collect();
+    let bfd: serde_json::Value =
+        serde_json::from_str(&lab.vtysh("show bfd peers json")).unwrap_or_default();
+    let peers = bfd.as_array().cloned().unwrap_or_default();
+    let up = peers.iter().filter(|p| p["status"] == "up").count();
+    let disc = peers
+        .iter()
+        .find(|p| p["peer"] == "198.18.1.2")
+        .map(|p| {
+            let id = |k: &str| p[k].as_u64().unwrap_or(0);
+            (id("id"), id("remote-id"))
+        })
+        .unwrap_or_default();
+    (conns, up, disc)
+}
+
+/// A pod's forged packets change nothing: BFD Downs "from the router" to its node's multihop
+/// BFD port (with the session's real discriminator, which only source validation stops, and
+/// with none), and datagrams under an address that is not the pod's, toward the client. Every
+/// BFD and BGP session at the router stays up without a reset, nothing reaches the client, and
+/// the node's guard counted the drops. (Before source validation, 40 such Downs reset the
+/// node's session.)
+#[test]
+fn a_pods_forged_packets_change_nothing() {
+    let lab = Lab::up("forged");
+    let (_, (_, ips)) = lab
+        .app_pods()
+        .into_iter()
+        .find(|(_, (node, _))| node == NODE1)
+        .expect("an app pod on node 1");
+    let pod_ip = ips.iter().find(|ip| !ip.contains(':')).unwrap().clone();
+    let (conns, up, disc) = router_view(&lab);
+    assert_eq!(up, 4, "BFD peers up at the router");
+    let (router_disc, node_disc) = disc;
+    assert!(
+        conns.iter().all(|c| *c > 0) && router_disc != 0 && node_disc != 0,
+        "{conns:?} {disc:?}"
+    );
+    Command::new("ip")
+        .args(["netns", "exec", CLIENT, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(
+                b"table inet obs {\n chain in {\n  type filter hook prerouting priority 0;\n  ip saddr 100.64.255.254 counter\n }\n}\n",
+            )?;
+            c.wait()
+        })
+        .unwrap();
+    let forge = repo().join("e2e/lab/forge.py");
+    let forge = forge.to_string_lossy();
+    // With both discriminators, as the router would send it (only source validation stops
+    // this one), and with none (the BFD session's own checks stop that one too).
+    for (my, your) in [(router_disc, node_disc), (0, 0)] {
+        let (my, your) = (my.to_string(), your.to_string());
+        lab.pod_exec(
+            NODE1,
+            &pod_ip,
+            &[
+                "python3",
+                &forge,
+                "--src",
+                "198.18.0.1",
+                "--dst",
+                "198.18.1.2",
+                "--dport",
+                "4784",
+                "--bfd-down",
+                "--my-disc",
+                &my,
+                "--your-disc",
+                &your,
+                "--count",
+                "40",
+            ],
+        );
+    }
+    lab.pod_exec(
+        NODE1,
+        &pod_ip,
+        &[
+            "python3",
+            &forge,
+            "--src",
+            "100.64.255.254",
+            "--dst",
+            "198.18.100.2",
+            "--dport",
+            "9999",
+            "--count",
+            "5",
+        ],
+    );
+    // Several BFD detection times (300 ms) and more.
+    std::thread::sleep(Duration::from_secs(3));
+    let (after, up_after, _) = router_view(&lab);
+    // Up for the whole time since, i.e. never reset.
+    for (before, now) in conns.iter().zip(&after) {
+        assert!(
+            *now >= before + 3000,
+            "a BGP session with node 1 was reset: up {before} ms before, {now} ms after"
+        );
+    }
+    assert_eq!(up_after, 4, "{}", lab.vtysh("show bfd peers brief"));
+    let counted = |ns: &str, table: &str| -> u64 {
+        let (_, out) =
+            run(Command::new("ip")
+                .args(["netns", "exec", ns, "nft", "list", "table", "inet", table]));
+        out.split("counter packets ")
+            .skip(1)
+            .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        counted(CLIENT, "obs"),
+        0,
+        "forged datagrams reached the client"
+    );
+    let dropped = counted(NODE1, "sart_guard");
+    assert!(
+        dropped >= 85,
+        "node 1's guard dropped {dropped} packets, not the 85 forged"
+    );
 }
