@@ -265,18 +265,11 @@ impl MaxPrefix {
 }
 
 /// `originated` or `all`.
-pub fn export_from_name(s: &str) -> Result<Export, String> {
+fn export_from_name(s: &str) -> Result<Export, String> {
     match s {
         "all" => Ok(Export::All),
         "originated" => Ok(Export::Originated),
         _ => Err(format!("{s:?} is not one of all, originated")),
-    }
-}
-
-pub fn export_name(e: Export) -> &'static str {
-    match e {
-        Export::All => "all",
-        Export::Originated => "originated",
     }
 }
 

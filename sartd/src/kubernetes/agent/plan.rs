@@ -141,12 +141,22 @@ pub struct HavePeer {
     pub asn: u32,
     pub name: String,
     pub knobs: Knobs,
+    /// The speaker reports configured timers and policy. One from before that (met while a
+    /// DaemonSet rolls) is compared on graceful restart and BFD only: else every sync would
+    /// restart its sessions over values it cannot show.
+    pub full: bool,
 }
 
 impl HavePeer {
     /// Whether the speaker's neighbour is what `w` asks for (else it is added again).
     fn is(&self, w: &WantPeer) -> bool {
-        self.asn == w.asn && self.knobs == w.knobs()
+        let want = w.knobs();
+        self.asn == w.asn
+            && if self.full {
+                self.knobs == want
+            } else {
+                (self.knobs.restart_time, self.knobs.bfd) == (want.restart_time, want.bfd)
+            }
     }
 }
 
@@ -396,6 +406,7 @@ mod tests {
                 asn: 65000,
                 name: "p1".into(),
                 knobs: Knobs::default(),
+                full: true,
             }],
             paths: ["198.18.100.1/32".parse().unwrap()].into(),
         };
@@ -422,6 +433,7 @@ mod tests {
                 asn: 65000,
                 name: "p1".into(),
                 knobs: Knobs::default(),
+                full: true,
             }],
             paths: paths.clone(),
         };
@@ -431,6 +443,7 @@ mod tests {
             asn: 1,
             name: "old".into(),
             knobs: Knobs::default(),
+            full: true,
         });
         have.paths.insert("198.18.100.9/32".parse().unwrap());
         have.peers[0].asn = 65001;
@@ -476,6 +489,7 @@ mod tests {
                 asn: 65000,
                 name: "p1".into(),
                 knobs: reported.clone(),
+                full: true,
             }],
             paths: BTreeSet::new(),
         };
@@ -569,6 +583,7 @@ mod tests {
                 asn: 65000,
                 name: "p1".into(),
                 knobs: reported.clone(),
+                full: true,
             }],
             paths: BTreeSet::new(),
         };
@@ -618,8 +633,16 @@ mod tests {
             le: None,
             action: None,
         }]);
-        have.peers[0].knobs = reported;
+        have.peers[0].knobs = reported.clone();
         let peers = want_peers(&[p]);
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap().len(), 2);
+        // A speaker from before timers and policy were reported (a DaemonSet mid-roll) shows
+        // defaults there: left alone, not restarted on every sync.
+        have.peers[0].knobs = Knobs::default();
+        have.peers[0].full = false;
+        assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
+        // Its graceful restart and BFD are still compared.
+        have.peers[0].knobs.restart_time = Some(120);
         assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap().len(), 2);
     }
 

@@ -138,6 +138,8 @@ impl Speaker {
                             })
                             .collect(),
                     },
+                    // A speaker that knows the field never reports it unspecified.
+                    full: p.export != v1::Export::Unspecified as i32,
                 });
                 states.push((address, peer_state(p.state)));
             }
