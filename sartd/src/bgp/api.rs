@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use super::config::{
-    self, BfdConfig, DEFAULT_HOLD_TIME, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec,
+    self, BfdConfig, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec, TimerError,
     prefix_rule,
 };
 use super::speaker::{self, ApiError, RouteView, WatchEvent};
@@ -505,17 +505,16 @@ impl BgpApi for Api {
                 Family::IPV6_UNICAST
             });
         }
-        let hold_time = match p.hold_time {
-            0 => DEFAULT_HOLD_TIME,
-            1 | 2 => return Err(Status::invalid_argument("hold_time: must be 0 or 3-65535")),
-            h => u16::try_from(h).map_err(|_| Status::invalid_argument("hold_time too large"))?,
-        };
-        if p.keepalive_time > u32::from(hold_time / 3) {
-            return Err(Status::invalid_argument(format!(
-                "keepalive_time {} s exceeds a third of hold_time ({hold_time} s)",
-                p.keepalive_time
-            )));
-        }
+        // 0 means "the default" here: protobuf has no absent number.
+        let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
+        let (hold_time, keepalive_time) =
+            config::timers(nonzero(p.hold_time), nonzero(p.keepalive_time)).map_err(|e| {
+                let field = match e {
+                    TimerError::Hold(_) => "hold_time",
+                    _ => "keepalive_time",
+                };
+                Status::invalid_argument(format!("{field}: {e}"))
+            })?;
         let max_prefix = p
             .max_prefix
             .map(|m| MaxPrefix::new(m.limit, m.warning_only, m.restart_after))
@@ -552,7 +551,7 @@ impl BgpApi for Api {
             router_id,
             passive: p.passive_open,
             hold_time,
-            keepalive_time: u16::try_from(p.keepalive_time).ok().filter(|k| *k > 0),
+            keepalive_time,
             send_hold_time: None,
             families,
             local_address: None,

@@ -304,6 +304,35 @@ pub struct GracefulRestart {
 /// RFC 4271 §10's suggested hold time, as FRR, BIRD and GoBGP use.
 pub const DEFAULT_HOLD_TIME: u16 = 90;
 
+/// A neighbour's hold and keepalive time that no speaker could use. Callers name the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimerError {
+    #[error("{0} s: must be 0 or 3-65535 (RFC 4271 §4.2)")]
+    Hold(u32),
+    #[error("{k} s exceeds a third of the hold time ({hold} s)")]
+    Keepalive { k: u32, hold: u16 },
+    #[error("{0} s: too large")]
+    KeepaliveTooLarge(u32),
+}
+
+/// The hold time (absent: [`DEFAULT_HOLD_TIME`]) and keepalive time of a neighbour, checked
+/// once for YAML, the gRPC API and the BGPPeer webhook.
+pub fn timers(hold: Option<u32>, keepalive: Option<u32>) -> Result<(u16, Option<u16>), TimerError> {
+    let hold = match hold {
+        None => DEFAULT_HOLD_TIME,
+        Some(h) if h == 1 || h == 2 || h > 65535 => return Err(TimerError::Hold(h)),
+        Some(h) => h as u16,
+    };
+    let keepalive = match keepalive {
+        None => None,
+        Some(k) if hold > 0 && k > u32::from(hold) / 3 => {
+            return Err(TimerError::Keepalive { k, hold });
+        }
+        Some(k) => Some(u16::try_from(k).map_err(|_| TimerError::KeepaliveTooLarge(k))?),
+    };
+    Ok((hold, keepalive))
+}
+
 /// Default restart time, as FRR and BIRD use.
 pub const DEFAULT_RESTART_TIME: u16 = 120;
 
@@ -463,28 +492,13 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
         .as_deref()
         .map(|s| ipv4(&format!("{key}.router_id"), s))
         .transpose()?;
-    let hold_time = match n.hold_time {
-        None => DEFAULT_HOLD_TIME,
-        Some(h) if h == 1 || h == 2 || h > 65535 => {
-            return Err(err(
-                format!("{key}.hold_time"),
-                format!("{h} s: must be 0 or 3-65535 (RFC 4271 §4.2)"),
-            ));
-        }
-        Some(h) => h as u16,
-    };
-    let keepalive_time = match n.keepalive_time {
-        None => None,
-        Some(k) if hold_time > 0 && k > u32::from(hold_time) / 3 => {
-            return Err(err(
-                format!("{key}.keepalive_time"),
-                format!("{k} s exceeds a third of hold_time ({hold_time} s)"),
-            ));
-        }
-        Some(k) => {
-            Some(u16::try_from(k).map_err(|_| err(format!("{key}.keepalive_time"), "too large"))?)
-        }
-    };
+    let (hold_time, keepalive_time) = timers(n.hold_time, n.keepalive_time).map_err(|e| {
+        let field = match e {
+            TimerError::Hold(_) => "hold_time",
+            TimerError::Keepalive { .. } | TimerError::KeepaliveTooLarge(_) => "keepalive_time",
+        };
+        err(format!("{key}.{field}"), e.to_string())
+    })?;
     let send_hold_time = match n.send_hold_time {
         None => None,
         Some(t @ 1..=65535) => Some(t as u16),

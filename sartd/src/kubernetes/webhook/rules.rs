@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::bgp::config::{DEFAULT_HOLD_TIME, MaxPrefix, prefix_rule};
+use crate::bgp::config::{MaxPrefix, TimerError, prefix_rule, timers};
 use crate::kubernetes::controller::pools;
 use crate::kubernetes::crd::address_block;
 use crate::kubernetes::crd::bgp_peer;
@@ -72,22 +72,10 @@ pub fn check_peer(new: &BGPPeer, old: Option<&BGPPeer>, all: &[BGPPeer]) -> Resu
     if s.addr.parse::<std::net::IpAddr>().is_err() {
         return Err(format!("spec.addr {:?} is not an IP address", s.addr));
     }
-    // RFC 4271 §4.2: 0 (no keepalives) or at least 3 seconds.
-    if let Some(h) = s.hold_time
-        && (h == 1 || h == 2 || h > 65535)
-    {
-        return Err(format!(
-            "spec.holdTime {h}: must be 0 or 3-65535 seconds (RFC 4271 §4.2)"
-        ));
-    }
-    if let Some(k) = s.keepalive_time {
-        let hold = s.hold_time.unwrap_or(u32::from(DEFAULT_HOLD_TIME));
-        if k > 65535 || (hold > 0 && k > hold / 3) {
-            return Err(format!(
-                "spec.keepaliveTime {k}: at most a third of the hold time ({hold} s)"
-            ));
-        }
-    }
+    timers(s.hold_time, s.keepalive_time).map_err(|e| match e {
+        TimerError::Hold(_) => format!("spec.holdTime {e}"),
+        _ => format!("spec.keepaliveTime {e}"),
+    })?;
     if let Some(m) = &s.max_prefix {
         MaxPrefix::new(m.limit, m.warning_only.unwrap_or(false), m.restart_after)
             .map_err(|e| format!("spec.maxPrefix: {e}"))?;
