@@ -144,6 +144,10 @@ struct AgentArgs {
     /// Where `/metrics` (sart_agent_*), `/healthz` and `/readyz` are served (plain HTTP).
     #[arg(long, default_value = "0.0.0.0:7473")]
     http_addr: std::net::SocketAddr,
+    /// The only namespace BGPPeer passwordSecretRefs may name (and their default): every agent
+    /// can read every Secret there, so keep only BGP passwords in it.
+    #[arg(long, default_value = "sart-bgp-secrets")]
+    password_namespace: String,
 }
 
 fn agent(args: AgentArgs) -> ExitCode {
@@ -166,6 +170,7 @@ fn agent(args: AgentArgs) -> ExitCode {
             )
         }),
         http: args.http_addr,
+        password_namespace: args.password_namespace,
     };
     block_on("agent", |client| async move {
         sartd::kubernetes::agent::run(client, opts)

@@ -4,7 +4,8 @@
 //! bgppeer` shows the session Established, a LoadBalancer Service's address reaches FRR over
 //! BGP and leaves when the Service goes, so does a node's pod block (BlockRequest →
 //! AddressBlock → advertisement), a restarted speaker is configured again by the agent
-//! without help, and a BGPPeer the speaker refuses is reported without holding up the others.
+//! without help, hand-made advertisements outside every pool are never announced, and a
+//! BGPPeer the speaker refuses is reported without holding up the others.
 //! Needs root (network namespaces) and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -18,7 +19,7 @@ use interop::frr::Frr;
 use interop::sartd::{Sartd, sartd_binary};
 use interop::{BgpConfig, Daemon, Family, Link, Neighbor, Netns, wait_route, wait_route_gone};
 use k8s_openapi::api::core::v1::{Node, Service};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
 use serde_json::json;
@@ -215,6 +216,50 @@ async fn service_address_reaches_the_router_through_the_agent() {
         }
     })
     .await;
+
+    // BGPAdvertisements made by hand, asking our peer: one inside the Service pool is announced,
+    // one in no pool is not (whoever can write advertisements cannot make nodes announce any
+    // prefix), nor one inside the pod pool that calls itself a Service's.
+    for (name, cidr) in [
+        ("hand-in-pool", "198.18.220.200/32"),
+        ("hand-outside", "198.18.250.0/24"),
+        ("hand-wrong-type", "198.18.221.192/32"),
+    ] {
+        let ad: BGPAdvertisement = serde_json::from_value(json!({
+            "apiVersion": "sart.terassyi.net/v1alpha2", "kind": "BGPAdvertisement",
+            "metadata": {"name": name},
+            "spec": {"cidr": cidr, "type": "service", "protocol": "ipv4"}
+        }))
+        .unwrap();
+        ads.create(&PostParams::default(), &ad).await.unwrap();
+        ads.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"peers": {PEER: "NotAdvertised"}}})),
+        )
+        .await
+        .unwrap();
+    }
+    wait_route(&frr, "198.18.220.200/32".parse().unwrap(), WAIT, |_| true).unwrap();
+    // Announced in the same sync as the one above, had they been.
+    for refused in ["198.18.250.0/24", "198.18.221.192/32"] {
+        let rib = frr.rib(Family::Ipv4Unicast).unwrap();
+        assert!(
+            rib.paths(&refused.parse().unwrap()).is_empty(),
+            "{refused} announced: {}",
+            rib.summary()
+        );
+    }
+    let agent_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        agent_log.contains("in no AddressPool of its type")
+            && agent_log.contains("198.18.250.0/24"),
+        "{agent_log}"
+    );
+    for name in ["hand-in-pool", "hand-outside", "hand-wrong-type"] {
+        ads.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    wait_route_gone(&frr, "198.18.220.200/32".parse().unwrap(), WAIT).unwrap();
 
     // A pod block for the node (asked for as the CNI side asks): its prefix goes to FRR too.
     ok(apply(

@@ -1,5 +1,5 @@
 //! TCP MD5, graceful restart and BFD from the Kubernetes side: a BGPPeerTemplate names a Secret
-//! for the password and asks for graceful restart and BFD; the controller carries them into the
+//! for the password (only the passwords namespace is read) and asks for graceful restart and BFD; the controller carries them into the
 //! node's BGPPeer and the agent into its speaker, against FRR configured the same way; a change
 //! of the template's BFD timers reaches the speaker. Real API server, `kubectl` for every
 //! object. Needs root and the built binaries.
@@ -37,16 +37,60 @@ async fn password_from_a_secret_graceful_restart_and_bfd_from_crs() {
     let node: IpAddr = lab.node_ip().into();
     let router: IpAddr = lab.router_ip().into();
 
-    // The template names a Secret that does not exist yet: the peer is not configured, and
-    // the agent says why.
+    // The template names a Secret outside the passwords namespace (one that exists): the agent
+    // refuses to read it and says so on the BGPPeer.
+    ok(apply(
+        cluster,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: tor-md5, namespace: kube-system}\nstringData: {password: from-a-secret}\n",
+    ));
     ok(apply(
         cluster,
         &format!(
-            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeerTemplate\nmetadata: {{name: tor-secure}}\nspec:\n  asn: {}\n  addr: {router}\n  passwordSecretRef: {{name: tor-md5}}\n  gracefulRestart: {{restartTime: 30}}\n  bfd: {{intervalMs: 100, multiplier: 3}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: {NODE}}}\nspec:\n  nodeSelector: {{bgp: {NODE}}}\n  asnSelector: {{from: asn, asn: {}}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerTemplateRef: tor-secure}}]\n",
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BGPPeerTemplate\nmetadata: {{name: tor-secure}}\nspec:\n  asn: {}\n  addr: {router}\n  passwordSecretRef: {{name: tor-md5, namespace: kube-system}}\n  gracefulRestart: {{restartTime: 30}}\n  bfd: {{intervalMs: 100, multiplier: 3}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: ClusterBGP\nmetadata: {{name: {NODE}}}\nspec:\n  nodeSelector: {{bgp: {NODE}}}\n  asnSelector: {{from: asn, asn: {}}}\n  routerIdSelector: {{from: internalAddress}}\n  speaker: {{path: \"{}\"}}\n  peers: [{{peerTemplateRef: tor-secure}}]\n",
             lab.router_as,
             lab.node_as,
             lab.speaker.api_addr(),
         ),
+    ));
+    eventually(
+        "the BGPPeer says the namespace is refused",
+        WAIT,
+        || async {
+            let peers = ok(cluster
+                .kubectl()
+                .args([
+                    "get",
+                    "bgppeers",
+                    "-o",
+                    "jsonpath={.items[*].status.conditions[-1:].reason}",
+                ])
+                .output()
+                .unwrap());
+            if peers.contains(&format!("refused by the agent on {NODE}"))
+                && peers.contains("\"kube-system\"")
+                && peers.contains("sart-bgp-secrets")
+            {
+                Ok(())
+            } else {
+                Err(peers)
+            }
+        },
+    )
+    .await;
+    assert!(!lab.frr.is_established(node).unwrap());
+
+    // Without a namespace the reference means the passwords namespace, where the Secret is not
+    // yet: the peer is not configured, and the agent says why.
+    ok(piped(
+        cluster.kubectl().args([
+            "patch",
+            "bgppeertemplate",
+            "tor-secure",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/passwordSecretRef/namespace"}]"#,
+        ]),
+        b"",
     ));
     eventually("the agent reports the missing Secret", WAIT, || async {
         let log = lab.agent_log();
@@ -61,17 +105,9 @@ async fn password_from_a_secret_graceful_restart_and_bfd_from_crs() {
 
     // The Secret arrives: the next resync configures the peer, and only the right password
     // brings the session up.
-    ok(piped(
-        cluster.kubectl().args([
-            "-n",
-            "kube-system",
-            "create",
-            "secret",
-            "generic",
-            "tor-md5",
-            "--from-literal=password=from-a-secret",
-        ]),
-        b"",
+    ok(apply(
+        cluster,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: sart-bgp-secrets}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: tor-md5, namespace: sart-bgp-secrets}\nstringData: {password: from-a-secret}\n",
     ));
     eventually("FRR Established with the node (MD5)", WAIT, || async {
         match lab.frr.is_established(node) {

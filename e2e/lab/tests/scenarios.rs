@@ -1433,3 +1433,232 @@ fn a_pods_forged_packets_change_nothing() {
         "node 1's guard dropped {dropped} packets, not the 85 forged"
     );
 }
+
+/// A kubeconfig that authenticates with `token` only (the admin one would also present its
+/// client certificate, which the API server checks first).
+fn token_kubeconfig(lab: &Lab, name: &str, token: &str) -> PathBuf {
+    let server = lab.kubectl(&[
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let ca = lab.kubectl(&[
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]);
+    let path = lab.dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: lab, cluster: {{server: \"{server}\", certificate-authority-data: {ca}}}}}]\nusers: [{{name: {name}, user: {{token: {token}}}}}]\ncontexts: [{{name: {name}, context: {{cluster: lab, user: {name}}}}}]\ncurrent-context: {name}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    run(Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args))
+}
+
+#[test]
+fn the_agent_may_read_only_peer_passwords_and_change_only_its_own_node() {
+    let lab = Lab::up("agent-rights");
+    // The token node 1's agent pod has: bound to that pod, hence to its node.
+    let agent_pod = lab.kube_system_pod("sartd-agent", NODE1);
+    assert!(!agent_pod.is_empty());
+    let bound = lab.kubectl(&[
+        "-n",
+        "kube-system",
+        "create",
+        "token",
+        "sart-agent",
+        "--bound-object-kind=Pod",
+        &format!("--bound-object-name={agent_pod}"),
+        "--duration=10m",
+    ]);
+    let agent = token_kubeconfig(&lab, "agent-node1", bound.trim());
+    let who = kubectl_as(&agent, &["auth", "whoami", "-o", "json"]);
+    assert!(
+        who.0 && who.1.contains(NODE1) && who.1.contains("authentication.kubernetes.io/node-name"),
+        "{who:?}"
+    );
+
+    // RBAC: passwords from their namespace only, and nothing beyond what the agent's code does.
+    let can = |args: &[&str]| {
+        let (yes, out) = kubectl_as(&agent, &[&["auth", "can-i"], args].concat());
+        // The answer, without kubectl's warnings about the scope asked for.
+        (yes, out.lines().next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        can(&["get", "secrets", "-n", "sart-bgp-secrets"]),
+        (true, "yes".to_owned())
+    );
+    for denied in [
+        &["get", "secrets", "-n", "kube-system"][..],
+        &[
+            "get",
+            "secrets/sart-webhook-server-cert",
+            "-n",
+            "kube-system",
+        ],
+        &["get", "secrets", "-n", "default"],
+        &["list", "secrets", "-n", "sart-bgp-secrets"],
+        &["watch", "secrets", "-n", "sart-bgp-secrets"],
+        &["create", "bgppeers.sart.terassyi.net"],
+        &["delete", "bgppeers.sart.terassyi.net"],
+        &["update", "nodebgps.sart.terassyi.net"],
+        &[
+            "patch",
+            "nodebgps.sart.terassyi.net",
+            "--subresource=status",
+        ],
+        &[
+            "create",
+            "bgpadvertisements.sart.terassyi.net",
+            "-n",
+            "default",
+        ],
+        &["patch", "addresspools.sart.terassyi.net"],
+        &["update", "addressblocks.sart.terassyi.net"],
+        &["create", "addressblocks.sart.terassyi.net"],
+        &["list", "blockrequests.sart.terassyi.net"],
+        &["delete", "pods", "-n", "default"],
+        &["patch", "nodes"],
+    ] {
+        assert_eq!(can(denied), (false, "no".to_owned()), "can-i {denied:?}");
+    }
+
+    // Admission: the node bound into the token decides which objects the agent may change.
+    let blocks = lab.kubectl(&[
+        "get",
+        "addressblocks",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeRef}{\"\\n\"}{end}",
+    ]);
+    let block_of = |node: &str| {
+        blocks
+            .lines()
+            .find_map(|l| l.strip_suffix(&format!(" {node}")))
+            .unwrap_or_else(|| panic!("no block of {node} in {blocks}"))
+            .to_owned()
+    };
+    let (own, other) = (block_of(NODE1), block_of(NODE2));
+    let patch = |kc: &Path, block: &str| {
+        kubectl_as(
+            kc,
+            &[
+                "patch",
+                "addressblock",
+                block,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"used":0}}"#,
+                "--dry-run=server",
+            ],
+        )
+    };
+    let (ok, out) = patch(&agent, &own);
+    assert!(ok, "the agent's own block: {out}");
+    let (ok, out) = patch(&agent, &other);
+    assert!(
+        !ok && out.contains("sart-agent-own-node")
+            && out.contains(&format!(
+                "may change only its own node's addressblocks; {other} belongs to {NODE2}"
+            )),
+        "{out}"
+    );
+    let (ok, out) = kubectl_as(
+        &agent,
+        &["delete", "addressblock", &other, "--dry-run=server"],
+    );
+    assert!(!ok && out.contains("sart-agent-own-node"), "{out}");
+    let request = |node: &str| {
+        format!(
+            "apiVersion: sart.terassyi.net/v1alpha2\nkind: BlockRequest\nmetadata: {{name: probe-{node}}}\nspec: {{pool: default-pod-pool, node: {node}}}\n"
+        )
+    };
+    let create = |kc: &Path, yaml: String| {
+        use std::io::Write;
+        let mut c = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", kc.display()))
+            .args(["create", "--dry-run=server", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = create(&agent, request(NODE1));
+    assert!(ok, "a BlockRequest for the agent's node: {out}");
+    let (ok, out) = create(&agent, request(NODE2));
+    assert!(!ok && out.contains("sart-agent-own-node"), "{out}");
+    let peer_of = |node: &str| {
+        lab.kubectl(&[
+            "get",
+            "bgppeers",
+            "-l",
+            &format!("bgppeer.sart.terassyi.net/node={node}"),
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+    };
+    let status_patch = r#"{"status":{"backoff":0}}"#;
+    let (ok, out) = kubectl_as(
+        &agent,
+        &[
+            "patch",
+            "bgppeer",
+            &peer_of(NODE2),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status_patch,
+            "--dry-run=server",
+        ],
+    );
+    assert!(!ok && out.contains("sart-agent-own-node"), "{out}");
+
+    // The same ServiceAccount's token bound to no pod (as a copied or long-lived one would be)
+    // changes nothing, not even node 1's objects.
+    let unbound = lab.kubectl(&[
+        "-n",
+        "kube-system",
+        "create",
+        "token",
+        "sart-agent",
+        "--duration=10m",
+    ]);
+    let loose = token_kubeconfig(&lab, "agent-unbound", unbound.trim());
+    let (ok, out) = patch(&loose, &own);
+    assert!(!ok && out.contains("not bound to a node"), "{out}");
+
+    // The real agents met none of this: every write they made was their own node's.
+    for node in [NODE1, NODE2] {
+        let log = lab.kube_system_logs("sartd-agent", node, None);
+        assert!(
+            !log.contains("sart-agent-own-node") && !log.contains("forbidden"),
+            "{log}"
+        );
+    }
+}

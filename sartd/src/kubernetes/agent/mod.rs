@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::kubernetes::cache::{self, Task};
 use crate::kubernetes::crd::address_block::NODE_LABEL as BLOCK_NODE_LABEL;
 use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
+use crate::kubernetes::crd::bgp_peer_template::PasswordSecretRef;
 use crate::kubernetes::crd::{
     AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition,
     NodeBGP, PeerState,
@@ -78,6 +79,8 @@ pub struct Options {
     pub cni: Option<(std::path::PathBuf, pods::PodOptions)>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub http: std::net::SocketAddr,
+    /// The only namespace BGPPeer passwords are read from.
+    pub password_namespace: String,
 }
 
 /// What the loops report besides doing their work: CNI readiness, the probes, the metrics.
@@ -133,6 +136,9 @@ struct Caches {
     node_bgps: reflector::Store<NodeBGP>,
     peers: reflector::Store<BGPPeer>,
     ads: reflector::Store<BGPAdvertisement>,
+    pools: reflector::Store<AddressPool>,
+    /// Advertisements refused at the last sync (logged when this changes, not every sync).
+    outside_pools: std::sync::Mutex<BTreeSet<String>>,
 }
 
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
@@ -300,13 +306,21 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
         watcher::Config::default(),
         changed_tx.clone(),
     );
-    let _watchers = [t1, t2, t3];
+    // Which prefixes may be announced at all.
+    let (pools, t4) = cache::watch(
+        Api::<AddressPool>::all(client.clone()),
+        watcher::Config::default(),
+        changed_tx.clone(),
+    );
+    let _watchers = [t1, t2, t3, t4];
     // Held only to be dropped (which stops it) when the speaker changes.
     let mut _follower: Option<Task> = None;
     let caches = Caches {
         node_bgps,
         peers,
         ads,
+        pools,
+        outside_pools: Default::default(),
     };
     cache::ready(&caches.node_bgps)
         .await
@@ -315,6 +329,9 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     cache::ready(&caches.ads)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&caches.pools)
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     info!(node = %opts.node, "agent caches ready");
@@ -442,7 +459,26 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
     let want_peers = plan::want_peers(&all_peers);
     let names: BTreeSet<String> = want_peers.values().map(|w| w.name.clone()).collect();
     let ads: Vec<BGPAdvertisement> = c.ads.state().iter().map(|a| (**a).clone()).collect();
-    let want_paths = plan::want_paths(&ads, &names);
+    let all_pools: Vec<AddressPool> = c.pools.state().iter().map(|p| (**p).clone()).collect();
+    let pools: Vec<(ipnet::IpNet, crate::kubernetes::crd::AddressType)> =
+        crate::kubernetes::controller::pools::validate(&all_pools)
+            .into_values()
+            .flatten()
+            .map(|p| (p.pool.cidr(), p.kind))
+            .collect();
+    let plan::Paths {
+        want: want_paths,
+        outside_pools,
+    } = plan::want_paths(&ads, &names, &pools);
+    {
+        let mut last = c.outside_pools.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != outside_pools {
+            for a in outside_pools.difference(&last) {
+                warn!(advertisement = %a, "not announcing a BGPAdvertisement whose prefix is in no AddressPool of its type");
+            }
+            *last = outside_pools;
+        }
+    }
     let (have, states) = sp.read().await?;
     let steps = plan::plan(&nb.spec, &want_peers, &want_paths, &have)?;
     // Peers the speaker refused (a value out of range): reported on the BGPPeer; the rest of the
@@ -453,15 +489,25 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
         let password = match s {
             plan::Step::AddPeer(w) => match &w.password_secret_ref {
                 None => None,
-                Some(r) => match read_password(client, r).await {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        // The other peers still get configured; this one waits for the Secret.
-                        warn!(peer = %w.name, secret = %r.name, namespace = r.namespace(), error = %e,
-                            "BGPPeer passwordSecretRef: not configuring the peer until its password can be read");
+                Some(r) => {
+                    if let Err(why) = password_namespace(r, &opts.password_namespace) {
+                        warn!(peer = %w.name, error = %why, "BGPPeer passwordSecretRef refused");
+                        refused.insert(
+                            w.name.clone(),
+                            format!("refused by the agent on {}: {why}", opts.node),
+                        );
                         continue;
                     }
-                },
+                    match read_password(client, r, &opts.password_namespace).await {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            // The other peers still get configured; this one waits for the Secret.
+                            warn!(peer = %w.name, secret = %r.name, namespace = %opts.password_namespace, error = %e,
+                                "BGPPeer passwordSecretRef: not configuring the peer until its password can be read");
+                            continue;
+                        }
+                    }
+                }
             },
             _ => None,
         };
@@ -472,7 +518,14 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
             {
                 if let plan::Step::AddPeer(w) = s {
                     warn!(peer = %w.name, error = %status.message(), "the speaker refused the BGPPeer: the node's other peers are configured without it");
-                    refused.insert(w.name.clone(), status.message().to_owned());
+                    refused.insert(
+                        w.name.clone(),
+                        format!(
+                            "refused by the speaker on {}: {}",
+                            opts.node,
+                            status.message()
+                        ),
+                    );
                 }
             }
             Err(e) => return Err(e.into()),
@@ -526,7 +579,7 @@ async fn set_peer_refused(
     let Some(p) = c.peers.get(&reflector::ObjectRef::new(name)) else {
         return Ok(());
     };
-    let reason = format!("refused by the speaker on {}: {why}", opts.node);
+    let reason = why.to_owned();
     let mut status = p.status.clone().unwrap_or_default();
     let mut conds = status.conditions.take().unwrap_or_default();
     if conds.last().is_some_and(|c| c.reason == reason) {
@@ -571,13 +624,25 @@ async fn set_peer_refused(
     Ok(())
 }
 
-/// The TCP MD5 password a BGPPeer names.
+/// Passwords come from one namespace, the only one the agent may read Secrets in: naming another
+/// would read nothing there, and must not read anything elsewhere if RBAC were wider.
+fn password_namespace(r: &PasswordSecretRef, allowed: &str) -> Result<(), String> {
+    match r.namespace_or(allowed) {
+        ns if ns == allowed => Ok(()),
+        ns => Err(format!(
+            "passwordSecretRef names namespace {ns:?}: the agent reads BGP passwords only from {allowed:?} (sartd agent --password-namespace)"
+        )),
+    }
+}
+
+/// The TCP MD5 password a BGPPeer names, from the passwords namespace.
 async fn read_password(
     client: &Client,
-    r: &crate::kubernetes::crd::bgp_peer_template::PasswordSecretRef,
+    r: &PasswordSecretRef,
+    namespace: &str,
 ) -> Result<String, String> {
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client.clone(), r.namespace());
+        kube::Api::namespaced(client.clone(), namespace);
     let secret = api.get(&r.name).await.map_err(|e| e.to_string())?;
     let bytes = secret
         .data
@@ -664,7 +729,26 @@ async fn write_ad_status(
 
 #[cfg(test)]
 mod tests {
-    use super::readiness;
+    use super::{PasswordSecretRef, password_namespace, readiness};
+
+    #[test]
+    fn passwords_only_from_their_namespace() {
+        let r = |ns: Option<&str>| PasswordSecretRef {
+            name: "tor-md5".into(),
+            namespace: ns.map(Into::into),
+            key: None,
+        };
+        assert_eq!(password_namespace(&r(None), "sart-bgp-secrets"), Ok(()));
+        assert_eq!(
+            password_namespace(&r(Some("sart-bgp-secrets")), "sart-bgp-secrets"),
+            Ok(())
+        );
+        let e = password_namespace(&r(Some("kube-system")), "sart-bgp-secrets").unwrap_err();
+        assert!(
+            e.contains("\"kube-system\"") && e.contains("\"sart-bgp-secrets\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn ready_after_a_sync_and_with_the_pods_records() {

@@ -12,7 +12,9 @@ use crate::bgp::config::{BfdConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME, pre
 use crate::kubernetes::crd::bgp_peer_template::{
     BfdSpec, GracefulRestartSpec, MaxPrefixSpec, PasswordSecretRef, PrefixAction, PrefixRuleSpec,
 };
-use crate::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec};
+use crate::kubernetes::crd::{
+    AddressType, AdvertiseStatus, BGPAdvertisement, BGPPeer, NodeBGPSpec,
+};
 
 /// A neighbour as the speaker should have it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,22 +226,54 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
     out
 }
 
+/// What the node originates, and the advertisements it refuses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Paths {
+    pub want: BTreeSet<IpNet>,
+    /// `namespace/name cidr` of advertisements for our peers whose prefix lies in no valid
+    /// AddressPool of their type: whoever can write a BGPAdvertisement must not be able to make
+    /// nodes announce any prefix they like.
+    pub outside_pools: BTreeSet<String>,
+}
+
 /// Prefixes this node must originate: those of advertisements that ask any of `peers` (BGPPeer
-/// names) for `NotAdvertised` or `Advertised`.
-pub fn want_paths(ads: &[BGPAdvertisement], peers: &BTreeSet<String>) -> BTreeSet<IpNet> {
-    ads.iter()
-        .filter(|a| a.metadata.deletion_timestamp.is_none())
-        .filter(|a| {
-            a.status
+/// names) for `NotAdvertised` or `Advertised`, and lie inside one of `pools` of their type.
+pub fn want_paths(
+    ads: &[BGPAdvertisement],
+    peers: &BTreeSet<String>,
+    pools: &[(IpNet, AddressType)],
+) -> Paths {
+    let mut out = Paths::default();
+    for a in ads {
+        let ours = a.metadata.deletion_timestamp.is_none()
+            && a.status
                 .as_ref()
                 .and_then(|s| s.peers.as_ref())
                 .is_some_and(|m| {
                     m.iter()
                         .any(|(peer, st)| peers.contains(peer) && *st != AdvertiseStatus::Withdraw)
-                })
-        })
-        .filter_map(|a| a.spec.cidr.parse::<IpNet>().ok().map(|n| n.trunc()))
-        .collect()
+                });
+        let Some(prefix) = ours
+            .then(|| a.spec.cidr.parse::<IpNet>().ok())
+            .flatten()
+            .map(|n| n.trunc())
+        else {
+            continue;
+        };
+        if pools
+            .iter()
+            .any(|(pool, kind)| *kind == a.spec.ad_type && pool.contains(&prefix))
+        {
+            out.want.insert(prefix);
+        } else {
+            out.outside_pools.insert(format!(
+                "{}/{} {prefix}",
+                a.metadata.namespace.as_deref().unwrap_or_default(),
+                a.metadata.name.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 /// The calls that turn `have` into what the NodeBGP, peers and paths ask for. A neighbour whose
@@ -359,6 +393,13 @@ mod tests {
         )
     }
 
+    fn pools() -> Vec<(IpNet, AddressType)> {
+        vec![
+            ("198.18.100.0/24".parse().unwrap(), AddressType::Service),
+            ("198.18.200.0/24".parse().unwrap(), AddressType::Pod),
+        ]
+    }
+
     fn ad(cidr: &str, peers: &[(&str, AdvertiseStatus)]) -> BGPAdvertisement {
         let mut a = BGPAdvertisement::new(
             "ad",
@@ -384,7 +425,9 @@ mod tests {
                 &[("p1", AdvertiseStatus::NotAdvertised)],
             )],
             &["p1".to_string()].into(),
-        );
+            &pools(),
+        )
+        .want;
         let steps = plan(&node_bgp(), &peers, &paths, &Have::default()).unwrap();
         assert_eq!(steps[0], Step::SetAs(65010));
         assert_eq!(steps[1], Step::SetRouterId("198.18.0.10".parse().unwrap()));
@@ -656,7 +699,39 @@ mod tests {
                 &[("other-node-peer", AdvertiseStatus::NotAdvertised)],
             ),
         ];
-        assert!(want_paths(&ads, &ours).is_empty());
+        assert_eq!(want_paths(&ads, &ours, &pools()), Paths::default());
+    }
+
+    #[test]
+    fn only_prefixes_inside_a_pool_of_their_type_are_originated() {
+        let ours: BTreeSet<String> = ["p1".to_string()].into();
+        let asks = [("p1", AdvertiseStatus::NotAdvertised)];
+        let mut pod_block = ad("198.18.200.0/29", &asks);
+        pod_block.spec.ad_type = AddressType::Pod;
+        let mut vip_as_pod = ad("198.18.100.8/32", &asks);
+        vip_as_pod.spec.ad_type = AddressType::Pod;
+        let ads = [
+            ad("198.18.100.7/32", &asks),
+            pod_block,
+            // Somebody else's prefix, or all of it: in no pool.
+            ad("0.0.0.0/0", &asks),
+            ad("203.0.113.0/24", &asks),
+            // In a pool, but of the other type; and wider than its pool.
+            vip_as_pod,
+            ad("198.18.100.0/23", &asks),
+        ];
+        let p = want_paths(&ads, &ours, &pools());
+        assert_eq!(
+            p.want,
+            ["198.18.100.7/32", "198.18.200.0/29"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect()
+        );
+        assert_eq!(p.outside_pools.len(), 4, "{p:?}");
+        assert!(p.outside_pools.contains("/ad 0.0.0.0/0"), "{p:?}");
+        // Without pools nothing is originated.
+        assert!(want_paths(&ads, &ours, &[]).want.is_empty());
     }
 
     #[test]

@@ -320,8 +320,8 @@ mod tests {
         let spec = &p.spec.peers.unwrap()[0].spec;
         let pw = spec.password_secret_ref.as_ref().unwrap();
         assert_eq!(
-            (pw.name.as_str(), pw.namespace(), pw.key()),
-            ("tor-md5", "kube-system", "password")
+            (pw.name.as_str(), pw.namespace.as_deref(), pw.key()),
+            ("tor-md5", None, "password")
         );
         assert_eq!(
             spec.graceful_restart.as_ref().unwrap().restart_time,

@@ -58,7 +58,8 @@ pub struct BGPPeerTemplateSpec {
 #[serde(rename_all = "camelCase")]
 pub struct PasswordSecretRef {
     pub name: String,
-    /// Default: kube-system, where sart runs.
+    /// Default: the namespace the agent reads passwords from (`--password-namespace`,
+    /// `sart-bgp-secrets` in the manifests), the only one it may name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Default: `password`.
@@ -67,8 +68,9 @@ pub struct PasswordSecretRef {
 }
 
 impl PasswordSecretRef {
-    pub fn namespace(&self) -> &str {
-        self.namespace.as_deref().unwrap_or("kube-system")
+    /// The Secret's namespace, `default` when the reference names none.
+    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(default)
     }
 
     pub fn key(&self) -> &str {
