@@ -1,13 +1,15 @@
 //! Bidirectional Forwarding Detection, asynchronous mode (RFC 5880), for single-hop IP
 //! sessions (RFC 5881) and multihop ones (RFC 5883). Pure: [`packet`] is the control packet
-//! codec, [`session`] the state machine driven by received packets and by the caller's clock
-//! (microseconds on any monotonic scale), [`Hops`] the rules that differ between the two
-//! kinds. Sockets, TTL checks and timers belong to the daemon.
+//! codec, [`auth`] its SHA1 authentication, [`session`] the state machine driven by received
+//! packets and by the caller's clock (microseconds on any monotonic scale), [`Hops`] the rules
+//! that differ between the two kinds. Sockets, TTL checks and timers belong to the daemon.
 
+pub mod auth;
 pub mod packet;
 pub mod session;
 
-pub use packet::{DecodeError, Diagnostic, Packet, State};
+pub use auth::{Auth, AuthError, Key, Method};
+pub use packet::{DecodeError, Diagnostic, Packet, State, Wire};
 pub use session::{Config, Session, Transition};
 
 /// UDP port of single-hop control packets (RFC 5881 §4).

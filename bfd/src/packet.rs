@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::auth::{Method, SHA1_SECTION_LEN, Section};
+
 /// Session states (RFC 5880 §4.1 "Sta").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -112,8 +114,9 @@ impl Diagnostic {
     }
 }
 
-/// A control packet. Intervals are in microseconds, as on the wire. Authentication is not
-/// supported: packets with the A bit are refused by [`Packet::decode`].
+/// A control packet. Intervals are in microseconds, as on the wire. `auth` is the SHA1
+/// authentication section (the A bit); [`Packet::encode`] gives back exactly the octets a
+/// decoded packet came in, which is what its digest covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet {
     pub diag: Diagnostic,
@@ -129,10 +132,40 @@ pub struct Packet {
     pub desired_min_tx: u32,
     pub required_min_rx: u32,
     pub required_min_echo_rx: u32,
+    pub auth: Option<Section>,
 }
 
 /// The mandatory section's length; without authentication it is the whole packet.
 pub const LEN: usize = 24;
+/// With a SHA1 authentication section.
+pub const MAX_LEN: usize = LEN + SHA1_SECTION_LEN as usize;
+
+/// An encoded packet.
+#[derive(Clone, Copy)]
+pub struct Wire {
+    buf: [u8; MAX_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for Wire {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
+impl fmt::Debug for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x?}", &**self)
+    }
+}
 const VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,27 +184,38 @@ pub enum DecodeError {
     ZeroMyDiscriminator,
     #[error("your discriminator 0 in state {0}")]
     ZeroYourDiscriminator(State),
-    #[error("authentication present but not configured")]
-    Authentication,
+    #[error("authentication type {0}: only keyed SHA1 (4) and meticulous keyed SHA1 (5)")]
+    AuthType(u8),
+    #[error("authentication section of {0} octets, not 28")]
+    AuthLength(usize),
 }
 
 impl Packet {
-    pub fn encode(&self) -> [u8; LEN] {
-        let mut b = [0u8; LEN];
+    pub fn encode(&self) -> Wire {
+        let len = if self.auth.is_some() { MAX_LEN } else { LEN };
+        let mut w = Wire {
+            buf: [0u8; MAX_LEN],
+            len,
+        };
+        let b = &mut w.buf;
         b[0] = (VERSION << 5) | self.diag.bits();
         b[1] = (self.state.bits() << 6)
             | (u8::from(self.poll) << 5)
             | (u8::from(self.final_) << 4)
             | (u8::from(self.control_plane_independent) << 3)
+            | (u8::from(self.auth.is_some()) << 2)
             | (u8::from(self.demand) << 1);
         b[2] = self.detect_mult;
-        b[3] = LEN as u8;
+        b[3] = len as u8;
         b[4..8].copy_from_slice(&self.my_discriminator.to_be_bytes());
         b[8..12].copy_from_slice(&self.your_discriminator.to_be_bytes());
         b[12..16].copy_from_slice(&self.desired_min_tx.to_be_bytes());
         b[16..20].copy_from_slice(&self.required_min_rx.to_be_bytes());
         b[20..24].copy_from_slice(&self.required_min_echo_rx.to_be_bytes());
-        b
+        if let Some(a) = &self.auth {
+            a.write(&mut b[LEN..]);
+        }
+        w
     }
 
     /// Decodes and applies the checks of RFC 5880 §6.8.6 that need no session.
@@ -193,9 +237,21 @@ impl Packet {
                 received: b.len(),
             });
         }
-        if auth {
-            return Err(DecodeError::Authentication);
-        }
+        let auth = if auth {
+            // RFC 5880 §4.1: Length covers the authentication section, whose own length is its
+            // second octet; a SHA1 one is exactly 28.
+            let section = &b[LEN..usize::from(length)];
+            let method = section[0];
+            if Method::from_code(method).is_none() {
+                return Err(DecodeError::AuthType(method));
+            }
+            if section.len() != usize::from(SHA1_SECTION_LEN) || section[1] != SHA1_SECTION_LEN {
+                return Err(DecodeError::AuthLength(section.len()));
+            }
+            Section::read(section)
+        } else {
+            None
+        };
         let p = Packet {
             diag: Diagnostic::from_bits(h[0]),
             state: State::from_bits(h[1] >> 6),
@@ -209,6 +265,7 @@ impl Packet {
             desired_min_tx: word(12),
             required_min_rx: word(16),
             required_min_echo_rx: word(20),
+            auth,
         };
         if p.detect_mult == 0 {
             return Err(DecodeError::ZeroDetectMult);
@@ -250,7 +307,7 @@ mod tests {
         assert_eq!(p.desired_min_tx, 1_000_000);
         assert_eq!(p.required_min_rx, 300_000);
         assert_eq!(p.required_min_echo_rx, 50_000);
-        assert_eq!(p.encode(), FRR_DOWN);
+        assert_eq!(&*p.encode(), &FRR_DOWN[..]);
     }
 
     #[test]
@@ -282,6 +339,18 @@ mod tests {
         let mut b = FRR_DOWN;
         b[1] |= 0x04;
         assert!(Packet::decode(&b).is_err());
+        // Simple password (1) and MD5 (2) sections are not ours; a SHA1 one must be 28 octets.
+        let mut b = FRR_DOWN.to_vec();
+        b[1] |= 0x04;
+        b[3] = 24 + 28;
+        b.extend_from_slice(&[2, 28]);
+        b.resize(52, 0);
+        assert_eq!(Packet::decode(&b), Err(DecodeError::AuthType(2)));
+        b[24] = 4;
+        b[25] = 24;
+        assert_eq!(Packet::decode(&b), Err(DecodeError::AuthLength(28)));
+        b[3] = 24 + 24;
+        assert_eq!(Packet::decode(&b), Err(DecodeError::AuthLength(24)));
         assert_eq!(Packet::decode(&FRR_DOWN[..10]), Err(DecodeError::Short(10)));
     }
 
@@ -302,8 +371,30 @@ mod tests {
                 control_plane_independent: flags & 4 != 0, demand: flags & 8 != 0,
                 detect_mult: mult, my_discriminator: my, your_discriminator: your,
                 desired_min_tx: tx, required_min_rx: rx, required_min_echo_rx: echo,
+                auth: None,
             };
             prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        }
+
+        /// Whatever decodes encodes to the octets it came in (the first Length of them): what a
+        /// digest was computed over is what it is checked over.
+        #[test]
+        fn decoded_packets_encode_to_their_octets(b in proptest::collection::vec(any::<u8>(), 24..60),
+                                                  sha1 in any::<bool>(), method in 4u8..6) {
+            let mut b = b;
+            b[0] = 0x20 | (b[0] & 0x1f);
+            if sha1 && b.len() >= 52 {
+                b[1] |= 0x04;
+                b[3] = 52;
+                b[24] = method;
+                b[25] = 28;
+            } else {
+                b[1] &= !0x04;
+                b[3] = 24;
+            }
+            if let Ok(p) = Packet::decode(&b) {
+                prop_assert_eq!(&*p.encode(), &b[..usize::from(b[3])]);
+            }
         }
     }
 }

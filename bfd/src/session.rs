@@ -1,7 +1,8 @@
-//! One BFD session in asynchronous mode (RFC 5880 §6.8), without demand mode, echo or
-//! authentication. Time is the caller's, in microseconds on a monotonic scale: the session
+//! One BFD session in asynchronous mode (RFC 5880 §6.8), without demand mode or echo, with
+//! optional SHA1 authentication (§6.7.4). Time is the caller's, in microseconds on a monotonic scale: the session
 //! says when it next needs attention ([`Session::deadline`]) and what to send.
 
+use crate::auth::Auth;
 use crate::packet::{Diagnostic, Packet, State};
 
 /// Per-session parameters. Intervals in microseconds.
@@ -45,6 +46,10 @@ pub struct Session {
     detect_deadline: Option<u64>,
     rng: u32,
     up_transitions: u64,
+    auth: Option<Auth>,
+    /// Packets for this session dropped by authentication (§6.8.6: the A bit must match the
+    /// session, and §6.7.4).
+    auth_failures: u64,
 }
 
 impl Session {
@@ -70,7 +75,23 @@ impl Session {
             detect_deadline: None,
             rng: local_discr | 1,
             up_transitions: 0,
+            auth: None,
+            auth_failures: 0,
         }
+    }
+
+    /// Sends authenticated packets, and takes only those (§6.8.6).
+    pub fn with_auth(mut self, auth: Auth) -> Session {
+        self.auth = Some(auth);
+        self
+    }
+
+    pub fn auth(&self) -> Option<&Auth> {
+        self.auth.as_ref()
+    }
+
+    pub fn auth_failures(&self) -> u64 {
+        self.auth_failures
     }
 
     pub fn state(&self) -> State {
@@ -143,6 +164,24 @@ impl Session {
     /// discriminator. A peer that really lost its state is caught by the detection time.
     pub fn receive(&mut self, p: &Packet, now: u64) -> Option<Transition> {
         if !self.accepts(p) {
+            return None;
+        }
+        let forget_after = 2 * self.detection_time().max(1);
+        let authentic = match (&mut self.auth, &p.auth) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(a), section) => a
+                .check(
+                    section.as_ref(),
+                    &p.encode(),
+                    p.detect_mult,
+                    now,
+                    forget_after,
+                )
+                .is_ok(),
+        };
+        if !authentic {
+            self.auth_failures += 1;
             return None;
         }
         self.remote_discr = p.my_discriminator;
@@ -228,8 +267,25 @@ impl Session {
         (t, Some(p))
     }
 
-    /// The next control packet as the session stands.
-    pub fn packet(&self) -> Packet {
+    /// The next control packet as the session stands, signed if the session authenticates
+    /// (which advances the sequence number: call it once per packet sent).
+    pub fn packet(&mut self) -> Packet {
+        let mut p = self.unsigned();
+        if let Some(a) = &mut self.auth {
+            p.auth = Some(crate::auth::Section {
+                method: a.method(),
+                key_id: a.key_id(),
+                reserved: 0,
+                sequence: 0,
+                digest: [0; 20],
+            });
+            let mut wire = p.encode();
+            p.auth = Some(a.sign(&mut wire));
+        }
+        p
+    }
+
+    fn unsigned(&self) -> Packet {
         Packet {
             diag: self.diag,
             state: self.state,
@@ -243,6 +299,7 @@ impl Session {
             desired_min_tx: self.desired_min_tx,
             required_min_rx: self.config.required_min_rx,
             required_min_echo_rx: 0,
+            auth: None,
         }
     }
 
@@ -438,5 +495,81 @@ mod tests {
         let (_, reply) = b.poll_timers(5 * MS);
         let reply = reply.unwrap();
         assert!(reply.final_ && !reply.poll);
+    }
+
+    fn sha1(method: crate::Method, key: &[u8], seq: u32) -> Auth {
+        Auth::new(method, crate::Key::new(7, key).unwrap(), seq)
+    }
+
+    #[test]
+    fn authenticated_sessions_come_up_and_take_only_authentic_packets() {
+        use crate::Method::{KeyedSha1, MeticulousKeyedSha1};
+        for method in [KeyedSha1, MeticulousKeyedSha1] {
+            let mut a = Session::new(cfg(100), 1, 0).with_auth(sha1(method, b"secret", 10));
+            let mut b = Session::new(cfg(100), 2, 0).with_auth(sha1(method, b"secret", u32::MAX));
+            exchange(&mut a, &mut b, 0);
+            assert_eq!((a.state(), b.state()), (State::Up, State::Up), "{method:?}");
+            let real = b.packet();
+            assert!(
+                real.auth
+                    .is_some_and(|s| s.method == method && s.key_id == 7)
+            );
+            // The peer's Down with both discriminators right, as anyone one hop away could
+            // send it: unsigned, signed with another key, or with a digest left over.
+            let down = Packet {
+                state: State::Down,
+                diag: Diagnostic::NeighborSignaledSessionDown,
+                ..real
+            };
+            let wrong_key = {
+                let mut other = Session::new(cfg(100), 2, 0).with_auth(sha1(method, b"guess", 11));
+                Packet {
+                    state: State::Down,
+                    your_discriminator: 1,
+                    ..other.packet()
+                }
+            };
+            for p in [Packet { auth: None, ..down }, down, wrong_key] {
+                assert!(a.accepts(&p));
+                assert_eq!(a.receive(&p, 5 * MS), None, "{method:?} {p:?}");
+                assert_eq!(a.state(), State::Up);
+            }
+            assert_eq!(a.auth_failures(), 3);
+            // The real peer's AdminDown, signed, still counts.
+            b.admin_down(6 * MS);
+            let bye = b.packet();
+            let t = a.receive(&bye, 6 * MS).unwrap();
+            assert_eq!(t.diag, Diagnostic::NeighborSignaledSessionDown);
+        }
+    }
+
+    #[test]
+    fn replays_keyed_takes_the_latest_again_meticulous_nothing() {
+        use crate::Method::{KeyedSha1, MeticulousKeyedSha1};
+        for method in [KeyedSha1, MeticulousKeyedSha1] {
+            let mut a = Session::new(cfg(100), 1, 0).with_auth(sha1(method, b"secret", 1));
+            let mut b = Session::new(cfg(100), 2, 0).with_auth(sha1(method, b"secret", 1));
+            exchange(&mut a, &mut b, 0);
+            let (old, latest) = (b.packet(), b.packet());
+            a.receive(&latest, 5 * MS);
+            assert_eq!(a.auth_failures(), 0, "{method:?}");
+            // Behind the last number seen: refused by both.
+            a.receive(&old, 6 * MS);
+            assert_eq!(a.auth_failures(), 1, "{method:?}");
+            // The last number again: within Keyed's window, never Meticulous'.
+            a.receive(&latest, 7 * MS);
+            let want = if method == KeyedSha1 { 1 } else { 2 };
+            assert_eq!(a.auth_failures(), want, "{method:?}");
+            assert_eq!(a.state(), State::Up);
+        }
+    }
+
+    #[test]
+    fn an_unauthenticated_session_drops_signed_packets() {
+        let mut a = Session::new(cfg(100), 1, 0);
+        let mut b = Session::new(cfg(100), 2, 0).with_auth(sha1(crate::Method::KeyedSha1, b"k", 0));
+        exchange(&mut a, &mut b, 0);
+        assert_eq!(a.state(), State::Down);
+        assert!(a.auth_failures() > 0 && b.auth_failures() > 0);
     }
 }

@@ -54,3 +54,36 @@ pub async fn connect(
         }
     }
 }
+
+/// As [`connect`], but nothing is dialled until the first call, and every call has `timeout`;
+/// the channel reconnects by itself.
+pub fn lazy_channel(
+    endpoint: &str,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Endpoint, Uri};
+    match endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+    {
+        Some(path) => {
+            let path = path.to_owned();
+            Ok(Endpoint::from_static("http://sart-speaker")
+                .connect_timeout(connect_timeout)
+                .timeout(timeout)
+                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        tokio::net::UnixStream::connect(path)
+                            .await
+                            .map(hyper_util::rt::TokioIo::new)
+                    }
+                })))
+        }
+        None => Ok(Endpoint::from_shared(endpoint_url(endpoint))?
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .connect_lazy()),
+    }
+}

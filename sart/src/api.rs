@@ -111,8 +111,9 @@ fn family(afi: &str, safi: &str) -> anyhow::Result<v1::AddressFamily> {
 }
 
 async fn client(endpoint: &str) -> anyhow::Result<BgpApiClient<Channel>> {
-    BgpApiClient::connect(proto::endpoint_url(endpoint))
+    proto::connect(endpoint, std::time::Duration::from_secs(5))
         .await
+        .map(BgpApiClient::new)
         .with_context(|| {
             format!("cannot reach the speaker's API at {endpoint} (is `sartd bgp` running?)")
         })
@@ -197,12 +198,25 @@ fn peer_json(p: &v1::Peer) -> Value {
             "peerRestartTime": g.peer_restart_time,
             "stalePaths": g.stale_paths,
         })),
-        "bfd": p.bfd.map(|b| json!({"intervalMs": b.interval_ms, "multiplier": b.multiplier})),
+        "bfd": p.bfd.as_ref().map(|b| json!({
+            "intervalMs": b.interval_ms,
+            "multiplier": b.multiplier,
+            "multihop": b.multihop,
+            "auth": b.auth.as_ref().map(|a| json!({
+                "type": match v1::bfd_auth::Method::try_from(a.method) {
+                    Ok(v1::bfd_auth::Method::KeyedSha1) => "keyed-sha1",
+                    Ok(v1::bfd_auth::Method::MeticulousKeyedSha1) => "meticulous-keyed-sha1",
+                    _ => "unspecified",
+                },
+                "keyId": a.key_id,
+            })),
+        })),
         "bfdStatus": p.bfd_status.as_ref().map(|b| json!({
             "state": b.state,
             "remoteDiagnostic": b.remote_diagnostic,
             "detectTimeMs": b.detect_time_ms,
             "upTransitions": b.up_transitions,
+            "authFailures": b.auth_failures,
         })),
     })
 }

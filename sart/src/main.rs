@@ -50,9 +50,10 @@ struct IpamArgs {
 
 #[derive(clap::Args)]
 struct BgpArgs {
-    /// gRPC endpoint of the speaker.
-    #[arg(short = 'e', long, default_value = "localhost:5000", global = true)]
-    endpoint: String,
+    /// gRPC endpoint of the speaker: `unix:///path` or `host:port`. Default: the manifests'
+    /// socket, /run/sart/bgp.sock, when it exists, else localhost:5000.
+    #[arg(short = 'e', long, global = true)]
+    endpoint: Option<String>,
     /// Seconds to wait for the speaker's answer (not for `watch`, which streams).
     #[arg(long, default_value_t = 10, global = true)]
     timeout: u64,
@@ -83,28 +84,44 @@ enum BgpCommand {
     },
 }
 
+/// Where the manifests put the speaker's API.
+const SPEAKER_SOCKET: &str = "/run/sart/bgp.sock";
+
+fn speaker_endpoint(given: Option<String>) -> String {
+    given.unwrap_or_else(|| {
+        if std::path::Path::new(SPEAKER_SOCKET).exists() {
+            format!("unix://{SPEAKER_SOCKET}")
+        } else {
+            "localhost:5000".to_owned()
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ipam(args) => ipam::run(&args.endpoint, &args.command, cli.output),
-        Command::Bgp(bgp) => match bgp.command {
-            BgpCommand::Decode(args) => decode::run(&args, cli.output),
-            BgpCommand::Global { command } => api::run_global(
-                &bgp.endpoint,
-                &command,
-                cli.output,
-                Duration::from_secs(bgp.timeout),
-            ),
-            BgpCommand::Neighbor { command } => api::run_neighbor(
-                &bgp.endpoint,
-                &command,
-                cli.output,
-                Duration::from_secs(bgp.timeout),
-            ),
-            BgpCommand::Watch { peers, paths } => {
-                api::run_watch(&bgp.endpoint, peers, paths, cli.output)
+        Command::Bgp(bgp) => {
+            let endpoint = speaker_endpoint(bgp.endpoint);
+            match bgp.command {
+                BgpCommand::Decode(args) => decode::run(&args, cli.output),
+                BgpCommand::Global { command } => api::run_global(
+                    &endpoint,
+                    &command,
+                    cli.output,
+                    Duration::from_secs(bgp.timeout),
+                ),
+                BgpCommand::Neighbor { command } => api::run_neighbor(
+                    &endpoint,
+                    &command,
+                    cli.output,
+                    Duration::from_secs(bgp.timeout),
+                ),
+                BgpCommand::Watch { peers, paths } => {
+                    api::run_watch(&endpoint, peers, paths, cli.output)
+                }
             }
-        },
+        }
     };
     match result {
         Ok(code) => code,

@@ -6,3 +6,4 @@ pub mod fib;
 pub mod health;
 pub mod install_cni;
 pub mod kubernetes;
+pub mod unix_socket;

@@ -109,9 +109,10 @@ struct AgentArgs {
     /// This node's name.
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
-    /// The speaker's API when the NodeBGP names none.
-    #[arg(long, default_value = "127.0.0.1:5000")]
-    speaker: String,
+    /// The speaker's API, `unix:///path` or a loopback `address:port`; given, it is used
+    /// whatever the NodeBGP's `speaker.path` says (default: that path, else 127.0.0.1:5000).
+    #[arg(long)]
+    speaker: Option<String>,
     /// Seconds between full resynchronisations with the speaker.
     #[arg(long, default_value_t = 10)]
     resync: u64,

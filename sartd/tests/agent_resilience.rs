@@ -1,8 +1,9 @@
 //! TCP MD5, graceful restart and BFD from the Kubernetes side: a BGPPeerTemplate names a Secret
-//! for the password (only the passwords namespace is read) and asks for graceful restart and BFD; the controller carries them into the
-//! node's BGPPeer and the agent into its speaker, against FRR configured the same way; a change
-//! of the template's BFD timers reaches the speaker. Real API server, `kubectl` for every
-//! object. Needs root and the built binaries.
+//! for the password (only the passwords namespace is read) and asks for graceful restart and
+//! BFD; the controller carries them into the node's BGPPeer and the agent into its speaker,
+//! against FRR configured the same way; a change of the template's BFD timers reaches the
+//! speaker, and so does BFD authentication. Real API server, `kubectl` for every object. Needs
+//! root and the built binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -168,4 +169,37 @@ async fn password_from_a_secret_graceful_restart_and_bfd_from_crs() {
     .await;
     let v = lab.speaker.neighbor(router).unwrap();
     assert_eq!(v["gracefulRestart"]["restartTime"], 30, "{v}");
+
+    // BFD authentication from the template, its key from the passwords namespace: the speaker
+    // signs its packets and drops FRR's, which are not (bfdd has no authentication).
+    ok(apply(
+        cluster,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: tor-bfd, namespace: sart-bgp-secrets}\nstringData: {password: bfd-key-1}\n",
+    ));
+    ok(piped(
+        cluster.kubectl().args([
+            "patch",
+            "bgppeertemplate",
+            "tor-secure",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"bfd":{"authentication":{"type":"meticulous-keyed-sha1","keyId":5,"passwordSecretRef":{"name":"tor-bfd"}}}}}"#,
+        ]),
+        b"",
+    ));
+    eventually("the speaker authenticates BFD", WAIT, || async {
+        let v = lab.speaker.neighbor(router).map_err(|e| e.to_string())?;
+        let auth = &v["bfd"]["auth"];
+        let dropping = v["bfdStatus"]["authFailures"]
+            .as_u64()
+            .is_some_and(|n| n > 0);
+        if auth["type"] == "meticulous-keyed-sha1" && auth["keyId"] == 5 && dropping {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert!(!lab.agent_log().contains("bfd-key-1"));
+    assert!(!lab.speaker.logs().contains("bfd-key-1"));
 }

@@ -92,9 +92,24 @@ impl Bird {
             s.push_str("}\n");
         }
         if cfg.neighbors.iter().any(|n| n.bfd) {
-            s.push_str(
-                "protocol bfd {\n  interface \"*\" { interval 100 ms; multiplier 3; };\n  \
-                 multihop { interval 100 ms; multiplier 3; };\n}\n",
+            // Authentication is per BFD protocol block, not per BGP neighbour (BIRD 2.0).
+            let auth = cfg
+                .neighbors
+                .iter()
+                .find_map(|n| n.bfd_auth.as_ref())
+                .map(|a| {
+                    format!(
+                        " authentication {}keyed sha1; password \"{}\" {{ id {}; }};",
+                        if a.meticulous { "meticulous " } else { "" },
+                        a.password,
+                        a.key_id
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "protocol bfd {{\n  interface \"*\" {{ interval 100 ms; multiplier 3;{auth} }};\n  \
+                 multihop {{ interval 100 ms; multiplier 3;{auth} }};\n}}"
             );
         }
         for n in &cfg.neighbors {

@@ -43,8 +43,8 @@ pub mod wait;
 pub use daemon::{Daemon, DaemonKind, dump_logs};
 pub use error::{Error, Result};
 pub use model::{
-    AddPath, Attributes, BgpConfig, Community, Family, GracefulRestart, LargeCommunity, Neighbor,
-    Origin, Path, Rib, Route, Session, SessionState,
+    AddPath, Attributes, BfdAuth, BgpConfig, Community, Family, GracefulRestart, LargeCommunity,
+    Neighbor, Origin, Path, Rib, Route, Session, SessionState,
 };
 pub use netns::{Link, LinkEnd, Netns};
 pub use wait::{Pending, holds_for, wait_route, wait_route_gone, wait_session, wait_until};

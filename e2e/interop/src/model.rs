@@ -200,6 +200,9 @@ pub struct Neighbor {
     pub bfd: bool,
     /// BFD across routers (RFC 5883), for sessions between loopbacks; implies `bfd`.
     pub bfd_multihop: bool,
+    /// BFD packets signed with SHA1 (RFC 5880 §6.7.4). BIRD has one setting per BFD protocol,
+    /// so its config takes the first neighbour's.
+    pub bfd_auth: Option<BfdAuth>,
     pub route_reflector_client: bool,
     pub max_prefix: Option<u32>,
     /// RFC 9687 send hold time in seconds (sartd only; the others keep their defaults).
@@ -207,6 +210,14 @@ pub struct Neighbor {
     /// Keys of sartd's neighbour YAML written as given (`export: originated`, `import: [...]`):
     /// policy no other daemon's config here shares. Others ignore them.
     pub sartd_keys: Vec<String>,
+}
+
+/// RFC 5880 Keyed SHA1 (4) or Meticulous Keyed SHA1 (5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdAuth {
+    pub meticulous: bool,
+    pub key_id: u8,
+    pub password: String,
 }
 
 impl Neighbor {
@@ -230,6 +241,7 @@ impl Neighbor {
             graceful_restart: None,
             bfd: false,
             bfd_multihop: false,
+            bfd_auth: None,
             route_reflector_client: false,
             max_prefix: None,
             send_hold_time: None,
@@ -266,6 +278,16 @@ impl Neighbor {
     /// Single-hop BFD (RFC 5881) with this neighbour.
     pub fn bfd(mut self) -> Neighbor {
         self.bfd = true;
+        self
+    }
+
+    /// SHA1-authenticated BFD (keyed, or meticulous keyed) with this key id and password.
+    pub fn bfd_auth(mut self, meticulous: bool, key_id: u8, password: &str) -> Neighbor {
+        self.bfd_auth = Some(BfdAuth {
+            meticulous,
+            key_id,
+            password: password.to_owned(),
+        });
         self
     }
 

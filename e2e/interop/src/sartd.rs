@@ -424,9 +424,21 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
         );
     }
     if n.bfd {
+        let auth = n
+            .bfd_auth
+            .as_ref()
+            .map(|a| {
+                format!(
+                    ", auth: {{type: {}keyed-sha1, key_id: {}, password: \"{}\"}}",
+                    if a.meticulous { "meticulous-" } else { "" },
+                    a.key_id,
+                    a.password
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "    bfd: {{interval_ms: 100, multiplier: 3, multihop: {}}}",
+            "    bfd: {{interval_ms: 100, multiplier: 3, multihop: {}{auth}}}",
             n.bfd_multihop
         );
     }

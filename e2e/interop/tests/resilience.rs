@@ -946,3 +946,129 @@ fn fib_keeps_a_previous_runs_routes_until_the_rib_converges() {
     );
     assert!(dut.logs().contains("RIB converged after start"));
 }
+
+/// BFD authentication (RFC 5880 §6.7.4) with BIRD, which implements it: one BIRD with Keyed
+/// SHA1, one with Meticulous Keyed SHA1, single hop. Both sessions come up, the key is shown
+/// nowhere. sartd restarted with the wrong keys (another password for one, another key id for
+/// the other) never brings BFD up: it counts the packets it drops, and BIRD says why it drops
+/// sartd's.
+#[test]
+fn bfd_authentication_keyed_and_meticulous_sha1_with_bird() {
+    require_root();
+    let dut_ns = Netns::new("bfdauth").unwrap();
+    let (kns, mns) = (
+        Netns::new("bfdkeyed").unwrap(),
+        Netns::new("bfdmeti").unwrap(),
+    );
+    let lk = Link::veth(&dut_ns, &kns, 96).unwrap();
+    let lm = Link::veth(&dut_ns, &mns, 97).unwrap();
+    let (k, m): (IpAddr, IpAddr) = (lk.b.ipv4().into(), lm.b.ipv4().into());
+    let dut_config = |keyed: (u8, &str), meticulous: (u8, &str)| {
+        BgpConfig::new(65096, lk.a.ipv4())
+            .neighbor(
+                Neighbor::new(k, 65097, &V4)
+                    .hold_time(9)
+                    .bfd()
+                    .bfd_auth(false, keyed.0, keyed.1),
+            )
+            .neighbor(Neighbor::new(m, 65098, &V4).hold_time(9).bfd().bfd_auth(
+                true,
+                meticulous.0,
+                meticulous.1,
+            ))
+    };
+    let mut dut = Sartd::start(
+        &dut_ns,
+        "sartd",
+        dut_config((3, "keyed-secret"), (9, "meticulous-secret")),
+    )
+    .unwrap();
+    let keyed = interop::bird::Bird::start(
+        &kns,
+        "keyed",
+        BgpConfig::new(65097, lk.b.ipv4()).neighbor(
+            Neighbor::new(lk.a.ipv4().into(), 65096, &V4)
+                .hold_time(9)
+                .bfd()
+                .bfd_auth(false, 3, "keyed-secret"),
+        ),
+    )
+    .unwrap();
+    let meti = interop::bird::Bird::start(
+        &mns,
+        "meticulous",
+        BgpConfig::new(65098, lm.b.ipv4()).neighbor(
+            Neighbor::new(lm.a.ipv4().into(), 65096, &V4)
+                .hold_time(9)
+                .bfd()
+                .bfd_auth(true, 9, "meticulous-secret"),
+        ),
+    )
+    .unwrap();
+    for (peer, b, method) in [
+        (k, &keyed, "keyed-sha1"),
+        (m, &meti, "meticulous-keyed-sha1"),
+    ] {
+        wait_session(&dut, peer, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", b.logs()));
+        wait_until(
+            "authenticated BFD up at sartd",
+            ROUTE,
+            Duration::from_millis(100),
+            || match bfd_state(&dut, peer).as_str() {
+                "Up" => Ok(()),
+                s => Err(Pending(s.to_owned())),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), b.logs()));
+        let sessions = b.birdc(&["show", "bfd", "sessions"]).unwrap();
+        assert!(
+            sessions
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("Up")),
+            "{sessions}"
+        );
+        let v = dut.neighbor(peer).unwrap();
+        assert_eq!(v["bfd"]["auth"]["type"], method, "{v}");
+        assert_eq!(v["bfdStatus"]["authFailures"], 0, "{v}");
+        assert!(!v.to_string().contains("secret"), "{v}");
+    }
+    assert!(!dut.logs().contains("keyed-secret") && !dut.logs().contains("meticulous-secret"));
+
+    // The wrong keys: BFD never comes up again, on either side.
+    dut.stop();
+    drop(dut);
+    let dut = Sartd::start(
+        &dut_ns,
+        "sartd-wrong",
+        dut_config((3, "not-the-secret"), (8, "meticulous-secret")),
+    )
+    .unwrap();
+    for (peer, b, why) in [
+        (k, &keyed, "wrong authentication code"),
+        (m, &meti, "no suitable password found"),
+    ] {
+        wait_until(
+            "sartd drops the peer's packets",
+            ROUTE,
+            Duration::from_millis(200),
+            || {
+                let v = dut.neighbor(peer).map_err(|e| Pending(e.to_string()))?;
+                if v["bfdStatus"]["authFailures"].as_u64() > Some(3) {
+                    Ok(())
+                } else {
+                    Err(Pending(v.to_string()))
+                }
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
+        assert_ne!(bfd_state(&dut, peer), "Up");
+        wait_until("BIRD says why", ROUTE, Duration::from_millis(200), || {
+            if b.logs().contains(why) {
+                Ok(())
+            } else {
+                Err(Pending(String::new()))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", b.logs()));
+    }
+}

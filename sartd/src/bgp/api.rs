@@ -316,12 +316,22 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
             interval_ms: b.interval_ms,
             multiplier: u32::from(b.multiplier),
             multihop: b.hops == bfd::Hops::Multi,
+            auth: b.auth.map(|a| v1::BfdAuth {
+                method: match a.method {
+                    bfd::Method::KeyedSha1 => v1::bfd_auth::Method::KeyedSha1,
+                    bfd::Method::MeticulousKeyedSha1 => v1::bfd_auth::Method::MeticulousKeyedSha1,
+                } as i32,
+                key_id: u32::from(a.key.id()),
+                // Write-only.
+                password: String::new(),
+            }),
         }),
         bfd_status: n.bfd.as_ref().map(|b| v1::BfdStatus {
             state: b.state.to_string(),
             remote_diagnostic: b.remote_diagnostic.to_string(),
             detect_time_ms: b.detect_time_ms,
             up_transitions: b.up_transitions,
+            auth_failures: b.auth_failures,
         }),
         graceful_restart_status: n
             .config
@@ -580,12 +590,28 @@ impl BgpApi for Api {
                 .bfd
                 .map(|b| {
                     let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
-                    BfdConfig::new(
+                    let mut c = BfdConfig::new(
                         nonzero(b.interval_ms),
                         nonzero(b.multiplier),
                         Some(b.multihop),
                     )
-                    .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))
+                    .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))?;
+                    if let Some(a) = &b.auth {
+                        let method = match v1::bfd_auth::Method::try_from(a.method) {
+                            Ok(v1::bfd_auth::Method::KeyedSha1) => "keyed-sha1",
+                            Ok(v1::bfd_auth::Method::MeticulousKeyedSha1) => {
+                                "meticulous-keyed-sha1"
+                            }
+                            _ => "unspecified",
+                        };
+                        c.auth = Some(
+                            crate::bgp::config::BfdAuth::new(method, a.key_id, &a.password)
+                                .map_err(|(k, e)| {
+                                    Status::invalid_argument(format!("bfd.auth.{k}: {e}"))
+                                })?,
+                        );
+                    }
+                    Ok::<_, Status>(c)
                 })
                 .transpose()?,
         };

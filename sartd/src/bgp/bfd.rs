@@ -108,7 +108,14 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                                     required_min_rx: config.interval_ms.saturating_mul(1000),
                                     detect_mult: config.multiplier,
                                 };
-                                let session = Session::new(cfg, next_discr, now());
+                                let mut session = Session::new(cfg, next_discr, now());
+                                if let Some(a) = config.auth {
+                                    session = session.with_auth(bfd::Auth::new(
+                                        a.method,
+                                        a.key,
+                                        random_u32(),
+                                    ));
+                                }
                                 by_discr.insert(next_discr, peer);
                                 let entry = Entry {
                                     session,
@@ -121,6 +128,7 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                                 }
                                 info!(%peer, interval_ms = config.interval_ms,
                                       multiplier = config.multiplier, hops = config.hops.name(),
+                                      auth = config.auth.map_or("none", |a| a.method.name()),
                                       "BFD session added");
                                 changed = true;
                             }
@@ -172,6 +180,7 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                                 remote_diagnostic: e.session.remote_diagnostic().name(),
                                 detect_time_ms: (e.session.detection_time() / 1000) as u32,
                                 up_transitions: e.session.up_transitions(),
+                                auth_failures: e.session.auth_failures(),
                             },
                         )
                     })
@@ -243,12 +252,15 @@ async fn handle(
         }
         return false;
     }
-    let before = e.session.state();
+    let before = (e.session.state(), e.session.auth_failures());
     let t = e.session.receive(&p, now);
     if let Some(t) = t {
         report(events, peer, t).await;
     }
-    t.is_some() || before != e.session.state()
+    if e.session.auth_failures() != before.1 {
+        debug!(%peer, "BFD packet dropped: authentication failed");
+    }
+    t.is_some() || before != (e.session.state(), e.session.auth_failures())
 }
 
 /// Opens the receivers of `hops`; a failure matters (a warning) only for the kind a session
@@ -407,6 +419,17 @@ async fn transmitter(
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no free source port")))
+}
+
+/// bfd.XmitAuthSeq's first value must be random (RFC 5880 §6.8.1), so that packets of an
+/// earlier run cannot be replayed to the peer.
+fn random_u32() -> u32 {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => u32::from_ne_bytes(b),
+        Err(_) => discriminator_seed().rotate_left(7),
+    }
 }
 
 /// A starting point for local discriminators that differs between runs, so a restarted

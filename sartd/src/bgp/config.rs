@@ -119,6 +119,17 @@ struct RawBfd {
     interval_ms: Option<u32>,
     multiplier: Option<u32>,
     multihop: Option<bool>,
+    auth: Option<RawBfdAuth>,
+}
+
+/// `auth: {type: meticulous-keyed-sha1, key_id: 1, password: "…"}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBfdAuth {
+    #[serde(rename = "type")]
+    method: String,
+    key_id: u32,
+    password: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,6 +355,41 @@ pub struct BfdConfig {
     /// Multihop (RFC 5883) for peers that are not directly connected, such as a router's
     /// loopback: FRR picks it for iBGP over loopbacks, BIRD for every `multihop` BGP peer.
     pub hops: bfd::Hops,
+    /// RFC 5880 §6.7.4; `None`: unauthenticated.
+    pub auth: Option<BfdAuth>,
+}
+
+/// The key's `Debug` never shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdAuth {
+    pub method: bfd::Method,
+    pub key: bfd::Key,
+}
+
+impl BfdAuth {
+    /// `method` as BIRD spells it, with dashes: `keyed-sha1` or `meticulous-keyed-sha1`.
+    /// Errors name the key.
+    pub fn new(
+        method: &str,
+        key_id: u32,
+        password: &str,
+    ) -> Result<BfdAuth, (&'static str, String)> {
+        let method = match method {
+            "keyed-sha1" => bfd::Method::KeyedSha1,
+            "meticulous-keyed-sha1" => bfd::Method::MeticulousKeyedSha1,
+            m => {
+                return Err((
+                    "type",
+                    format!("{m:?}: keyed-sha1 or meticulous-keyed-sha1"),
+                ));
+            }
+        };
+        let id = u8::try_from(key_id)
+            .map_err(|_| ("key_id", format!("{key_id}: must be 0-255 (RFC 5880 §4.4)")))?;
+        let key =
+            bfd::Key::new(id, password.as_bytes()).map_err(|e| ("password", e.to_string()))?;
+        Ok(BfdAuth { method, key })
+    }
 }
 
 impl Default for BfdConfig {
@@ -352,6 +398,7 @@ impl Default for BfdConfig {
             interval_ms: 300,
             multiplier: 3,
             hops: bfd::Hops::Single,
+            auth: None,
         }
     }
 }
@@ -621,8 +668,15 @@ fn graceful_restart(key: &str, g: RawGracefulRestart) -> Result<GracefulRestart,
 }
 
 fn bfd(key: &str, b: RawBfd) -> Result<BfdConfig, ConfigError> {
-    BfdConfig::new(b.interval_ms, b.multiplier, b.multihop)
-        .map_err(|(k, e)| err(format!("{key}.{k}"), e))
+    let mut c = BfdConfig::new(b.interval_ms, b.multiplier, b.multihop)
+        .map_err(|(k, e)| err(format!("{key}.{k}"), e))?;
+    if let Some(a) = b.auth {
+        c.auth = Some(
+            BfdAuth::new(&a.method, a.key_id, &a.password)
+                .map_err(|(k, e)| err(format!("{key}.auth.{k}"), e))?,
+        );
+    }
+    Ok(c)
 }
 
 impl GracefulRestart {
@@ -667,6 +721,7 @@ impl BfdConfig {
             } else {
                 bfd::Hops::Single
             },
+            auth: None,
         })
     }
 }
@@ -836,7 +891,7 @@ paths:
         assert_eq!(c.paths[0].attributes.local_pref, Some(200));
     }
 
-    /// The issue's names: per-neighbour `password`, `graceful_restart` and `bfd` (present =
+    /// sart's names: per-neighbour `password`, `graceful_restart` and `bfd` (present =
     /// enabled, defaults filled in), top-level `graceful_restart`; a password never shows in
     /// `Debug`.
     #[test]
@@ -848,7 +903,7 @@ router_id: 10.0.0.1
 graceful_restart: {restart_time: 30}
 neighbors:
   - {asn: 65001, address: 10.0.0.2, password: "s3cret", graceful_restart: {}, bfd: {}}
-  - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5, multihop: true}}
+  - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5, multihop: true, auth: {type: meticulous-keyed-sha1, key_id: 7, password: "bfd-s3cret"}}}
   - {asn: 65003, address: 10.0.0.4}
 "#,
         )
@@ -865,6 +920,7 @@ neighbors:
             Some(&b"s3cret"[..])
         );
         assert!(!format!("{a:?}").contains("s3cret"));
+        assert!(!format!("{b:?}").contains("s3cret"));
         assert_eq!(
             a.graceful_restart,
             Some(GracefulRestart {
@@ -882,6 +938,10 @@ neighbors:
                 interval_ms: 100,
                 multiplier: 5,
                 hops: bfd::Hops::Multi,
+                auth: Some(BfdAuth {
+                    method: bfd::Method::MeticulousKeyedSha1,
+                    key: bfd::Key::new(7, b"bfd-s3cret").unwrap(),
+                }),
             })
         );
         assert!(
@@ -1003,6 +1063,18 @@ neighbors:
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {multiplier: 0}}]",
                 "neighbors[0].bfd.multiplier",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {auth: {type: md5, key_id: 1, password: x}}}]",
+                "neighbors[0].bfd.auth.type",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {auth: {type: keyed-sha1, key_id: 256, password: x}}}]",
+                "neighbors[0].bfd.auth.key_id",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {auth: {type: keyed-sha1, key_id: 1, password: 123456789012345678901}}}]",
+                "neighbors[0].bfd.auth.password",
             ),
             (
                 "graceful_restart: {restart_time: 0}",

@@ -33,9 +33,9 @@ pub struct Args {
     /// Router id (overrides the file).
     #[arg(short = 'r', long)]
     pub router_id: Option<Ipv4Addr>,
-    /// gRPC API listen address.
+    /// gRPC API: `unix:///path` (a socket only root can connect to) or `address:port`.
     #[arg(long, default_value = "127.0.0.1:5000")]
-    pub api_addr: SocketAddr,
+    pub api_addr: ApiListen,
     /// Prometheus metrics (`/metrics`) and health (`/healthz`) listen address.
     #[arg(long, default_value = "127.0.0.1:7472")]
     pub metrics_addr: SocketAddr,
@@ -53,7 +53,43 @@ pub struct Args {
     pub exporter: Option<String>,
 }
 
-/// Config errors exit with 2, as the issue asks; runtime failures with 1.
+/// Where the gRPC API listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiListen {
+    Tcp(SocketAddr),
+    /// Mode 0600: only root (the agent) can drive the speaker; on the node's file system, so
+    /// no pod reaches it by sharing the node's network namespace.
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ApiListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s
+            .strip_prefix("unix://")
+            .or_else(|| s.strip_prefix("unix:"))
+        {
+            Some(p) if p.starts_with('/') => Ok(ApiListen::Unix(p.into())),
+            Some(p) => Err(format!("{p:?}: a unix socket path must be absolute")),
+            None => s
+                .parse()
+                .map(ApiListen::Tcp)
+                .map_err(|_| format!("{s:?}: neither unix:///path nor address:port")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiListen::Tcp(a) => write!(f, "{a}"),
+            ApiListen::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Config errors exit with 2, runtime failures with 1.
 pub fn main(args: Args) -> ExitCode {
     let mut config = match &args.file {
         None => config::Config::default(),
@@ -128,7 +164,7 @@ const BATCH: usize = 4;
 async fn run(
     config: config::Config,
     port: u16,
-    api_addr: SocketAddr,
+    api_addr: ApiListen,
     metrics_addr: SocketAddr,
     fib_table: Option<u32>,
 ) -> anyhow::Result<()> {
@@ -147,20 +183,30 @@ async fn run(
 
     let (session_tx, mut session_rx) = mpsc::channel(1024);
     let (api_tx, mut api_rx) = mpsc::channel(64);
-    let api_listener = tokio::net::TcpListener::bind(api_addr)
-        .await
-        .with_context(|| format!("listening on the API address {api_addr}"))?;
-    let api = api::Api { tx: api_tx };
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(api_listener);
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(proto::v1::bgp_api_server::BgpApiServer::new(api))
-            .serve_with_incoming(incoming)
-            .await
-        {
-            error!(error = %e, "API server stopped");
+    let api = proto::v1::bgp_api_server::BgpApiServer::new(api::Api { tx: api_tx });
+    let server = tonic::transport::Server::builder().add_service(api);
+    match &api_addr {
+        ApiListen::Tcp(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("listening on the API address {a}"))?;
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming(incoming).await {
+                    error!(error = %e, "API server stopped");
+                }
+            });
         }
-    });
+        ApiListen::Unix(p) => {
+            let l = crate::unix_socket::bind(p).context("listening on the API socket")?;
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming(incoming).await {
+                    error!(error = %e, "API server stopped");
+                }
+            });
+        }
+    }
     info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, metrics = %metrics_addr,
         "sartd bgp started");
 
@@ -212,4 +258,28 @@ async fn run(
     speaker.exit("sartd is shutting down").await;
     speaker.exit_fib().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::ApiListen;
+
+    #[test]
+    fn api_listens_on_a_socket_or_an_address() {
+        assert_eq!(
+            "unix:///run/sart/bgp.sock".parse::<ApiListen>(),
+            Ok(ApiListen::Unix("/run/sart/bgp.sock".into()))
+        );
+        assert_eq!(
+            "127.0.0.1:5000".parse::<ApiListen>(),
+            Ok(ApiListen::Tcp("127.0.0.1:5000".parse().unwrap()))
+        );
+        assert!("unix:bgp.sock".parse::<ApiListen>().is_err());
+        assert!("localhost".parse::<ApiListen>().is_err());
+        assert_eq!(
+            ApiListen::Unix("/run/sart/bgp.sock".into()).to_string(),
+            "unix:///run/sart/bgp.sock"
+        );
+    }
 }

@@ -97,6 +97,7 @@ pub struct BfdView {
     pub remote_diagnostic: &'static str,
     pub detect_time_ms: u32,
     pub up_transitions: u64,
+    pub auth_failures: u64,
 }
 
 /// One path as the API shows it.

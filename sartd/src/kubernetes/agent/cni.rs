@@ -6,8 +6,7 @@
 //! announced): until then STATUS says so and ADD answers UNAVAILABLE (the runtime retries). DEL,
 //! CHECK and GC are served as soon as the records are back. The work is in [`super::pods`].
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -62,13 +61,8 @@ impl Readiness {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("CNI socket {path}: {source}")]
-    Socket {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("CNI socket {0} exists and is not a socket")]
-    NotASocket(PathBuf),
+    #[error("CNI socket: {0}")]
+    Socket(#[from] crate::unix_socket::Error),
     #[error("CNI server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -208,27 +202,6 @@ impl CniApi for Server {
     }
 }
 
-/// Replaces a stale socket of an earlier run; refuses to remove anything that is not a socket.
-fn bind(path: &Path) -> Result<tokio::net::UnixListener, Error> {
-    let io = |source| Error::Socket {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(io)?,
-        Ok(_) => return Err(Error::NotASocket(path.to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
-    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
-    // Only root (the container runtime) may ask for pod set-up.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    Ok(listener)
-}
-
 /// Serves until the process ends.
 pub async fn serve(
     path: PathBuf,
@@ -236,7 +209,8 @@ pub async fn serve(
     pods: Arc<PodNetwork>,
     metrics: super::metrics::Metrics,
 ) -> Result<(), Error> {
-    let listener = bind(&path)?;
+    // Only root (the container runtime) may ask for pod set-up.
+    let listener = crate::unix_socket::bind(&path)?;
     info!(socket = %path.display(), "CNI server listening");
     tonic::transport::Server::builder()
         .add_service(CniApiServer::new(Server {

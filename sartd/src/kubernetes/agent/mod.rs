@@ -39,7 +39,7 @@ use crate::kubernetes::crd::{
     AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition,
     NodeBGP, PeerState,
 };
-use speaker::{Speaker, SpeakerError};
+use speaker::{Secrets, Speaker, SpeakerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -68,11 +68,15 @@ pub enum Error {
     },
 }
 
+/// Where the speaker is when neither `--speaker` nor the NodeBGP says.
+pub const DEFAULT_SPEAKER: &str = "127.0.0.1:5000";
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub node: String,
-    /// The speaker's API when the NodeBGP does not name one.
-    pub speaker: String,
+    /// The speaker's API (`--speaker`): used whatever the NodeBGP says. `None`: the NodeBGP's
+    /// `speaker.path`, else [`DEFAULT_SPEAKER`].
+    pub speaker: Option<String>,
     /// Full resynchronisation period.
     pub resync: Duration,
     /// Serve `sart-cni` on this unix socket (`--mode cni|dual`), with these pod settings.
@@ -346,7 +350,12 @@ async fn sync_loop(client: Client, opts: Options, report: Report) -> Result<(), 
         let endpoint = caches
             .node_bgps
             .get(&reflector::ObjectRef::new(&opts.node))
-            .map_or_else(|| opts.speaker.clone(), |nb| nb.spec.speaker.path.clone());
+            .map(|nb| nb.spec.speaker.path.clone());
+        let endpoint = opts
+            .speaker
+            .clone()
+            .or(endpoint)
+            .unwrap_or_else(|| DEFAULT_SPEAKER.to_owned());
         let timeout = caches
             .node_bgps
             .get(&reflector::ObjectRef::new(&opts.node))
@@ -451,7 +460,7 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
         }
         for s in &steps {
             info!(step = ?s, "speaker (no NodeBGP for this node)");
-            sp.apply(s, None).await?;
+            sp.apply(s, Secrets::default()).await?;
         }
         return Ok(0);
     };
@@ -486,32 +495,51 @@ async fn sync(client: &Client, opts: &Options, c: &Caches, sp: &Speaker) -> Resu
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
     for s in &steps {
         info!(step = ?s, "speaker");
-        let password = match s {
-            plan::Step::AddPeer(w) => match &w.password_secret_ref {
-                None => None,
-                Some(r) => {
+        let secrets = match s {
+            plan::Step::AddPeer(w) => {
+                let refs = [
+                    ("passwordSecretRef", w.password_secret_ref.as_ref()),
+                    (
+                        "bfd.authentication.passwordSecretRef",
+                        w.bfd
+                            .as_ref()
+                            .and_then(|b| b.authentication.as_ref())
+                            .map(|a| &a.password_secret_ref),
+                    ),
+                ];
+                let mut read = [None, None];
+                let mut wait = false;
+                for ((field, r), out) in refs.into_iter().zip(&mut read) {
+                    let Some(r) = r else { continue };
                     if let Err(why) = password_namespace(r, &opts.password_namespace) {
-                        warn!(peer = %w.name, error = %why, "BGPPeer passwordSecretRef refused");
+                        warn!(peer = %w.name, error = %why, "BGPPeer {field} refused");
                         refused.insert(
                             w.name.clone(),
-                            format!("refused by the agent on {}: {why}", opts.node),
+                            format!("refused by the agent on {}: {field}: {why}", opts.node),
                         );
-                        continue;
+                        wait = true;
+                        break;
                     }
                     match read_password(client, r, &opts.password_namespace).await {
-                        Ok(p) => Some(p),
+                        Ok(p) => *out = Some(p),
                         Err(e) => {
                             // The other peers still get configured; this one waits for the Secret.
                             warn!(peer = %w.name, secret = %r.name, namespace = %opts.password_namespace, error = %e,
-                                "BGPPeer passwordSecretRef: not configuring the peer until its password can be read");
-                            continue;
+                                "BGPPeer {field}: not configuring the peer until its password can be read");
+                            wait = true;
+                            break;
                         }
                     }
                 }
-            },
-            _ => None,
+                if wait {
+                    continue;
+                }
+                let [md5, bfd] = read;
+                Secrets { md5, bfd }
+            }
+            _ => Secrets::default(),
         };
-        match sp.apply(s, password).await {
+        match sp.apply(s, secrets).await {
             Ok(()) => {}
             Err(SpeakerError::Call { status, .. })
                 if matches!(s, plan::Step::AddPeer(_)) && refusal(&status) =>
@@ -630,7 +658,7 @@ fn password_namespace(r: &PasswordSecretRef, allowed: &str) -> Result<(), String
     match r.namespace_or(allowed) {
         ns if ns == allowed => Ok(()),
         ns => Err(format!(
-            "passwordSecretRef names namespace {ns:?}: the agent reads BGP passwords only from {allowed:?} (sartd agent --password-namespace)"
+            "namespace {ns:?}: the agent reads BGP passwords only from {allowed:?} (sartd agent --password-namespace)"
         )),
     }
 }

@@ -46,6 +46,10 @@ impl WantPeer {
                 interval_ms: b.interval_ms.unwrap_or(bfd_default.interval_ms),
                 multiplier: b.multiplier.unwrap_or(u32::from(bfd_default.multiplier)),
                 multihop: b.multihop.unwrap_or(false),
+                auth: b
+                    .authentication
+                    .as_ref()
+                    .map(|a| (a.auth_type.name(), a.key_id)),
             }),
             hold_time: self
                 .hold_time
@@ -134,6 +138,9 @@ pub struct BfdKnobs {
     pub interval_ms: u32,
     pub multiplier: u32,
     pub multihop: bool,
+    /// Method and key id; the key itself is never reported back (a new one takes effect when
+    /// the peer is re-created, as a new TCP MD5 password does).
+    pub auth: Option<(&'static str, u32)>,
 }
 
 /// A neighbour as the speaker has it.
@@ -180,7 +187,7 @@ pub enum Step {
     SetRouterId(Ipv4Addr),
     MultiPath(bool),
     DeletePeer(IpAddr),
-    AddPeer(WantPeer),
+    AddPeer(Box<WantPeer>),
     AddPath(IpNet),
     DeletePath(IpNet),
 }
@@ -318,7 +325,7 @@ pub fn plan(
     for (addr, w) in peers {
         let present = have.peers.iter().any(|h| h.address == *addr && h.is(w));
         if !present {
-            steps.push(Step::AddPeer(w.clone()));
+            steps.push(Step::AddPeer(Box::new(w.clone())));
         }
     }
     Ok(steps)
@@ -497,7 +504,7 @@ mod tests {
                 Step::DeletePeer("198.18.0.1".parse().unwrap()),
                 Step::DeletePeer("198.18.0.9".parse().unwrap()),
                 Step::DeletePath("198.18.100.9/32".parse().unwrap()),
-                Step::AddPeer(peers.values().next().unwrap().clone()),
+                Step::AddPeer(Box::new(peers.values().next().unwrap().clone())),
             ]
         );
     }
@@ -510,6 +517,7 @@ mod tests {
             interval_ms: Some(100),
             multiplier: None,
             multihop: Some(true),
+            authentication: None,
         });
         let peers = want_peers(&[p.clone()]);
         let paths = BTreeSet::new();
@@ -520,6 +528,7 @@ mod tests {
                 interval_ms: 100,
                 multiplier: 3,
                 multihop: true,
+                auth: None,
             }),
             ..Knobs::default()
         };
@@ -539,7 +548,7 @@ mod tests {
         assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
         let again = vec![
             Step::DeletePeer("198.18.0.1".parse().unwrap()),
-            Step::AddPeer(peers.values().next().unwrap().clone()),
+            Step::AddPeer(Box::new(peers.values().next().unwrap().clone())),
         ];
         // The speaker has other BFD timers, no BFD, or no graceful restart: added again.
         for knobs in [
@@ -559,6 +568,14 @@ mod tests {
             },
             Knobs {
                 bfd: None,
+                ..reported.clone()
+            },
+            // Authentication the BGPPeer does not ask for.
+            Knobs {
+                bfd: Some(BfdKnobs {
+                    auth: Some(("keyed-sha1", 1)),
+                    ..reported.bfd.unwrap()
+                }),
                 ..reported.clone()
             },
             Knobs {
@@ -582,7 +599,7 @@ mod tests {
             plan(&node_bgp(), &peers, &paths, &have).unwrap(),
             vec![
                 Step::DeletePeer("198.18.0.1".parse().unwrap()),
-                Step::AddPeer(peers.values().next().unwrap().clone()),
+                Step::AddPeer(Box::new(peers.values().next().unwrap().clone())),
             ]
         );
     }
@@ -634,7 +651,7 @@ mod tests {
         assert_eq!(plan(&node_bgp(), &peers, &paths, &have).unwrap(), vec![]);
         let again = vec![
             Step::DeletePeer("198.18.0.1".parse().unwrap()),
-            Step::AddPeer(peers.values().next().unwrap().clone()),
+            Step::AddPeer(Box::new(peers.values().next().unwrap().clone())),
         ];
         for knobs in [
             Knobs {

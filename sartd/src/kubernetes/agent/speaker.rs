@@ -7,11 +7,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use proto::v1;
 use proto::v1::bgp_api_client::BgpApiClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::plan::{BfdKnobs, Have, HavePeer, ImportRule, Knobs, Step};
 use crate::kubernetes::crd::PeerState;
-use crate::kubernetes::crd::bgp_peer_template::PrefixAction;
+use crate::kubernetes::crd::bgp_peer_template::{BfdAuthType, PrefixAction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
@@ -22,6 +22,46 @@ pub enum SpeakerError {
         call: &'static str,
         status: tonic::Status,
     },
+}
+
+/// The speaker's API takes the node's BGP passwords and drives its routing: the agent reaches
+/// it only on this node, over a unix socket or a loopback address, whatever a NodeBGP says.
+pub fn local(endpoint: &str) -> Result<(), String> {
+    if let Some(p) = endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+    {
+        return if p.starts_with('/') {
+            Ok(())
+        } else {
+            Err("a unix socket path must be absolute".into())
+        };
+    }
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => return Err("expected unix:///path or host:port".into()),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host} is not this node: the agent reaches its speaker only over a unix socket or loopback (it sends BGP passwords there)"
+        ))
+    }
+}
+
+/// What a new neighbour needs from Secrets: its TCP MD5 password and its BFD key.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub md5: Option<String>,
+    pub bfd: Option<String>,
 }
 
 #[derive(Clone)]
@@ -59,18 +99,16 @@ pub fn peer_state(s: i32) -> PeerState {
 }
 
 impl Speaker {
-    /// `host:port` or a URL; nothing is dialled until the first call.
+    /// `unix:///path`, or `host:port` / a URL on loopback; nothing is dialled until the first
+    /// call.
     pub fn new(endpoint: &str, timeout: Duration) -> Result<Speaker, SpeakerError> {
-        let url = proto::endpoint_url(endpoint);
         let bad = |reason: String| SpeakerError::Endpoint {
             endpoint: endpoint.to_owned(),
             reason,
         };
-        let channel = Endpoint::from_shared(url)
-            .map_err(|e| bad(e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(timeout)
-            .connect_lazy();
+        local(endpoint).map_err(bad)?;
+        let channel = proto::lazy_channel(endpoint, Duration::from_secs(2), timeout)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Speaker {
             endpoint: endpoint.to_owned(),
             client: BgpApiClient::new(channel),
@@ -120,6 +158,16 @@ impl Speaker {
                             interval_ms: b.interval_ms,
                             multiplier: b.multiplier,
                             multihop: b.multihop,
+                            auth: b.auth.map(|a| {
+                                let method = match v1::bfd_auth::Method::try_from(a.method) {
+                                    Ok(v1::bfd_auth::Method::KeyedSha1) => "keyed-sha1",
+                                    Ok(v1::bfd_auth::Method::MeticulousKeyedSha1) => {
+                                        "meticulous-keyed-sha1"
+                                    }
+                                    _ => "unspecified",
+                                };
+                                (method, a.key_id)
+                            }),
                         }),
                         hold_time: p.hold_time,
                         keepalive_time: p.keepalive_time,
@@ -168,7 +216,7 @@ impl Speaker {
     }
 
     /// Carries out one step; `password` is the resolved TCP MD5 key of an AddPeer.
-    pub async fn apply(&self, step: &Step, password: Option<String>) -> Result<(), SpeakerError> {
+    pub async fn apply(&self, step: &Step, secrets: Secrets) -> Result<(), SpeakerError> {
         let mut c = self.client.clone();
         match step {
             Step::SetAs(asn) => {
@@ -206,7 +254,7 @@ impl Speaker {
                         address: w.address.to_string(),
                         hold_time: w.hold_time.unwrap_or(0),
                         keepalive_time: w.keepalive_time.unwrap_or(0),
-                        password: password.unwrap_or_default(),
+                        password: secrets.md5.unwrap_or_default(),
                         graceful_restart: w.graceful_restart.as_ref().map(|g| {
                             v1::GracefulRestart {
                                 restart_time: g.restart_time.unwrap_or(0),
@@ -216,6 +264,16 @@ impl Speaker {
                             interval_ms: b.interval_ms.unwrap_or(0),
                             multiplier: b.multiplier.unwrap_or(0),
                             multihop: b.multihop.unwrap_or(false),
+                            auth: b.authentication.as_ref().map(|a| v1::BfdAuth {
+                                method: match a.auth_type {
+                                    BfdAuthType::KeyedSha1 => v1::bfd_auth::Method::KeyedSha1,
+                                    BfdAuthType::MeticulousKeyedSha1 => {
+                                        v1::bfd_auth::Method::MeticulousKeyedSha1
+                                    }
+                                } as i32,
+                                key_id: a.key_id,
+                                password: secrets.bfd.clone().unwrap_or_default(),
+                            }),
                         }),
                         max_prefix: w.max_prefix.as_ref().map(|m| v1::MaxPrefix {
                             limit: m.limit,
@@ -276,5 +334,39 @@ impl Speaker {
         .await
         .map_err(call("Watch"))?
         .into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local;
+
+    #[test]
+    fn only_a_unix_socket_or_loopback() {
+        for ok in [
+            "unix:///run/sart/bgp.sock",
+            "unix:/run/sart/bgp.sock",
+            "127.0.0.1:5000",
+            "127.9.9.9:5000",
+            "localhost:5000",
+            "[::1]:5000",
+            "http://127.0.0.1:5000",
+            "http://[::1]:5000/",
+        ] {
+            assert_eq!(local(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "198.18.0.1:5000",
+            "speaker.example:5000",
+            "http://10.0.0.1:5000",
+            "[fd00::1]:5000",
+            "0.0.0.0:5000",
+            "unix:relative.sock",
+            "127.0.0.1",
+            "",
+        ] {
+            assert!(local(bad).is_err(), "{bad}");
+        }
+        assert!(local("198.18.0.1:5000").unwrap_err().contains("198.18.0.1"));
     }
 }

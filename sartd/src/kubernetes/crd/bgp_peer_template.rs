@@ -99,6 +99,44 @@ pub struct BfdSpec {
     /// router's loopback; FRR uses it for iBGP peers over loopbacks. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multihop: Option<bool>,
+    /// Sign packets and take only signed ones (RFC 5880 §6.7.4); the same at both ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<BfdAuthSpec>,
+}
+
+/// A shared key for BFD, as BIRD and Junos have it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdAuthSpec {
+    /// `keyed-sha1` (the sequence number may repeat) or `meticulous-keyed-sha1` (it rises with
+    /// every packet, so no packet can be replayed).
+    #[serde(rename = "type")]
+    pub auth_type: BfdAuthType,
+    /// 0-255, the peer's key id for this key.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self >= 0 && self <= 255", "message": "0-255"}]))]
+    pub key_id: u32,
+    /// The key, 1-20 octets, under `key` (default `password`) of a Secret in the passwords
+    /// namespace.
+    pub password_secret_ref: PasswordSecretRef,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum BfdAuthType {
+    #[default]
+    #[serde(rename = "keyed-sha1")]
+    KeyedSha1,
+    #[serde(rename = "meticulous-keyed-sha1")]
+    MeticulousKeyedSha1,
+}
+
+impl BfdAuthType {
+    /// As sartd's YAML and API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BfdAuthType::KeyedSha1 => "keyed-sha1",
+            BfdAuthType::MeticulousKeyedSha1 => "meticulous-keyed-sha1",
+        }
+    }
 }
 
 /// Past `limit` routes from the peer the session is closed with Cease / Maximum Number of
