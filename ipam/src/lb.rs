@@ -21,6 +21,10 @@
 //!   backends for `externalTrafficPolicy: Local` (see [`LbRequest::local_selector`]). A Service
 //!   with a sharing key joins an address already in use under that key before taking a free one.
 //!   A shared address is free again when its last holder lets go.
+//! - A pool's namespaceSelector decides which namespaces may use it ([`LbRequest::allowed_pools`],
+//!   computed by the caller): for auto-assignment (pools with a selector before those without,
+//!   then by name), named pools and requested addresses alike. Addresses are shared only within
+//!   one namespace, and a refusal names another namespace's Service as [`Holder::OtherNamespace`].
 //! - Pool changes move nothing by themselves. A Service's next `assign` keeps each address that
 //!   still fits (in an allowed pool, sharing still allowed) and replaces the others; until then,
 //!   addresses outside every pool are listed by [`Allocator::orphans`].
@@ -43,15 +47,44 @@ pub enum LbError {
     #[error("requested address {ip} is not in any allowed address pool")]
     NotInPool { ip: IpAddr },
     #[error("requested address {ip} is taken by {by}")]
-    RequestedIpTaken { ip: IpAddr, by: ServiceKey },
+    RequestedIpTaken { ip: IpAddr, by: Holder },
     #[error("address pool {pool:?} is exhausted")]
     PoolExhausted { pool: String },
     #[error("{ip} is already held by {by}, and the two may not share it")]
-    RestoreConflict { ip: IpAddr, by: ServiceKey },
+    RestoreConflict { ip: IpAddr, by: Holder },
+    #[error("address pool {pool:?} does not admit namespace {namespace:?} (its namespaceSelector)")]
+    PoolNotAllowed { pool: String, namespace: String },
     #[error("address pool {pool:?} is defined more than once")]
     DuplicatePool { pool: String },
     #[error("address pool {pool:?}: CIDR {cidr} has host bits set")]
     HostBitsSet { pool: String, cidr: IpNet },
+}
+
+/// Who holds an address, as a Service may be told: its own namespace's Services by name,
+/// others' not at all (a tenant learns nothing of another's Services from a refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Service(ServiceKey),
+    OtherNamespace,
+}
+
+impl Holder {
+    fn seen_from(by: ServiceKey, asking: &ServiceKey) -> Holder {
+        if by.namespace == asking.namespace {
+            Holder::Service(by)
+        } else {
+            Holder::OtherNamespace
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Service(k) => write!(f, "{k}"),
+            Holder::OtherNamespace => f.write_str("a Service of another namespace"),
+        }
+    }
 }
 
 /// An AddressPool of type `service`.
@@ -60,6 +93,9 @@ pub struct LbPool {
     pub name: String,
     pub cidr: IpNet,
     pub auto_assign: bool,
+    /// It has a namespaceSelector: among the auto-assign pools a namespace may use, those made
+    /// for some namespaces come before those for all.
+    pub selective: bool,
 }
 
 impl LbPool {
@@ -136,6 +172,9 @@ pub struct LbRequest {
     /// advertised from the nodes with endpoints, so Local Services on one address must have the
     /// same endpoints, and Local cannot share with Cluster.
     pub local_selector: Option<String>,
+    /// The pools the Service's namespace may use (their namespaceSelectors admit it); `None`:
+    /// every pool.
+    pub allowed_pools: Option<BTreeSet<String>>,
 }
 
 impl LbRequest {
@@ -148,7 +187,12 @@ impl LbRequest {
             sharing_key: None,
             ports: BTreeSet::new(),
             local_selector: None,
+            allowed_pools: None,
         }
+    }
+
+    fn allows(&self, pool: &str) -> bool {
+        self.allowed_pools.as_ref().is_none_or(|a| a.contains(pool))
     }
 
     /// MetalLB's sharing rule (symmetric).
@@ -240,7 +284,10 @@ impl Allocator {
         for &ip in ips {
             match self.blocker(key, &request, ip) {
                 Some(by) => {
-                    conflict.get_or_insert(LbError::RestoreConflict { ip, by });
+                    conflict.get_or_insert(LbError::RestoreConflict {
+                        ip,
+                        by: Holder::seen_from(by, key),
+                    });
                 }
                 None => kept.push(ip),
             }
@@ -301,28 +348,33 @@ impl Allocator {
             .collect()
     }
 
-    /// The first other holder of `ip` that `key` may not share it with.
+    /// The first other holder of `ip` that `key` may not share it with: sharing needs the
+    /// same namespace (a sharing key is not a secret) and MetalLB's rule.
     fn blocker(&self, key: &ServiceKey, request: &LbRequest, ip: IpAddr) -> Option<ServiceKey> {
         self.holders(ip)
             .filter(|holder| *holder != key)
             .find(|holder| {
-                self.services
-                    .get(*holder)
-                    .is_none_or(|h| !request.can_share_with(&h.request))
+                holder.namespace != key.namespace
+                    || self
+                        .services
+                        .get(*holder)
+                        .is_none_or(|h| !request.can_share_with(&h.request))
             })
             .cloned()
     }
 
-    fn needs(&self, request: &LbRequest) -> Result<Vec<Need<'_>>, LbError> {
+    fn needs(&self, key: &ServiceKey, request: &LbRequest) -> Result<Vec<Need<'_>>, LbError> {
         let families = request.families.families();
         let mut needs = Vec::new();
         if request.pools.is_empty() {
             for &family in &families {
-                let autos: Vec<&LbPool> = self
+                let mut autos: Vec<&LbPool> = self
                     .pools
                     .values()
-                    .filter(|p| p.auto_assign && p.family() == family)
+                    .filter(|p| p.auto_assign && p.family() == family && request.allows(&p.name))
                     .collect();
+                // Pools for some namespaces first, then by name.
+                autos.sort_by_key(|p| (!p.selective, p.name.clone()));
                 if let Some(&from) = autos.first() {
                     needs.push(Need {
                         accept: autos,
@@ -337,6 +389,12 @@ impl Allocator {
                     .pools
                     .get(name)
                     .ok_or_else(|| LbError::UnknownPool { pool: name.clone() })?;
+                if !request.allows(name) {
+                    return Err(LbError::PoolNotAllowed {
+                        pool: name.clone(),
+                        namespace: key.namespace.clone(),
+                    });
+                }
                 if seen.insert(name) && families.contains(&pool.family()) {
                     needs.push(Need {
                         accept: vec![pool],
@@ -358,7 +416,7 @@ impl Allocator {
     }
 
     fn plan(&self, key: &ServiceKey, request: &LbRequest) -> Result<Vec<IpAddr>, LbError> {
-        let needs = self.needs(request)?;
+        let needs = self.needs(key, request)?;
         let mut filled = vec![false; needs.len()];
         let mut chosen: Vec<IpAddr> = Vec::new();
         // Requested addresses first: each fills the first open need that accepts it.
@@ -367,10 +425,23 @@ impl Allocator {
                 continue;
             }
             if !needs.iter().any(|n| n.accepts(ip)) {
+                if let Some(p) = self
+                    .pools
+                    .values()
+                    .find(|p| p.cidr.contains(&ip) && !request.allows(&p.name))
+                {
+                    return Err(LbError::PoolNotAllowed {
+                        pool: p.name.clone(),
+                        namespace: key.namespace.clone(),
+                    });
+                }
                 return Err(LbError::NotInPool { ip });
             }
             if let Some(by) = self.blocker(key, request, ip) {
-                return Err(LbError::RequestedIpTaken { ip, by });
+                return Err(LbError::RequestedIpTaken {
+                    ip,
+                    by: Holder::seen_from(by, key),
+                });
             }
             if let Some(i) = (0..needs.len()).find(|&i| !filled[i] && needs[i].accepts(ip)) {
                 filled[i] = true;

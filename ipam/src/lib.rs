@@ -22,5 +22,5 @@ mod slots;
 pub use addresses::{AddressAllocator, AddressError, Usable};
 pub use blocks::{BlockAllocator, BlockError};
 pub use family::Family;
-pub use lb::{Allocator, FamilyPolicy, LbError, LbPool, LbRequest, Protocol, ServiceKey};
+pub use lb::{Allocator, FamilyPolicy, Holder, LbError, LbPool, LbRequest, Protocol, ServiceKey};
 pub use pool::{Pool, PoolError};

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipam::Family::{Ipv4, Ipv6};
-use ipam::lb::{Allocator, FamilyPolicy, LbError, LbPool, LbRequest, Protocol, ServiceKey};
+use ipam::lb::{Allocator, FamilyPolicy, Holder, LbError, LbPool, LbRequest, Protocol, ServiceKey};
 
 type Got = Result<Vec<IpAddr>, LbError>;
 
@@ -27,7 +27,7 @@ fn exhausted(pool: &str) -> Got {
 fn taken(addr: &str, by: &str) -> Got {
     Err(LbError::RequestedIpTaken {
         ip: ip(addr),
-        by: svc(by),
+        by: Holder::Service(svc(by)),
     })
 }
 
@@ -40,6 +40,7 @@ fn pool(name: &str, cidr: &str, auto_assign: bool) -> LbPool {
         name: name.into(),
         cidr: cidr.parse().unwrap(),
         auto_assign,
+        selective: false,
     }
 }
 
@@ -300,7 +301,7 @@ fn restore_keeps_every_address_and_reports_conflicts() {
         e,
         Err(LbError::RestoreConflict {
             ip: ip("10.0.1.5"),
-            by: svc("a")
+            by: Holder::Service(svc("a"))
         })
     );
     assert_eq!(held(&a, "c"), ips(&["10.0.1.6"]));
@@ -414,6 +415,7 @@ mod properties {
                 sharing_key: key.map(String::from),
                 ports,
                 local_selector: local.map(String::from),
+                allowed_pools: None,
             },
         )
     }
@@ -536,4 +538,100 @@ mod properties {
             }
         }
     }
+}
+
+/// Pools fenced by namespaceSelector, as the controller hands them over: the pools a
+/// namespace may use in the request, selective pools marked.
+#[test]
+fn namespaces_use_only_their_pools_share_only_among_themselves_and_learn_nothing_of_others() {
+    let mut tenant = pool("tenant-a", "10.0.2.0/24", true);
+    tenant.selective = true;
+    let mut a = Allocator::new(vec![
+        pool("default-lb-pool", "10.0.1.0/24", true),
+        tenant,
+        pool("non-default-lb-pool", "10.0.100.0/24", false),
+    ])
+    .unwrap();
+    let in_ns = |ns: &str, name: &str| ServiceKey::new(ns, name);
+    let allow = |mut r: LbRequest, pools: &[&str]| {
+        r.allowed_pools = Some(pools.iter().map(|p| p.to_string()).collect());
+        r
+    };
+    let a_pools = ["default-lb-pool", "tenant-a", "non-default-lb-pool"];
+    let b_pools = ["default-lb-pool", "non-default-lb-pool"];
+    // Auto: a's own pool before the one for everybody; b never gets it.
+    assert_eq!(
+        a.assign(&in_ns("a", "web"), allow(v4(), &a_pools)),
+        ok(&["10.0.2.0"])
+    );
+    assert_eq!(
+        a.assign(&in_ns("b", "web"), allow(v4(), &b_pools)),
+        ok(&["10.0.1.0"])
+    );
+    // Named, or by address: refused, naming only the pool.
+    let refused = Err(LbError::PoolNotAllowed {
+        pool: "tenant-a".into(),
+        namespace: "b".into(),
+    });
+    let named = allow(with_pools(v4(), &["tenant-a"]), &b_pools);
+    assert_eq!(a.assign(&in_ns("b", "named"), named), refused);
+    let squat = allow(with_ips(v4(), &["10.0.2.9"]), &b_pools);
+    assert_eq!(a.assign(&in_ns("b", "squat"), squat), refused);
+    assert_eq!(
+        a.ips(&in_ns("b", "squat")),
+        None,
+        "nothing held after a refusal"
+    );
+    // a's address: b cannot take it, nor join it with a's sharing key, and is not told whose.
+    let shared_a = allow(shared(v4(), "k", &[80]), &a_pools);
+    assert_eq!(
+        a.assign(&in_ns("a", "dns"), shared_a.clone()),
+        ok(&["10.0.2.1"])
+    );
+    let grab = allow(with_ips(shared(v4(), "k", &[53]), &["10.0.1.0"]), &b_pools);
+    assert_eq!(
+        a.assign(
+            &in_ns("a", "grab"),
+            allow(with_ips(v4(), &["10.0.1.0"]), &a_pools)
+        ),
+        Err(LbError::RequestedIpTaken {
+            ip: ip("10.0.1.0"),
+            by: Holder::OtherNamespace
+        })
+    );
+    let err = a.assign(&in_ns("b", "grab"), grab.clone()).unwrap_err();
+    assert!(!err.to_string().contains("a/"), "{err}");
+    let join = allow(shared(v4(), "k", &[53]), &a_pools);
+    assert_eq!(a.assign(&in_ns("a", "dns-udp"), join), ok(&["10.0.2.1"]));
+    let join_b = allow(
+        with_pools(shared(v4(), "k", &[54]), &["default-lb-pool"]),
+        &b_pools,
+    );
+    assert_eq!(
+        a.assign(&in_ns("b", "dns"), join_b),
+        ok(&["10.0.1.1"]),
+        "the same key in another namespace shares nothing"
+    );
+    let e = a
+        .assign(
+            &in_ns("b", "x"),
+            allow(with_ips(shared(v4(), "k", &[55]), &["10.0.2.1"]), &b_pools),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        LbError::PoolNotAllowed {
+            pool: "tenant-a".into(),
+            namespace: "b".into()
+        }
+    );
+    // Restoring b onto a's address (a bad status): a keeps it, b is told nothing of a.
+    let e = a.restore(&in_ns("b", "old"), v4(), &ips(&["10.0.2.0"]));
+    assert_eq!(
+        e,
+        Err(LbError::RestoreConflict {
+            ip: ip("10.0.2.0"),
+            by: Holder::OtherNamespace
+        })
+    );
 }

@@ -4,8 +4,8 @@
 //! server, FRR as the router. Pods are network namespaces with Pod objects behind them.
 //!
 //! Covered: ADD in every CNI version with addresses from the auto-assign pools (dual-stack), a
-//! namespace's pool, a pod's pool and static addresses; pod-to-pod and node-to-pod traffic;
-//! the block at FRR; a block running low bringing a second one ahead of need; CHECK; chaining
+//! namespace's pool, a pod's pool and static addresses, a pool fenced by namespaceSelector;
+//! pod-to-pod and node-to-pod traffic; the block at FRR; a block running low bringing a second one ahead of need; CHECK; chaining
 //! with Debian's portmap, bandwidth and tuning; bad input and its codes with nothing left
 //! behind; a pod deleted without a DEL (leak GC); an agent killed and restarted; GC; DEL; empty
 //! blocks released.
@@ -185,17 +185,22 @@ async fn pods_get_addresses_routes_and_blocks() {
     ok(apply(
         cluster,
         &format!(
-            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods}}\nspec: {{cidr: 198.18.232.0/24, type: pod, blockSize: 29, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods6}}\nspec: {{cidr: 'fd00:232::/112', type: pod, blockSize: 124, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-tenant}}\nspec: {{cidr: 198.18.233.0/24, type: pod, blockSize: 30, autoAssign: false}}\n",
+            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods}}\nspec: {{cidr: 198.18.232.0/24, type: pod, blockSize: 29, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-pods6}}\nspec: {{cidr: 'fd00:232::/112', type: pod, blockSize: 124, autoAssign: true}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-tenant}}\nspec: {{cidr: 198.18.233.0/24, type: pod, blockSize: 30, autoAssign: false}}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: cni-fenced}}\nspec: {{cidr: 198.18.234.0/24, type: pod, blockSize: 30, autoAssign: false, namespaceSelector: {{matchLabels: {{team: fenced}}}}}}\n",
             lab.cluster_bgp()
         ),
     ));
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "tenant",
-        "annotations": {"sart.terassyi.net/addresspool": "cni-tenant"}}}))
-    .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    for ns in [
+        json!({"metadata": {"name": "tenant",
+            "annotations": {"sart.terassyi.net/addresspool": "cni-tenant"}}}),
+        json!({"metadata": {"name": "fenced", "labels": {"team": "fenced"},
+            "annotations": {"sart.terassyi.net/addresspool": "cni-fenced"}}}),
+    ] {
+        let ns: Namespace = serde_json::from_value(ns).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
     let h = Harness {
         lab: &lab,
         client: client.clone(),
@@ -368,6 +373,25 @@ async fn pods_get_addresses_routes_and_blocks() {
         .await;
     let (added, v) = h.call("ADD", &s2, &h.conf("1.0.0"));
     assert!(!added && code(&v) == Some(101), "{v}");
+
+    // A pool fenced by namespaceSelector: its namespace's pods get it; another namespace's
+    // cannot, by annotation or by static address (CNI error 4, nothing allocated).
+    let f0 = h.pod("fenced", "f0", json!({})).await;
+    assert_eq!(h.add(&f0, "1.0.0"), ["198.18.234.0/32"]);
+    let records = h.records();
+    for (name, ann) in [
+        ("f1", json!({"sart.terassyi.net/addresspool": "cni-fenced"})),
+        ("f2", json!({"sart.terassyi.net/ips": "198.18.234.3"})),
+    ] {
+        let pod = h.pod("default", name, ann).await;
+        let (added, v) = h.call("ADD", &pod, &h.conf("1.0.0"));
+        let msg = v["msg"].as_str().unwrap_or_default();
+        assert!(
+            !added && code(&v) == Some(4) && msg.contains("does not admit namespace default"),
+            "{v}"
+        );
+    }
+    assert_eq!(h.records(), records, "a refused ADD keeps nothing");
 
     // The /29 is full after two more pods. The first of them leaves one address free (at most
     // a quarter of a block): the second block is asked for ahead, before any ADD needs it.

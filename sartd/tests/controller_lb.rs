@@ -1,6 +1,7 @@
 //! `sartd controller` LoadBalancer IPAM against a real kube-apiserver (e2e/controlplane), driven
 //! through kube-rs and kubectl: assignment, requested addresses, sharing, classes, exhaustion and
-//! release, type changes, pool validation and pool deletion while in use.
+//! release, type changes, pool validation and pool deletion while in use, and pools fenced by
+//! namespaceSelector.
 //!
 //! One test function: the controller is a singleton per cluster, and the scenarios share it.
 
@@ -288,7 +289,99 @@ async fn lb_ipam_against_the_real_api_server() {
 
     etp_local_follows_ready_endpoints(cluster, &client).await;
     pool_annotation_changes(cluster, &client).await;
+    namespaces_are_fenced(cluster, &client).await;
     ctl.abort();
+}
+
+/// A pool for namespaces labelled tenant=a: their Services get it first; another namespace
+/// can neither name it nor request one of its addresses, nor join an address of another
+/// namespace with its sharing key, and the refusals name no other namespace's Service. Once
+/// that namespace gets the label, its waiting Service is served.
+async fn namespaces_are_fenced(cluster: &testkube::Cluster, client: &kube::Client) {
+    ok(apply(
+        cluster,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: tenant-a, labels: {tenant: a}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: tenant-b}\n---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-tenant-a}\nspec: {cidr: 198.18.206.0/29, type: service, autoAssign: true, namespaceSelector: {matchLabels: {tenant: a}}}\n",
+    ));
+    let (a, b) = (
+        Api::<Service>::namespaced(client.clone(), "tenant-a"),
+        Api::<Service>::namespaced(client.clone(), "tenant-b"),
+    );
+    let default: Api<Service> = Api::namespaced(client.clone(), NS);
+    create(&a, lb("web", json!({}), &[(80, "TCP")])).await;
+    ingress_is(&a, "web", &["198.18.206.0"]).await;
+    // tenant-b: the auto pool for everybody (full by now), never a's, free as it is.
+    create(&b, lb("web", json!({}), &[(80, "TCP")])).await;
+    let m = refused(&b, "web", "PoolExhausted").await;
+    assert!(m.contains("lb-auto"), "{m}");
+    create(
+        &b,
+        lb(
+            "named",
+            json!({"sart.terassyi.net/addresspool": "lb-tenant-a"}),
+            &[(80, "TCP")],
+        ),
+    )
+    .await;
+    let m = refused(&b, "named", "PoolNotAllowed").await;
+    assert!(m.contains("lb-tenant-a") && m.contains("tenant-b"), "{m}");
+    create(
+        &b,
+        lb(
+            "squat",
+            json!({"sart.terassyi.net/loadBalancerIPs": "198.18.206.5"}),
+            &[(80, "TCP")],
+        ),
+    )
+    .await;
+    refused(&b, "squat", "PoolNotAllowed").await;
+    // A sharing key is no password: the same key from another namespace joins nothing.
+    create(
+        &default,
+        lb(
+            "dns-shared",
+            json!({"sart.terassyi.net/addresspool": "lb-alt",
+                   "sart.terassyi.net/loadBalancerIPs": "198.18.204.30",
+                   "sart.terassyi.net/allow-shared-ip": "dns"}),
+            &[(53, "TCP")],
+        ),
+    )
+    .await;
+    ingress_is(&default, "dns-shared", &["198.18.204.30"]).await;
+    create(
+        &b,
+        lb(
+            "dns-join",
+            json!({"sart.terassyi.net/addresspool": "lb-alt",
+                   "sart.terassyi.net/loadBalancerIPs": "198.18.204.30",
+                   "sart.terassyi.net/allow-shared-ip": "dns"}),
+            &[(53, "UDP")],
+        ),
+    )
+    .await;
+    let m = refused(&b, "dns-join", "RequestedIPTaken").await;
+    assert!(
+        m.contains("another namespace") && !m.contains("dns-shared") && !m.contains("default/"),
+        "{m}"
+    );
+    // tenant-b gets the label: the Service that named a's pool is served.
+    ok(kubectl(
+        cluster,
+        &["label", "namespace", "tenant-b", "tenant=a"],
+    ));
+    let s = ingress_is_some(&b, "named").await;
+    assert!(s.starts_with("198.18.206."), "{s}");
+}
+
+/// Waits until the Service has one address; returns it.
+async fn ingress_is_some(api: &Api<Service>, name: &str) -> String {
+    eventually(&format!("{name} has an address"), WAIT, || async {
+        let s = api.get(name).await.map_err(|e| e.to_string())?;
+        match service::ingress_ips(&s).as_slice() {
+            [ip] => Ok(ip.to_string()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
 }
 
 /// sart's e2e "change pool" and "add pool": the Service's pool annotation is edited; each

@@ -6,13 +6,15 @@
 //! 2. else `sart.terassyi.net/addresspool` on the pod (sart: the pod's annotation wins);
 //! 3. else the same annotation on the pod's namespace;
 //! 4. else the auto-assign pod pool of each family there is one for (both: a dual-stack pod).
+//!
+//! Whichever way a pool is reached, its namespaceSelector must admit the pod's namespace.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipam::Family;
 
-use crate::kubernetes::controller::pools::ValidPool;
+use crate::kubernetes::controller::pools::{ValidPool, auto_pool};
 use crate::kubernetes::crd::{ADDRESS_POOL_ANNOTATION, AddressType};
 
 /// Static pod addresses (ours; sart had none).
@@ -46,6 +48,16 @@ pub enum ChoiceError {
     },
     #[error("no AddressPool applies: no annotation, and no auto-assign pod pool")]
     NoPool,
+    #[error("AddressPool {pool} does not admit namespace {namespace} (its namespaceSelector)")]
+    PoolNotAllowed { pool: String, namespace: String },
+}
+
+/// What of a pod's namespace the choice depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct NamespaceView<'a> {
+    pub name: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
 }
 
 fn list(v: &str) -> impl Iterator<Item = &str> {
@@ -55,13 +67,23 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 /// Decides for one pod. `pools` are the valid pools (any type; only pod pools are used).
 pub fn choose(
     pod: &BTreeMap<String, String>,
-    namespace: &BTreeMap<String, String>,
+    namespace: NamespaceView<'_>,
     pools: &[ValidPool],
 ) -> Result<Choice, ChoiceError> {
     let pod_pools: Vec<&ValidPool> = pools
         .iter()
         .filter(|p| p.kind == AddressType::Pod)
         .collect();
+    let admitted = |p: &ValidPool| {
+        if p.admits(namespace.labels) {
+            Ok(())
+        } else {
+            Err(ChoiceError::PoolNotAllowed {
+                pool: p.name.clone(),
+                namespace: namespace.name.to_owned(),
+            })
+        }
+    };
     if let Some(ips) = pod.get(IPS_ANNOTATION) {
         let mut out: Vec<(IpAddr, String)> = Vec::new();
         for s in list(ips) {
@@ -73,6 +95,7 @@ pub fn choose(
                 .iter()
                 .find(|p| p.pool.contains(ip))
                 .ok_or(ChoiceError::OutsidePools(ip))?;
+            admitted(pool)?;
             out.push((ip, pool.name.clone()));
         }
         if !out.is_empty() {
@@ -84,6 +107,7 @@ pub fn choose(
         .map(|v| (v, "the pod's annotation"))
         .or_else(|| {
             namespace
+                .annotations
                 .get(ADDRESS_POOL_ANNOTATION)
                 .map(|v| (v, "the namespace's annotation"))
         });
@@ -98,6 +122,7 @@ pub fn choose(
                         pool: n.into(),
                         from,
                     })?;
+            admitted(p)?;
             if let Some(o) = chosen.iter().find(|o| o.pool.family() == p.pool.family()) {
                 return Err(ChoiceError::TwoPoolsOfAFamily {
                     family: p.pool.family(),
@@ -114,15 +139,10 @@ pub fn choose(
             ));
         }
     }
-    // The validator lets at most one auto-assign pod pool per family through.
     let auto: Vec<String> = [Family::Ipv4, Family::Ipv6]
         .into_iter()
-        .filter_map(|f| {
-            pod_pools
-                .iter()
-                .find(|p| p.auto_assign && p.pool.family() == f)
-                .map(|p| p.name.clone())
-        })
+        .filter_map(|f| auto_pool(pools, AddressType::Pod, f, namespace.labels))
+        .map(|p| p.name.clone())
         .collect();
     if auto.is_empty() {
         return Err(ChoiceError::NoPool);
@@ -134,6 +154,7 @@ pub fn choose(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::kubernetes::controller::pools::Namespaces;
     use ipam::Pool;
 
     fn pool(name: &str, cidr: &str, block: u8, auto: bool, kind: AddressType) -> ValidPool {
@@ -142,6 +163,7 @@ mod tests {
             kind,
             pool: Pool::new(cidr.parse().unwrap(), block).unwrap(),
             auto_assign: auto,
+            namespaces: Namespaces::All,
         }
     }
 
@@ -161,24 +183,36 @@ mod tests {
             .collect()
     }
 
+    fn view<'a>(
+        annotations: &'a BTreeMap<String, String>,
+        labels: &'a BTreeMap<String, String>,
+    ) -> NamespaceView<'a> {
+        NamespaceView {
+            name: "team",
+            annotations,
+            labels,
+        }
+    }
+
     #[test]
     fn order_of_precedence() {
         let none = ann(&[]);
         let ns = ann(&[(ADDRESS_POOL_ANNOTATION, "tenant")]);
+        let (none_ns, ns) = (view(&none, &none), view(&ns, &none));
         let p = pools();
         // Nothing said: the auto-assign pod pools, both families.
         assert_eq!(
-            choose(&none, &none, &p),
+            choose(&none, none_ns, &p),
             Ok(Choice::Pools(vec!["pods".into(), "pods6".into()]))
         );
         // The namespace's pool, unless the pod names its own.
         assert_eq!(
-            choose(&none, &ns, &p),
+            choose(&none, ns, &p),
             Ok(Choice::Pools(vec!["tenant".into()]))
         );
         let pod = ann(&[(ADDRESS_POOL_ANNOTATION, "pods6")]);
         assert_eq!(
-            choose(&pod, &ns, &p),
+            choose(&pod, ns, &p),
             Ok(Choice::Pools(vec!["pods6".into()]))
         );
         // Static addresses win over everything, each with its pool.
@@ -187,7 +221,7 @@ mod tests {
             (ADDRESS_POOL_ANNOTATION, "pods"),
         ]);
         assert_eq!(
-            choose(&pod, &ns, &p),
+            choose(&pod, ns, &p),
             Ok(Choice::Static(vec![
                 ("198.18.65.7".parse().unwrap(), "tenant".into()),
                 ("fd00:64::7".parse().unwrap(), "pods6".into()),
@@ -199,7 +233,7 @@ mod tests {
     fn clear_refusals() {
         let none = ann(&[]);
         let p = pools();
-        let err = |pod: &[(&str, &str)]| choose(&ann(pod), &none, &p).unwrap_err();
+        let err = |pod: &[(&str, &str)]| choose(&ann(pod), view(&none, &none), &p).unwrap_err();
         assert_eq!(
             err(&[(IPS_ANNOTATION, "198.18.66.1")]),
             ChoiceError::OutsidePools("198.18.66.1".parse().unwrap())
@@ -228,6 +262,47 @@ mod tests {
             false,
             AddressType::Pod,
         )];
-        assert_eq!(choose(&none, &none, &only_manual), Err(ChoiceError::NoPool));
+        assert_eq!(
+            choose(&none, view(&none, &none), &only_manual),
+            Err(ChoiceError::NoPool)
+        );
+    }
+
+    /// A pool for namespaces labelled tenant=a, auto-assign: theirs before the pool for all;
+    /// no other namespace reaches it by annotation, by its own namespace's annotation or by
+    /// a static address.
+    #[test]
+    fn pools_fenced_by_namespace_selector() {
+        let mut p = pools();
+        let mut a = pool("tenant-a", "198.18.67.0/24", 29, true, AddressType::Pod);
+        a.namespaces = Namespaces::Selected(kube::core::Selector::from_iter([("tenant", "a")]));
+        p.push(a);
+        let none = ann(&[]);
+        let a_labels = ann(&[("tenant", "a")]);
+        let in_a = view(&none, &a_labels);
+        assert_eq!(
+            choose(&none, in_a, &p),
+            Ok(Choice::Pools(vec!["tenant-a".into(), "pods6".into()]))
+        );
+        assert_eq!(
+            choose(&none, view(&none, &none), &p),
+            Ok(Choice::Pools(vec!["pods".into(), "pods6".into()]))
+        );
+        let refused = Err(ChoiceError::PoolNotAllowed {
+            pool: "tenant-a".into(),
+            namespace: "team".into(),
+        });
+        let named = ann(&[(ADDRESS_POOL_ANNOTATION, "tenant-a")]);
+        assert_eq!(choose(&named, view(&none, &none), &p), refused);
+        assert_eq!(choose(&none, view(&named, &none), &p), refused);
+        let fixed = ann(&[(IPS_ANNOTATION, "198.18.67.9")]);
+        assert_eq!(choose(&fixed, view(&none, &none), &p), refused);
+        assert_eq!(
+            choose(&fixed, in_a, &p),
+            Ok(Choice::Static(vec![(
+                "198.18.67.9".parse().unwrap(),
+                "tenant-a".into()
+            )]))
+        );
     }
 }

@@ -408,15 +408,20 @@ impl PodNetwork {
             .into_values()
             .filter_map(Result::ok)
             .collect();
+        let empty = BTreeMap::new();
         let choice = pod_pool::choose(
-            pod.metadata
-                .annotations
-                .as_ref()
-                .unwrap_or(&BTreeMap::new()),
-            namespace
-                .as_ref()
-                .and_then(|n| n.metadata.annotations.as_ref())
-                .unwrap_or(&BTreeMap::new()),
+            pod.metadata.annotations.as_ref().unwrap_or(&empty),
+            pod_pool::NamespaceView {
+                name: ns,
+                annotations: namespace
+                    .as_ref()
+                    .and_then(|n| n.metadata.annotations.as_ref())
+                    .unwrap_or(&empty),
+                labels: namespace
+                    .as_ref()
+                    .and_then(|n| n.metadata.labels.as_ref())
+                    .unwrap_or(&empty),
+            },
             &valid,
         )
         .map_err(|e| choice_status(&e))?;

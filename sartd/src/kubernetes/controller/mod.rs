@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use kube::Client;
 use kube::Resource;
 use kube::ResourceExt;
@@ -89,6 +89,8 @@ struct Caches {
     slices: reflector::Store<EndpointSlice>,
     ads: reflector::Store<BGPAdvertisement>,
     blocks: reflector::Store<AddressBlock>,
+    /// Their labels decide which pools their Services may use.
+    namespaces: reflector::Store<Namespace>,
 }
 
 /// Locks a mutex even if a panic poisoned it: a panic while holding one would be a bug
@@ -102,9 +104,9 @@ impl Context {
         locked(&self.alloc)
     }
 
-    /// Valid service pools, as the allocator sees them. A pool being deleted gives out nothing
-    /// new (its holders keep what they have until they move; its deletion waits for them).
-    fn service_pools(&self) -> Vec<ipam::LbPool> {
+    /// Valid service pools. A pool being deleted gives out nothing new (its holders keep what
+    /// they have until they move; its deletion waits for them).
+    fn valid_service_pools(&self) -> Vec<pools::ValidPool> {
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
         let deleting: std::collections::BTreeSet<String> = all
             .iter()
@@ -116,11 +118,35 @@ impl Context {
             .filter_map(Result::ok)
             .filter(|v| !deleting.contains(&v.name))
             .filter(|v| v.kind == AddressType::Service)
+            .collect()
+    }
+
+    /// Valid service pools, as the allocator sees them.
+    fn service_pools(&self) -> Vec<ipam::LbPool> {
+        self.valid_service_pools()
+            .into_iter()
             .map(|v| ipam::LbPool {
+                selective: v.namespaces != pools::Namespaces::All,
                 name: v.name,
                 cidr: v.pool.cidr(),
                 auto_assign: v.auto_assign,
             })
+            .collect()
+    }
+
+    /// The service pools a namespace may use. A namespace not in the cache yet (created a moment
+    /// ago) is taken as having no labels: only pools for every namespace.
+    fn pools_for(&self, namespace: &str) -> std::collections::BTreeSet<String> {
+        let labels = self
+            .caches
+            .namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        self.valid_service_pools()
+            .into_iter()
+            .filter(|p| p.admits(&labels))
+            .map(|p| p.name)
             .collect()
     }
 
@@ -308,6 +334,14 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default().labels(service::SERVICE_NAME_LABEL),
         slices_tx,
     );
+    // A namespace's labels decide which pools its Services may use: a change looks at every
+    // Service again.
+    let (namespaces, _ns_cache) = cache::watch_relevant(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        svc_tx.clone(),
+        |n: &Namespace| n.labels().clone(),
+    );
     let (ads_tx, _) = mpsc::channel(1);
     let (ads, _ad_cache) = cache::watch(
         Api::<BGPAdvertisement>::all(client.clone()),
@@ -370,6 +404,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             slices,
             ads,
             blocks,
+            namespaces,
         },
     });
 
@@ -401,6 +436,9 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     cache::ready(&ctx.caches.ads)
+        .await
+        .map_err(|e| Error::Cache(e.to_string()))?;
+    cache::ready(&ctx.caches.namespaces)
         .await
         .map_err(|e| Error::Cache(e.to_string()))?;
     // Pod blocks are looked after in every mode: a block of a gone node is released even when

@@ -178,6 +178,7 @@ mod tests {
             kind: AddressType::Pod,
             pool: Pool::new(cidr.parse().unwrap(), block).unwrap(),
             auto_assign: true,
+            namespaces: crate::kubernetes::controller::pools::Namespaces::All,
         }
     }
 

@@ -1,12 +1,14 @@
-//! Which AddressPools are usable. A pure function of every pool in the cluster: a pool is
-//! refused for a bad CIDR or block size, for overlapping an older pool, or for being a second
-//! auto-assign pool of the same type and family. "Older" (creation time, then name) decides, so
-//! the pool that was working keeps working when a conflicting one is added.
+//! Which AddressPools are usable, and by which namespaces. A pure function of every pool in the
+//! cluster: a pool is refused for a bad CIDR, block size or namespaceSelector, for overlapping
+//! an older pool, or for being a second auto-assign pool for every namespace of the same type
+//! and family. "Older" (creation time, then name) decides, so the pool that was working keeps
+//! working when a conflicting one is added.
 
 use std::collections::BTreeMap;
 
 use ipam::{Family, Pool};
 use ipnet::IpNet;
+use kube::core::{Selector, SelectorExt};
 
 use crate::kubernetes::crd::{AddressPool, AddressType};
 
@@ -17,6 +19,45 @@ pub struct ValidPool {
     pub kind: AddressType,
     pub pool: Pool,
     pub auto_assign: bool,
+    pub namespaces: Namespaces,
+}
+
+/// Which namespaces may use a pool (`spec.namespaceSelector`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Namespaces {
+    All,
+    Selected(Selector),
+}
+
+impl Namespaces {
+    /// Whether a namespace with these labels may use the pool.
+    pub fn admit(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Namespaces::All => true,
+            Namespaces::Selected(s) => s.matches(labels),
+        }
+    }
+}
+
+impl ValidPool {
+    pub fn admits(&self, namespace_labels: &BTreeMap<String, String>) -> bool {
+        self.namespaces.admit(namespace_labels)
+    }
+}
+
+/// The auto-assign pool of `kind` and `family` for a namespace: one made for some namespaces
+/// before the one for all, then the lowest name.
+pub fn auto_pool<'a>(
+    pools: &'a [ValidPool],
+    kind: AddressType,
+    family: Family,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Option<&'a ValidPool> {
+    pools
+        .iter()
+        .filter(|p| p.kind == kind && p.auto_assign && p.pool.family() == family)
+        .filter(|p| p.admits(namespace_labels))
+        .min_by_key(|p| (p.namespaces == Namespaces::All, p.name.clone()))
 }
 
 /// Why a pool is refused; the `reason` goes into its `Ready` condition and an Event.
@@ -32,6 +73,8 @@ pub enum Refusal {
         other: String,
         other_cidr: IpNet,
     },
+    #[error("namespaceSelector: {0}")]
+    BadSelector(String),
     #[error("pool {other} is already the auto-assign {kind} pool for {family}")]
     SecondAutoAssign {
         other: String,
@@ -47,6 +90,7 @@ impl Refusal {
             Refusal::BadCidr { .. } => "InvalidCIDR",
             Refusal::BadBlockSize { .. } => "InvalidBlockSize",
             Refusal::Overlap { .. } => "Overlap",
+            Refusal::BadSelector(_) => "InvalidNamespaceSelector",
             Refusal::SecondAutoAssign { .. } => "DuplicateAutoAssign",
         }
     }
@@ -88,11 +132,18 @@ pub fn parse(p: &AddressPool) -> Result<ValidPool, Refusal> {
         size,
         why: e.to_string(),
     })?;
+    let namespaces = match &spec.namespace_selector {
+        None => Namespaces::All,
+        Some(ls) => Namespaces::Selected(
+            Selector::try_from(ls.clone()).map_err(|e| Refusal::BadSelector(e.to_string()))?,
+        ),
+    };
     Ok(ValidPool {
         name,
         kind: spec.pool_type,
         pool,
         auto_assign: spec.auto_assign(),
+        namespaces,
     })
 }
 
@@ -121,9 +172,16 @@ pub fn validate(pools: &[AddressPool]) -> BTreeMap<String, Result<ValidPool, Ref
                     other_cidr: o.pool.cidr(),
                 });
             }
+            // Pools for some namespaces may be auto-assign side by side (a namespace both
+            // select gets the lowest name); one for every namespace is the fallback of its kind.
+            let for_all = |p: &ValidPool| p.namespaces == Namespaces::All;
             if v.auto_assign
+                && for_all(&v)
                 && let Some(o) = accepted.iter().find(|o| {
-                    o.auto_assign && o.kind == v.kind && o.pool.family() == v.pool.family()
+                    o.auto_assign
+                        && for_all(o)
+                        && o.kind == v.kind
+                        && o.pool.family() == v.pool.family()
                 })
             {
                 return Err(Refusal::SecondAutoAssign {
@@ -182,6 +240,61 @@ mod tests {
         );
         assert!(v["auto-pod"].is_ok(), "another type has its own slot");
         assert!(v["auto-v6"].is_ok(), "another family has its own slot");
+    }
+
+    #[test]
+    fn namespace_selectors_fence_pools_and_pick_the_auto_pool() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            LabelSelector, LabelSelectorRequirement,
+        };
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut tenant = pool("tenant", 5, "10.1.0.0/24", AddressType::Service, true);
+        tenant.spec.namespace_selector = Some(LabelSelector {
+            match_labels: Some(labels(&[("tenant", "a")])),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["test".into()]),
+            }]),
+        });
+        let mut bad = pool("bad", 4, "10.2.0.0/24", AddressType::Service, false);
+        bad.spec.namespace_selector = Some(LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "Near".into(),
+                values: None,
+            }]),
+        });
+        let pools = [
+            pool("all", 9, "10.0.0.0/24", AddressType::Service, true),
+            tenant,
+            bad,
+        ];
+        let v = validate(&pools);
+        assert_eq!(
+            v["bad"].as_ref().unwrap_err().reason(),
+            "InvalidNamespaceSelector"
+        );
+        // Two auto-assign pools of a kind and family: one for some namespaces is no duplicate.
+        let valid: Vec<ValidPool> = v.into_values().filter_map(Result::ok).collect();
+        assert_eq!(valid.len(), 2);
+        let a = labels(&[("tenant", "a"), ("tier", "prod")]);
+        let a_test = labels(&[("tenant", "a"), ("tier", "test")]);
+        let other = labels(&[("kubernetes.io/metadata.name", "b")]);
+        let auto =
+            |l| auto_pool(&valid, AddressType::Service, Family::Ipv4, l).map(|p| p.name.as_str());
+        assert_eq!(auto(&a), Some("tenant"), "a pool of its own first");
+        assert_eq!(auto(&a_test), Some("all"));
+        assert_eq!(auto(&other), Some("all"));
+        assert_eq!(auto_pool(&valid, AddressType::Pod, Family::Ipv4, &a), None);
+        let tenant = valid.iter().find(|p| p.name == "tenant").unwrap();
+        assert!(tenant.admits(&a) && !tenant.admits(&a_test) && !tenant.admits(&other));
     }
 
     #[test]

@@ -168,6 +168,7 @@ fn reason(e: &LbError) -> &'static str {
         LbError::NotInPool { .. } => "RequestedIPNotInPool",
         LbError::RequestedIpTaken { .. } => "RequestedIPTaken",
         LbError::PoolExhausted { .. } => "PoolExhausted",
+        LbError::PoolNotAllowed { .. } => "PoolNotAllowed",
         _ => "AllocationFailed",
     }
 }
@@ -248,6 +249,8 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         }
     };
     ctx.sync_pools();
+    let mut req = req;
+    req.allowed_pools = Some(ctx.pools_for(&k.namespace));
     let (held, assigned) = {
         let mut alloc = ctx.lock();
         let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
@@ -536,6 +539,7 @@ mod tests {
             name: "p".into(),
             cidr: "10.0.0.0/24".parse().unwrap(),
             auto_assign: true,
+            selective: false,
         }];
         let mut a = ipam::Allocator::new(pools).unwrap();
         let conflicts = restore_all(

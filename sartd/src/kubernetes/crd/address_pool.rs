@@ -1,6 +1,6 @@
 //! AddressPool: a CIDR users hand to sart, for Service addresses or pod blocks (cluster-scoped).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,11 @@ pub struct AddressPoolSpec {
     /// address, for networks that do not route pod addresses. Ignored for Service pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nat_outgoing: Option<bool>,
+    /// The namespaces whose Services (service pools) or pods (pod pools) may use the pool, by
+    /// their labels (`kubernetes.io/metadata.name` names one). Absent: every namespace. It
+    /// fences auto-assignment, pool annotations, requested and static addresses alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

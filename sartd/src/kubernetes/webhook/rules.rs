@@ -186,6 +186,7 @@ mod tests {
                 block_size: block,
                 auto_assign: Some(auto),
                 nat_outgoing: None,
+                namespace_selector: None,
             },
         );
         p.metadata.creation_timestamp = Some(Time(Timestamp::from_second(age).unwrap()));
