@@ -4,7 +4,8 @@
 //! across nodes with `kubectl exec`; a second pool by namespace and by pod annotation, and a static pod IP; ETP
 //! Local with a requested address follows its endpoint; a shared address; graceful restart of
 //! a node's speaker and agent; a controller restart; a node deleted; a link cut found by BFD;
-//! a pod's forged packets (BFD Downs, foreign sources) changing nothing.
+//! a pod's forged packets (BFD Downs, foreign sources) changing nothing; the agent's rights;
+//! pools fenced by namespace for Services and pods.
 //! Needs root and the built binaries (`make test` builds them first).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -331,7 +332,13 @@ impl Lab {
     }
 
     fn ingress(&self, svc: &str) -> Vec<String> {
+        self.ingress_in("default", svc)
+    }
+
+    fn ingress_in(&self, ns: &str, svc: &str) -> Vec<String> {
         self.kubectl(&[
+            "-n",
+            ns,
             "get",
             "svc",
             svc,
@@ -1661,4 +1668,146 @@ fn the_agent_may_read_only_peer_passwords_and_change_only_its_own_node() {
             "{log}"
         );
     }
+}
+
+/// Our condition on a Service in `ns`: (reason, message) once it is False.
+fn service_refusal(lab: &Lab, ns: &str, name: &str) -> Result<(String, String), String> {
+    let out = lab.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "svc",
+        name,
+        "-o",
+        "jsonpath={range .status.conditions[?(@.type==\"sart.terassyi.net/AddressAssigned\")]}{.status}|{.reason}|{.message}{end}",
+    ]);
+    match out.splitn(3, '|').collect::<Vec<_>>().as_slice() {
+        ["False", reason, message] => Ok((reason.to_string(), message.to_string())),
+        _ => Err(out),
+    }
+}
+
+#[test]
+fn pools_fenced_by_namespace_for_services_and_pods() {
+    let lab = Lab::up("tenancy");
+    // Team a's own pools, auto-assign for it alone; team b has no label.
+    let svc = |ns: &str, name: &str, annotations: &str, ports: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations: {{{annotations}}}\nspec:\n  type: LoadBalancer\n  ipFamilies: [IPv4]\n  selector: {{app: {name}}}\n  ports: [{ports}]\n"
+        )
+    };
+    let web = |ns: &str, name: &str, node: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {name}}}\n  annotations: {{{annotations}}}\nspec:\n  nodeName: {node}\n  containers: [{{name: web, image: 'lab/responder:1'}}]\n"
+        )
+    };
+    let shared = "sart.terassyi.net/addresspool: default-lb-pool, sart.terassyi.net/loadBalancerIPs: 198.18.200.200, sart.terassyi.net/allow-shared-ip: dns";
+    let objects = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, labels: {tenant: a}}\n".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-b}\n".to_owned(),
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: team-a-lb}\nspec: {cidr: 198.18.202.0/29, type: service, autoAssign: true, namespaceSelector: {matchLabels: {tenant: a}}}\n".to_owned(),
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: team-a-pods}\nspec: {cidr: 100.66.0.0/24, type: pod, blockSize: 28, autoAssign: true, namespaceSelector: {matchLabels: {tenant: a}}}\n".to_owned(),
+        web("team-a", "web", NODE1, ""),
+        svc("team-a", "web", "", "{port: 80, targetPort: 80}"),
+        svc("team-a", "dns", shared, "{name: tcp, port: 53, protocol: TCP}"),
+        web("team-b", "auto", NODE2, ""),
+        web("team-b", "named", NODE2, "sart.terassyi.net/addresspool: team-a-pods"),
+        web("team-b", "static", NODE1, "sart.terassyi.net/ips: 100.66.0.9"),
+        svc("team-b", "named", "sart.terassyi.net/addresspool: team-a-lb", "{port: 80}"),
+        svc("team-b", "squat", "sart.terassyi.net/loadBalancerIPs: 198.18.202.5", "{port: 80}"),
+        svc("team-b", "dns-join", shared, "{name: udp, port: 53, protocol: UDP}"),
+    ];
+    lab.apply(&objects.join("---\n"));
+
+    // Team a: its pod and its Service's address from its own pools, reached through BGP.
+    eventually(
+        "team-a's pod and VIP answer",
+        Duration::from_secs(90),
+        || {
+            let (_, _, ips) = lab.pod("team-a", "web");
+            let v4 = ips
+                .iter()
+                .find(|ip| !ip.contains(':'))
+                .cloned()
+                .unwrap_or_default();
+            if !v4.starts_with("100.66.0.") {
+                return Err(format!("podIPs {ips:?}"));
+            }
+            answers(CLIENT, &v4, 80, "web")?;
+            match lab.ingress_in("team-a", "web").as_slice() {
+                [vip] if vip == "198.18.202.0" => answers(CLIENT, vip, 80, "web"),
+                other => Err(format!("ingress {other:?}")),
+            }
+        },
+    );
+    // Team b: the pools for everybody when it names none; refused when it names a's, asks for
+    // one of a's addresses, or joins a's shared address with a's key.
+    eventually(
+        "team-b's pod from the pool for all",
+        Duration::from_secs(60),
+        || {
+            let (_, _, ips) = lab.pod("team-b", "auto");
+            match ips.iter().find(|ip| !ip.contains(':')) {
+                Some(ip) if ip.starts_with("100.64.") => Ok(()),
+                _ => Err(format!("podIPs {ips:?}")),
+            }
+        },
+    );
+    for pod in ["named", "static"] {
+        eventually(
+            &format!("team-b/{pod} refused"),
+            Duration::from_secs(60),
+            || {
+                let ev = lab.kubectl(&[
+                    "-n",
+                    "team-b",
+                    "get",
+                    "events",
+                    "--field-selector",
+                    &format!("involvedObject.name={pod},reason=FailedCreatePodSandBox"),
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ]);
+                if ev.contains("AddressPool team-a-pods does not admit namespace team-b") {
+                    Ok(())
+                } else {
+                    Err(ev)
+                }
+            },
+        );
+        let (_, _, ips) = lab.pod("team-b", pod);
+        assert!(ips.is_empty(), "team-b/{pod}: {ips:?}");
+    }
+    for (name, reason, words) in [
+        (
+            "named",
+            "PoolNotAllowed",
+            "\"team-a-lb\" does not admit namespace \"team-b\"",
+        ),
+        (
+            "squat",
+            "PoolNotAllowed",
+            "\"team-a-lb\" does not admit namespace \"team-b\"",
+        ),
+        (
+            "dns-join",
+            "RequestedIPTaken",
+            "taken by a Service of another namespace",
+        ),
+    ] {
+        eventually(
+            &format!("team-b/{name} refused"),
+            Duration::from_secs(60),
+            || {
+                let (r, m) = service_refusal(&lab, "team-b", name)?;
+                if r == reason && m.contains(words) && !m.contains("team-a/") {
+                    Ok(())
+                } else {
+                    Err(format!("{r}: {m}"))
+                }
+            },
+        );
+        assert!(lab.ingress_in("team-b", name).is_empty());
+    }
+    assert_eq!(lab.ingress_in("team-a", "dns"), ["198.18.200.200"]);
 }
