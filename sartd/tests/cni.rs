@@ -180,6 +180,11 @@ async fn pods_get_addresses_routes_and_blocks() {
         ],
     )
     .unwrap();
+    // A node that does not forward IPv6 yet (the harness makes every namespace a router): the
+    // agent turns it on once it sees an IPv6 pod pool.
+    lab.node_ns
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"])
+        .unwrap();
     let ctl = pods_controller(&client);
     lab.register(&client).await.unwrap();
     ok(apply(
@@ -274,6 +279,18 @@ async fn pods_get_addresses_routes_and_blocks() {
         .ip(&["-d", "link", "show", "dev", &host_veth0])
         .unwrap();
     assert!(shown.contains("group 21313"), "{shown}");
+    // With an IPv6 pod pool the node forwards IPv6, and its own interface still takes router
+    // advertisements (accept_ra 1 became 2); a pod's veth does not.
+    let sysctl = |key: &str| {
+        lab.node_ns
+            .exec(&["cat", &format!("/proc/sys/net/ipv6/conf/{key}")])
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(sysctl("all/forwarding"), "1");
+    assert_eq!(sysctl(&format!("{}/accept_ra", lab.link.a.ifname)), "2");
+    assert_eq!(sysctl(&format!("{host_veth0}/accept_ra")), "1");
     lab.node_ns
         .exec_with_input(
             &["nft", "-f", "-"],

@@ -5,6 +5,7 @@
 //! `kubectl get bgppeer` follows sessions without polling.
 
 pub mod cni;
+pub mod forwarding;
 pub mod guard;
 pub mod metrics;
 pub mod nat;
@@ -59,6 +60,8 @@ pub enum Error {
     Net(#[from] podnet::NetError),
     #[error(transparent)]
     Guard(#[from] guard::GuardError),
+    #[error(transparent)]
+    Forwarding(#[from] forwarding::SysctlError),
     #[error("{0}")]
     Task(String),
     #[error("HTTP address {addr}: {source}")]
@@ -172,7 +175,14 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let Some((path, pod_opts)) = opts.cni.clone() else {
         return sync_loop(client, opts, report).await;
     };
-    podnet::enable_forwarding()?;
+    // IPv4 now; IPv6 once the pools are known (pods_loop).
+    let marker = forwarding::marker(&path);
+    tokio::task::spawn_blocking({
+        let marker = marker.clone();
+        move || forwarding::apply(&marker, None)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
     // No pod runs unguarded: without the table the agent does not start.
     tokio::task::spawn_blocking(guard::apply)
         .await
@@ -217,7 +227,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     tokio::select! {
         r = cni::serve(path, ready.clone(), net.clone(), metrics) => r.map_err(Error::from),
         r = sync_loop(client, opts, report.clone()) => r,
-        r = pods_loop(net.clone(), report, pools, blocks, blocks_changed) => r,
+        r = pods_loop(net.clone(), report, pools, blocks, blocks_changed, marker) => r,
         () = net.ask_ahead() => Ok(()),
     }
 }
@@ -230,6 +240,7 @@ async fn pods_loop(
     pools: reflector::Store<AddressPool>,
     blocks: reflector::Store<AddressBlock>,
     mut changed: mpsc::Receiver<()>,
+    marker: std::path::PathBuf,
 ) -> Result<(), Error> {
     cache::ready(&pools)
         .await
@@ -243,6 +254,15 @@ async fn pods_loop(
         Ok(0) => {}
         Ok(swept) => info!(veths = swept, "removed veths no record names"),
         Err(e) => warn!(error = %e, "looking for veths no record names"),
+    }
+    if let Err(e) = tokio::task::spawn_blocking({
+        let (v6, marker) = (net.ipv6_pod_pool(), marker.clone());
+        move || forwarding::apply(&marker, Some(v6))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+    {
+        warn!(error = %e, "IPv6 forwarding");
     }
     report.ready.pods_ready();
     report.update();
@@ -262,6 +282,12 @@ async fn pods_loop(
             // Rewritten with the NAT table, in case someone flushed the ruleset.
             if let Ok(Err(e)) = tokio::task::spawn_blocking(guard::apply).await {
                 warn!(error = %e, "source validation of pod interfaces");
+            }
+            let (v6, marker) = (net.ipv6_pod_pool(), marker.clone());
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || forwarding::apply(&marker, Some(v6))).await
+            {
+                warn!(error = %e, "IPv6 forwarding");
             }
             let w = want.clone();
             match tokio::task::spawn_blocking(move || nat::apply(&w)).await {

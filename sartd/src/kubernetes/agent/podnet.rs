@@ -62,8 +62,6 @@ pub enum NetError {
     Thread(std::io::Error),
     #[error("the kernel worker thread went away")]
     Lost,
-    #[error("sysctl {key}: {source}")]
-    Sysctl { key: String, source: std::io::Error },
 }
 
 /// The gateway addresses pods route through.
@@ -631,18 +629,6 @@ async fn has_route(h: &Handle, dst: IpAddr, oif: Option<u32>) -> Result<bool, Ne
         });
         dst_ok && oif_ok
     }))
-}
-
-/// The node forwards for its pods (in the agent's own namespace).
-pub fn enable_forwarding() -> Result<(), NetError> {
-    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
-        let path = format!("/proc/sys/{key}");
-        std::fs::write(&path, "1").map_err(|source| NetError::Sysctl {
-            key: key.replace('/', "."),
-            source,
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

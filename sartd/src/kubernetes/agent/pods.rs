@@ -943,6 +943,15 @@ impl PodNetwork {
         super::nat::Want::new(&pod_pools, &self.opts.no_masquerade)
     }
 
+    /// Whether a valid IPv6 pod pool exists (the node forwards IPv6 only then).
+    pub fn ipv6_pod_pool(&self) -> bool {
+        let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        pools::validate(&all)
+            .into_values()
+            .flatten()
+            .any(|v| v.kind == AddressType::Pod && v.pool.family() == ipam::Family::Ipv6)
+    }
+
     /// Blocks and their use, for the CLI.
     pub fn usage(&self) -> Vec<super::pod_ipam::BlockUse> {
         self.lock().ipam.usage()
