@@ -176,6 +176,7 @@ fn peer_json(p: &v1::Peer) -> Value {
                 "warningOnly": m.warning_only,
                 "restartAfter": m.restart_after,
             })),
+            "ttlSecurity": p.ttl_security,
             "export": match v1::Export::try_from(p.export) {
                 Ok(v1::Export::Originated) => "originated",
                 _ => "all",

@@ -2,6 +2,8 @@
 //! workspace's only `unsafe` block; everything else forbids it.
 //!
 //! - [`set_tcp_md5`]: TCP MD5 signatures (RFC 2385) with one peer address, `TCP_MD5SIG`.
+//! - [`set_gtsm`]: the Generalized TTL Security Mechanism (RFC 5082): send with TTL 255 and
+//!   take nothing that arrives with less (`IP_MINTTL`, `IPV6_MINHOPCOUNT`).
 
 use std::io;
 use std::net::IpAddr;
@@ -93,6 +95,46 @@ pub fn set_tcp_md5(
     }
 }
 
+/// An `int` socket option.
+fn set_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `fd` is a borrowed, hence open, descriptor for the whole call; `value` lives on
+    // the stack until the call returns and its size is the length passed; the kernel copies it
+    // and keeps no pointer. A wrong descriptor or option is an error (ENOTSOCK, ENOPROTOOPT).
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// RFC 5082 on a TCP socket (a connecting one before `connect`, or an accepted one): segments
+/// leave with TTL (hop limit) 255 and the kernel drops those that arrive with less, so only a
+/// directly connected peer can reach the session. On an AF_INET6 socket (`v6_socket`) both the
+/// IPv6 options and the IPv4 ones (for v4-mapped peers) are set.
+pub fn set_gtsm(fd: BorrowedFd<'_>, v6_socket: bool) -> io::Result<()> {
+    if v6_socket {
+        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
+        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, 255)?;
+    }
+    set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255)?;
+    set_int(fd, libc::IPPROTO_IP, libc::IP_MINTTL, 255)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +199,50 @@ mod tests {
         assert!(dial(Some(b"right")).await);
         assert!(!dial(Some(b"wrong")).await);
         assert!(!dial(None).await);
+    }
+
+    /// A listener with GTSM takes a connection only from a socket that sends with TTL 255 (on
+    /// loopback the default is 64): the kernel drops the others' SYNs. IPv4 and IPv6.
+    #[tokio::test]
+    async fn kernel_enforces_the_minimum_ttl() {
+        for (any, lo) in [
+            ("127.0.0.1:0", IpAddr::from(Ipv4Addr::LOCALHOST)),
+            ("[::1]:0", IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+        ] {
+            let Ok(listener) = tokio::net::TcpListener::bind(any).await else {
+                continue; // no IPv6 here
+            };
+            let port = listener.local_addr().unwrap().port();
+            set_gtsm(listener.as_fd(), lo.is_ipv6()).unwrap();
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    let _ = s.write_all(b"ok").await;
+                }
+            });
+            let dial = |gtsm: bool| async move {
+                let s = if lo.is_ipv6() {
+                    tokio::net::TcpSocket::new_v6().unwrap()
+                } else {
+                    tokio::net::TcpSocket::new_v4().unwrap()
+                };
+                if gtsm {
+                    set_gtsm(s.as_fd(), lo.is_ipv6()).unwrap();
+                }
+                let c = tokio::time::timeout(
+                    Duration::from_millis(1500),
+                    s.connect(SocketAddr::new(lo, port)),
+                )
+                .await;
+                match c {
+                    Ok(Ok(mut c)) => {
+                        let mut b = [0u8; 2];
+                        c.read_exact(&mut b).await.is_ok() && &b == b"ok"
+                    }
+                    _ => false,
+                }
+            };
+            assert!(dial(true).await, "{lo}");
+            assert!(!dial(false).await, "{lo}");
+        }
     }
 }

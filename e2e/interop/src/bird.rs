@@ -210,6 +210,9 @@ fn bgp_protocol(asn: u32, n: &Neighbor) -> String {
         s,
         "  connect retry time {retry};\n  connect delay time 1;\n  error wait time 1, 5;"
     );
+    if n.ttl_security {
+        s.push_str("  ttl security on;\n");
+    }
     if let Some(pw) = &n.md5_password {
         let _ = writeln!(s, "  password \"{pw}\";");
     }

@@ -232,6 +232,9 @@ fn neighbor_lines(s: &mut String, n: &Neighbor) {
         n.connect_retry.max(1)
     );
     let _ = writeln!(s, " neighbor {id} advertisement-interval 0");
+    if n.ttl_security {
+        let _ = writeln!(s, " neighbor {id} ttl-security hops 1");
+    }
     if let Some(pw) = &n.md5_password {
         let _ = writeln!(s, " neighbor {id} password {pw}");
     }

@@ -203,6 +203,8 @@ pub struct Neighbor {
     /// BFD packets signed with SHA1 (RFC 5880 §6.7.4). BIRD has one setting per BFD protocol,
     /// so its config takes the first neighbour's.
     pub bfd_auth: Option<BfdAuth>,
+    /// GTSM (RFC 5082): TTL 255 sent and required.
+    pub ttl_security: bool,
     pub route_reflector_client: bool,
     pub max_prefix: Option<u32>,
     /// RFC 9687 send hold time in seconds (sartd only; the others keep their defaults).
@@ -242,6 +244,7 @@ impl Neighbor {
             bfd: false,
             bfd_multihop: false,
             bfd_auth: None,
+            ttl_security: false,
             route_reflector_client: false,
             max_prefix: None,
             send_hold_time: None,
@@ -288,6 +291,12 @@ impl Neighbor {
             key_id,
             password: password.to_owned(),
         });
+        self
+    }
+
+    /// GTSM (RFC 5082) with this neighbour.
+    pub fn ttl_security(mut self) -> Neighbor {
+        self.ttl_security = true;
         self
     }
 

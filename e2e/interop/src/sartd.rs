@@ -413,6 +413,9 @@ fn neighbor_yaml(s: &mut String, n: &Neighbor) -> Result<()> {
     if n.route_reflector_client {
         s.push_str("    route_reflector_client: true\n");
     }
+    if n.ttl_security {
+        s.push_str("    ttl_security: true\n");
+    }
     if let Some(pw) = &n.md5_password {
         let _ = writeln!(s, "    password: \"{pw}\"");
     }

@@ -1072,3 +1072,85 @@ fn bfd_authentication_keyed_and_meticulous_sha1_with_bird() {
         .unwrap_or_else(|e| panic!("{e}\n{}", b.logs()));
     }
 }
+
+/// GTSM (RFC 5082) with FRR (`ttl-security hops 1`) and BIRD (`ttl security on`): both sessions
+/// come up and carry routes. A third peer, FRR without it (eBGP from FRR leaves with TTL 1),
+/// never gets a session, whichever side opens the connection: sartd takes nothing that
+/// arrives with less than 255.
+#[test]
+fn gtsm_with_frr_and_bird_and_a_peer_without_it_refused() {
+    require_root();
+    let dut_ns = Netns::new("gtsm").unwrap();
+    let (fns, bns, pns) = (
+        Netns::new("gtsmfrr").unwrap(),
+        Netns::new("gtsmbird").unwrap(),
+        Netns::new("gtsmplain").unwrap(),
+    );
+    let lf = Link::veth(&dut_ns, &fns, 94).unwrap();
+    let lb = Link::veth(&dut_ns, &bns, 98).unwrap();
+    let lp = Link::veth(&dut_ns, &pns, 99).unwrap();
+    let (f, b, p): (IpAddr, IpAddr, IpAddr) =
+        (lf.b.ipv4().into(), lb.b.ipv4().into(), lp.b.ipv4().into());
+    let dut = Sartd::start(
+        &dut_ns,
+        "sartd",
+        BgpConfig::new(65094, lf.a.ipv4())
+            .neighbor(Neighbor::new(f, 65095, &V4).hold_time(9).ttl_security())
+            .neighbor(Neighbor::new(b, 65096, &V4).hold_time(9).ttl_security())
+            .neighbor(Neighbor::new(p, 65097, &V4).hold_time(9).ttl_security())
+            .route(Route::new(net("198.18.191.0/24"))),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &fns,
+        "frr",
+        BgpConfig::new(65095, lf.b.ipv4()).neighbor(
+            Neighbor::new(lf.a.ipv4().into(), 65094, &V4)
+                .hold_time(9)
+                .ttl_security(),
+        ),
+    )
+    .unwrap();
+    let bird = DaemonKind::Bird
+        .start(
+            &bns,
+            "bird",
+            BgpConfig::new(65096, lb.b.ipv4()).neighbor(
+                Neighbor::new(lb.a.ipv4().into(), 65094, &V4)
+                    .hold_time(9)
+                    .ttl_security(),
+            ),
+        )
+        .unwrap();
+    let plain = Frr::start(
+        &pns,
+        "plain",
+        BgpConfig::new(65097, lp.b.ipv4())
+            .neighbor(Neighbor::new(lp.a.ipv4().into(), 65094, &V4).hold_time(9)),
+    )
+    .unwrap();
+    let prefix = net("198.18.191.0/24");
+    for (peer, d) in [(f, &frr as &dyn Daemon), (b, bird.as_ref())] {
+        wait_session(&dut, peer, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", d.logs()));
+        wait_route(d, prefix, ROUTE, |_| true).unwrap();
+    }
+    let v = dut.neighbor(f).unwrap();
+    assert_eq!(v["configured"]["ttlSecurity"], true, "{v}");
+    holds_for(
+        "no session with the peer without GTSM",
+        Duration::from_secs(6),
+        Duration::from_millis(200),
+        || match dut.is_established(p) {
+            Ok(false) => Ok(()),
+            other => Err(Pending(format!("{other:?}"))),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", plain.logs()));
+    assert!(
+        plain
+            .rib(interop::Family::Ipv4Unicast)
+            .unwrap()
+            .paths(&prefix)
+            .is_empty()
+    );
+}

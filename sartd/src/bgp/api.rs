@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use super::config::{
-    self, BfdConfig, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec, TimerError,
+    self, BfdConfig, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec, TimerError, Ttl,
     prefix_rule,
 };
 use super::speaker::{self, ApiError, RouteView, WatchEvent};
@@ -283,6 +283,7 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
             Export::All => v1::Export::All,
             Export::Originated => v1::Export::Originated,
         } as i32,
+        ttl_security: n.config.ttl == Ttl::Security,
         import_prefixes: n
             .config
             .import
@@ -565,7 +566,11 @@ impl BgpApi for Api {
             send_hold_time: None,
             families,
             local_address: None,
-            ttl: None,
+            ttl: if p.ttl_security {
+                Ttl::Security
+            } else {
+                Ttl::Default
+            },
             max_prefix,
             export,
             import,

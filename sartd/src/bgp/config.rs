@@ -76,6 +76,7 @@ struct RawNeighbor {
     families: Option<Vec<String>>,
     local_address: Option<String>,
     ebgp_multihop: Option<u32>,
+    ttl_security: Option<bool>,
     max_prefix: Option<RawMaxPrefix>,
     export: Option<String>,
     import: Option<Vec<RawPrefixRule>>,
@@ -214,8 +215,7 @@ pub struct Neighbor {
     pub send_hold_time: Option<u16>,
     pub families: Vec<Family>,
     pub local_address: Option<IpAddr>,
-    /// IP TTL for the session; 1 for directly connected eBGP.
-    pub ttl: Option<u8>,
+    pub ttl: Ttl,
     pub max_prefix: Option<MaxPrefix>,
     /// What the peer is sent: everything selected, or only what this speaker originates.
     pub export: Export,
@@ -228,6 +228,20 @@ pub struct Neighbor {
     pub graceful_restart: Option<GracefulRestart>,
     /// A BFD session (RFC 5880/5881) tied to this BGP session; present = enabled.
     pub bfd: Option<BfdConfig>,
+}
+
+/// The IP TTL (hop limit) of a session's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ttl {
+    /// The system's.
+    #[default]
+    Default,
+    /// `ebgp_multihop: N`: sent with N.
+    Fixed(u8),
+    /// `ttl_security: true` (GTSM, RFC 5082): sent with 255, and only segments that arrive with
+    /// 255 are taken, so only a directly connected peer reaches the session, whatever it
+    /// forges.
+    Security,
 }
 
 /// A limit on the routes accepted from a peer (after the import list): past it, Cease / Maximum
@@ -596,10 +610,17 @@ fn neighbor(key: &str, n: RawNeighbor) -> Result<Neighbor, ConfigError> {
             "must be of the same family as address",
         ));
     }
-    let ttl = match n.ebgp_multihop {
-        None => None,
-        Some(t @ 1..=255) => Some(t as u8),
-        Some(t) => {
+    let ttl = match (n.ebgp_multihop, n.ttl_security.unwrap_or(false)) {
+        (None, false) => Ttl::Default,
+        (None, true) => Ttl::Security,
+        (Some(_), true) => {
+            return Err(err(
+                format!("{key}.ttl_security"),
+                "excludes ebgp_multihop: GTSM is for directly connected peers",
+            ));
+        }
+        (Some(t @ 1..=255), false) => Ttl::Fixed(t as u8),
+        (Some(t), false) => {
             return Err(err(
                 format!("{key}.ebgp_multihop"),
                 format!("TTL {t} is not in 1-255"),
@@ -904,7 +925,7 @@ graceful_restart: {restart_time: 30}
 neighbors:
   - {asn: 65001, address: 10.0.0.2, password: "s3cret", graceful_restart: {}, bfd: {}}
   - {asn: 65002, address: 10.0.0.3, graceful_restart: {restart_time: 90}, bfd: {interval_ms: 100, multiplier: 5, multihop: true, auth: {type: meticulous-keyed-sha1, key_id: 7, password: "bfd-s3cret"}}}
-  - {asn: 65003, address: 10.0.0.4}
+  - {asn: 65003, address: 10.0.0.4, ttl_security: true}
 "#,
         )
         .unwrap();
@@ -921,6 +942,7 @@ neighbors:
         );
         assert!(!format!("{a:?}").contains("s3cret"));
         assert!(!format!("{b:?}").contains("s3cret"));
+        assert_eq!((a.ttl, plain.ttl), (Ttl::Default, Ttl::Security));
         assert_eq!(
             a.graceful_restart,
             Some(GracefulRestart {
@@ -1067,6 +1089,10 @@ neighbors:
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {auth: {type: md5, key_id: 1, password: x}}}]",
                 "neighbors[0].bfd.auth.type",
+            ),
+            (
+                "neighbors: [{asn: 1, address: 10.0.0.2, ebgp_multihop: 2, ttl_security: true}]",
+                "neighbors[0].ttl_security",
             ),
             (
                 "neighbors: [{asn: 1, address: 10.0.0.2, bfd: {auth: {type: keyed-sha1, key_id: 256, password: x}}}]",

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::config::Password;
+use super::config::{Password, Ttl};
 use super::log_limit::LogLimit;
 use super::outbox::{self, Outbox};
 use super::timers::Timers;
@@ -207,7 +207,7 @@ pub struct Endpoint {
     pub address: IpAddr,
     pub port: u16,
     pub local_address: Option<IpAddr>,
-    pub ttl: Option<u8>,
+    pub ttl: Ttl,
     /// The neighbour's BGP identifier if configured, for collision resolution before its OPEN.
     pub router_id: Option<std::net::Ipv4Addr>,
     /// TCP MD5 key for the connections we open (the listener has it too).
@@ -636,8 +636,17 @@ impl Session {
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        if let Some(ttl) = self.endpoint.ttl {
-            let _ = stream.set_ttl(u32::from(ttl));
+        match self.endpoint.ttl {
+            Ttl::Default => {}
+            Ttl::Fixed(ttl) => {
+                let _ = stream.set_ttl(u32::from(ttl));
+            }
+            // Accepted connections get it here; ours had it before connecting.
+            Ttl::Security => {
+                if let Err(e) = sockopt::set_gtsm(stream.as_fd(), local.is_ipv6()) {
+                    warn!(peer = %self.endpoint.address, error = %e, "GTSM on the connection");
+                }
+            }
         }
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
@@ -737,6 +746,9 @@ async fn connect(ep: &Endpoint) -> std::io::Result<TcpStream> {
             ep.address.is_ipv6(),
             pw.expose(),
         )?;
+    }
+    if ep.ttl == Ttl::Security {
+        sockopt::set_gtsm(socket.as_fd(), ep.address.is_ipv6())?;
     }
     if let Some(local) = ep.local_address {
         socket.bind(SocketAddr::new(local, 0))?;

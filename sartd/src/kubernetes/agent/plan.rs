@@ -30,6 +30,7 @@ pub struct WantPeer {
     pub bfd: Option<BfdSpec>,
     pub max_prefix: Option<MaxPrefixSpec>,
     pub announce_learned: bool,
+    pub ttl_security: bool,
     pub import_prefixes: Vec<PrefixRuleSpec>,
 }
 
@@ -61,6 +62,7 @@ impl WantPeer {
                 .as_ref()
                 .map(|m| (m.limit, m.warning_only.unwrap_or(false), m.restart_after)),
             announce_learned: self.announce_learned,
+            ttl_security: self.ttl_security,
             // As the speaker reports them back: canonical prefix, resolved lengths. A rule the
             // speaker would refuse stays as written, so it never looks applied.
             import: self
@@ -107,6 +109,8 @@ pub struct Knobs {
     /// (limit, warning only, restart after).
     pub max_prefix: Option<(u32, bool, Option<u32>)>,
     pub announce_learned: bool,
+    /// GTSM (RFC 5082).
+    pub ttl_security: bool,
     pub import: Vec<ImportRule>,
 }
 
@@ -120,6 +124,7 @@ impl Default for Knobs {
             keepalive_time: 0,
             max_prefix: None,
             announce_learned: false,
+            ttl_security: false,
             import: Vec::new(),
         }
     }
@@ -227,6 +232,7 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
             bfd: p.spec.bfd.clone(),
             max_prefix: p.spec.max_prefix.clone(),
             announce_learned: p.spec.announce_learned.unwrap_or(false),
+            ttl_security: p.spec.ttl_security.unwrap_or(false),
             import_prefixes: p.spec.import_prefixes.clone().unwrap_or_default(),
         });
     }
@@ -568,6 +574,11 @@ mod tests {
             },
             Knobs {
                 bfd: None,
+                ..reported.clone()
+            },
+            // GTSM the BGPPeer does not ask for.
+            Knobs {
+                ttl_security: true,
                 ..reported.clone()
             },
             // Authentication the BGPPeer does not ask for.

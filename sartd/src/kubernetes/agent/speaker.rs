@@ -175,6 +175,7 @@ impl Speaker {
                             .max_prefix
                             .map(|m| (m.limit, m.warning_only, m.restart_after)),
                         announce_learned: p.export != v1::Export::Originated as i32,
+                        ttl_security: p.ttl_security,
                         import: p
                             .import_prefixes
                             .iter()
@@ -282,6 +283,7 @@ impl Speaker {
                         }),
                         // Kubernetes mode: a node announces only what it originates unless
                         // the BGPPeer asks for more.
+                        ttl_security: w.ttl_security,
                         export: if w.announce_learned {
                             v1::Export::All
                         } else {

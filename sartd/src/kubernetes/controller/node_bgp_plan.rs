@@ -163,6 +163,7 @@ fn peer(
         t.bfd = o.bfd.clone().or(t.bfd);
         t.max_prefix = o.max_prefix.clone().or(t.max_prefix);
         t.announce_learned = o.announce_learned.or(t.announce_learned);
+        t.ttl_security = o.ttl_security.or(t.ttl_security);
         t.import_prefixes = o.import_prefixes.clone().or(t.import_prefixes);
     }
     let asn = t
@@ -195,6 +196,7 @@ fn peer(
             bfd: t.bfd,
             max_prefix: t.max_prefix,
             announce_learned: t.announce_learned,
+            ttl_security: t.ttl_security,
             import_prefixes: t.import_prefixes,
         },
     })

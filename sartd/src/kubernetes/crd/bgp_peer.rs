@@ -75,6 +75,11 @@ pub struct BGPPeerSpec {
     /// a transit path between its peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce_learned: Option<bool>,
+    /// GTSM (RFC 5082): BGP packets sent with TTL 255 and only those that arrive with 255
+    /// taken, so that only a directly connected peer can reach the session (the peer must have
+    /// it too: FRR `ttl-security hops 1`, BIRD `ttl security on`). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_security: Option<bool>,
     /// Which of the peer's routes the node accepts: the first rule that matches decides, a
     /// route no rule matches is refused. Absent or empty: every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
