@@ -20,38 +20,59 @@ pub fn endpoint_url(endpoint: &str) -> String {
     }
 }
 
-/// A channel to a sart endpoint: `unix:///path` (or `unix:/path`) for a unix socket, else a URL
-/// or `host:port`, connecting within `timeout`.
+/// Where a sart endpoint is: the path of a unix socket (`unix:///path` or `unix:/path`), or a
+/// TCP endpoint (a URL or `host:port`) with its channel settings.
+enum Target {
+    Unix(String, tonic::transport::Endpoint),
+    Tcp(tonic::transport::Endpoint),
+}
+
+fn target(endpoint: &str) -> Result<Target, tonic::transport::Error> {
+    use tonic::transport::Endpoint;
+    Ok(
+        match endpoint
+            .strip_prefix("unix://")
+            .or_else(|| endpoint.strip_prefix("unix:"))
+        {
+            // The URI is not used: the connector dials the socket.
+            Some(path) => Target::Unix(path.to_owned(), Endpoint::from_static("http://sart")),
+            None => Target::Tcp(Endpoint::from_shared(endpoint_url(endpoint))?),
+        },
+    )
+}
+
+/// Dials the unix socket at `path`, whatever URI the channel asks for.
+fn unix_connector(
+    path: String,
+) -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |_: tonic::transport::Uri| {
+        let path = path.clone();
+        async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    })
+}
+
+/// A channel to a sart endpoint (`unix:///path` for a unix socket, else a URL or `host:port`),
+/// connecting within `timeout`.
 pub async fn connect(
     endpoint: &str,
     timeout: std::time::Duration,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    use tonic::transport::{Endpoint, Uri};
-    match endpoint
-        .strip_prefix("unix://")
-        .or_else(|| endpoint.strip_prefix("unix:"))
-    {
-        Some(path) => {
-            let path = path.to_owned();
-            // The URI is not used: the connector dials the socket.
-            Endpoint::from_static("http://sart-agent")
-                .connect_timeout(timeout)
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        tokio::net::UnixStream::connect(path)
-                            .await
-                            .map(hyper_util::rt::TokioIo::new)
-                    }
-                }))
+    match target(endpoint)? {
+        Target::Unix(path, e) => {
+            e.connect_timeout(timeout)
+                .connect_with_connector(unix_connector(path))
                 .await
         }
-        None => {
-            Endpoint::from_shared(endpoint_url(endpoint))?
-                .connect_timeout(timeout)
-                .connect()
-                .await
-        }
+        Target::Tcp(e) => e.connect_timeout(timeout).connect().await,
     }
 }
 
@@ -62,28 +83,14 @@ pub fn lazy_channel(
     connect_timeout: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    use tonic::transport::{Endpoint, Uri};
-    match endpoint
-        .strip_prefix("unix://")
-        .or_else(|| endpoint.strip_prefix("unix:"))
-    {
-        Some(path) => {
-            let path = path.to_owned();
-            Ok(Endpoint::from_static("http://sart-speaker")
-                .connect_timeout(connect_timeout)
-                .timeout(timeout)
-                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        tokio::net::UnixStream::connect(path)
-                            .await
-                            .map(hyper_util::rt::TokioIo::new)
-                    }
-                })))
-        }
-        None => Ok(Endpoint::from_shared(endpoint_url(endpoint))?
+    Ok(match target(endpoint)? {
+        Target::Unix(path, e) => e
             .connect_timeout(connect_timeout)
             .timeout(timeout)
-            .connect_lazy()),
-    }
+            .connect_with_connector_lazy(unix_connector(path)),
+        Target::Tcp(e) => e
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .connect_lazy(),
+    })
 }
