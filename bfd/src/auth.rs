@@ -200,6 +200,16 @@ impl Auth {
         s
     }
 
+    /// Whether `wire` carries this key's digest, with no regard to the sequence number and
+    /// without moving it: for deciding whether a packet is worth reporting at all.
+    pub fn signed_with_key(&self, section: Option<&Section>, wire: &[u8]) -> bool {
+        section.is_some_and(|s| {
+            s.method == self.method
+                && s.key_id == self.key.id
+                && same(&digest(wire, &self.key), &s.digest)
+        })
+    }
+
     /// Checks a received packet (§6.7.4; the order of erratum 7083: the sequence number,
     /// then the digest, and only a packet that passes both moves bfd.RcvAuthSeq). `wire` is the
     /// packet as received, `forget_after` how long without an authenticated packet makes

@@ -94,6 +94,15 @@ impl Session {
         self.auth_failures
     }
 
+    /// Whether `p` is from someone who holds the session's key (any packet, if it has none):
+    /// packets that are not are not worth a log line.
+    pub fn from_a_key_holder(&self, p: &Packet) -> bool {
+        match &self.auth {
+            None => p.auth.is_none(),
+            Some(a) => a.signed_with_key(p.auth.as_ref(), &p.encode()),
+        }
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

@@ -305,6 +305,27 @@ impl Allocator {
         Ok(ips)
     }
 
+    /// Lets go of what a Service holds in pools its namespace may no longer use (the pools its
+    /// `request` allows); returns what it keeps. For a Service whose [`Allocator::assign`] was
+    /// refused with [`LbError::PoolNotAllowed`], which changes nothing by itself.
+    pub fn retain_allowed(&mut self, key: &ServiceKey, request: &LbRequest) -> Vec<IpAddr> {
+        let held = self.ips(key).map(<[IpAddr]>::to_vec).unwrap_or_default();
+        let allowed = |ip: &IpAddr| {
+            self.pools
+                .values()
+                .filter(|p| p.cidr.contains(ip))
+                .all(|p| request.allows(&p.name))
+        };
+        let (keep, drop): (Vec<IpAddr>, Vec<IpAddr>) = held.into_iter().partition(allowed);
+        for ip in drop {
+            self.unhold(key, ip);
+        }
+        if let Some(h) = self.services.get_mut(key) {
+            h.ips = keep.clone();
+        }
+        keep
+    }
+
     /// Forgets a Service and returns what it held; shared addresses stay with the others.
     pub fn release(&mut self, key: &ServiceKey) -> Vec<IpAddr> {
         let ips = self.services.remove(key).map(|h| h.ips).unwrap_or_default();

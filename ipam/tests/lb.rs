@@ -625,6 +625,25 @@ fn namespaces_use_only_their_pools_share_only_among_themselves_and_learn_nothing
             namespace: "b".into()
         }
     );
+    // A namespace taken off a pool: the Service that named it (or asked for an address in it)
+    // is refused and lets go of what it had there.
+    let named_a = allow(with_pools(v4(), &["tenant-a"]), &a_pools);
+    let had = a.assign(&in_ns("a", "named"), named_a).unwrap();
+    let now_refused = allow(with_pools(v4(), &["tenant-a"]), &b_pools);
+    assert!(matches!(
+        a.assign(&in_ns("a", "named"), now_refused.clone()),
+        Err(LbError::PoolNotAllowed { .. })
+    ));
+    assert_eq!(
+        a.ips(&in_ns("a", "named")),
+        Some(&had[..]),
+        "a refusal changes nothing"
+    );
+    assert!(
+        a.retain_allowed(&in_ns("a", "named"), &now_refused)
+            .is_empty()
+    );
+    assert_eq!(a.holders(had[0]).count(), 0, "free again");
     // Restoring b onto a's address (a bad status): a keeps it, b is told nothing of a.
     let e = a.restore(&in_ns("b", "old"), v4(), &ips(&["10.0.2.0"]));
     assert_eq!(

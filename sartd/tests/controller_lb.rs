@@ -370,6 +370,13 @@ async fn namespaces_are_fenced(cluster: &testkube::Cluster, client: &kube::Clien
     ));
     let s = ingress_is_some(&b, "named").await;
     assert!(s.starts_with("198.18.206."), "{s}");
+    // And loses it: the Service that named the pool gives its address back.
+    ok(kubectl(
+        cluster,
+        &["label", "namespace", "tenant-b", "tenant-"],
+    ));
+    refused(&b, "named", "PoolNotAllowed").await;
+    ingress_is(&b, "named", &[]).await;
 }
 
 /// Waits until the Service has one address; returns it.

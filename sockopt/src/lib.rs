@@ -127,12 +127,21 @@ fn set_int(
 /// directly connected peer can reach the session. On an AF_INET6 socket (`v6_socket`) both the
 /// IPv6 options and the IPv4 ones (for v4-mapped peers) are set.
 pub fn set_gtsm(fd: BorrowedFd<'_>, v6_socket: bool) -> io::Result<()> {
+    send_with_ttl_255(fd, v6_socket)?;
     if v6_socket {
-        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
         set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, 255)?;
     }
-    set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255)?;
     set_int(fd, libc::IPPROTO_IP, libc::IP_MINTTL, 255)
+}
+
+/// The sending half of [`set_gtsm`]: for a listener shared by peers with and without GTSM, so
+/// that a GTSM peer that connects takes our SYN-ACK (its minimum TTL is set before it sends
+/// its SYN); the connection gets the receiving half once it is known whose it is.
+pub fn send_with_ttl_255(fd: BorrowedFd<'_>, v6_socket: bool) -> io::Result<()> {
+    if v6_socket {
+        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
+    }
+    set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255)
 }
 
 #[cfg(test)]

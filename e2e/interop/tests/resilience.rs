@@ -1074,7 +1074,7 @@ fn bfd_authentication_keyed_and_meticulous_sha1_with_bird() {
 }
 
 /// GTSM (RFC 5082) with FRR (`ttl-security hops 1`) and BIRD (`ttl security on`): both sessions
-/// come up and carry routes. A third peer, FRR without it (eBGP from FRR leaves with TTL 1),
+/// come up and carry routes, the one with BIRD through sartd's listener (passive). A third peer, FRR without it (eBGP from FRR leaves with TTL 1),
 /// never gets a session, whichever side opens the connection: sartd takes nothing that
 /// arrives with less than 255.
 #[test]
@@ -1096,7 +1096,13 @@ fn gtsm_with_frr_and_bird_and_a_peer_without_it_refused() {
         "sartd",
         BgpConfig::new(65094, lf.a.ipv4())
             .neighbor(Neighbor::new(f, 65095, &V4).hold_time(9).ttl_security())
-            .neighbor(Neighbor::new(b, 65096, &V4).hold_time(9).ttl_security())
+            // BIRD connects to us: GTSM on the listener's side too.
+            .neighbor(
+                Neighbor::new(b, 65096, &V4)
+                    .hold_time(9)
+                    .ttl_security()
+                    .passive(),
+            )
             .neighbor(Neighbor::new(p, 65097, &V4).hold_time(9).ttl_security())
             .route(Route::new(net("198.18.191.0/24"))),
     )

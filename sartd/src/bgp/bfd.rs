@@ -76,6 +76,8 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
         let mut single: Option<Receivers> = None;
         let mut multi: Option<Receivers> = None;
         let mut next_discr = discriminator_seed();
+        let mut counted = false;
+        let mut last_view = Instant::now();
         loop {
             let deadline = sessions.values().map(|e| e.session.deadline()).min();
             let sleep = async {
@@ -90,6 +92,8 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
             let recv_single = receive_any(single.as_ref());
             let recv_multi = receive_any(multi.as_ref());
             let mut changed = false;
+            // Counts wait for a state change or a second, whichever comes first.
+            let due = counted && last_view.elapsed() >= Duration::from_secs(1);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
@@ -146,10 +150,18 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                     }
                 },
                 (got, hops) = recv_single => {
-                    changed = handle(&mut sessions, &by_discr, &events, got, hops, now()).await;
+                    match handle(&mut sessions, &by_discr, &events, got, hops, now()).await {
+                        Handled::Changed => changed = true,
+                        Handled::Counted => counted = true,
+                        Handled::Nothing => {}
+                    }
                 }
                 (got, hops) = recv_multi => {
-                    changed = handle(&mut sessions, &by_discr, &events, got, hops, now()).await;
+                    match handle(&mut sessions, &by_discr, &events, got, hops, now()).await {
+                        Handled::Changed => changed = true,
+                        Handled::Counted => counted = true,
+                        Handled::Nothing => {}
+                    }
                 }
                 () = sleep => {}
             }
@@ -169,7 +181,9 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                     debug!(%peer, error = %err, "BFD send failed");
                 }
             }
-            if changed {
+            if changed || due {
+                counted = false;
+                last_view = Instant::now();
                 let view: HashMap<IpAddr, BfdView> = sessions
                     .iter()
                     .map(|(p, e)| {
@@ -205,6 +219,17 @@ async fn report(events: &mpsc::Sender<BfdEvent>, peer: IpAddr, t: bfd::Transitio
     }
 }
 
+/// What a received packet did to the view the API shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    Nothing,
+    /// A state changed: shown at once.
+    Changed,
+    /// Only a count (a packet that failed authentication): shown at most once a second, so
+    /// that forged packets cost little.
+    Counted,
+}
+
 /// A datagram: its bytes, sender and the TTL it arrived with.
 type Datagram = (Vec<u8>, IpAddr, Option<u8>);
 
@@ -215,42 +240,43 @@ async fn handle(
     (bytes, from, ttl): Datagram,
     arrived: Hops,
     now: u64,
-) -> bool {
+) -> Handled {
     // Checked before anything else is looked at: a forged single-hop packet costs nothing.
     if !arrived.accepts_ttl(ttl) {
         debug!(%from, ?ttl, "BFD packet dropped: single-hop packets must have TTL 255");
-        return false;
+        return Handled::Nothing;
     }
     let p = match Packet::decode(&bytes) {
         Ok(p) => p,
         Err(e) => {
             debug!(%from, error = %e, "BFD packet dropped");
-            return false;
+            return Handled::Nothing;
         }
     };
     let peer = if p.your_discriminator != 0 {
         match by_discr.get(&p.your_discriminator) {
             Some(peer) => *peer,
-            None => return false,
+            None => return Handled::Nothing,
         }
     } else {
         from
     };
     if peer != from {
-        return false;
+        return Handled::Nothing;
     }
     let Some(e) = sessions.get_mut(&peer) else {
-        return false;
+        return Handled::Nothing;
     };
-    // One session per address pair (RFC 5883 §4): the port the peer uses must be ours.
+    // One session per address pair (RFC 5883 §4): the port the peer uses must be ours. Said
+    // once, and only of a packet from whoever holds the key.
     if e.hops != arrived {
-        if !e.told_hops {
+        if !e.told_hops && e.session.from_a_key_holder(&p) {
             e.told_hops = true;
             warn!(%peer, sent = arrived.name(), configured = e.hops.name(),
                   "BFD: the peer sends {} packets to a {} session: set `multihop: {}` here, \
                    or change the peer", arrived.name(), e.hops.name(), arrived == Hops::Multi);
         }
-        return false;
+        return Handled::Nothing;
     }
     let before = (e.session.state(), e.session.auth_failures());
     let t = e.session.receive(&p, now);
@@ -259,8 +285,13 @@ async fn handle(
     }
     if e.session.auth_failures() != before.1 {
         debug!(%peer, "BFD packet dropped: authentication failed");
+        return Handled::Counted;
     }
-    t.is_some() || before != (e.session.state(), e.session.auth_failures())
+    if t.is_some() || before.0 != e.session.state() {
+        Handled::Changed
+    } else {
+        Handled::Nothing
+    }
 }
 
 /// Opens the receivers of `hops`; a failure matters (a warning) only for the kind a session

@@ -44,6 +44,13 @@ pub fn set_password(
     sockopt::set_tcp_md5(listener.as_fd(), peer, v6, key.unwrap_or_default())
 }
 
+/// Has the listener answer SYNs with TTL 255, for neighbours with GTSM (RFC 5082) that connect
+/// to us: they drop anything less. Harmless for the others, so it is never undone.
+pub fn send_with_ttl_255(listener: &TcpListener) -> std::io::Result<()> {
+    let v6 = listener.local_addr()?.is_ipv6();
+    sockopt::send_with_ttl_255(listener.as_fd(), v6)
+}
+
 /// Accepts forever, sending (stream, peer address) to the speaker.
 pub async fn serve(listener: Arc<TcpListener>, tx: mpsc::Sender<(TcpStream, IpAddr)>) {
     loop {

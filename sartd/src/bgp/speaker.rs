@@ -362,6 +362,14 @@ impl Speaker {
                 "set the AS number and router id first".into(),
             ));
         }
+        if let (Some(l), super::config::Ttl::Security) = (&self.listener, n.ttl) {
+            super::listener::send_with_ttl_255(l).map_err(|e| {
+                ApiError::FailedPrecondition(format!(
+                    "neighbor {}: GTSM on the listener: {e}",
+                    n.address
+                ))
+            })?;
+        }
         if let (Some(l), Some(pw)) = (&self.listener, &n.password) {
             super::listener::set_password(l, n.address, Some(pw.expose())).map_err(|e| {
                 ApiError::FailedPrecondition(format!(

@@ -1,12 +1,13 @@
 //! The node's forwarding sysctls, and only those (cni and dual modes):
 //!
 //! - `net.ipv4.ip_forward=1`: pods are routed through the node.
-//! - `net.ipv6.conf.all.forwarding=1` only while an IPv6 pod pool exists. Forwarding makes Linux
+//! - `net.ipv6.conf.all.forwarding=1` only while an IPv6 AddressPool exists (pods' addresses,
+//!   or in dual mode Service addresses whose traffic the node may pass on). Forwarding makes Linux
 //!   ignore router advertisements on interfaces with `accept_ra=1`, and nodes that take their
 //!   IPv6 default route from RAs would lose it: before turning it on, each of the node's own
 //!   interfaces with `accept_ra=1` gets `2` (accept RAs while forwarding). Pod veths are left
 //!   alone, so a pod's RAs stay ignored, and so is `default`, which new pod veths copy.
-//! - When the last IPv6 pod pool goes, forwarding goes off again if this agent turned it on (a
+//! - When the last IPv6 pool goes, forwarding goes off again if this agent turned it on (a
 //!   marker beside the CNI socket in /run, which a reboot clears with the sysctls); a node that
 //!   forwarded before sart keeps forwarding.
 //!
@@ -47,7 +48,7 @@ pub enum Write {
     Ours(bool),
 }
 
-/// `ipv6_pool`: whether an IPv6 pod pool exists; `None` before the pools are known, when IPv6
+/// `ipv6_pool`: whether an IPv6 AddressPool exists; `None` before the pools are known, when IPv6
 /// is left as it is (an agent restarting must not turn off the forwarding its pods use).
 pub fn plan(ipv6_pool: Option<bool>, s: &State) -> Vec<Write> {
     let mut w = Vec::new();
@@ -60,6 +61,10 @@ pub fn plan(ipv6_pool: Option<bool>, s: &State) -> Vec<Write> {
     match (ipv6_pool, s.ipv6_forwarding, s.ours) {
         // Ours to keep: interfaces that came up since get their RAs kept too.
         (true, _, true) | (true, false, _) => {
+            // Noted first: a crash before the sysctl leaves a marker the next run undoes.
+            if !s.ours {
+                w.push(Write::Ours(true));
+            }
             for i in s.interfaces.iter().filter(|i| !i.pod && i.accept_ra == 1) {
                 w.push(Write::Sysctl(
                     format!("net/ipv6/conf/{}/accept_ra", i.name),
@@ -68,9 +73,6 @@ pub fn plan(ipv6_pool: Option<bool>, s: &State) -> Vec<Write> {
             }
             if !s.ipv6_forwarding {
                 w.push(Write::Sysctl("net/ipv6/conf/all/forwarding".into(), "1"));
-            }
-            if !s.ours {
-                w.push(Write::Ours(true));
             }
         }
         (false, true, true) => {
@@ -159,7 +161,9 @@ fn read(marker: &Path) -> Result<State, SysctlError> {
                 .and_then(|g| g.trim().parse::<u32>().ok());
             interfaces.push(Interface {
                 accept_ra: ra.parse().unwrap_or(0),
-                pod: group == Some(POD_LINK_GROUP),
+                // Veths are made in the group; the name catches one an older agent made
+                // (grouped at its next start) or one read in the middle of being made.
+                pod: group == Some(POD_LINK_GROUP) || super::podnet::is_host_ifname(&name),
                 name,
             });
         }
@@ -211,9 +215,9 @@ mod tests {
         assert_eq!(
             plan(Some(true), &node(false, false)),
             vec![
+                Write::Ours(true),
                 sysctl("net/ipv6/conf/eth0/accept_ra", "2"),
                 sysctl("net/ipv6/conf/all/forwarding", "1"),
-                Write::Ours(true),
             ]
         );
         // Ours and on: an uplink that came up since with accept_ra=1 gets 2.

@@ -256,7 +256,7 @@ async fn pods_loop(
         Err(e) => warn!(error = %e, "looking for veths no record names"),
     }
     if let Err(e) = tokio::task::spawn_blocking({
-        let (v6, marker) = (net.ipv6_pod_pool(), marker.clone());
+        let (v6, marker) = (net.ipv6_pool(), marker.clone());
         move || forwarding::apply(&marker, Some(v6))
     })
     .await
@@ -283,7 +283,7 @@ async fn pods_loop(
             if let Ok(Err(e)) = tokio::task::spawn_blocking(guard::apply).await {
                 warn!(error = %e, "source validation of pod interfaces");
             }
-            let (v6, marker) = (net.ipv6_pod_pool(), marker.clone());
+            let (v6, marker) = (net.ipv6_pool(), marker.clone());
             if let Ok(Err(e)) =
                 tokio::task::spawn_blocking(move || forwarding::apply(&marker, Some(v6))).await
             {

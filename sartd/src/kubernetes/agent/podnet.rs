@@ -98,6 +98,15 @@ impl Gateways {
 
 /// The node-side name of an attachment's veth: stable across restarts and versions (FNV-1a,
 /// not std's hasher, whose output may change between Rust releases), 15 bytes at most.
+/// Whether `name` has the shape of [`host_ifname`]'s names.
+pub fn is_host_ifname(name: &str) -> bool {
+    name.len() == 15
+        && name.starts_with("veth")
+        && name[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 pub fn host_ifname(container_id: &str, ifname: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in container_id
@@ -316,7 +325,10 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
                 .name(link.ifname.clone())
                 .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&ns))
                 .build();
+            // In sart's group from the start: guarded (see [`super::guard`]) and never taken
+            // for one of the node's own interfaces (see [`super::forwarding`]).
             LinkVeth::new(&link.host_ifname, &link.ifname)
+                .link_group(POD_LINK_GROUP)
                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
                 .build()
         };
@@ -357,7 +369,7 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
                 LinkUnspec::new_with_index(hi)
                     .up()
                     .alias(format!("{ALIAS_PREFIX}{}", link.ifname))
-                    // Guarded from now on: see [`super::guard`].
+                    // Already so from creation; again for a veth an older agent made.
                     .link_group(POD_LINK_GROUP)
                     .build(),
             )
@@ -644,6 +656,10 @@ mod tests {
         // Stable: the same input always gives the same name (the value is pinned so a change
         // of hash, which would strand veths of a running node, fails here).
         assert_eq!(a, "veth2b08ae25566");
+        assert!(is_host_ifname(&a));
+        for other in ["veth0", "eth0", "vethABCDEF01234", "veth2b08ae255661"] {
+            assert!(!is_host_ifname(other), "{other}");
+        }
         assert_eq!(host_ifname("c1", "eth0"), host_ifname("c1", "eth0"));
         assert_ne!(host_ifname("c1", "eth0"), host_ifname("c1", "eth1"));
         assert_ne!(host_ifname("c1", "eth0"), host_ifname("c2", "eth0"));

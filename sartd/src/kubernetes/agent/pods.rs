@@ -943,13 +943,14 @@ impl PodNetwork {
         super::nat::Want::new(&pod_pools, &self.opts.no_masquerade)
     }
 
-    /// Whether a valid IPv6 pod pool exists (the node forwards IPv6 only then).
-    pub fn ipv6_pod_pool(&self) -> bool {
+    /// Whether a valid IPv6 AddressPool exists, of either type (the node forwards IPv6 only
+    /// then: for pods, and for Service addresses whose endpoints are elsewhere).
+    pub fn ipv6_pool(&self) -> bool {
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
         pools::validate(&all)
             .into_values()
             .flatten()
-            .any(|v| v.kind == AddressType::Pod && v.pool.family() == ipam::Family::Ipv6)
+            .any(|v| v.pool.family() == ipam::Family::Ipv6)
     }
 
     /// Blocks and their use, for the CLI.

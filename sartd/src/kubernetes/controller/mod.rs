@@ -134,18 +134,18 @@ impl Context {
             .collect()
     }
 
-    /// The service pools a namespace may use. A namespace not in the cache yet (created a moment
-    /// ago) is taken as having no labels: only pools for every namespace.
-    fn pools_for(&self, namespace: &str) -> std::collections::BTreeSet<String> {
-        let labels = self
-            .caches
-            .namespaces
-            .get(&reflector::ObjectRef::new(namespace))
-            .map(|n| n.labels().clone())
-            .unwrap_or_default();
+    /// The service pools a namespace with these labels may use; a namespace that does not
+    /// exist (`None`) only those for every namespace, whatever their selectors say of no labels.
+    fn pools_for(
+        &self,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> std::collections::BTreeSet<String> {
         self.valid_service_pools()
             .into_iter()
-            .filter(|p| p.admits(&labels))
+            .filter(|p| match labels {
+                Some(l) => p.admits(l),
+                None => p.namespaces == pools::Namespaces::All,
+            })
             .map(|p| p.name)
             .collect()
     }

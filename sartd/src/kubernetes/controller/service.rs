@@ -250,7 +250,9 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     };
     ctx.sync_pools();
     let mut req = req;
-    req.allowed_pools = Some(ctx.pools_for(&k.namespace));
+    let labels = namespace_labels(&ctx, &k.namespace).await?;
+    req.allowed_pools = Some(ctx.pools_for(labels.as_ref()));
+    let req_for_retain = req.clone();
     let (held, assigned) = {
         let mut alloc = ctx.lock();
         let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
@@ -290,18 +292,45 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         Err(e) => {
             warn!(service = %k, error = %e, "no address");
             ctx.warn(&svc, reason(&e), &e.to_string()).await;
-            write_status(
-                &ctx,
-                &api,
-                &svc,
-                &ingress_ips(&svc),
-                Some((reason(&e), &e.to_string())),
-            )
-            .await?;
+            // A pool its namespace may no longer use: what it holds there goes (status,
+            // advertisements); other refusals leave its addresses as they are.
+            let ips = if matches!(e, LbError::PoolNotAllowed { .. }) {
+                let kept = ctx.lock().retain_allowed(&k, &req_for_retain);
+                if kept != held {
+                    info!(service = %k, ips = ?kept, before = ?held, "addresses of a pool the namespace may not use released");
+                    sync_ads(&svc, &kept, &ctx).await?;
+                    ctx.pools_changed();
+                }
+                kept
+            } else {
+                ingress_ips(&svc)
+            };
+            write_status(&ctx, &api, &svc, &ips, Some((reason(&e), &e.to_string()))).await?;
             // Pool changes trigger a new attempt; this is a safety net.
             Ok(Action::requeue(Duration::from_secs(60)))
         }
     }
+}
+
+/// A namespace's labels: from the cache, else (created a moment ago) from the API server;
+/// `None` for a namespace that does not exist.
+async fn namespace_labels(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, Error> {
+    if let Some(n) = ctx
+        .caches
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new(namespace))
+    {
+        return Ok(Some(n.labels().clone()));
+    }
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    Ok(api
+        .get_opt(namespace)
+        .await
+        .map_err(Error::Kube)?
+        .map(|n| n.labels().clone()))
 }
 
 /// Our status as last written on a Service.
