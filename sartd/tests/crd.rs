@@ -89,6 +89,12 @@ async fn samples_apply_and_show_sart_columns() {
 fn manifests_pass_a_server_side_dry_run() {
     let cluster = testkube::Cluster::shared().unwrap();
     install_crds(cluster);
+    // A dry run creates no namespace, and the passwords' Role goes into one the manifests make
+    // (a real apply creates it first).
+    ok(apply(
+        cluster,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: sart-bgp-secrets}\n",
+    ));
     for dir in ["base", "lb", "cni", "dual"] {
         let path = repo().join("manifests").join(dir);
         let out = kubectl(
