@@ -146,7 +146,7 @@ struct AgentArgs {
     #[arg(long, default_value = "0.0.0.0:7473")]
     http_addr: std::net::SocketAddr,
     /// The only namespace BGPPeer passwordSecretRefs may name (and their default): every agent
-    /// can read every Secret there, so keep only BGP passwords in it.
+    /// can read every Secret there, so keep only BGP passwords and BFD keys in it.
     #[arg(long, default_value = "sart-bgp-secrets")]
     password_namespace: String,
 }

@@ -86,7 +86,7 @@ pub struct Options {
     pub cni: Option<(std::path::PathBuf, pods::PodOptions)>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub http: std::net::SocketAddr,
-    /// The only namespace BGPPeer passwords are read from.
+    /// The only namespace BGPPeer passwords and BFD keys are read from.
     pub password_namespace: String,
 }
 
