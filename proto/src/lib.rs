@@ -27,18 +27,42 @@ enum Target {
     Tcp(tonic::transport::Endpoint),
 }
 
+/// The socket path of a `unix:///path` (or `unix:/path`) endpoint; `None` for any other.
+pub fn unix_path(endpoint: &str) -> Option<&str> {
+    endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+}
+
+/// The host and port of an authority (`host:port`, `[v6]:port`, or a bare host).
+pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
+    match authority.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) => (host, Some(port)),
+            Err(_) => (authority, None),
+        },
+        None => (authority, None),
+    }
+}
+
+/// Whether `host` (as [`split_authority`] gives it) is this node's loopback: `localhost`,
+/// 127.0.0.0/8 or ::1.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn target(endpoint: &str) -> Result<Target, tonic::transport::Error> {
     use tonic::transport::Endpoint;
-    Ok(
-        match endpoint
-            .strip_prefix("unix://")
-            .or_else(|| endpoint.strip_prefix("unix:"))
-        {
-            // The URI is not used: the connector dials the socket.
-            Some(path) => Target::Unix(path.to_owned(), Endpoint::from_static("http://sart")),
-            None => Target::Tcp(Endpoint::from_shared(endpoint_url(endpoint))?),
-        },
-    )
+    Ok(match unix_path(endpoint) {
+        // The URI is not used: the connector dials the socket.
+        Some(path) => Target::Unix(path.to_owned(), Endpoint::from_static("http://sart")),
+        None => Target::Tcp(Endpoint::from_shared(endpoint_url(endpoint))?),
+    })
 }
 
 /// Dials the unix socket at `path`, whatever URI the channel asks for.

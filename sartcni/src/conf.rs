@@ -139,10 +139,7 @@ fn attachments(v: &Value) -> Result<Vec<Attachment>, CniError> {
 /// The agent is reached on a unix socket or on loopback: pod set-up is never asked over the
 /// network (sart's netconf used `http://localhost:6000`, which still works).
 fn check_endpoint(e: &str) -> Result<(), CniError> {
-    if let Some(path) = e
-        .strip_prefix("unix://")
-        .or_else(|| e.strip_prefix("unix:"))
-    {
+    if let Some(path) = proto::unix_path(e) {
         if path.starts_with('/') {
             return Ok(());
         }
@@ -159,17 +156,7 @@ fn check_endpoint(e: &str) -> Result<(), CniError> {
                 "endpoint {e:?}: expected unix:///path or http://127.0.0.1:port"
             ))
         })?;
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h,
-        _ => host,
-    };
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    if proto::is_loopback_host(proto::split_authority(host).0) {
         Ok(())
     } else {
         Err(invalid(format!(

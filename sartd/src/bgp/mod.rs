@@ -66,10 +66,7 @@ impl std::str::FromStr for ApiListen {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s
-            .strip_prefix("unix://")
-            .or_else(|| s.strip_prefix("unix:"))
-        {
+        match proto::unix_path(s) {
             Some(p) if p.starts_with('/') => Ok(ApiListen::Unix(p.into())),
             Some(p) => Err(format!("{p:?}: a unix socket path must be absolute")),
             None => s

@@ -27,10 +27,7 @@ pub enum SpeakerError {
 /// The speaker's API takes the node's BGP passwords and drives its routing: the agent reaches
 /// it only on this node, over a unix socket or a loopback address, whatever a NodeBGP says.
 pub fn local(endpoint: &str) -> Result<(), String> {
-    if let Some(p) = endpoint
-        .strip_prefix("unix://")
-        .or_else(|| endpoint.strip_prefix("unix:"))
-    {
+    if let Some(p) = proto::unix_path(endpoint) {
         return if p.starts_with('/') {
             Ok(())
         } else {
@@ -42,17 +39,16 @@ pub fn local(endpoint: &str) -> Result<(), String> {
         .or_else(|| endpoint.strip_prefix("https://"))
         .unwrap_or(endpoint);
     let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h,
-        _ => return Err("expected unix:///path or host:port".into()),
+    let host = match proto::split_authority(authority) {
+        (h, Some(_)) => h,
+        (_, None) => return Err("expected unix:///path or host:port".into()),
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
-    if loopback {
+    if proto::is_loopback_host(host) {
         Ok(())
     } else {
         Err(format!(
-            "{host} is not this node: the agent reaches its speaker only over a unix socket or loopback (it sends BGP passwords there)"
+            "{} is not this node: the agent reaches its speaker only over a unix socket or loopback (it sends BGP passwords there)",
+            host.trim_start_matches('[').trim_end_matches(']')
         ))
     }
 }
