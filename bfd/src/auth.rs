@@ -35,11 +35,18 @@ impl Method {
         }
     }
 
+    /// As BIRD spells it, with dashes: `keyed-sha1`, `meticulous-keyed-sha1`.
     pub fn name(self) -> &'static str {
         match self {
             Method::KeyedSha1 => "keyed-sha1",
             Method::MeticulousKeyedSha1 => "meticulous-keyed-sha1",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Method> {
+        [Method::KeyedSha1, Method::MeticulousKeyedSha1]
+            .into_iter()
+            .find(|m| m.name() == name)
     }
 }
 

@@ -318,10 +318,7 @@ fn peer(n: &speaker::NeighborView) -> v1::Peer {
             multiplier: u32::from(b.multiplier),
             multihop: b.hops == bfd::Hops::Multi,
             auth: b.auth.map(|a| v1::BfdAuth {
-                method: match a.method {
-                    bfd::Method::KeyedSha1 => v1::bfd_auth::Method::KeyedSha1,
-                    bfd::Method::MeticulousKeyedSha1 => v1::bfd_auth::Method::MeticulousKeyedSha1,
-                } as i32,
+                method: i32::from(a.method.code()),
                 key_id: u32::from(a.key.id()),
                 // Write-only.
                 password: String::new(),
@@ -602,13 +599,15 @@ impl BgpApi for Api {
                     )
                     .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))?;
                     if let Some(a) = &b.auth {
-                        let method = match v1::bfd_auth::Method::try_from(a.method) {
-                            Ok(v1::bfd_auth::Method::KeyedSha1) => "keyed-sha1",
-                            Ok(v1::bfd_auth::Method::MeticulousKeyedSha1) => {
-                                "meticulous-keyed-sha1"
-                            }
-                            _ => "unspecified",
-                        };
+                        let method = u8::try_from(a.method)
+                            .ok()
+                            .and_then(bfd::Method::from_code)
+                            .ok_or_else(|| {
+                                Status::invalid_argument(format!(
+                                    "bfd.auth.type: {}: keyed-sha1 (4) or meticulous-keyed-sha1 (5)",
+                                    a.method
+                                ))
+                            })?;
                         c.auth = Some(
                             crate::bgp::config::BfdAuth::new(method, a.key_id, &a.password)
                                 .map_err(|(k, e)| {

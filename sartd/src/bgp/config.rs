@@ -381,23 +381,12 @@ pub struct BfdAuth {
 }
 
 impl BfdAuth {
-    /// `method` as BIRD spells it, with dashes: `keyed-sha1` or `meticulous-keyed-sha1`.
     /// Errors name the key.
     pub fn new(
-        method: &str,
+        method: bfd::Method,
         key_id: u32,
         password: &str,
     ) -> Result<BfdAuth, (&'static str, String)> {
-        let method = match method {
-            "keyed-sha1" => bfd::Method::KeyedSha1,
-            "meticulous-keyed-sha1" => bfd::Method::MeticulousKeyedSha1,
-            m => {
-                return Err((
-                    "type",
-                    format!("{m:?}: keyed-sha1 or meticulous-keyed-sha1"),
-                ));
-            }
-        };
         let id = u8::try_from(key_id)
             .map_err(|_| ("key_id", format!("{key_id}: must be 0-255 (RFC 5880 §4.4)")))?;
         let key =
@@ -692,8 +681,14 @@ fn bfd(key: &str, b: RawBfd) -> Result<BfdConfig, ConfigError> {
     let mut c = BfdConfig::new(b.interval_ms, b.multiplier, b.multihop)
         .map_err(|(k, e)| err(format!("{key}.{k}"), e))?;
     if let Some(a) = b.auth {
+        let method = bfd::Method::from_name(&a.method).ok_or_else(|| {
+            err(
+                format!("{key}.auth.type"),
+                format!("{:?}: keyed-sha1 or meticulous-keyed-sha1", a.method),
+            )
+        })?;
         c.auth = Some(
-            BfdAuth::new(&a.method, a.key_id, &a.password)
+            BfdAuth::new(method, a.key_id, &a.password)
                 .map_err(|(k, e)| err(format!("{key}.auth.{k}"), e))?,
         );
     }

@@ -50,7 +50,7 @@ impl WantPeer {
                 auth: b
                     .authentication
                     .as_ref()
-                    .map(|a| (a.auth_type.name(), a.key_id)),
+                    .map(|a| (a.auth_type.method(), a.key_id)),
             }),
             hold_time: self
                 .hold_time
@@ -145,7 +145,7 @@ pub struct BfdKnobs {
     pub multihop: bool,
     /// Method and key id; the key itself is never reported back (a new one takes effect when
     /// the peer is re-created, as a new TCP MD5 password does).
-    pub auth: Option<(&'static str, u32)>,
+    pub auth: Option<(bfd::Method, u32)>,
 }
 
 /// A neighbour as the speaker has it.
@@ -584,7 +584,7 @@ mod tests {
             // Authentication the BGPPeer does not ask for.
             Knobs {
                 bfd: Some(BfdKnobs {
-                    auth: Some(("keyed-sha1", 1)),
+                    auth: Some((bfd::Method::KeyedSha1, 1)),
                     ..reported.bfd.unwrap()
                 }),
                 ..reported.clone()

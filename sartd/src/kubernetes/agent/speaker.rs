@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 use super::plan::{BfdKnobs, Have, HavePeer, ImportRule, Knobs, Step};
 use crate::kubernetes::crd::PeerState;
-use crate::kubernetes::crd::bgp_peer_template::{BfdAuthType, PrefixAction};
+use crate::kubernetes::crd::bgp_peer_template::PrefixAction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
@@ -154,15 +154,10 @@ impl Speaker {
                             interval_ms: b.interval_ms,
                             multiplier: b.multiplier,
                             multihop: b.multihop,
-                            auth: b.auth.map(|a| {
-                                let method = match v1::bfd_auth::Method::try_from(a.method) {
-                                    Ok(v1::bfd_auth::Method::KeyedSha1) => "keyed-sha1",
-                                    Ok(v1::bfd_auth::Method::MeticulousKeyedSha1) => {
-                                        "meticulous-keyed-sha1"
-                                    }
-                                    _ => "unspecified",
-                                };
-                                (method, a.key_id)
+                            // The speaker reports only the methods it has (codes 4 and 5).
+                            auth: b.auth.and_then(|a| {
+                                let method = u8::try_from(a.method).ok()?;
+                                Some((bfd::Method::from_code(method)?, a.key_id))
                             }),
                         }),
                         hold_time: p.hold_time,
@@ -262,12 +257,7 @@ impl Speaker {
                             multiplier: b.multiplier.unwrap_or(0),
                             multihop: b.multihop.unwrap_or(false),
                             auth: b.authentication.as_ref().map(|a| v1::BfdAuth {
-                                method: match a.auth_type {
-                                    BfdAuthType::KeyedSha1 => v1::bfd_auth::Method::KeyedSha1,
-                                    BfdAuthType::MeticulousKeyedSha1 => {
-                                        v1::bfd_auth::Method::MeticulousKeyedSha1
-                                    }
-                                } as i32,
+                                method: i32::from(a.auth_type.method().code()),
                                 key_id: a.key_id,
                                 password: secrets.bfd.clone().unwrap_or_default(),
                             }),

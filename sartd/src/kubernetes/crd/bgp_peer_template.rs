@@ -135,11 +135,10 @@ pub enum BfdAuthType {
 }
 
 impl BfdAuthType {
-    /// As sartd's YAML and API spell it.
-    pub fn name(self) -> &'static str {
+    pub fn method(self) -> bfd::Method {
         match self {
-            BfdAuthType::KeyedSha1 => "keyed-sha1",
-            BfdAuthType::MeticulousKeyedSha1 => "meticulous-keyed-sha1",
+            BfdAuthType::KeyedSha1 => bfd::Method::KeyedSha1,
+            BfdAuthType::MeticulousKeyedSha1 => bfd::Method::MeticulousKeyedSha1,
         }
     }
 }
