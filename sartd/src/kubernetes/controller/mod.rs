@@ -121,38 +121,22 @@ impl Context {
             .collect()
     }
 
-    /// Valid service pools, as the allocator sees them.
-    fn service_pools(&self) -> Vec<ipam::LbPool> {
-        self.valid_service_pools()
-            .into_iter()
-            .map(|v| ipam::LbPool {
-                selective: v.namespaces != pools::Namespaces::All,
-                name: v.name,
-                cidr: v.pool.cidr(),
-                auto_assign: v.auto_assign,
-            })
-            .collect()
-    }
-
-    /// The service pools a namespace with these labels may use; a namespace that does not
-    /// exist (`None`) only those for every namespace, whatever their selectors say of no labels.
-    fn pools_for(
-        &self,
-        labels: Option<&std::collections::BTreeMap<String, String>>,
-    ) -> std::collections::BTreeSet<String> {
-        self.valid_service_pools()
-            .into_iter()
-            .filter(|p| match labels {
-                Some(l) => p.admits(l),
-                None => p.namespaces == pools::Namespaces::All,
-            })
-            .map(|p| p.name)
-            .collect()
-    }
-
     /// Gives the allocator the current pools; whether they changed.
     fn sync_pools(&self) -> bool {
-        let now = self.service_pools();
+        self.sync_pools_from(&self.valid_service_pools())
+    }
+
+    /// As [`Context::sync_pools`], with the valid service pools already read.
+    fn sync_pools_from(&self, valid: &[pools::ValidPool]) -> bool {
+        let now: Vec<ipam::LbPool> = valid
+            .iter()
+            .map(|v| ipam::LbPool {
+                name: v.name.clone(),
+                cidr: v.pool.cidr(),
+                auto_assign: v.auto_assign,
+                selective: v.namespaces != pools::Namespaces::All,
+            })
+            .collect();
         let mut synced = locked(&self.synced);
         if *synced == now {
             return false;

@@ -45,6 +45,22 @@ impl ValidPool {
     }
 }
 
+/// The names of `pools` a namespace with these labels may use; a namespace that does not exist
+/// (`None`) only those for every namespace, whatever their selectors say of no labels.
+pub fn usable_by(
+    pools: &[ValidPool],
+    namespace_labels: Option<&BTreeMap<String, String>>,
+) -> std::collections::BTreeSet<String> {
+    pools
+        .iter()
+        .filter(|p| match namespace_labels {
+            Some(l) => p.admits(l),
+            None => p.namespaces == Namespaces::All,
+        })
+        .map(|p| p.name.clone())
+        .collect()
+}
+
 /// The auto-assign pool of `kind` and `family` for a namespace: one made for some namespaces
 /// before the one for all, then the lowest name.
 pub fn auto_pool<'a>(

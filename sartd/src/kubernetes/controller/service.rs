@@ -248,10 +248,12 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             return Ok(Action::await_change());
         }
     };
-    ctx.sync_pools();
+    // Read and validated once for both: the allocator's pools and the namespace's.
+    let valid = ctx.valid_service_pools();
+    ctx.sync_pools_from(&valid);
     let mut req = req;
     let labels = namespace_labels(&ctx, &k.namespace).await?;
-    req.allowed_pools = Some(ctx.pools_for(labels.as_ref()));
+    req.allowed_pools = Some(super::pools::usable_by(&valid, labels.as_ref()));
     let req_for_retain = req.clone();
     let (held, assigned) = {
         let mut alloc = ctx.lock();
