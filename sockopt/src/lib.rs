@@ -152,6 +152,26 @@ mod tests {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Every connection the listener takes is answered "ok".
+    fn answer_ok(listener: tokio::net::TcpListener) {
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"ok").await;
+            }
+        });
+    }
+
+    /// Whether `s` connects to `to` within 1.5 s and reads "ok" there.
+    async fn reads_ok(s: tokio::net::TcpSocket, to: SocketAddr) -> bool {
+        match tokio::time::timeout(Duration::from_millis(1500), s.connect(to)).await {
+            Ok(Ok(mut c)) => {
+                let mut b = [0u8; 2];
+                c.read_exact(&mut b).await.is_ok() && &b == b"ok"
+            }
+            _ => false,
+        }
+    }
+
     #[test]
     fn layout_matches_struct_tcp_md5sig() {
         assert_eq!(TCP_MD5SIG_LEN, 216);
@@ -182,28 +202,13 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let lo: IpAddr = Ipv4Addr::LOCALHOST.into();
         set_tcp_md5(listener.as_fd(), lo, false, b"right").unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let _ = s.write_all(b"ok").await;
-            }
-        });
+        answer_ok(listener);
         let dial = |key: Option<&'static [u8]>| async move {
             let s = tokio::net::TcpSocket::new_v4().unwrap();
             if let Some(k) = key {
                 set_tcp_md5(s.as_fd(), lo, false, k).unwrap();
             }
-            let c = tokio::time::timeout(
-                Duration::from_millis(1500),
-                s.connect(SocketAddr::new(lo, port)),
-            )
-            .await;
-            match c {
-                Ok(Ok(mut c)) => {
-                    let mut b = [0u8; 2];
-                    c.read_exact(&mut b).await.is_ok() && &b == b"ok"
-                }
-                _ => false,
-            }
+            reads_ok(s, SocketAddr::new(lo, port)).await
         };
         assert!(dial(Some(b"right")).await);
         assert!(!dial(Some(b"wrong")).await);
@@ -223,11 +228,7 @@ mod tests {
             };
             let port = listener.local_addr().unwrap().port();
             set_gtsm(listener.as_fd(), lo.is_ipv6()).unwrap();
-            tokio::spawn(async move {
-                while let Ok((mut s, _)) = listener.accept().await {
-                    let _ = s.write_all(b"ok").await;
-                }
-            });
+            answer_ok(listener);
             let dial = |gtsm: bool| async move {
                 let s = if lo.is_ipv6() {
                     tokio::net::TcpSocket::new_v6().unwrap()
@@ -237,18 +238,7 @@ mod tests {
                 if gtsm {
                     set_gtsm(s.as_fd(), lo.is_ipv6()).unwrap();
                 }
-                let c = tokio::time::timeout(
-                    Duration::from_millis(1500),
-                    s.connect(SocketAddr::new(lo, port)),
-                )
-                .await;
-                match c {
-                    Ok(Ok(mut c)) => {
-                        let mut b = [0u8; 2];
-                        c.read_exact(&mut b).await.is_ok() && &b == b"ok"
-                    }
-                    _ => false,
-                }
+                reads_ok(s, SocketAddr::new(lo, port)).await
             };
             assert!(dial(true).await, "{lo}");
             assert!(!dial(false).await, "{lo}");
