@@ -20,10 +20,10 @@ use super::config::{
     self, BfdConfig, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec, TimerError, Ttl,
     prefix_rule,
 };
-use super::speaker::{self, ApiError, RouteView, WatchEvent};
+use super::request::{self, ApiError, RouteView, WatchEvent};
 
 pub struct Api {
-    pub tx: mpsc::Sender<speaker::Request>,
+    pub tx: mpsc::Sender<request::Request>,
 }
 
 fn unavailable() -> Status {
@@ -43,7 +43,7 @@ impl From<ApiError> for Status {
 impl Api {
     async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> speaker::Request,
+        make: impl FnOnce(oneshot::Sender<T>) -> request::Request,
     ) -> Result<T, Status> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(make(tx)).await.map_err(|_| unavailable())?;
@@ -206,7 +206,7 @@ fn path(r: &RouteView) -> v1::Path {
         nlri: r.prefix.to_string(),
         family: Some(proto_family(f)),
         origin: a.origin.map_or(0, |o| o as u32),
-        next_hops: r.next_hop.iter().map(speaker::next_hop_text).collect(),
+        next_hops: r.next_hop.iter().map(request::next_hop_text).collect(),
         segments: a
             .as_path
             .iter()
@@ -236,7 +236,7 @@ fn path(r: &RouteView) -> v1::Path {
     }
 }
 
-fn peer(n: &speaker::NeighborView) -> v1::Peer {
+fn peer(n: &request::NeighborView) -> v1::Peer {
     let s = &n.status;
     let counter = |c: &super::session::Counters| v1::MessageCounter {
         open: c.open as u32,
@@ -354,7 +354,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchEvent, Status>> + S
 #[tonic::async_trait]
 impl BgpApi for Api {
     async fn health(&self, _: Request<v1::HealthRequest>) -> Result<Response<()>, Status> {
-        self.ask(speaker::Request::Info).await?;
+        self.ask(request::Request::Info).await?;
         Ok(Response::new(()))
     }
 
@@ -362,7 +362,7 @@ impl BgpApi for Api {
         &self,
         _: Request<v1::GetBgpInfoRequest>,
     ) -> Result<Response<v1::GetBgpInfoResponse>, Status> {
-        let i = self.ask(speaker::Request::Info).await?;
+        let i = self.ask(request::Request::Info).await?;
         Ok(Response::new(v1::GetBgpInfoResponse {
             info: Some(v1::BgpInfo {
                 asn: i.asn,
@@ -378,7 +378,7 @@ impl BgpApi for Api {
         req: Request<v1::GetNeighborRequest>,
     ) -> Result<Response<v1::GetNeighborResponse>, Status> {
         let a = addr(&req.get_ref().addr)?;
-        let all = self.ask(speaker::Request::Neighbors).await?;
+        let all = self.ask(request::Request::Neighbors).await?;
         let n = all
             .iter()
             .find(|n| n.config.address == a)
@@ -392,7 +392,7 @@ impl BgpApi for Api {
         &self,
         _: Request<v1::ListNeighborRequest>,
     ) -> Result<Response<v1::ListNeighborResponse>, Status> {
-        let all = self.ask(speaker::Request::Neighbors).await?;
+        let all = self.ask(request::Request::Neighbors).await?;
         Ok(Response::new(v1::ListNeighborResponse {
             peers: all.iter().map(peer).collect(),
         }))
@@ -403,7 +403,7 @@ impl BgpApi for Api {
         req: Request<v1::GetPathRequest>,
     ) -> Result<Response<v1::GetPathResponse>, Status> {
         let f = family(req.get_ref().family)?;
-        let v = self.ask(|tx| speaker::Request::Routes(f, tx)).await?;
+        let v = self.ask(|tx| request::Request::Routes(f, tx)).await?;
         Ok(Response::new(v1::GetPathResponse {
             paths: v.iter().map(path).collect(),
         }))
@@ -418,11 +418,11 @@ impl BgpApi for Api {
         let f = family(r.family)?;
         let v = match v1::get_neighbor_path_request::Kind::try_from(r.kind) {
             Ok(v1::get_neighbor_path_request::Kind::In) => {
-                self.ask(|tx| speaker::Request::AdjRibIn(a, f, tx))
+                self.ask(|tx| request::Request::AdjRibIn(a, f, tx))
                     .await??
             }
             Ok(v1::get_neighbor_path_request::Kind::Out) => {
-                self.ask(|tx| speaker::Request::AdjRibOut(a, f, tx))
+                self.ask(|tx| request::Request::AdjRibOut(a, f, tx))
                     .await??
             }
             _ => return Err(Status::invalid_argument("kind: use IN or OUT")),
@@ -442,7 +442,7 @@ impl BgpApi for Api {
             .into_iter()
             .next()
             .ok_or_else(|| Status::invalid_argument("no prefix"))?;
-        let v = self.ask(|tx| speaker::Request::Lookup(p, tx)).await?;
+        let v = self.ask(|tx| request::Request::Lookup(p, tx)).await?;
         Ok(Response::new(v1::GetPathByPrefixResponse {
             paths: v.iter().map(path).collect(),
         }))
@@ -453,7 +453,7 @@ impl BgpApi for Api {
         if asn == 0 {
             return Err(Status::invalid_argument("AS 0 is reserved"));
         }
-        self.ask(|tx| speaker::Request::SetAs(asn, tx)).await??;
+        self.ask(|tx| request::Request::SetAs(asn, tx)).await??;
         Ok(Response::new(()))
     }
 
@@ -470,7 +470,7 @@ impl BgpApi for Api {
                     "{s:?} is not a router id (non-zero IPv4 address)"
                 ))
             })?;
-        self.ask(|tx| speaker::Request::SetRouterId(id, tx))
+        self.ask(|tx| request::Request::SetRouterId(id, tx))
             .await??;
         Ok(Response::new(()))
     }
@@ -619,7 +619,7 @@ impl BgpApi for Api {
                 })
                 .transpose()?,
         };
-        self.ask(|tx| speaker::Request::AddNeighbor(Box::new(n), tx))
+        self.ask(|tx| request::Request::AddNeighbor(Box::new(n), tx))
             .await??;
         Ok(Response::new(()))
     }
@@ -629,7 +629,7 @@ impl BgpApi for Api {
         req: Request<v1::DeletePeerRequest>,
     ) -> Result<Response<()>, Status> {
         let a = addr(&req.get_ref().addr)?;
-        self.ask(|tx| speaker::Request::DeleteNeighbor(a, tx))
+        self.ask(|tx| request::Request::DeleteNeighbor(a, tx))
             .await??;
         Ok(Response::new(()))
     }
@@ -642,7 +642,7 @@ impl BgpApi for Api {
         let f = family(r.family)?;
         let ps = prefixes(&r.prefixes, f)?;
         let spec = path_spec(&r.attributes)?;
-        self.ask(|tx| speaker::Request::AddPaths(ps, Box::new(spec), tx))
+        self.ask(|tx| request::Request::AddPaths(ps, Box::new(spec), tx))
             .await??;
         Ok(Response::new(v1::AddPathResponse {}))
     }
@@ -654,7 +654,7 @@ impl BgpApi for Api {
         let r = req.get_ref();
         let f = family(r.family)?;
         let ps = prefixes(&r.prefixes, f)?;
-        self.ask(|tx| speaker::Request::DeletePaths(ps, tx))
+        self.ask(|tx| request::Request::DeletePaths(ps, tx))
             .await??;
         Ok(Response::new(v1::DeletePathResponse {}))
     }
@@ -669,7 +669,7 @@ impl BgpApi for Api {
             (true, 0) => config::DEFAULT_MAX_PATHS,
             (true, n) => n as usize,
         };
-        self.ask(|tx| speaker::Request::SetMaxPaths(n, tx))
+        self.ask(|tx| request::Request::SetMaxPaths(n, tx))
             .await??;
         Ok(Response::new(()))
     }
@@ -681,16 +681,16 @@ impl BgpApi for Api {
         let r = req.get_ref();
         let a = addr(&r.addr)?;
         let kind = match v1::reset_neighbor_request::Kind::try_from(r.kind) {
-            Ok(v1::reset_neighbor_request::Kind::SoftIn) => speaker::ResetKind::SoftIn,
-            Ok(v1::reset_neighbor_request::Kind::SoftOut) => speaker::ResetKind::SoftOut,
-            Ok(v1::reset_neighbor_request::Kind::Hard) => speaker::ResetKind::Hard,
+            Ok(v1::reset_neighbor_request::Kind::SoftIn) => request::ResetKind::SoftIn,
+            Ok(v1::reset_neighbor_request::Kind::SoftOut) => request::ResetKind::SoftOut,
+            Ok(v1::reset_neighbor_request::Kind::Hard) => request::ResetKind::Hard,
             _ => {
                 return Err(Status::invalid_argument(
                     "kind: use SOFT_IN, SOFT_OUT or HARD",
                 ));
             }
         };
-        self.ask(|tx| speaker::Request::Reset(a, kind, tx))
+        self.ask(|tx| request::Request::Reset(a, kind, tx))
             .await??;
         Ok(Response::new(()))
     }
@@ -704,7 +704,7 @@ impl BgpApi for Api {
         let r = *req.get_ref();
         let (tx, mut rx) = mpsc::channel::<WatchEvent>(1024);
         self.tx
-            .send(speaker::Request::Watch(tx))
+            .send(request::Request::Watch(tx))
             .await
             .map_err(|_| unavailable())?;
         let stream = async_stream(

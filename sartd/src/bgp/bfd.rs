@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::config::BfdConfig;
-use super::speaker::BfdView;
+use super::request::BfdView;
 
 #[derive(Debug)]
 pub enum Command {

@@ -4,11 +4,15 @@
 mod api;
 mod bfd;
 pub mod config;
+mod core;
+mod export;
 mod graceful;
 mod listener;
 mod log_limit;
 mod metrics;
+mod neighbors;
 mod outbox;
+mod request;
 pub mod session;
 mod speaker;
 mod timers;
@@ -253,7 +257,6 @@ async fn run(
     }
     info!("shutting down");
     speaker.exit("sartd is shutting down").await;
-    speaker.exit_fib().await;
     Ok(())
 }
 

@@ -157,7 +157,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn new() -> Arc<Output> {
+    pub(super) fn new() -> Arc<Output> {
         Arc::new(Output {
             outbox: Mutex::new(None),
             ready: Notify::new(),
@@ -169,8 +169,13 @@ impl Output {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn open(&self, ctx: Context) {
-        *self.lock() = Some(Outbox::new(ctx, outbox::DEFAULT_LIMIT));
+    pub(super) fn open(&self, ctx: Context) {
+        self.open_with_limit(ctx, outbox::DEFAULT_LIMIT);
+    }
+
+    /// `limit`: octets of encoded UPDATEs queued before changes are coalesced instead.
+    pub(super) fn open_with_limit(&self, ctx: Context, limit: usize) {
+        *self.lock() = Some(Outbox::new(ctx, limit));
     }
 
     fn close(&self) {
@@ -193,7 +198,7 @@ impl Output {
             .map_or((0, 0), |o| (o.queued_octets(), o.coalesced_prefixes()))
     }
 
-    fn take(&self, max_octets: usize) -> Vec<Arc<Vec<u8>>> {
+    pub(super) fn take(&self, max_octets: usize) -> Vec<Arc<Vec<u8>>> {
         self.lock()
             .as_mut()
             .map(|o| o.take(max_octets))
