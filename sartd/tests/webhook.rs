@@ -205,7 +205,7 @@ async fn webhooks_guard_sart_objects() {
     refused(
         cluster,
         &peer("p1", "198.18.92.1", 9).replace("holdTime: 9", "holdTime: 9, keepaliveTime: 4"),
-        "spec.keepaliveTime 4",
+        "spec.keepaliveTime: 4 s exceeds a third of the hold time",
     );
     refused(
         cluster,

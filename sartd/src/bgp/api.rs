@@ -8,7 +8,7 @@ use std::str::FromStr;
 use bgp::Family;
 use bgp::attribute::Community;
 use bgp::fsm::SessionConfig;
-use bgp::rib::{Action, Export, PrefixList};
+use bgp::rib::{Action, Export};
 use futures::Stream;
 use ipnet::IpNet;
 use proto::v1;
@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use super::config::{
-    self, BfdConfig, GracefulRestart, MaxPrefix, Neighbor, Password, PathSpec, TimerError, Ttl,
-    prefix_rule,
+    self, BfdAuthInput, BfdInput, GracefulRestartInput, MaxPrefixInput, NeighborInput, PathSpec,
+    PrefixRuleInput, Ttl,
 };
 use super::request::{self, ApiError, RouteView, WatchEvent};
 
@@ -81,6 +81,88 @@ fn proto_family(f: Family) -> v1::AddressFamily {
         },
         safi: v1::address_family::Safi::Unicast as i32,
     }
+}
+
+/// A `Peer` as written, for the one validation every neighbour goes through. Protobuf has no
+/// absent number, so 0 and "" mean "the default" here.
+fn neighbor_input(p: v1::Peer) -> Result<NeighborInput, Status> {
+    let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
+    let text = |s: String| Some(s).filter(|s| !s.is_empty());
+    let families = p
+        .families
+        .iter()
+        .map(|f| family(Some(*f)).map(|f| f.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let export = match v1::Export::try_from(p.export) {
+        Ok(v1::Export::Unspecified) => None,
+        Ok(v1::Export::All) => Some("all"),
+        Ok(v1::Export::Originated) => Some("originated"),
+        Err(_) => return Err(Status::invalid_argument(format!("export {}", p.export))),
+    };
+    let bfd = match p.bfd {
+        None => None,
+        Some(b) => {
+            let auth = match b.auth {
+                None => None,
+                Some(a) => {
+                    let method = u8::try_from(a.method)
+                        .ok()
+                        .and_then(bfd::Method::from_code)
+                        .ok_or_else(|| {
+                            Status::invalid_argument(format!(
+                                "bfd.auth.type: {}: keyed-sha1 (4) or meticulous-keyed-sha1 (5)",
+                                a.method
+                            ))
+                        })?;
+                    Some(BfdAuthInput {
+                        method: method.name().to_string(),
+                        key_id: a.key_id,
+                        password: a.password,
+                    })
+                }
+            };
+            Some(BfdInput {
+                interval_ms: nonzero(b.interval_ms),
+                multiplier: nonzero(b.multiplier),
+                multihop: Some(b.multihop),
+                auth,
+            })
+        }
+    };
+    Ok(NeighborInput {
+        name: text(p.name),
+        asn: Some(p.asn),
+        address: text(p.address),
+        router_id: text(p.router_id),
+        passive: Some(p.passive_open),
+        hold_time: nonzero(p.hold_time),
+        keepalive_time: nonzero(p.keepalive_time),
+        families: (!families.is_empty()).then_some(families),
+        ttl_security: Some(p.ttl_security),
+        max_prefix: p.max_prefix.map(|m| MaxPrefixInput::Full {
+            limit: m.limit,
+            warning_only: m.warning_only,
+            restart_after: m.restart_after,
+        }),
+        export: export.map(str::to_string),
+        import: Some(
+            p.import_prefixes
+                .into_iter()
+                .map(|r| PrefixRuleInput {
+                    prefix: r.prefix,
+                    ge: r.ge,
+                    le: r.le,
+                    action: Some(if r.deny { "deny" } else { "permit" }.to_string()),
+                })
+                .collect(),
+        ),
+        password: text(p.password),
+        graceful_restart: p.graceful_restart.map(|g| GracefulRestartInput {
+            restart_time: nonzero(g.restart_time),
+        }),
+        bfd,
+        ..NeighborInput::default()
+    })
 }
 
 fn addr(s: &str) -> Result<IpAddr, Status> {
@@ -487,138 +569,9 @@ impl BgpApi for Api {
             .into_inner()
             .peer
             .ok_or_else(|| Status::invalid_argument("peer is required"))?;
-        let address = addr(&p.address)?;
-        if p.asn == 0 {
-            return Err(Status::invalid_argument("asn: AS 0 is reserved"));
-        }
-        let router_id = if p.router_id.is_empty() {
-            None
-        } else {
-            Some(Ipv4Addr::from_str(&p.router_id).map_err(|_| {
-                Status::invalid_argument(format!(
-                    "router_id {:?} is not an IPv4 address",
-                    p.router_id
-                ))
-            })?)
-        };
-        let mut families: Vec<Family> = p
-            .families
-            .iter()
-            .map(|f| family(Some(*f)))
-            .collect::<Result<_, _>>()?;
-        if families.is_empty() {
-            families.push(if address.is_ipv4() {
-                Family::IPV4_UNICAST
-            } else {
-                Family::IPV6_UNICAST
-            });
-        }
-        // 0 means "the default" here: protobuf has no absent number.
-        let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
-        let (hold_time, keepalive_time) =
-            config::timers(nonzero(p.hold_time), nonzero(p.keepalive_time)).map_err(|e| {
-                let field = match e {
-                    TimerError::Hold(_) => "hold_time",
-                    _ => "keepalive_time",
-                };
-                Status::invalid_argument(format!("{field}: {e}"))
-            })?;
-        let max_prefix = p
-            .max_prefix
-            .map(|m| MaxPrefix::new(m.limit, m.warning_only, m.restart_after))
-            .transpose()
-            .map_err(|e| Status::invalid_argument(format!("max_prefix: {e}")))?;
-        let export = match v1::Export::try_from(p.export) {
-            Ok(v1::Export::Unspecified | v1::Export::All) => Export::All,
-            Ok(v1::Export::Originated) => Export::Originated,
-            Err(_) => return Err(Status::invalid_argument(format!("export {}", p.export))),
-        };
-        let import = PrefixList::new(
-            p.import_prefixes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    prefix_rule(
-                        &r.prefix,
-                        r.ge,
-                        r.le,
-                        Some(if r.deny { "deny" } else { "permit" }),
-                    )
-                    .map_err(|e| Status::invalid_argument(format!("import_prefixes[{i}]: {e}")))
-                })
-                .collect::<Result<_, _>>()?,
-        );
-        let n = Neighbor {
-            name: if p.name.is_empty() {
-                format!("{}/{}", p.asn, address)
-            } else {
-                p.name
-            },
-            asn: p.asn,
-            address,
-            router_id,
-            passive: p.passive_open,
-            hold_time,
-            keepalive_time,
-            send_hold_time: None,
-            families,
-            local_address: None,
-            ttl: if p.ttl_security {
-                Ttl::Security
-            } else {
-                Ttl::Default
-            },
-            max_prefix,
-            export,
-            import,
-            route_reflector_client: false,
-            password: if p.password.is_empty() {
-                None
-            } else {
-                Some(
-                    Password::new(p.password)
-                        .map_err(|e| Status::invalid_argument(format!("password: {e}")))?,
-                )
-            },
-            graceful_restart: p
-                .graceful_restart
-                .map(|g| {
-                    GracefulRestart::new(Some(g.restart_time).filter(|t| *t != 0)).map_err(|e| {
-                        Status::invalid_argument(format!("graceful_restart.restart_time: {e}"))
-                    })
-                })
-                .transpose()?,
-            bfd: p
-                .bfd
-                .map(|b| {
-                    let nonzero = |v: u32| Some(v).filter(|v| *v != 0);
-                    let mut c = BfdConfig::new(
-                        nonzero(b.interval_ms),
-                        nonzero(b.multiplier),
-                        Some(b.multihop),
-                    )
-                    .map_err(|(k, e)| Status::invalid_argument(format!("bfd.{k}: {e}")))?;
-                    if let Some(a) = &b.auth {
-                        let method = u8::try_from(a.method)
-                            .ok()
-                            .and_then(bfd::Method::from_code)
-                            .ok_or_else(|| {
-                                Status::invalid_argument(format!(
-                                    "bfd.auth.type: {}: keyed-sha1 (4) or meticulous-keyed-sha1 (5)",
-                                    a.method
-                                ))
-                            })?;
-                        c.auth = Some(
-                            crate::bgp::config::BfdAuth::new(method, a.key_id, &a.password)
-                                .map_err(|(k, e)| {
-                                    Status::invalid_argument(format!("bfd.auth.{k}: {e}"))
-                                })?,
-                        );
-                    }
-                    Ok::<_, Status>(c)
-                })
-                .transpose()?,
-        };
+        let n = neighbor_input(p)?
+            .validate()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.ask(|tx| request::Request::AddNeighbor(Box::new(n), tx))
             .await??;
         Ok(Response::new(()))
@@ -760,4 +713,84 @@ where
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(f(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn yaml(n: &str) -> Result<crate::bgp::config::Neighbor, String> {
+        crate::bgp::config::parse(&format!("neighbors: [{n}]"))
+            .map(|mut c| c.neighbors.remove(0))
+            .map_err(|e| e.reason)
+    }
+
+    fn grpc(p: v1::Peer) -> Result<crate::bgp::config::Neighbor, String> {
+        neighbor_input(p)
+            .map_err(|s| s.message().to_string())?
+            .validate()
+            .map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn the_api_and_yaml_make_the_same_neighbour() {
+        let peer = v1::Peer {
+            asn: 65001,
+            address: "198.18.0.2".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            grpc(peer.clone()),
+            yaml("{asn: 65001, address: 198.18.0.2}")
+        );
+        let full = v1::Peer {
+            hold_time: 9,
+            keepalive_time: 3,
+            ttl_security: true,
+            graceful_restart: Some(v1::GracefulRestart { restart_time: 0 }),
+            max_prefix: Some(v1::MaxPrefix {
+                limit: 10,
+                warning_only: false,
+                restart_after: Some(0),
+            }),
+            export: v1::Export::Originated as i32,
+            ..peer.clone()
+        };
+        assert_eq!(
+            grpc(full),
+            yaml(
+                "{asn: 65001, address: 198.18.0.2, hold_time: 9, keepalive_time: 3, ttl_security: true, \
+                 graceful_restart: {}, max_prefix: {limit: 10, restart_after: 0}, export: originated}"
+            )
+        );
+        // Refused for the same reason, whichever way it came.
+        for (bad, written) in [
+            (
+                v1::Peer {
+                    hold_time: 2,
+                    ..peer.clone()
+                },
+                "{asn: 65001, address: 198.18.0.2, hold_time: 2}",
+            ),
+            (
+                v1::Peer {
+                    hold_time: 9,
+                    keepalive_time: 4,
+                    ..peer.clone()
+                },
+                "{asn: 65001, address: 198.18.0.2, hold_time: 9, keepalive_time: 4}",
+            ),
+            (
+                v1::Peer {
+                    asn: 0,
+                    ..peer.clone()
+                },
+                "{asn: 0, address: 198.18.0.2}",
+            ),
+        ] {
+            let (a, b) = (grpc(bad).unwrap_err(), yaml(written).unwrap_err());
+            assert_eq!(a, b, "{written}");
+        }
+    }
 }

@@ -124,4 +124,3 @@ fn capabilities(n: &Neighbor, restarting: bool) -> Vec<Capability> {
     }
     caps
 }
-

@@ -264,7 +264,10 @@ impl Core {
     }
 
     pub fn delete_neighbor(&mut self, addr: IpAddr) -> Result<(), ApiError> {
-        let p = self.peers.remove(&addr).ok_or_else(|| ApiError::no_neighbor(addr))?;
+        let p = self
+            .peers
+            .remove(&addr)
+            .ok_or_else(|| ApiError::no_neighbor(addr))?;
         self.effects.push(Effect::Session(
             addr,
             ToSession::Stop(Some("neighbor removed".into())),
@@ -581,7 +584,10 @@ impl Core {
 
     /// `state`: where the neighbour's session is now.
     pub fn reset(&mut self, addr: IpAddr, kind: ResetKind, state: State) -> Result<(), ApiError> {
-        let p = self.peers.get(&addr).ok_or_else(|| ApiError::no_neighbor(addr))?;
+        let p = self
+            .peers
+            .get(&addr)
+            .ok_or_else(|| ApiError::no_neighbor(addr))?;
         if kind == ResetKind::Hard {
             // A session held down (e.g. past its max-prefix limit) is started again; a
             // running one restarts after the idle hold time.
@@ -690,7 +696,10 @@ impl Core {
     }
 
     pub fn adj_rib_in(&self, addr: IpAddr, family: Family) -> Result<Vec<RouteView>, ApiError> {
-        let p = self.peers.get(&addr).ok_or_else(|| ApiError::no_neighbor(addr))?;
+        let p = self
+            .peers
+            .get(&addr)
+            .ok_or_else(|| ApiError::no_neighbor(addr))?;
         let sources = self.sources();
         Ok(self
             .rib
@@ -701,7 +710,10 @@ impl Core {
     }
 
     pub fn adj_rib_out(&self, addr: IpAddr, family: Family) -> Result<Vec<RouteView>, ApiError> {
-        let p = self.peers.get(&addr).ok_or_else(|| ApiError::no_neighbor(addr))?;
+        let p = self
+            .peers
+            .get(&addr)
+            .ok_or_else(|| ApiError::no_neighbor(addr))?;
         Ok(self
             .rib
             .adj_rib_out(p.id, family)

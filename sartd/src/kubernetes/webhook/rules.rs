@@ -8,11 +8,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::bgp::config::{MaxPrefix, TimerError, prefix_rule, timers};
+use crate::bgp::config::{
+    BfdInput, GracefulRestartInput, MaxPrefixInput, NeighborInput, PrefixRuleInput,
+};
 use crate::kubernetes::controller::pools;
 use crate::kubernetes::crd::address_block;
 use crate::kubernetes::crd::bgp_peer;
-use crate::kubernetes::crd::{AddressBlock, AddressPool, AddressType, BGPPeer};
+use crate::kubernetes::crd::{AddressBlock, AddressPool, AddressType, BGPPeer, BGPPeerSpec};
 
 /// A pool is checked as the controller will see it once stored: against every other pool, the
 /// older one winning an overlap. A new pool is the youngest.
@@ -69,21 +71,9 @@ pub fn check_pool(
 /// error reaches whoever applies the object rather than a node's log.
 pub fn check_peer(new: &BGPPeer, old: Option<&BGPPeer>, all: &[BGPPeer]) -> Result<(), String> {
     let s = &new.spec;
-    if s.addr.parse::<std::net::IpAddr>().is_err() {
-        return Err(format!("spec.addr {:?} is not an IP address", s.addr));
-    }
-    timers(s.hold_time, s.keepalive_time).map_err(|e| match e {
-        TimerError::Hold(_) => format!("spec.holdTime {e}"),
-        _ => format!("spec.keepaliveTime {e}"),
-    })?;
-    if let Some(m) = &s.max_prefix {
-        MaxPrefix::new(m.limit, m.warning_only.unwrap_or(false), m.restart_after)
-            .map_err(|e| format!("spec.maxPrefix: {e}"))?;
-    }
-    for (i, r) in s.import_prefixes.iter().flatten().enumerate() {
-        prefix_rule(&r.prefix, r.ge, r.le, r.action.map(|a| a.name()))
-            .map_err(|e| format!("spec.importPrefixes[{i}]: {e}"))?;
-    }
+    neighbor_input(s)
+        .validate()
+        .map_err(|e| format!("spec.{}: {}", crd_field(&e.key), e.reason))?;
     if let Some(label) = new.labels().get(bgp_peer::NODE_LABEL)
         && *label != s.node_bgp_ref
     {
@@ -122,6 +112,66 @@ pub fn check_peer(new: &BGPPeer, old: Option<&BGPPeer>, all: &[BGPPeer]) -> Resu
         }
     }
     Ok(())
+}
+
+/// The peer as its node's speaker will be asked to take it, for the validation every neighbour
+/// goes through, so what the speaker would refuse is refused here. The MD5 and BFD keys are in
+/// Secrets only the agent reads: they are left out (the schema bounds the BFD key id).
+fn neighbor_input(s: &BGPPeerSpec) -> NeighborInput {
+    NeighborInput {
+        asn: Some(s.asn),
+        address: Some(s.addr.clone()),
+        hold_time: s.hold_time,
+        keepalive_time: s.keepalive_time,
+        ttl_security: s.ttl_security,
+        max_prefix: s.max_prefix.as_ref().map(|m| MaxPrefixInput::Full {
+            limit: m.limit,
+            warning_only: m.warning_only.unwrap_or(false),
+            restart_after: m.restart_after,
+        }),
+        import: s.import_prefixes.as_ref().map(|rules| {
+            rules
+                .iter()
+                .map(|r| PrefixRuleInput {
+                    prefix: r.prefix.clone(),
+                    ge: r.ge,
+                    le: r.le,
+                    action: r.action.map(|a| a.name().to_string()),
+                })
+                .collect()
+        }),
+        graceful_restart: s.graceful_restart.as_ref().map(|g| GracefulRestartInput {
+            restart_time: g.restart_time,
+        }),
+        bfd: s.bfd.as_ref().map(|b| BfdInput {
+            interval_ms: b.interval_ms,
+            multiplier: b.multiplier,
+            multihop: b.multihop,
+            auth: None,
+        }),
+        ..NeighborInput::default()
+    }
+}
+
+/// A neighbour field as YAML names it, as the BGPPeer names it.
+fn crd_field(key: &str) -> String {
+    const NAMES: [(&str, &str); 8] = [
+        ("address", "addr"),
+        ("hold_time", "holdTime"),
+        ("keepalive_time", "keepaliveTime"),
+        ("ttl_security", "ttlSecurity"),
+        ("max_prefix", "maxPrefix"),
+        ("import", "importPrefixes"),
+        (
+            "graceful_restart.restart_time",
+            "gracefulRestart.restartTime",
+        ),
+        ("bfd.interval_ms", "bfd.intervalMs"),
+    ];
+    NAMES
+        .iter()
+        .find_map(|(yaml, crd)| key.strip_prefix(yaml).map(|rest| format!("{crd}{rest}")))
+        .unwrap_or_else(|| key.to_string())
 }
 
 /// A JSON patch (RFC 6902) that sets one label, made whether or not the object has labels.
@@ -306,6 +356,13 @@ mod tests {
                 "hold {hold:?} keepalive {keepalive:?}: {r:?}"
             );
         }
+        // The speaker's reason, under the BGPPeer's name for the field.
+        let mut hold2 = a.clone();
+        hold2.spec.hold_time = Some(2);
+        assert_eq!(
+            check_peer(&hold2, None, &[]),
+            Err("spec.holdTime: 2 s: must be 0 or 3-65535 (RFC 4271 §4.2)".to_string())
+        );
         let mut limit0 = a.clone();
         limit0.spec.max_prefix = Some(MaxPrefixSpec {
             limit: 0,
