@@ -164,12 +164,28 @@ fn bgp(
     )
 }
 
-/// The source: N static /24s in a disabled protocol, exported to one eBGP neighbour.
-pub fn source_config(router_id: Ipv4Addr, asn: u32, n: &interop::Neighbor, routes: u32) -> String {
+/// The source: N static /24s in a disabled protocol, exported to one eBGP neighbour. With
+/// `distinct`, each carries its own large community (RFC 8092), which every DUT passes on, so
+/// no two routes share an UPDATE.
+pub fn source_config(
+    router_id: Ipv4Addr,
+    asn: u32,
+    n: &interop::Neighbor,
+    routes: u32,
+    distinct: bool,
+) -> String {
     let mut s = head(router_id);
     let _ = writeln!(s, "protocol static {STATIC} {{\n  disabled;\n  ipv4;");
     for i in 0..routes {
-        let _ = writeln!(s, "  route {} blackhole;", prefix(i));
+        if distinct {
+            let _ = writeln!(
+                s,
+                "  route {} blackhole {{ bgp_large_community.add(({asn}, {i}, 0)); }};",
+                prefix(i)
+            );
+        } else {
+            let _ = writeln!(s, "  route {} blackhole;", prefix(i));
+        }
     }
     s.push_str("}\n");
     s.push_str(&bgp("peer", None, asn, n, "where source = RTS_STATIC"));

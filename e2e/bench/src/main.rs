@@ -11,6 +11,7 @@
 //! DUT reports all Established, DUT memory). See docs/benchmarks.md for method and results.
 
 mod bird;
+mod capture;
 mod dut;
 mod fanin;
 mod peers;
@@ -60,6 +61,9 @@ struct RelayArgs {
     /// as fast as without it.
     #[arg(long)]
     stuck_peer: bool,
+    /// Every route with its own attribute set (a large community each): one UPDATE per route.
+    #[arg(long)]
+    distinct: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -212,10 +216,12 @@ fn run_relay(c: &Common, r: &RelayArgs) {
         poll: Duration::from_millis(c.poll_ms),
         timeout: Duration::from_secs(c.timeout_s),
         stuck_peer: r.stuck_peer,
+        distinct: r.distinct,
     };
     eprintln!(
-        "relay: N = {}, {} rounds, poll {} ms{}",
+        "relay: N = {}{}, {} rounds, poll {} ms{}",
         p.routes,
+        if p.distinct { " distinct" } else { "" },
         p.rounds,
         c.poll_ms,
         if p.stuck_peer {
@@ -232,8 +238,13 @@ fn run_relay(c: &Common, r: &RelayArgs) {
     }
     let (bl, bw) = (median(&base.load), median(&base.withdraw));
     println!(
-        "\n## relay: N = {} IPv4 /24s, BIRD source -> DUT -> BIRD sink, median of {} rounds{}",
+        "\n## relay: N = {} IPv4 /24s{}, BIRD source -> DUT -> BIRD sink, median of {} rounds{}",
         p.routes,
+        if p.distinct {
+            ", each with its own attributes"
+        } else {
+            ""
+        },
         p.rounds,
         if p.stuck_peer {
             ", a third peer of the DUT reading nothing"
@@ -290,6 +301,32 @@ fn run_relay(c: &Common, r: &RelayArgs) {
             );
         }
     }
+    // The finer clock: packet timestamps on the DUT's links.
+    println!(
+        "\npacket clock, DUT tail = last UPDATE to the sink - last UPDATE from the source (ms; median, then every round):\n"
+    );
+    println!("| DUT | load tail ms | withdraw tail ms | load rounds | withdraw rounds |");
+    println!("|---|---|---|---|---|");
+    let ms = |v: f64| format!("{:.1}", v * 1000.0);
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let mut tails = Vec::new();
+    for o in &outs {
+        let (l, w): (Vec<f64>, Vec<f64>) = o.tail.iter().copied().unzip();
+        let (lm, wm) = (med(l.clone()), med(w.clone()));
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            o.dut.map_or("direct".into(), |k| k.to_string()),
+            lm.map_or("-".into(), ms),
+            wm.map_or("-".into(), ms),
+            l.iter().map(|v| ms(*v)).collect::<Vec<_>>().join(" "),
+            w.iter().map(|v| ms(*v)).collect::<Vec<_>>().join(" "),
+        );
+        tails.push((o.dut, vec![lm, wm]));
+    }
+    print_ratios(&["load tail", "withdraw tail"], &tails);
     print_ratios(
         &["load (DUT share)", "withdraw (DUT share)", "bytes/route"],
         &figures

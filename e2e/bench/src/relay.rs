@@ -1,7 +1,12 @@
 //! Relay: a BIRD source originates N IPv4 /24s over eBGP to the DUT, which relays them to a BIRD
 //! sink. The same procedure also runs with no DUT (source wired straight to the sink): that
 //! run's times are the source's and sink's own share, subtracted from every DUT's. With
-//! `stuck_peer`, the DUT has a third peer that opens its session and then reads nothing.
+//! `stuck_peer`, the DUT has a third peer that opens its session and then reads nothing. With
+//! `distinct`, every route carries its own large community, so none share an UPDATE.
+//!
+//! With a DUT, the segments on its two links are also captured (`capture`): the DUT's own
+//! share is then the time from the source's last UPDATE reaching it to its last UPDATE to the
+//! sink ("tail"), read from packet timestamps rather than from polling the sink.
 
 use std::net::IpAddr;
 use std::thread::sleep;
@@ -12,6 +17,7 @@ use interop::hand_peer::HandPeer;
 use interop::{BgpConfig, Family, Link, Neighbor, Netns};
 
 use crate::bird::{BirdProc, STATIC, sink_config, source_config};
+use crate::capture::{self, Capture};
 use crate::dut::{Dut, Kind, rss};
 
 const V4: [Family; 1] = [Family::Ipv4Unicast];
@@ -27,6 +33,8 @@ pub struct Params {
     pub timeout: Duration,
     /// A third peer of the DUT that opens its session and never reads (none without a DUT).
     pub stuck_peer: bool,
+    /// Every route with its own attributes (one UPDATE each).
+    pub distinct: bool,
 }
 
 /// What one DUT (or the direct wiring, `dut == None`) measured.
@@ -36,6 +44,9 @@ pub struct Outcome {
     pub load: Vec<Duration>,
     /// Per round: disable on the source -> the sink holds none.
     pub withdraw: Vec<Duration>,
+    /// Per round, from packet timestamps at the DUT: last UPDATE out to the sink minus last
+    /// UPDATE in from the source, for the load and the withdrawal (seconds; none without a DUT).
+    pub tail: Vec<(f64, f64)>,
     /// DUT RSS: sessions up before the first load, one second after it.
     pub rss_before: u64,
     pub rss_after: u64,
@@ -48,6 +59,7 @@ pub fn run(dut: Option<Kind>, p: &Params) -> Outcome {
         dut,
         load: Vec::new(),
         withdraw: Vec::new(),
+        tail: Vec::new(),
         rss_before: 0,
         rss_after: 0,
         error: None,
@@ -69,6 +81,8 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
     let stuck_ns = Netns::new("bstuck")?;
     // The stuck peer's side of its link to the DUT, and the DUT's.
     let mut stuck_at = None;
+    // (source -> DUT, DUT -> sink, the source's address, the DUT's towards the sink)
+    let mut taps = None;
     let (source, sink, dut) = match kind {
         None => {
             let l = Link::veth(&src_ns, &sink_ns, 3)?;
@@ -76,7 +90,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
             let source = BirdProc::start(
                 &src_ns,
                 "source",
-                &source_config(s, SRC_AS, &neighbor(k, SINK_AS), p.routes),
+                &source_config(s, SRC_AS, &neighbor(k, SINK_AS), p.routes, p.distinct),
             )?;
             let sink = BirdProc::start(
                 &sink_ns,
@@ -93,7 +107,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
             let source = BirdProc::start(
                 &src_ns,
                 "source",
-                &source_config(s, SRC_AS, &neighbor(d1, DUT_AS), p.routes),
+                &source_config(s, SRC_AS, &neighbor(d1, DUT_AS), p.routes, p.distinct),
             )?;
             let sink = BirdProc::start(
                 &sink_ns,
@@ -109,6 +123,12 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
                 stuck_at = Some((l3.b.ipv4(), l3.a.ipv4(), l3));
             }
             let dut = Dut::start(kind, &dut_ns, cfg)?;
+            taps = Some((
+                Capture::start(&dut_ns, &l1.b.ifname)?,
+                Capture::start(&dut_ns, &l2.a.ifname)?,
+                s,
+                d2,
+            ));
             (source, sink, Some(dut))
         }
     };
@@ -140,7 +160,10 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
     }
 
     let n = u64::from(p.routes);
+    // Wall-clock starts of each round's load and withdrawal, for the captures.
+    let mut windows = Vec::new();
     for round in 0..p.rounds {
+        windows.push(capture::now());
         let t0 = Instant::now();
         source.switch(STATIC, true)?;
         let load = wait_count(&sink, p, |c| c == n)
@@ -154,6 +177,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
                 rss(pid).map_err(|e| fail(format!("DUT gone after load: {e:#}"), &dut))?;
         }
         sleep(Duration::from_millis(500));
+        windows.push(capture::now());
         let t1 = Instant::now();
         source.switch(STATIC, false)?;
         let gone = wait_count(&sink, p, |c| c == 0)
@@ -166,11 +190,27 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
         );
         sleep(Duration::from_secs(1));
     }
+    windows.push(capture::now());
     if let Some(d) = &dut
         && let Ok(pid) = d.pid()
         && !interop::process::pid_alive(pid)
     {
         bail!(fail("DUT died".into(), &dut));
+    }
+    if let Some((ingress, egress, src, me)) = taps {
+        let (ingress, egress) = (ingress.finish()?, egress.finish()?);
+        let tail = |from: Duration, to: Duration| -> Result<f64> {
+            let (Some(i), Some(o)) = (
+                capture::span(&ingress, src, from, to),
+                capture::span(&egress, me, from, to),
+            ) else {
+                bail!("no UPDATEs captured between {from:?} and {to:?}");
+            };
+            Ok(o.1.as_secs_f64() - i.1.as_secs_f64())
+        };
+        for w in windows.windows(3).step_by(2) {
+            o.tail.push((tail(w[0], w[1])?, tail(w[1], w[2])?));
+        }
     }
     Ok(())
 }

@@ -129,7 +129,7 @@ fn fib_one(dut: &str, n: u32) -> Result<Duration> {
     let source = BirdProc::start(
         &src_ns,
         "source",
-        &source_config(s, 65001, &Neighbor::new(d.into(), 64512, &V4), n),
+        &source_config(s, 65001, &Neighbor::new(d.into(), 64512, &V4), n, false),
     )?;
     let cfg = BgpConfig::new(64512, d).neighbor(Neighbor::new(s.into(), 65001, &V4));
     let (_keep, proto): (Box<dyn std::any::Any>, &str) = match dut {
