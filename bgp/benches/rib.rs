@@ -11,6 +11,7 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
+use bgp::attribute::LargeCommunity;
 use bgp::attribute::NextHop;
 use bgp::rib::{ExportParams, PeerConfig, PeerId, Rib, RibConfig};
 use bgp::{AsPath, Context, Family, Nlri, Origin, PathAttributes, Update};
@@ -40,6 +41,55 @@ fn updates() -> Vec<Update> {
             ..Default::default()
         })
         .collect()
+}
+
+/// One UPDATE per prefix, each with its own large community: nothing shares attributes.
+fn distinct_updates() -> Vec<Update> {
+    (0..ROUTES)
+        .map(|i| Update {
+            attributes: PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::sequence([65001, 65100])),
+                next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                large_communities: vec![LargeCommunity {
+                    global: 65001,
+                    local1: i,
+                    local2: 0,
+                }],
+                ..Default::default()
+            },
+            nlri: vec![Nlri::new(prefix(i))],
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn prefix(i: u32) -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()
+}
+
+/// Withdrawals of every prefix, 1,000 to an UPDATE as a BIRD or FRR source packs them.
+fn withdrawals() -> Vec<Update> {
+    (0..ROUTES / PER_UPDATE)
+        .map(|u| Update {
+            withdrawn: (0..PER_UPDATE)
+                .map(|i| Nlri::new(prefix(u * PER_UPDATE + i)))
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// As the speaker does: a drain after every few UPDATEs.
+fn relay_in_batches(rib: &mut Rib, from: PeerId, ups: Vec<Update>) -> usize {
+    let mut outs = 0;
+    for chunk in ups.chunks(4) {
+        for u in chunk {
+            rib.receive(from, u.clone(), 1).unwrap();
+        }
+        outs += rib.drain().groups.iter().map(|g| g.1.len()).sum::<usize>();
+    }
+    outs
 }
 
 fn setup() -> (Rib, PeerId) {
@@ -147,6 +197,34 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("full_table_for_new_peer_100k", |b| {
         b.iter(|| black_box(rib.group_table(d.groups[0].0).unwrap()))
+    });
+    // 100,000 distinct attribute sets: announced one to an UPDATE, withdrawn 1,000 to one,
+    // drained every 4 UPDATEs as the speaker does.
+    let (distinct, gone) = (distinct_updates(), withdrawals());
+    g.sample_size(10);
+    g.bench_function("relay_100k_distinct_receive_and_drain", |b| {
+        b.iter_batched(
+            || (setup(), distinct.clone()),
+            |((mut rib, a), ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("withdraw_100k_distinct_and_drain", |b| {
+        b.iter_batched(
+            || {
+                let (mut rib, a) = setup();
+                relay_in_batches(&mut rib, a, distinct.clone());
+                (rib, a, gone.clone())
+            },
+            |(mut rib, a, ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

@@ -183,7 +183,7 @@ impl Update {
     pub fn encode_split(&self, ctx: &Context) -> Result<Vec<Vec<u8>>, EncodeError> {
         let max = ctx.max_message_len();
         // Every entry takes at least one octet: only try a single message when it can fit.
-        if self.nlri_count() < max {
+        if self.prefix_count() < max {
             let mut single = Vec::new();
             if crate::Message::encode_update_unchecked(self, ctx, &mut single).is_ok()
                 && single.len() <= max
@@ -289,7 +289,8 @@ impl Update {
         Ok(msgs)
     }
 
-    fn nlri_count(&self) -> usize {
+    /// Prefixes announced or withdrawn, in the classic fields and the MP attributes.
+    pub fn prefix_count(&self) -> usize {
         let reach = match &self.mp_reach {
             Some(MpReach::Ipv4Unicast { nlri, .. }) => nlri.len(),
             Some(MpReach::Ipv6Unicast { nlri, .. }) => nlri.len(),

@@ -283,10 +283,17 @@ fn diff_one<P: Key>(
     old: &Option<Exported>,
     new: &Option<Exported>,
 ) {
+    let Some(new) = new else {
+        // Gone: a withdrawal where it had been sent, and nothing else to work out.
+        if old.as_ref().is_some_and(|e| ex.admits(e.peer, &e.attrs)) {
+            batch.withdraw(prefix);
+        }
+        return;
+    };
     let old_o = old.as_ref().and_then(|e| ex.export(e.peer, &e.attrs));
-    let new_o = new.as_ref().and_then(|e| ex.export(e.peer, &e.attrs));
+    let new_o = ex.export(new.peer, &new.attrs);
     let so = old.as_ref().map(|e| e.peer).filter(|p| g.has(*p));
-    let sn = new.as_ref().map(|e| e.peer).filter(|p| g.has(*p));
+    let sn = Some(new.peer).filter(|p| g.has(*p));
     let changed = !same(&old_o, &new_o);
     if changed {
         match &new_o {

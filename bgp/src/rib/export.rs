@@ -21,13 +21,13 @@
 //! attribute set is transformed once per group, and canonicalizes the results so routes with
 //! equal outbound attributes are batched together.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::decision::{DEFAULT_LOCAL_PREF, DecisionConfig};
 use super::group::{GroupKey, OutUpdate};
 use super::hash::FastMap;
+use super::intern::Interner;
 use super::loc::Key;
 use super::path::{Attrs, PeerId, SourceInfo, SourceKind};
 use super::peer::PeerKind;
@@ -44,6 +44,54 @@ pub(crate) struct Local {
     pub decision: DecisionConfig,
 }
 
+/// The next hop a path takes when it is ours: the session's own address of the family.
+fn next_hop_self(target: &GroupKey, family: Family) -> Option<NextHop> {
+    if family == Family::IPV6_UNICAST {
+        target.params.next_hop_v6.map(NextHop::V6)
+    } else {
+        target.params.next_hop_v4
+    }
+}
+
+/// Whether the path's own next hop is sent on to an iBGP peer (else next hop self).
+fn keeps_next_hop(target: &GroupKey, family: Family, a: &Attrs) -> bool {
+    let keep = match a.next_hop {
+        None => false,
+        Some(NextHop::V6(_)) if family == Family::IPV4_UNICAST => target.params.extended_next_hop,
+        Some(_) => true,
+    };
+    keep && !target.params.next_hop_self
+}
+
+/// Whether `src`'s path `a` is sent to peers of `target` at all: exactly when [`export`] gives
+/// attributes, without building them (a withdrawal only needs to know whether the path was sent).
+pub(crate) fn admits(target: &GroupKey, family: Family, src: &SourceInfo, a: &Attrs) -> bool {
+    let comms = &a.attrs.communities;
+    if comms.contains(&Community::NO_ADVERTISE) {
+        return false;
+    }
+    if target.params.export == Export::Originated && src.kind != SourceKind::Local {
+        return false;
+    }
+    match target.kind {
+        PeerKind::Ebgp => {
+            !(comms.contains(&Community::NO_EXPORT)
+                || comms.contains(&Community::NO_EXPORT_SUBCONFED)
+                || (src.kind == SourceKind::Ebgp && src.asn == target.asn)
+                || a.attrs
+                    .as_path
+                    .as_ref()
+                    .is_some_and(|p| p.contains(target.asn)))
+                && next_hop_self(target, family).is_some()
+        }
+        PeerKind::Ibgp | PeerKind::RrClient => {
+            // RFC 4271 §9.2: no iBGP-learned path to an iBGP peer, except by reflection.
+            !(src.kind == SourceKind::Ibgp && target.kind == PeerKind::Ibgp)
+                && (keeps_next_hop(target, family, a) || next_hop_self(target, family).is_some())
+        }
+    }
+}
+
 /// The attributes `src`'s path `a` is sent with to peers of `target`, or `None`.
 pub(crate) fn export(
     local: &Local,
@@ -52,36 +100,17 @@ pub(crate) fn export(
     src: &SourceInfo,
     a: &Attrs,
 ) -> Option<Attrs> {
-    let comms = &a.attrs.communities;
-    if comms.contains(&Community::NO_ADVERTISE) {
+    if !admits(target, family, src, a) {
         return None;
     }
-    let params = &target.params;
-    if params.export == Export::Originated && src.kind != SourceKind::Local {
-        return None;
-    }
-    let self_v4 = params.next_hop_v4;
-    let self_v6 = params.next_hop_v6.map(NextHop::V6);
-    let next_hop_self = if family == Family::IPV6_UNICAST {
-        self_v6
-    } else {
-        self_v4
-    };
     let mut out = a.clone();
     out.prepend = 0;
     let path = out.attrs.as_path.get_or_insert_with(AsPath::default);
     match target.kind {
         PeerKind::Ebgp => {
-            if comms.contains(&Community::NO_EXPORT)
-                || comms.contains(&Community::NO_EXPORT_SUBCONFED)
-                || (src.kind == SourceKind::Ebgp && src.asn == target.asn)
-                || path.contains(target.asn)
-            {
-                return None;
-            }
             let n = usize::from(a.prepend) + 1;
             path.prepend(local.asn, n);
-            out.next_hop = Some(next_hop_self?);
+            out.next_hop = next_hop_self(target, family);
             out.attrs.local_pref = None;
             if src.kind != SourceKind::Local {
                 out.attrs.med = None;
@@ -90,12 +119,7 @@ pub(crate) fn export(
             out.attrs.cluster_list.clear();
         }
         PeerKind::Ibgp | PeerKind::RrClient => {
-            let reflect = match (src.kind, target.kind) {
-                (SourceKind::Local | SourceKind::Ebgp, _) => false,
-                // RFC 4271 §9.2: no iBGP-learned path to an iBGP peer, except by reflection.
-                (SourceKind::Ibgp, PeerKind::Ibgp) => return None,
-                (SourceKind::Ibgp, _) | (SourceKind::RrClient, _) => true,
-            };
+            let reflect = matches!(src.kind, SourceKind::Ibgp | SourceKind::RrClient);
             if reflect {
                 // RFC 4456 §8.
                 out.attrs.originator_id = Some(a.attrs.originator_id.unwrap_or(src.router_id));
@@ -105,15 +129,10 @@ pub(crate) fn export(
                 SourceKind::Ebgp => local.decision.ebgp_local_pref,
                 _ => a.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
             });
-            let keep = match a.next_hop {
-                None => false,
-                Some(NextHop::V6(_)) if family == Family::IPV4_UNICAST => params.extended_next_hop,
-                Some(_) => true,
-            };
-            out.next_hop = if keep && !params.next_hop_self {
+            out.next_hop = if keeps_next_hop(target, family, a) {
                 a.next_hop
             } else {
-                Some(next_hop_self?)
+                next_hop_self(target, family)
             };
         }
     }
@@ -129,7 +148,8 @@ pub(crate) struct Exporter<'a> {
     /// (input attributes address, source) → output. Inputs stay alive for the whole drain, so
     /// an address cannot be reused for another value meanwhile.
     memo: FastMap<(usize, PeerId), Option<Arc<Attrs>>>,
-    canon: HashMap<Arc<Attrs>, ()>,
+    /// Equal outputs of different inputs share one value, so they are batched together.
+    canon: Interner,
 }
 
 impl<'a> Exporter<'a> {
@@ -140,8 +160,18 @@ impl<'a> Exporter<'a> {
             key,
             family,
             memo: FastMap::default(),
-            canon: HashMap::new(),
+            canon: Interner::default(),
         }
+    }
+
+    /// Whether `src`'s path `a` was (or is) sent to this group, without building what it was
+    /// sent with.
+    pub fn admits(&mut self, src: PeerId, a: &Arc<Attrs>) -> bool {
+        if let Some(hit) = self.memo.get(&(Arc::as_ptr(a) as usize, src)) {
+            return hit.is_some();
+        }
+        let src = self.peers.source(src);
+        admits(self.key, self.family, &src, a)
     }
 
     pub fn export(&mut self, src: PeerId, a: &Arc<Attrs>) -> Option<Arc<Attrs>> {
@@ -150,16 +180,7 @@ impl<'a> Exporter<'a> {
             return hit.clone();
         }
         let src = self.peers.source(src);
-        let out = export(self.local, self.key, self.family, &src, a).map(|o| {
-            match self.canon.get_key_value(&o) {
-                Some((c, ())) => Arc::clone(c),
-                None => {
-                    let c = Arc::new(o);
-                    self.canon.insert(Arc::clone(&c), ());
-                    c
-                }
-            }
-        });
+        let out = export(self.local, self.key, self.family, &src, a).map(|o| self.canon.intern(o));
         self.memo.insert(k, out.clone());
         out
     }
@@ -277,6 +298,75 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    /// A withdrawal asks `admits` what an announcement asked `export`: they must agree on every
+    /// combination of target, source, communities, AS path and next hops.
+    #[test]
+    fn admits_exactly_what_export_sends() {
+        let kinds = [PeerKind::Ebgp, PeerKind::Ibgp, PeerKind::RrClient];
+        let sources = [
+            src(SourceKind::Ebgp, 65001),
+            src(SourceKind::Ebgp, 65002),
+            src(SourceKind::Ibgp, LOCAL_AS),
+            src(SourceKind::RrClient, LOCAL_AS),
+            src(SourceKind::Local, LOCAL_AS),
+        ];
+        let comms = [
+            vec![],
+            vec![Community::NO_ADVERTISE],
+            vec![Community::NO_EXPORT],
+            vec![Community::NO_EXPORT_SUBCONFED],
+        ];
+        let hops = [
+            None,
+            Some(NextHop::V4(Ipv4Addr::new(192, 0, 2, 9))),
+            Some(NextHop::V6(crate::attribute::Ipv6NextHop {
+                global: "fd00::9".parse().unwrap_or(std::net::Ipv6Addr::LOCALHOST),
+                link_local: None,
+            })),
+        ];
+        let mut checked = 0;
+        for kind in kinds {
+            for asn in [65002, 65003] {
+                for (v4, v6, ext, nhs, export_mode) in [
+                    (true, false, false, false, Export::All),
+                    (false, true, true, false, Export::All),
+                    (false, false, false, true, Export::All),
+                    (true, true, false, false, Export::Originated),
+                ] {
+                    let mut k = key(kind, asn);
+                    k.params.next_hop_v4 = v4.then_some(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)));
+                    k.params.next_hop_v6 = v6.then_some(crate::attribute::Ipv6NextHop {
+                        global: std::net::Ipv6Addr::LOCALHOST,
+                        link_local: None,
+                    });
+                    k.params.extended_next_hop = ext;
+                    k.params.next_hop_self = nhs;
+                    k.params.export = export_mode;
+                    for s in &sources {
+                        for c in &comms {
+                            for path in [&[65001][..], &[65001, 65002], &[]] {
+                                for nh in hops {
+                                    for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+                                        let mut a = attrs(path);
+                                        a.attrs.communities = c.clone();
+                                        a.next_hop = nh;
+                                        assert_eq!(
+                                            admits(&k, family, s, &a),
+                                            export(&local(), &k, family, s, &a).is_some(),
+                                            "{kind:?} {asn} {s:?} {c:?} {path:?} {nh:?} {family}"
+                                        );
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000);
     }
 
     #[test]
