@@ -159,8 +159,19 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
-/// Session events handled between two RIB drains, at most.
-const BATCH: usize = 4;
+/// Session events handled between two RIB drains, at most, and the prefixes they may carry in
+/// all: a drain is paid for by many small UPDATEs (one route each when every route has its own
+/// attributes), while the decoded UPDATEs held at once (peak memory) stay few.
+const BATCH_EVENTS: usize = 1024;
+const BATCH_PREFIXES: usize = 4096;
+
+/// What an event weighs against [`BATCH_PREFIXES`].
+fn weight(ev: &session::FromSession) -> usize {
+    match ev {
+        session::FromSession::Update { update, .. } => update.prefix_count().max(1),
+        _ => 1,
+    }
+}
 
 async fn run(
     config: config::Config,
@@ -230,11 +241,15 @@ async fn run(
     loop {
         tokio::select! {
             Some(ev) = session_rx.recv() => {
+                // Take some of what else is already queued before draining the RIB once.
+                let mut weighed = weight(&ev);
                 speaker.session_event(ev).await;
-                // Take some of what else is already queued before draining the RIB once: batching
-                // saves drains, the bound keeps the decoded UPDATEs held at once (peak memory) small.
-                for _ in 1..BATCH {
+                for _ in 1..BATCH_EVENTS {
+                    if weighed >= BATCH_PREFIXES {
+                        break;
+                    }
                     let Ok(ev) = session_rx.try_recv() else { break };
+                    weighed += weight(&ev);
                     speaker.session_event(ev).await;
                 }
             }

@@ -528,12 +528,12 @@ impl Core {
             peers,
         } = self.rib.drain();
         self.metrics.best_path_changes.inc_by(best.len() as u64);
-        let asn_of: HashMap<PeerId, u32> = self
-            .peers
-            .values()
-            .map(|p| (p.id, p.neighbor.asn))
-            .collect();
         if self.fib && !best.is_empty() {
+            let asn_of: HashMap<PeerId, u32> = self
+                .peers
+                .values()
+                .map(|p| (p.id, p.neighbor.asn))
+                .collect();
             let changes =
                 export::fib_changes(&best, self.config.asn, |id| asn_of.get(&id).copied());
             self.effects.push(Effect::FibRoutes(changes));
