@@ -805,14 +805,15 @@ async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String
         }
         // Only the start of an incomplete message (under 64 KiB) moves to the front.
         buf.drain(..start);
-        let filled = buf.len();
-        buf.resize(filled + READ, 0);
-        match r.read(&mut buf[filled..]).await {
+        // Room for one read, not written to until the kernel fills it: a session that only
+        // ever gets KEEPALIVEs keeps one page of it resident, not 64 KiB.
+        buf.reserve(READ);
+        match r.read_buf(&mut buf).await {
             Ok(0) => {
                 let _ = tx.send(Err("closed by the peer".into())).await;
                 return;
             }
-            Ok(n) => buf.truncate(filled + n),
+            Ok(_) => {}
             Err(e) => {
                 let _ = tx.send(Err(e.to_string())).await;
                 return;
