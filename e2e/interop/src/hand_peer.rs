@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bgp::attribute::LargeCommunity;
 use bgp::{
     AsPath, Capability, Context, Family, Message, Nlri, Open, Origin, PathAttributes, Update,
 };
@@ -121,7 +122,9 @@ impl Drop for HandPeer {
 }
 
 /// `n` IPv4 /24s from 100.64.0.0 up, originated by `asn` with next hop `next_hop`, each with a
-/// MED of its own (so no two share attributes: one UPDATE each), in chunks of 1,000 messages.
+/// large community of its own, in chunks of 1,000 messages. A community crosses into other
+/// ASes (a MED would be dropped there and the routes packed together again), so no two share
+/// attributes on either side of a relay: one UPDATE each.
 pub fn distinct_routes(n: u32, asn: u32, next_hop: Ipv4Addr) -> Vec<Vec<u8>> {
     let ctx = Context::four_octet();
     let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -137,7 +140,11 @@ pub fn distinct_routes(n: u32, asn: u32, next_hop: Ipv4Addr) -> Vec<Vec<u8>> {
                 origin: Some(Origin::Igp),
                 as_path: Some(AsPath::sequence([asn])),
                 next_hop: Some(next_hop),
-                med: Some(i),
+                large_communities: vec![LargeCommunity {
+                    global: asn,
+                    local1: i,
+                    local2: 0,
+                }],
                 ..PathAttributes::default()
             },
             nlri: vec![Nlri::new(prefix)],
