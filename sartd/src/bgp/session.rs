@@ -169,7 +169,7 @@ impl Output {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn open(&self, ctx: Context) {
+    fn open(&self, ctx: Context) {
         self.open_with_limit(ctx, outbox::DEFAULT_LIMIT);
     }
 

@@ -65,9 +65,13 @@ fn negotiated(asn: u32, gr_time: Option<u16>, enhanced: bool) -> Negotiated {
     }
 }
 
-/// Brings the session with `peer` up; its outbox queues at most `limit` octets before it
-/// coalesces.
-fn establish(
+/// Brings the session with `peer` up, with room for 1 MiB of encoded UPDATEs in its outbox.
+fn establish(core: &mut Core, peer: IpAddr, n: Negotiated, t: Instant) -> Arc<Output> {
+    establish_limited(core, peer, n, 1 << 20, t)
+}
+
+/// The same with an outbox that queues at most `limit` octets before it coalesces.
+fn establish_limited(
     core: &mut Core,
     peer: IpAddr,
     n: Negotiated,
@@ -210,10 +214,10 @@ fn a_peer_that_reads_nothing_costs_its_table_and_holds_up_no_one() {
     let t0 = Instant::now();
     let (source, sink, stuck) = (addr(11), addr(12), addr(13));
     let mut c = core(THREE, t0);
-    establish(&mut c, source, negotiated(65001, None, false), 1 << 20, t0);
-    let sink_out = establish(&mut c, sink, negotiated(65002, None, false), 1 << 20, t0);
+    establish(&mut c, source, negotiated(65001, None, false), t0);
+    let sink_out = establish(&mut c, sink, negotiated(65002, None, false), t0);
     // A few KiB of encoded UPDATEs, then only changes coalesced by prefix.
-    let stuck_out = establish(&mut c, stuck, negotiated(65003, None, false), 4096, t0);
+    let stuck_out = establish_limited(&mut c, stuck, negotiated(65003, None, false), 4096, t0);
     let mut reader = Reader::default();
     reader.read(&sink_out);
     assert_eq!(reader.end_of_rib, 1);
@@ -260,20 +264,8 @@ fn the_source_is_not_sent_its_own_routes_and_originated_only_gets_ours() {
         "[{asn: 65001, address: 198.18.0.11}, {asn: 65002, address: 198.18.0.12, export: originated}]",
         t0,
     );
-    let a = establish(
-        &mut c,
-        addr(11),
-        negotiated(65001, None, false),
-        1 << 20,
-        t0,
-    );
-    let b = establish(
-        &mut c,
-        addr(12),
-        negotiated(65002, None, false),
-        1 << 20,
-        t0,
-    );
+    let a = establish(&mut c, addr(11), negotiated(65001, None, false), t0);
+    let b = establish(&mut c, addr(12), negotiated(65002, None, false), t0);
     receive(&mut c, addr(11), announce(65001, addr(11), 0..3), t0);
     c.add_paths(vec!["198.19.0.0/24".parse().unwrap()], &Default::default());
     c.flush(false);
@@ -293,8 +285,8 @@ fn max_prefix_closes_with_cease_1_once_past_the_limit() {
         t0,
     );
     let (hard, warn) = (addr(11), addr(12));
-    establish(&mut c, hard, negotiated(65001, None, false), 1 << 20, t0);
-    establish(&mut c, warn, negotiated(65002, None, false), 1 << 20, t0);
+    establish(&mut c, hard, negotiated(65001, None, false), t0);
+    establish(&mut c, warn, negotiated(65002, None, false), t0);
     receive(&mut c, hard, announce(65001, hard, 0..2), t0);
     assert!(
         closed_with(&c.take_effects(), hard).is_none(),
@@ -327,9 +319,9 @@ fn route_refresh_sends_the_table_once_bracketed_when_enhanced() {
     let t0 = Instant::now();
     let mut c = core(THREE, t0);
     let (src, plain, enhanced) = (addr(11), addr(12), addr(13));
-    establish(&mut c, src, negotiated(65001, None, false), 1 << 20, t0);
-    let p = establish(&mut c, plain, negotiated(65002, None, false), 1 << 20, t0);
-    let e = establish(&mut c, enhanced, negotiated(65003, None, true), 1 << 20, t0);
+    establish(&mut c, src, negotiated(65001, None, false), t0);
+    let p = establish(&mut c, plain, negotiated(65002, None, false), t0);
+    let e = establish(&mut c, enhanced, negotiated(65003, None, true), t0);
     receive(&mut c, src, announce(65001, src, 0..4), t0);
     c.flush(false);
     let (mut rp, mut re) = (Reader::default(), Reader::default());
@@ -374,8 +366,8 @@ fn a_restarting_peer_keeps_its_routes_until_end_of_rib_then_loses_the_rest() {
         t0,
     );
     let (gr, other) = (addr(11), addr(12));
-    establish(&mut c, gr, negotiated(65001, Some(120), false), 1 << 20, t0);
-    let o = establish(&mut c, other, negotiated(65002, None, false), 1 << 20, t0);
+    establish(&mut c, gr, negotiated(65001, Some(120), false), t0);
+    let o = establish(&mut c, other, negotiated(65002, None, false), t0);
     receive(&mut c, gr, announce(65001, gr, 0..10), t0);
     c.flush(false);
     let mut ro = Reader::default();
@@ -402,7 +394,7 @@ fn a_restarting_peer_keeps_its_routes_until_end_of_rib_then_loses_the_rest() {
 
     // Back, it sends six of its routes again and End-of-RIB: the four others go.
     let t1 = t0 + Duration::from_secs(30);
-    establish(&mut c, gr, negotiated(65001, Some(120), false), 1 << 20, t1);
+    establish(&mut c, gr, negotiated(65001, Some(120), false), t1);
     receive(&mut c, gr, announce(65001, gr, 0..6), t1);
     assert_eq!(stale(&c), 4);
     receive(&mut c, gr, vec![Update::end_of_rib(V4)], t1);
@@ -432,7 +424,7 @@ fn stale_routes_of_a_peer_that_never_returns_expire() {
         t0,
     );
     let gr = addr(11);
-    establish(&mut c, gr, negotiated(65001, Some(30), false), 1 << 20, t0);
+    establish(&mut c, gr, negotiated(65001, Some(30), false), t0);
     receive(&mut c, gr, announce(65001, gr, 0..3), t0);
     c.session_event(
         FromSession::Down {
@@ -457,16 +449,10 @@ fn learned_best_paths_reach_the_fib_and_convergence_waits_for_end_of_rib() {
     c.set_fib();
     c.add_paths(vec!["198.19.0.0/24".parse().unwrap()], &Default::default());
     let (ebgp, ibgp) = (addr(11), addr(12));
-    establish(
-        &mut c,
-        ebgp,
-        negotiated(65001, Some(120), false),
-        1 << 20,
-        t0,
-    );
+    establish(&mut c, ebgp, negotiated(65001, Some(120), false), t0);
     c.check_converged(t0);
     assert!(c.take_effects().is_empty(), "the iBGP peer is not up yet");
-    establish(&mut c, ibgp, negotiated(65000, None, false), 1 << 20, t0);
+    establish(&mut c, ibgp, negotiated(65000, None, false), t0);
     c.check_converged(t0);
     assert!(
         c.take_effects().is_empty(),
@@ -502,13 +488,7 @@ fn learned_best_paths_reach_the_fib_and_convergence_waits_for_end_of_rib() {
         t0,
     );
     c.set_fib();
-    establish(
-        &mut c,
-        ebgp,
-        negotiated(65001, Some(120), false),
-        1 << 20,
-        t0,
-    );
+    establish(&mut c, ebgp, negotiated(65001, Some(120), false), t0);
     c.check_converged(t0 + Duration::from_secs(119));
     assert!(c.take_effects().is_empty());
     c.check_converged(t0 + Duration::from_secs(120));
@@ -585,7 +565,7 @@ fn resets_ask_what_the_session_negotiated() {
 
     let mut without = negotiated(65002, None, false);
     without.route_refresh = false;
-    let out = establish(&mut c, b, without, 1 << 20, t0);
+    let out = establish(&mut c, b, without, t0);
     Reader::default().read(&out);
     assert!(c.reset(b, ResetKind::SoftIn, State::Established).is_err());
     c.add_paths(vec!["198.19.0.0/24".parse().unwrap()], &Default::default());
