@@ -130,17 +130,16 @@ fn read_pcap(path: &Path) -> Result<Vec<Segment>> {
     Ok(out)
 }
 
-/// The first and last UPDATE-carrying segment from `src` in `[from, to)`.
-pub fn span(
+/// When the last UPDATE-carrying segment from `src` in `[from, to)` was seen.
+pub fn last_from(
     segments: &[Segment],
     src: Ipv4Addr,
     from: Duration,
     to: Duration,
-) -> Option<(Duration, Duration)> {
-    let mut it = segments
+) -> Option<Duration> {
+    segments
         .iter()
         .filter(|s| s.src == src && s.at >= from && s.at < to)
-        .map(|s| s.at);
-    let first = it.next()?;
-    Some((first, it.next_back().unwrap_or(first)))
+        .map(|s| s.at)
+        .max()
 }

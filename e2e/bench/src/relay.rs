@@ -201,12 +201,12 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
         let (ingress, egress) = (ingress.finish()?, egress.finish()?);
         let tail = |from: Duration, to: Duration| -> Result<f64> {
             let (Some(i), Some(o)) = (
-                capture::span(&ingress, src, from, to),
-                capture::span(&egress, me, from, to),
+                capture::last_from(&ingress, src, from, to),
+                capture::last_from(&egress, me, from, to),
             ) else {
                 bail!("no UPDATEs captured between {from:?} and {to:?}");
             };
-            Ok(o.1.as_secs_f64() - i.1.as_secs_f64())
+            Ok(o.as_secs_f64() - i.as_secs_f64())
         };
         for w in windows.windows(3).step_by(2) {
             o.tail.push((tail(w[0], w[1])?, tail(w[1], w[2])?));

@@ -20,7 +20,7 @@ use neighbor::graceful_restart;
 pub use neighbor::{
     BfdAuth, BfdAuthInput, BfdConfig, BfdInput, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME,
     GracefulRestart, GracefulRestartInput, MaxPrefix, MaxPrefixInput, Neighbor, NeighborInput,
-    Password, PrefixRuleInput, TimerError, Ttl, prefix_rule, timers,
+    Password, PrefixRuleInput, Ttl, prefix_rule,
 };
 
 /// A configuration error: the key (as a path into the file) and what is wrong with it.

@@ -215,9 +215,9 @@ pub struct GracefulRestart {
 /// RFC 4271 §10's suggested hold time, as FRR, BIRD and GoBGP use.
 pub const DEFAULT_HOLD_TIME: u16 = 90;
 
-/// A neighbour's hold and keepalive time that no speaker could use. Callers name the field.
+/// A neighbour's hold and keepalive time that no speaker could use. The caller names the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TimerError {
+enum TimerError {
     #[error("{0} s: must be 0 or 3-65535 (RFC 4271 §4.2)")]
     Hold(u32),
     #[error("{k} s exceeds a third of the hold time ({hold} s)")]
@@ -226,9 +226,8 @@ pub enum TimerError {
     KeepaliveTooLarge(u32),
 }
 
-/// The hold time (absent: [`DEFAULT_HOLD_TIME`]) and keepalive time of a neighbour, checked
-/// once for YAML, the gRPC API and the BGPPeer webhook.
-pub fn timers(hold: Option<u32>, keepalive: Option<u32>) -> Result<(u16, Option<u16>), TimerError> {
+/// The hold time (absent: [`DEFAULT_HOLD_TIME`]) and keepalive time of a neighbour.
+fn timers(hold: Option<u32>, keepalive: Option<u32>) -> Result<(u16, Option<u16>), TimerError> {
     let hold = match hold {
         None => DEFAULT_HOLD_TIME,
         Some(h) if h == 1 || h == 2 || h > 65535 => return Err(TimerError::Hold(h)),
