@@ -92,6 +92,7 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
             let recv_single = receive_any(single.as_ref());
             let recv_multi = receive_any(multi.as_ref());
             let mut changed = false;
+            let mut received = None;
             // Counts wait for a state change or a second, whichever comes first.
             let due = counted && last_view.elapsed() >= Duration::from_secs(1);
             tokio::select! {
@@ -149,21 +150,16 @@ pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
                         }
                     }
                 },
-                (got, hops) = recv_single => {
-                    match handle(&mut sessions, &by_discr, &events, got, hops, now()).await {
-                        Handled::Changed => changed = true,
-                        Handled::Counted => counted = true,
-                        Handled::Nothing => {}
-                    }
-                }
-                (got, hops) = recv_multi => {
-                    match handle(&mut sessions, &by_discr, &events, got, hops, now()).await {
-                        Handled::Changed => changed = true,
-                        Handled::Counted => counted = true,
-                        Handled::Nothing => {}
-                    }
-                }
+                r = recv_single => received = Some(r),
+                r = recv_multi => received = Some(r),
                 () = sleep => {}
+            }
+            if let Some((got, hops)) = received {
+                match handle(&mut sessions, &by_discr, &events, got, hops, now()).await {
+                    Handled::Changed => changed = true,
+                    Handled::Counted => counted = true,
+                    Handled::Nothing => {}
+                }
             }
             let t = now();
             for (peer, e) in &mut sessions {
