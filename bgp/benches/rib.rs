@@ -181,6 +181,21 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    let gone = withdrawals();
+    g.bench_function("withdraw_100k_v4_and_drain", |b| {
+        b.iter_batched(
+            || {
+                let (mut rib, a) = setup();
+                load(&mut rib, a, ups.clone());
+                (rib, a, gone.clone())
+            },
+            |(mut rib, a, ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
     let (mut rib, a) = setup();
     let d = load(&mut rib, a, ups.clone());
     let ctx = Context::four_octet();
@@ -200,7 +215,7 @@ fn bench(c: &mut Criterion) {
     });
     // 100,000 distinct attribute sets: announced one to an UPDATE, withdrawn 1,000 to one,
     // drained every 4 UPDATEs as the speaker does.
-    let (distinct, gone) = (distinct_updates(), withdrawals());
+    let distinct = distinct_updates();
     g.sample_size(10);
     g.bench_function("relay_100k_distinct_receive_and_drain", |b| {
         b.iter_batched(

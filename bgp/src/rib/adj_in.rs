@@ -190,27 +190,39 @@ impl Rib {
         now: u32,
         r: &mut Received,
     ) {
-        let (permitted, denied): (Vec<&Nlri<P>>, Vec<&Nlri<P>>) = match self.peers.get(peer) {
-            Some(s) if !s.config.import.is_empty() => {
-                nlri.iter().partition(|n| s.config.import.permits(n.prefix))
-            }
-            _ => (nlri.iter().collect(), Vec::new()),
+        // Which NLRI the import filter refuses; without a filter (the default) nothing is
+        // copied.
+        let denied: Vec<bool> = match self.peers.get(peer) {
+            Some(s) if !s.config.import.is_empty() => nlri
+                .iter()
+                .map(|n| !s.config.import.permits(n.prefix))
+                .collect(),
+            _ => Vec::new(),
         };
-        if !denied.is_empty() {
-            r.filtered += denied.len();
+        let is_denied = |i: usize| denied.get(i).copied().unwrap_or(false);
+        let key = |n: &Nlri<P>| (n.prefix, n.path_id.unwrap_or(0));
+        let n_denied = denied.iter().filter(|d| **d).count();
+        if n_denied > 0 {
+            r.filtered += n_denied;
             r.withdrawn += self.remove_paths(
                 peer,
-                denied.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0))),
+                nlri.iter()
+                    .enumerate()
+                    .filter(|(i, _)| is_denied(*i))
+                    .map(|(_, n)| key(n)),
             );
         }
-        if permitted.is_empty() {
+        if n_denied == nlri.len() {
             return;
         }
         let attrs = self.intern.intern(Attrs::new(attributes, mp_next_hop));
         let added = self.insert_paths(
             peer,
             &attrs,
-            permitted.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0))),
+            nlri.iter()
+                .enumerate()
+                .filter(|(i, _)| !is_denied(*i))
+                .map(|(_, n)| key(n)),
             now,
         );
         self.intern.release(attrs);

@@ -121,11 +121,14 @@ impl Rib {
                 best_out.push(BestChange {
                     prefix: prefix.net(),
                     best: new.as_ref().zip(paths).map(|(n, ps)| {
+                        // The best path's next hop first, then the other multipaths'.
+                        let mp = |best: bool| {
+                            ps.as_slice()
+                                .iter()
+                                .filter(move |p| p.is_multipath() && p.is_best() == best)
+                        };
                         let mut next_hops: Vec<NextHop> = Vec::new();
-                        let mut mp: Vec<_> =
-                            ps.as_slice().iter().filter(|p| p.is_multipath()).collect();
-                        mp.sort_by_key(|p| !p.is_best());
-                        for nh in mp.iter().filter_map(|p| p.attrs.next_hop) {
+                        for nh in mp(true).chain(mp(false)).filter_map(|p| p.attrs.next_hop) {
                             if !next_hops.contains(&nh) {
                                 next_hops.push(nh);
                             }

@@ -234,18 +234,14 @@ pub(crate) fn reselect(paths: &mut Paths, env: &Env) {
 }
 
 impl<P: Key> Table<P> {
-    fn mark(&mut self, prefix: P) {
-        if let Entry::Vacant(v) = self.dirty.entry(prefix) {
-            v.insert(snapshot(self.routes.get(&prefix)));
-        }
-    }
-
     /// Adds or replaces a path; returns the replaced path's attributes for release and whether
     /// the path is new (for per-peer counts).
     pub fn announce(&mut self, prefix: P, path: Path, env: &Env) -> (Option<Arc<Attrs>>, bool) {
-        self.mark(prefix);
         match self.routes.entry(prefix) {
             Entry::Occupied(mut e) => {
+                if let Entry::Vacant(d) = self.dirty.entry(prefix) {
+                    d.insert(snapshot(Some(e.get())));
+                }
                 let paths = e.get_mut();
                 let old = paths.upsert(path);
                 reselect(paths, env);
@@ -253,6 +249,9 @@ impl<P: Key> Table<P> {
                 (old.map(|p| p.attrs), is_new)
             }
             Entry::Vacant(v) => {
+                if let Entry::Vacant(d) = self.dirty.entry(prefix) {
+                    d.insert(snapshot(None));
+                }
                 let mut path = path;
                 path.flags = flag::BEST | flag::MULTIPATH;
                 v.insert(Paths::One(path));
@@ -266,13 +265,29 @@ impl<P: Key> Table<P> {
     pub fn remove(
         &mut self,
         prefix: P,
-        f: impl FnMut(&Path) -> bool,
+        mut f: impl FnMut(&Path) -> bool,
         env: &Env,
         intern: &mut Interner,
     ) -> usize {
-        let Some(paths) = self.routes.remove(&prefix) else {
+        let Entry::Occupied(slot) = self.routes.entry(prefix) else {
             return 0;
         };
+        // The common case, a prefix's only path going: the snapshot is that path as it was,
+        // without copying the set.
+        if let Paths::One(p) = slot.get() {
+            if !f(p) {
+                return 0;
+            }
+            let before = slot.remove();
+            if let Entry::Vacant(d) = self.dirty.entry(prefix) {
+                d.insert(snapshot(Some(&before)));
+            }
+            if let Paths::One(p) = before {
+                intern.release(p.attrs);
+            }
+            return 1;
+        }
+        let paths = slot.remove();
         let mut removed = Vec::new();
         let rest = paths.remove_where(f, &mut removed);
         let n = removed.len();
