@@ -122,3 +122,27 @@ pub fn rss(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))?;
     Ok(kb * 1024)
 }
+
+/// CPU time `pid` has used so far, all threads, user and system (`/proc/PID/stat`, in clock
+/// ticks: 10 ms steps, so only sums over many rounds mean anything).
+pub fn cpu_time(pid: u32) -> Result<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("malformed /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("no field {i} in /proc/{pid}/stat"))
+    };
+    let hz = rustix::param::clock_ticks_per_second();
+    let total = ticks(14)? + ticks(15)?;
+    Ok(std::time::Duration::from_nanos(
+        total.saturating_mul(1_000_000_000) / hz.max(1),
+    ))
+}

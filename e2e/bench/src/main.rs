@@ -327,6 +327,27 @@ fn run_relay(c: &Common, r: &RelayArgs) {
         tails.push((o.dut, vec![lm, wm]));
     }
     print_ratios(&["load tail", "withdraw tail"], &tails);
+    // Work rather than time: what the DUT's threads used, whatever else had the cores.
+    println!("\nDUT CPU time per round (ms, mean over every round; clock ticks of 10 ms):\n");
+    println!("| DUT | load CPU ms | withdraw CPU ms | µs per route, load / withdraw |");
+    println!("|---|---|---|---|");
+    let mut cpus = Vec::new();
+    for o in outs.iter().filter(|o| !o.cpu.is_empty()) {
+        let n = o.cpu.len() as f64;
+        let l = o.cpu.iter().map(|c| c.0.as_secs_f64()).sum::<f64>() / n;
+        let w = o.cpu.iter().map(|c| c.1.as_secs_f64()).sum::<f64>() / n;
+        let per = |v: f64| v * 1e6 / f64::from(p.routes);
+        println!(
+            "| {} | {} | {} | {:.2} / {:.2} |",
+            o.dut.map_or("direct".into(), |k| k.to_string()),
+            ms(l),
+            ms(w),
+            per(l),
+            per(w)
+        );
+        cpus.push((o.dut, vec![Some(l), Some(w)]));
+    }
+    print_ratios(&["load CPU", "withdraw CPU"], &cpus);
     print_ratios(
         &["load (DUT share)", "withdraw (DUT share)", "bytes/route"],
         &figures

@@ -18,7 +18,7 @@ use interop::{BgpConfig, Family, Link, Neighbor, Netns};
 
 use crate::bird::{BirdProc, STATIC, sink_config, source_config};
 use crate::capture::{self, Capture};
-use crate::dut::{Dut, Kind, rss};
+use crate::dut::{Dut, Kind, cpu_time, rss};
 
 const V4: [Family; 1] = [Family::Ipv4Unicast];
 const DUT_AS: u32 = 64512;
@@ -47,6 +47,9 @@ pub struct Outcome {
     /// Per round, from packet timestamps at the DUT: last UPDATE out to the sink minus last
     /// UPDATE in from the source, for the load and the withdrawal (seconds; none without a DUT).
     pub tail: Vec<(f64, f64)>,
+    /// Per round, the DUT's CPU time (all threads) from the source's switch until the sink is
+    /// done and the pause after it, for the load and the withdrawal (none without a DUT).
+    pub cpu: Vec<(Duration, Duration)>,
     /// DUT RSS: sessions up before the first load, one second after it.
     pub rss_before: u64,
     pub rss_after: u64,
@@ -60,6 +63,7 @@ pub fn run(dut: Option<Kind>, p: &Params) -> Outcome {
         load: Vec::new(),
         withdraw: Vec::new(),
         tail: Vec::new(),
+        cpu: Vec::new(),
         rss_before: 0,
         rss_after: 0,
         error: None,
@@ -162,8 +166,10 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
     let n = u64::from(p.routes);
     // Wall-clock starts of each round's load and withdrawal, for the captures.
     let mut windows = Vec::new();
+    let cpu = || pid.map(cpu_time).transpose();
     for round in 0..p.rounds {
         windows.push(capture::now());
+        let c0 = cpu()?;
         let t0 = Instant::now();
         source.switch(STATIC, true)?;
         let load = wait_count(&sink, p, |c| c == n)
@@ -177,6 +183,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
                 rss(pid).map_err(|e| fail(format!("DUT gone after load: {e:#}"), &dut))?;
         }
         sleep(Duration::from_millis(500));
+        let c1 = cpu()?;
         windows.push(capture::now());
         let t1 = Instant::now();
         source.switch(STATIC, false)?;
@@ -189,6 +196,9 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
             o.withdraw[round].as_secs_f64()
         );
         sleep(Duration::from_secs(1));
+        if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, cpu()?) {
+            o.cpu.push((c1.saturating_sub(c0), c2.saturating_sub(c1)));
+        }
     }
     windows.push(capture::now());
     if let Some(d) = &dut
