@@ -34,7 +34,22 @@ async fn read(endpoint: &str) -> anyhow::Result<v1::IpamReply> {
 
 fn block_json(b: &v1::Block) -> Value {
     json!({"name": b.name, "pool": b.pool, "cidr": b.cidr, "allocated": b.allocated,
-           "capacity": b.capacity, "draining": b.draining})
+           "capacity": b.capacity, "draining": b.draining, "borrowed": b.borrowed,
+           "awaitingLoan": b.awaiting_loan, "lent": b.lent})
+}
+
+/// What the STATE column says: releasing, borrowed (or waiting to be), addresses lent out.
+fn block_state(b: &v1::Block) -> String {
+    let mut s = match (b.draining, b.borrowed, b.awaiting_loan) {
+        (true, _, _) => "releasing".to_owned(),
+        (_, true, true) => "borrowed, awaiting loan".to_owned(),
+        (_, true, false) => "borrowed".to_owned(),
+        _ => "in use".to_owned(),
+    };
+    if !b.lent.is_empty() && b.lent != "0" {
+        s.push_str(&format!(", {} lent", b.lent));
+    }
+    s
 }
 
 fn attachment_json(a: &v1::PodAttachment) -> Value {
@@ -61,7 +76,7 @@ pub fn run(endpoint: &str, cmd: &IpamCommand, output: Output) -> anyhow::Result<
                             b.cidr.clone(),
                             b.allocated.clone(),
                             b.capacity.clone(),
-                            if b.draining { "releasing" } else { "in use" }.into(),
+                            block_state(b),
                         ]
                     })
                     .collect(),

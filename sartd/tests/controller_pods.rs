@@ -89,6 +89,7 @@ async fn request(reqs: &Api<BlockRequest>, pool: &str, node: &str) -> (String, S
         BlockRequestSpec {
             pool: pool.into(),
             node: node.into(),
+            cidr: None,
         },
     );
     reqs.create(&PostParams::default(), &r).await.unwrap();

@@ -599,6 +599,109 @@ fn second_pool_by_namespace_and_pod_annotation_and_static_ip() {
 }
 
 #[test]
+fn static_address_on_any_node_borrowed_or_with_its_block() {
+    let lab = Lab::up("static-any-node");
+    let blocks = || {
+        lab.kubectl(&[
+            "get",
+            "addressblocks",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeRef} {.spec.poolRef} {.spec.cidr}{\"\\n\"}{end}",
+        ])
+    };
+    let listed = blocks();
+    let cidr1 = listed
+        .lines()
+        .find(|l| l.starts_with("sart-lab-node1 default-pod-pool "))
+        .and_then(|l| l.split(' ').nth(2))
+        .unwrap_or_else(|| panic!("no default-pool block of node 1: {listed}"))
+        .to_owned();
+    let net: ipnet::Ipv4Net = cidr1.parse().unwrap();
+    let hosts: Vec<_> = net.hosts().collect();
+    // In node 1's block, for a pod on node 2: lent by node 1.
+    let lent = hosts[hosts.len() - 2].to_string();
+    // In a block no node holds (blocks go lowest first): node 2 gets that block.
+    let free = "100.64.200.10";
+    let static_pod = |name: &str, node: &str, ip: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations: {{sart.terassyi.net/ips: \"{ip}\"}}\nspec:\n  nodeName: {node}\n  containers: [{{name: web, image: lab/responder:1}}]\n"
+        )
+    };
+    lab.apply(&format!(
+        "{}---\n{}",
+        static_pod("borrower", NODE2, &lent),
+        static_pod("own-block", NODE2, free)
+    ));
+    for (pod, ip) in [("borrower", lent.as_str()), ("own-block", free)] {
+        eventually(
+            &format!("{pod} answers from {ip}"),
+            Duration::from_secs(60),
+            || match lab.pod("default", pod).2.as_slice() {
+                [got] if got == ip => answers(CLIENT, ip, 80, pod),
+                other => Err(format!("podIPs {other:?}")),
+            },
+        );
+    }
+    // The borrowed address is a host route from node 2 (node 1 still announces the block);
+    // the free one came with its whole block.
+    routed_via(&lab, &format!("{lent}/32"), &["198.18.2.2"]);
+    routed_via(&lab, &cidr1, &["198.18.1.2"]);
+    assert!(
+        blocks().contains("sart-lab-node2 default-pod-pool 100.64.200.0/27"),
+        "{}",
+        blocks()
+    );
+    let host_block = format!("default-pod-pool-host-{}", lent.replace('.', "-"));
+    let loan = lab.kubectl(&[
+        "get",
+        "addressblock",
+        &host_block,
+        "-o",
+        "jsonpath={.spec.nodeRef} {.spec.lentFrom} {.status.loan.lent}",
+    ]);
+    assert!(
+        loan.starts_with("sart-lab-node2 default-pod-pool-") && loan.ends_with(" true"),
+        "{loan}"
+    );
+    // Reachable from pods on both nodes, not only from outside.
+    for (from, _) in lab.app_pods() {
+        let body = lab.exec(&from, &["timeout", "5", "wget", "-qO-", &url(&lent, 8080)]);
+        assert_eq!(body.trim(), "borrower", "{from} -> {lent}:8080");
+    }
+    // A second pod asking for it, on the lender's node: refused, and told why.
+    lab.apply(&static_pod("second", NODE1, &lent));
+    eventually("the second pod refused", Duration::from_secs(60), || {
+        let ev = lab.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=second",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        if ev.contains(&format!("address {lent} is lent to another node")) {
+            Ok(())
+        } else {
+            Err(ev)
+        }
+    });
+    assert!(lab.pod("default", "second").2.is_empty());
+    // The borrower goes: the host route goes, and the address is node 1's again, so the
+    // second pod (the kubelet retries) gets it there.
+    lab.kubectl(&["delete", "pod", "borrower", "--wait=true"]);
+    routed_via(&lab, &format!("{lent}/32"), &[]);
+    eventually(
+        "the second pod answers",
+        Duration::from_secs(90),
+        || match lab.pod("default", "second").2.as_slice() {
+            [got] if *got == lent => answers(CLIENT, &lent, 80, "second"),
+            other => Err(format!("podIPs {other:?}")),
+        },
+    );
+    assert!(!blocks().contains(&format!("{lent}/32")), "{}", blocks());
+}
+
+#[test]
 fn etp_local_with_a_requested_ip_follows_its_endpoint() {
     let lab = Lab::up("etp-local");
     // ETP Local with a requested address from the second pool: announced by node 1 only.

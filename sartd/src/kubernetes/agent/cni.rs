@@ -171,6 +171,9 @@ impl CniApi for Server {
                 allocated: b.allocated.to_string(),
                 capacity: b.capacity.to_string(),
                 draining: b.draining,
+                borrowed: b.borrowed.is_some(),
+                awaiting_loan: b.borrowed == Some(false),
+                lent: b.lent.to_string(),
             })
             .collect();
         let attachments = self

@@ -6,6 +6,9 @@
 //! - `sart_agent_cni_requests_total{command, result}`: CNI calls from `sart-cni`, by outcome.
 //! - `sart_agent_block_requests_total{reason, result}`: BlockRequests made, because an ADD found
 //!   its pool's blocks full (`full`: that ADD waited) or ahead of need (`ahead`).
+//! - `sart_agent_host_addresses{role}`: static addresses in another node's block that this node
+//!   announces as host routes (`borrowed`), and addresses of this node's blocks lent out
+//!   (`lent`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +38,11 @@ struct BlockLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
 #[derive(Debug)]
 struct Inner {
     registry: Registry,
@@ -42,6 +50,7 @@ struct Inner {
     established: Gauge,
     cni: Family<CniLabels, Counter>,
     blocks: Family<BlockLabels, Counter>,
+    hosts: Family<RoleLabels, Gauge>,
 }
 
 #[derive(Clone, Debug)]
@@ -74,12 +83,19 @@ impl Default for Metrics {
             "BlockRequests made, because an ADD found its pool's blocks full (full) or ahead of need (ahead), by result",
             blocks.clone(),
         );
+        let hosts = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "sart_agent_host_addresses",
+            "Static addresses of other nodes' blocks announced here as host routes (borrowed), and addresses of this node's blocks lent out (lent)",
+            hosts.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             syncs,
             established,
             cni,
             blocks,
+            hosts,
         }))
     }
 }
@@ -117,6 +133,16 @@ impl Metrics {
         self.0.blocks.get_or_create(&labels).inc();
     }
 
+    /// Host routes this node announces for borrowed addresses, and addresses it lends.
+    pub fn host_addresses(&self, borrowed: usize, lent: usize) {
+        for (role, n) in [("borrowed", borrowed), ("lent", lent)] {
+            self.0
+                .hosts
+                .get_or_create(&RoleLabels { role })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?;
@@ -150,6 +176,7 @@ mod tests {
         m.cni("DEL", true);
         m.block_request(true, true);
         m.block_request(false, false);
+        m.host_addresses(2, 1);
         let out = m.render().unwrap();
         for line in [
             "sart_agent_syncs_total{result=\"ok\"} 1",
@@ -160,6 +187,8 @@ mod tests {
             "sart_agent_cni_requests_total{command=\"DEL\",result=\"ok\"} 1",
             "sart_agent_block_requests_total{reason=\"ahead\",result=\"ok\"} 1",
             "sart_agent_block_requests_total{reason=\"full\",result=\"error\"} 1",
+            "sart_agent_host_addresses{role=\"borrowed\"} 2",
+            "sart_agent_host_addresses{role=\"lent\"} 1",
         ] {
             assert!(out.contains(line), "{line} not in\n{out}");
         }

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::kubernetes::cache::{self, Task};
-use crate::kubernetes::crd::address_block::NODE_LABEL as BLOCK_NODE_LABEL;
+use crate::kubernetes::crd::address_block::{LENDER_LABEL, NODE_LABEL as BLOCK_NODE_LABEL};
 use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use crate::kubernetes::crd::bgp_peer_template::PasswordSecretRef;
 use crate::kubernetes::crd::{
@@ -196,6 +196,12 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (blocks, t2) = cache::watch(
         Api::<AddressBlock>::all(client.clone()),
         watcher::Config::default().labels(&format!("{BLOCK_NODE_LABEL}={}", opts.node)),
+        blocks_tx.clone(),
+    );
+    // Other nodes' host blocks asking this node to lend one of its addresses.
+    let (lent, t5) = cache::watch(
+        Api::<AddressBlock>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{LENDER_LABEL}={}", opts.node)),
         blocks_tx,
     );
     // Pods of this node and every namespace: an ADD reads their annotations from here rather
@@ -211,13 +217,14 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
         unread,
     );
-    let _watchers = [t1, t2, t3, t4];
+    let _watchers = [t1, t2, t3, t4, t5];
     let net = std::sync::Arc::new(pods::PodNetwork::new(
         pod_opts,
         client.clone(),
         pods::Caches {
             pools: pools.clone(),
             blocks: blocks.clone(),
+            lent,
             pods: pod_cache,
             namespaces: ns_cache,
         },

@@ -9,6 +9,9 @@
 //! - When every block of a pool is full the answer is [`Allocation::NeedBlock`]: the caller asks
 //!   the controller for one and tries again.
 //! - Release is idempotent, and GC frees every attachment not in the runtime's list.
+//! - A static address in another node's block comes as a host block (one address) that the
+//!   other node lends: usable only once it says so, and never for pool allocation. The lender
+//!   keeps a lent address allocated in its own block until the host block goes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -64,12 +67,23 @@ pub enum Allocation {
     NeedBlock(String),
 }
 
+impl Block {
+    /// Whether pool allocation may take addresses from it: one of the node's own blocks, not
+    /// being released.
+    fn gives_out(&self) -> bool {
+        !self.draining && self.borrowed.is_none()
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Block {
     pool: String,
     alloc: AddressAllocator,
     /// Being released: keeps what it holds, gives out nothing new.
     draining: bool,
+    /// A host block borrowed from another node: `Some(lent)`, usable once the lender has lent
+    /// it. `None` for the node's own blocks.
+    borrowed: Option<bool>,
 }
 
 /// A block's use, for its status and the node CLI.
@@ -81,19 +95,57 @@ pub struct BlockUse {
     pub allocated: u128,
     pub capacity: u128,
     pub draining: bool,
+    /// A host block borrowed from another node (and whether it is lent yet).
+    pub borrowed: Option<bool>,
+    /// Addresses of this block lent to other nodes.
+    pub lent: u128,
+}
+
+/// An address of one of this node's blocks lent to another node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loan {
+    pub block: String,
+    pub ip: IpAddr,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct NodeIpam {
     blocks: BTreeMap<String, Block>,
     records: BTreeMap<Attachment, Record>,
+    /// By host block name (the borrower's block).
+    loans: BTreeMap<String, Loan>,
 }
 
 impl NodeIpam {
     /// Adds a block of this node (idempotent for the same pool and CIDR).
     pub fn add_block(&mut self, name: &str, pool: &str, cidr: IpNet) -> Result<(), IpamError> {
-        if let Some(b) = self.blocks.get(name) {
-            if b.pool == pool && b.alloc.range() == cidr {
+        self.add(name, pool, cidr, None)
+    }
+
+    /// Adds (or updates) a host block borrowed from another node, usable once `lent`.
+    pub fn add_borrowed(
+        &mut self,
+        name: &str,
+        pool: &str,
+        ip: IpAddr,
+        lent: bool,
+    ) -> Result<(), IpamError> {
+        self.add(name, pool, IpNet::from(ip), Some(lent))
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        pool: &str,
+        cidr: IpNet,
+        borrowed: Option<bool>,
+    ) -> Result<(), IpamError> {
+        if let Some(b) = self.blocks.get_mut(name) {
+            if b.pool == pool
+                && b.alloc.range() == cidr
+                && b.borrowed.is_some() == borrowed.is_some()
+            {
+                b.borrowed = borrowed;
                 return Ok(());
             }
             return Err(IpamError::BlockChanged(name.into()));
@@ -110,9 +162,54 @@ impl NodeIpam {
                 pool: pool.into(),
                 alloc,
                 draining: false,
+                borrowed,
             },
         );
         Ok(())
+    }
+
+    /// Lends `ip` of this node's block `block` to host block `host` of another node: the address
+    /// is kept from this node's pods until [`Self::end_loan`]. Idempotent.
+    pub fn lend(&mut self, host: &str, block: &str, ip: IpAddr) -> Result<(), IpamError> {
+        if self.loans.contains_key(host) {
+            return Ok(());
+        }
+        let b = self
+            .blocks
+            .get_mut(block)
+            .filter(|b| b.borrowed.is_none() && b.alloc.range().contains(&ip))
+            .ok_or(IpamError::NotOnThisNode { ip })?;
+        b.alloc.allocate(ip).map_err(|_| IpamError::Taken { ip })?;
+        self.loans.insert(
+            host.into(),
+            Loan {
+                block: block.into(),
+                ip,
+            },
+        );
+        Ok(())
+    }
+
+    /// The borrower's host block is gone: the address is this node's to give again.
+    pub fn end_loan(&mut self, host: &str) -> Option<Loan> {
+        let loan = self.loans.remove(host)?;
+        if let Some(b) = self.blocks.get_mut(&loan.block) {
+            b.alloc.release(loan.ip);
+        }
+        Some(loan)
+    }
+
+    /// Every loan, by host block name.
+    pub fn loans(&self) -> &BTreeMap<String, Loan> {
+        &self.loans
+    }
+
+    /// The attachment holding `ip`, if a pod of this node has it.
+    pub fn holder(&self, ip: IpAddr) -> Option<&Attachment> {
+        self.records
+            .iter()
+            .find(|(_, r)| r.addresses.iter().any(|(a, _)| *a == ip))
+            .map(|(a, _)| a)
     }
 
     /// Drops an empty block (one holding addresses is refused).
@@ -152,6 +249,8 @@ impl NodeIpam {
                 allocated: b.alloc.allocated(),
                 capacity: b.alloc.capacity(),
                 draining: b.draining,
+                borrowed: b.borrowed,
+                lent: self.loans.values().filter(|l| l.block == *name).count() as u128,
             })
             .collect()
     }
@@ -160,7 +259,7 @@ impl NodeIpam {
     pub fn has_room(&self, pool: &str) -> bool {
         self.blocks
             .values()
-            .any(|b| b.pool == pool && !b.draining && b.alloc.free() > 0)
+            .any(|b| b.pool == pool && b.gives_out() && b.alloc.free() > 0)
     }
 
     /// Whether the node should ask for another block of `pool` before an ADD needs it: the pool
@@ -182,7 +281,7 @@ impl NodeIpam {
         let (free, block) = self
             .blocks
             .iter()
-            .filter(|(name, b)| b.pool == pool && !b.draining && Some(name.as_str()) != except)
+            .filter(|(name, b)| b.pool == pool && b.gives_out() && Some(name.as_str()) != except)
             .fold((0u128, 0u128), |(free, block), (_, b)| {
                 (free + b.alloc.free(), block.max(b.alloc.capacity()))
             });
@@ -221,7 +320,9 @@ impl NodeIpam {
                 for (ip, _pool) in ips {
                     let (name, b) = next
                         .iter_mut()
-                        .find(|(_, b)| !b.draining && b.alloc.range().contains(ip))
+                        .find(|(_, b)| {
+                            !b.draining && b.borrowed != Some(false) && b.alloc.range().contains(ip)
+                        })
                         .ok_or(IpamError::NotOnThisNode { ip: *ip })?;
                     b.alloc
                         .allocate(*ip)
@@ -233,7 +334,7 @@ impl NodeIpam {
                 for pool in pools {
                     let found = next
                         .iter_mut()
-                        .filter(|(_, b)| b.pool == *pool && !b.draining)
+                        .filter(|(_, b)| b.pool == *pool && b.gives_out())
                         .find_map(|(name, b)| b.alloc.allocate_lowest().ok().map(|ip| (ip, name)));
                     match found {
                         Some((ip, name)) => got.push((ip, name.clone())),
@@ -324,6 +425,85 @@ mod tests {
             Allocation::Done(ips) => ips.iter().map(ToString::to_string).collect(),
             other => panic!("expected addresses, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn lent_addresses_stay_with_the_borrower_until_the_loan_ends() {
+        let ip: IpAddr = "198.18.0.5".parse().unwrap();
+        let want = Choice::Static(vec![(ip, "pods".into())]);
+        // The lender: block pods-0 holds the address.
+        let mut lender = NodeIpam::default();
+        lender
+            .add_block("pods-0", "pods", "198.18.0.0/29".parse().unwrap())
+            .unwrap();
+        lender.lend("pods-host-198-18-0-5", "pods-0", ip).unwrap();
+        // Idempotent, and counted in the block's use.
+        lender.lend("pods-host-198-18-0-5", "pods-0", ip).unwrap();
+        assert_eq!(lender.usage()[0].lent, 1);
+        assert_eq!(lender.usage()[0].allocated, 1);
+        // Neither a static ADD nor pool allocation there gets it, nor can the block go.
+        assert_eq!(
+            lender.allocate(&att("c1"), &want),
+            Err(IpamError::Taken { ip })
+        );
+        for n in 0..7 {
+            let got = done(
+                lender
+                    .allocate(&att(&format!("p{n}")), &pools(&["pods"]))
+                    .unwrap(),
+            );
+            assert!(!got.contains(&ip.to_string()));
+        }
+        assert!(lender.remove_block("pods-0").is_err());
+        // The loan ends: the address is the lender's again.
+        assert_eq!(
+            lender.end_loan("pods-host-198-18-0-5"),
+            Some(Loan {
+                block: "pods-0".into(),
+                ip
+            })
+        );
+        assert_eq!(lender.end_loan("pods-host-198-18-0-5"), None);
+        assert_eq!(
+            done(lender.allocate(&att("c1"), &want).unwrap()),
+            ["198.18.0.5"]
+        );
+        // An address a pod holds is not lent, and the pod is named.
+        assert_eq!(
+            lender.lend("pods-host-198-18-0-5", "pods-0", ip),
+            Err(IpamError::Taken { ip })
+        );
+        assert_eq!(lender.holder(ip), Some(&att("c1")));
+
+        // The borrower: the host block is no use until lent, and never for pool allocation.
+        let mut borrower = NodeIpam::default();
+        borrower
+            .add_borrowed("pods-host-198-18-0-5", "pods", ip, false)
+            .unwrap();
+        assert_eq!(
+            borrower.allocate(&att("c2"), &want),
+            Err(IpamError::NotOnThisNode { ip })
+        );
+        borrower
+            .add_borrowed("pods-host-198-18-0-5", "pods", ip, true)
+            .unwrap();
+        assert_eq!(
+            borrower.allocate(&att("c3"), &pools(&["pods"])),
+            Ok(Allocation::NeedBlock("pods".into()))
+        );
+        assert!(!borrower.running_low("pods", 100));
+        assert_eq!(
+            done(borrower.allocate(&att("c2"), &want).unwrap()),
+            ["198.18.0.5"]
+        );
+        assert_eq!(borrower.usage()[0].borrowed, Some(true));
+        // One address: a second pod asking is refused.
+        assert_eq!(
+            borrower.allocate(&att("c4"), &want),
+            Err(IpamError::Taken { ip })
+        );
+        borrower.release(&att("c2"));
+        assert_eq!(borrower.empty_blocks(), ["pods-host-198-18-0-5"]);
     }
 
     #[test]

@@ -31,9 +31,9 @@ use super::pod_ipam::{Allocation, Attachment, IpamError, NodeIpam};
 use super::pod_pool::{self, ChoiceError};
 use super::pod_store::{Store, Stored, StoredAddress};
 use super::podnet::{self, Gateways, NetError, PodLink};
-use crate::kubernetes::controller::pod_block_plan::REQUEST_ANNOTATION;
+use crate::kubernetes::controller::pod_block_plan::{REQUEST_ANNOTATION, host_block_name};
 use crate::kubernetes::controller::pools;
-use crate::kubernetes::crd::address_block::AGENT_FINALIZER;
+use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, LENDER_LABEL, Loan, LoanAnswer};
 use crate::kubernetes::crd::{
     AddressBlock, AddressPool, AddressType, BlockRequest, BlockRequestSpec,
 };
@@ -41,6 +41,9 @@ use proto::v1 as pb;
 
 /// How long an ADD waits for a new block before the runtime is told to try again.
 const BLOCK_WAIT: Duration = Duration::from_secs(30);
+/// A borrowed address whose pod is gone is given back after this long (a pod recreated at
+/// once keeps it).
+const HOST_RELEASE_AFTER: Duration = Duration::from_secs(5);
 /// How long a request waits for one of the `parallel` slots before "try again later".
 const SLOT_WAIT: Duration = Duration::from_secs(10);
 /// After asking ahead failed (e.g. the pool is exhausted), how long before a pool is asked
@@ -78,6 +81,9 @@ struct State {
     ahead_queue: Vec<String>,
     /// Pools not asked ahead for until then (the last try failed).
     ahead_quiet: BTreeMap<String, Instant>,
+    /// This node's answer to each host block asking for one of its addresses: lent, or
+    /// refused because a pod (namespace/name) holds it.
+    loan_answers: BTreeMap<String, Result<(), Option<String>>>,
 }
 
 /// What the agent's pod side reads from the cluster.
@@ -85,6 +91,8 @@ pub struct Caches {
     pub pools: reflector::Store<AddressPool>,
     /// This node's AddressBlocks.
     pub blocks: reflector::Store<AddressBlock>,
+    /// Host blocks of other nodes with addresses lent by this one.
+    pub lent: reflector::Store<AddressBlock>,
     /// This node's pods.
     pub pods: reflector::Store<Pod>,
     pub namespaces: reflector::Store<Namespace>,
@@ -96,6 +104,7 @@ pub struct PodNetwork {
     store: Store,
     pools: reflector::Store<AddressPool>,
     blocks: reflector::Store<AddressBlock>,
+    lent: reflector::Store<AddressBlock>,
     pods: reflector::Store<Pod>,
     namespaces: reflector::Store<Namespace>,
     state: Mutex<State>,
@@ -110,6 +119,14 @@ pub struct PodNetwork {
     pending: Mutex<BTreeMap<String, podnet::Deletion>>,
     gateways: Mutex<Option<Gateways>>,
     metrics: super::metrics::Metrics,
+}
+
+/// Why a lender did not lend.
+enum Refused {
+    /// A pod of the lending node (namespace/name, when it said) holds the address.
+    Holder(Option<String>),
+    /// No answer from this node in time.
+    NoAnswer(String),
 }
 
 /// Frees the attachment's busy mark however the operation ends.
@@ -167,6 +184,7 @@ impl PodNetwork {
             store,
             pools: caches.pools,
             blocks: caches.blocks,
+            lent: caches.lent,
             pods: caches.pods,
             namespaces: caches.namespaces,
             state: Mutex::new(State::default()),
@@ -202,17 +220,81 @@ impl PodNetwork {
     fn sync_blocks(&self, st: &mut State) {
         for b in self.cached_blocks() {
             let name = b.name_any();
-            let Ok(cidr) = b.spec.cidr.parse() else {
+            let Ok(cidr) = b.spec.cidr.parse::<ipnet::IpNet>() else {
                 warn!(block = %name, cidr = %b.spec.cidr, "block CIDR unreadable");
                 continue;
             };
-            if let Err(e) = st.ipam.add_block(&name, &b.spec.pool_ref, cidr) {
+            let added = if b.spec.lent_from.is_some() {
+                let lent = b
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.loan.as_ref())
+                    .is_some_and(|l| l.lent);
+                st.ipam
+                    .add_borrowed(&name, &b.spec.pool_ref, cidr.addr(), lent)
+            } else {
+                st.ipam.add_block(&name, &b.spec.pool_ref, cidr)
+            };
+            if let Err(e) = added {
                 warn!(block = %name, error = %e, "block not usable");
                 continue;
             }
             if b.metadata.deletion_timestamp.is_some() {
                 st.ipam.drain(&name, true);
             }
+        }
+        self.sync_loans(st);
+    }
+
+    /// Lends what other nodes' host blocks ask of this node's blocks, and takes back what
+    /// went. An answer, once given, stands for the host block's life.
+    fn sync_loans(&self, st: &mut State) {
+        let asking: BTreeMap<String, Arc<AddressBlock>> = self
+            .lent
+            .state()
+            .into_iter()
+            .filter(|h| h.metadata.deletion_timestamp.is_none())
+            .map(|h| (h.name_any(), h))
+            .collect();
+        let gone: Vec<String> = st
+            .ipam
+            .loans()
+            .keys()
+            .filter(|h| !asking.contains_key(*h))
+            .cloned()
+            .collect();
+        for h in gone {
+            if let Some(l) = st.ipam.end_loan(&h) {
+                info!(host_block = %h, ip = %l.ip, block = %l.block, "loan ended");
+            }
+        }
+        st.loan_answers.retain(|h, _| asking.contains_key(h));
+        for (name, h) in &asking {
+            if st.loan_answers.contains_key(name) {
+                continue;
+            }
+            let (Some(from), Ok(cidr)) = (&h.spec.lent_from, h.spec.cidr.parse::<ipnet::IpNet>())
+            else {
+                continue;
+            };
+            let answer = match st.ipam.lend(name, from, cidr.addr()) {
+                Ok(()) => {
+                    info!(host_block = %name, ip = %cidr.addr(), block = %from, "address lent");
+                    Ok(())
+                }
+                // Not ours (yet): our cache may be behind; look again at the next change.
+                Err(IpamError::NotOnThisNode { .. }) => continue,
+                Err(_) => {
+                    let holder = st.ipam.holder(cidr.addr()).and_then(|a| {
+                        st.attachments
+                            .get(a)
+                            .map(|s| format!("{}/{}", s.pod_namespace, s.pod_name))
+                    });
+                    info!(host_block = %name, ip = %cidr.addr(), holder = ?holder, "address not lent: in use");
+                    Err(holder)
+                }
+            };
+            st.loan_answers.insert(name.clone(), answer);
         }
     }
 
@@ -433,13 +515,44 @@ impl PodNetwork {
         // Each NeedBlock brings one more block; a handful of rounds covers a dual-stack pod
         // whose blocks fill up under it meanwhile.
         for _ in 0..4 {
+            // A static address in no block of this node: get it here first.
+            let mut borrow: Option<(String, IpAddr)> = None;
             let outcome = {
                 let mut st = self.lock();
                 self.sync_blocks(&mut st);
-                let out = st
-                    .ipam
-                    .allocate(att, &choice)
-                    .map_err(|e| ipam_status(&e))?;
+                let out = match st.ipam.allocate(att, &choice) {
+                    Ok(out) => out,
+                    Err(IpamError::NotOnThisNode { ip }) => {
+                        let pool = match &choice {
+                            pod_pool::Choice::Static(ips) => ips
+                                .iter()
+                                .find(|(i, _)| *i == ip)
+                                .map(|(_, p)| p.clone())
+                                .unwrap_or_default(),
+                            pod_pool::Choice::Pools(_) => String::new(),
+                        };
+                        borrow = Some((pool, ip));
+                        Allocation::NeedBlock(String::new())
+                    }
+                    Err(IpamError::Taken { ip }) => {
+                        if let Some((host, _)) = st.ipam.loans().iter().find(|(_, l)| l.ip == ip) {
+                            return Err(Status::already_exists(format!(
+                                "address {ip} is lent to another node (AddressBlock {host})"
+                            )));
+                        }
+                        let by = st
+                            .ipam
+                            .holder(ip)
+                            .and_then(|h| st.attachments.get(h))
+                            .filter(|s| s.pod_namespace == *ns)
+                            .map(|s| format!(" by pod {}/{}", s.pod_namespace, s.pod_name))
+                            .unwrap_or_default();
+                        return Err(Status::already_exists(format!(
+                            "address {ip} is taken{by} on this node"
+                        )));
+                    }
+                    Err(e) => return Err(ipam_status(&e)),
+                };
                 if let Allocation::Done(_) = &out {
                     let record = st
                         .ipam
@@ -487,7 +600,10 @@ impl PodNetwork {
                     }
                     return Ok(stored);
                 }
-                Err(Allocation::NeedBlock(pool)) => self.request_block(&pool, false).await?,
+                Err(Allocation::NeedBlock(pool)) => match borrow.take() {
+                    Some((pool, ip)) => self.request_address(&pool, ip, ns).await?,
+                    None => self.request_block(&pool, false).await?,
+                },
                 Err(Allocation::Done(_)) => {}
             }
         }
@@ -731,38 +847,167 @@ impl PodNetwork {
                 return Ok(());
             }
         }
-        let api: Api<BlockRequest> = Api::all(self.client.clone());
         let name = format!("{pool}-{}", self.opts.node);
-        let req = BlockRequest::new(
-            &name,
-            BlockRequestSpec {
-                pool: pool.to_owned(),
-                node: self.opts.node.clone(),
-            },
-        );
+        let spec = BlockRequestSpec {
+            pool: pool.to_owned(),
+            node: self.opts.node.clone(),
+            cidr: None,
+        };
+        let r = self
+            .ask(&name, spec, |b, uid| {
+                b.annotations().get(REQUEST_ANNOTATION).map(String::as_str) == Some(uid)
+            })
+            .await;
+        self.metrics.block_request(ahead, r.is_ok());
+        r.map(|_| ())
+    }
+
+    /// Gets `ip` (a static address of `pool`) onto this node: the block holding it if no node
+    /// has that block, else the address alone, lent by the node that has it.
+    async fn request_address(&self, pool: &str, ip: IpAddr, pod_ns: &str) -> Result<(), Status> {
+        let lock = self
+            .requesting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(format!("{pool}/{ip}"))
+            .or_default()
+            .clone();
+        let _held = lock.lock().await;
+        let name = format!("{}-{}", host_block_name(pool, ip), self.opts.node);
+        let spec = BlockRequestSpec {
+            pool: pool.to_owned(),
+            node: self.opts.node.clone(),
+            cidr: Some(ipnet::IpNet::from(ip).to_string()),
+        };
+        let block = self
+            .ask(&name, spec, |b, _| {
+                b.metadata.deletion_timestamp.is_none()
+                    && b.spec
+                        .cidr
+                        .parse::<ipnet::IpNet>()
+                        .is_ok_and(|c| c.contains(&ip))
+            })
+            .await?;
+        if block.spec.lent_from.is_none() {
+            return Ok(());
+        }
+        let host = block.name_any();
+        let from = block.spec.lent_from.clone().unwrap_or_default();
+        let lender = block
+            .labels()
+            .get(LENDER_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        let refused = match self.wait_lent(&host, &from, &lender).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // Nobody else may have it either: give the host block back.
+        let api: Api<AddressBlock> = Api::all(self.client.clone());
+        if let Err(e) = api.delete(&host, &DeleteParams::default()).await {
+            debug!(host_block = %host, error = %e, "giving back a host block not lent");
+        }
+        Err(match refused {
+            Refused::Holder(holder) => {
+                let by = holder
+                    .filter(|h| h.split_once('/').is_some_and(|(ns, _)| ns == pod_ns))
+                    .map(|h| format!(" by pod {h}"))
+                    .unwrap_or_default();
+                Status::already_exists(format!(
+                    "address {ip} is taken{by} on the node holding its block"
+                ))
+            }
+            Refused::NoAnswer(node) => Status::unavailable(format!(
+                "node {node} did not lend address {ip} within {BLOCK_WAIT:?} (is its agent running?)"
+            )),
+        })
+    }
+
+    /// Waits until the lender answers host block `host` (in the status of its block `from`),
+    /// and records a loan in the host block's status.
+    async fn wait_lent(&self, host: &str, from: &str, lender: &str) -> Result<(), Refused> {
+        let api: Api<AddressBlock> = Api::all(self.client.clone());
+        let deadline = tokio::time::Instant::now() + BLOCK_WAIT;
+        loop {
+            let mine = self
+                .cached_blocks()
+                .into_iter()
+                .find(|b| b.name_any() == host);
+            if mine
+                .as_ref()
+                .and_then(|b| b.status.as_ref())
+                .and_then(|s| s.loan.as_ref())
+                .is_some_and(|l| l.lent)
+            {
+                let mut st = self.lock();
+                self.sync_blocks(&mut st);
+                return Ok(());
+            }
+            let answer = match api.get_opt(from).await {
+                Ok(b) => b
+                    .and_then(|b| b.status)
+                    .and_then(|s| s.loans)
+                    .and_then(|l| l.into_iter().find(|a| a.host_block == host)),
+                Err(e) => {
+                    debug!(block = %from, error = %e, "reading the lender's block");
+                    None
+                }
+            };
+            match answer {
+                Some(a) if !a.lent => return Err(Refused::Holder(a.holder)),
+                // Recorded where this node's IPAM reads it (and finds it after a restart); the
+                // index the controller writes first (it is required).
+                Some(_) if mine.as_ref().is_some_and(|b| b.status.is_some()) => {
+                    let loan = Loan {
+                        lent: true,
+                        holder: None,
+                    };
+                    let patch = json!({"status": {"loan": loan}});
+                    if let Err(e) = api
+                        .patch_status(host, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        debug!(host_block = %host, error = %e, "recording a loan");
+                    }
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Refused::NoAnswer(lender.to_owned()));
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(500), self.blocks_changed.notified())
+                    .await;
+        }
+    }
+
+    /// Creates BlockRequest `name`, waits until one of this node's blocks `answers` it (given
+    /// the request's uid) or the controller refuses it, then deletes the request.
+    async fn ask(
+        &self,
+        name: &str,
+        spec: BlockRequestSpec,
+        answers: impl Fn(&AddressBlock, &str) -> bool,
+    ) -> Result<Arc<AddressBlock>, Status> {
+        let api: Api<BlockRequest> = Api::all(self.client.clone());
+        let req = BlockRequest::new(name, spec);
         let created = match api.create(&PostParams::default(), &req).await {
             Ok(r) => Ok(r),
             // One left by an earlier run: it may have been served with a block that is full
             // by now. Ask afresh.
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let _ = api.delete(&name, &DeleteParams::default()).await;
+                let _ = api.delete(name, &DeleteParams::default()).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 api.create(&PostParams::default(), &req).await
             }
             Err(e) => Err(e),
         };
-        let created = match created {
-            Ok(r) => r,
-            Err(e) => {
-                self.metrics.block_request(ahead, false);
-                return Err(kube_status(&format!("creating BlockRequest {name}"), e));
-            }
-        };
+        let created =
+            created.map_err(|e| kube_status(&format!("creating BlockRequest {name}"), e))?;
         let uid = created.uid().unwrap_or_default();
-        info!(request = %name, pool, ahead, "asked for a block");
-        let r = self.wait_served(&api, &name, &uid).await;
-        self.metrics.block_request(ahead, r.is_ok());
-        match api.delete(&name, &DeleteParams::default()).await {
+        info!(request = %name, pool = %req.spec.pool, cidr = ?req.spec.cidr, "asked for a block");
+        let r = self.wait_served(&api, name, |b| answers(b, &uid)).await;
+        match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => debug!(request = %name, error = %e, "deleting a served BlockRequest"),
@@ -774,19 +1019,15 @@ impl PodNetwork {
         &self,
         api: &Api<BlockRequest>,
         name: &str,
-        uid: &str,
-    ) -> Result<(), Status> {
+        answers: impl Fn(&AddressBlock) -> bool,
+    ) -> Result<Arc<AddressBlock>, Status> {
         let deadline = tokio::time::Instant::now() + BLOCK_WAIT;
         let mut last_look = tokio::time::Instant::now();
         loop {
-            let served = self
-                .cached_blocks()
-                .into_iter()
-                .any(|b| b.annotations().get(REQUEST_ANNOTATION).map(String::as_str) == Some(uid));
-            if served {
+            if let Some(b) = self.cached_blocks().into_iter().find(|b| answers(b)) {
                 let mut st = self.lock();
                 self.sync_blocks(&mut st);
-                return Ok(());
+                return Ok(b);
             }
             // A refusal is a condition on the request: look now and then.
             if last_look.elapsed() > Duration::from_secs(1) {
@@ -799,14 +1040,18 @@ impl PodNetwork {
                     && c.status == "False"
                     // A pool or Node the controller has not seen yet, though we have (we chose
                     // the pool from our cache, and run on the Node): its cache is behind and it
-                    // looks again when they arrive. Keep waiting rather than fail the ADD.
-                    && !matches!(c.reason.as_str(), "PoolNotFound" | "NodeNotFound")
+                    // looks again when they arrive. A block changing hands is asked for again
+                    // by the controller. Keep waiting rather than fail the ADD.
+                    && !matches!(
+                        c.reason.as_str(),
+                        "PoolNotFound" | "NodeNotFound" | "BlockMoving"
+                    )
                 {
                     // The rest stand until someone changes the pool: the runtime retries.
-                    return Err(if c.reason == "PoolExhausted" {
-                        Status::out_of_range(c.message)
-                    } else {
-                        Status::unavailable(format!("BlockRequest {name}: {}", c.message))
+                    return Err(match c.reason.as_str() {
+                        "PoolExhausted" => Status::out_of_range(c.message),
+                        "AddressTaken" => Status::already_exists(c.message),
+                        _ => Status::unavailable(format!("BlockRequest {name}: {}", c.message)),
                     });
                 }
             }
@@ -839,6 +1084,11 @@ impl PodNetwork {
             let mut st = self.lock();
             self.sync_blocks(&mut st);
             let usage = st.ipam.usage();
+            // Borrowed: host blocks lent (announced as host routes from then on).
+            self.metrics.host_addresses(
+                usage.iter().filter(|u| u.borrowed == Some(true)).count(),
+                st.ipam.loans().len(),
+            );
             let now = Instant::now();
             let mut let_go = Vec::new();
             let mut release = Vec::new();
@@ -859,11 +1109,18 @@ impl PodNetwork {
                     continue;
                 }
                 let since = *st.empty_since.entry(u.name.clone()).or_insert(now);
+                let (after, spare) = match u.borrowed {
+                    None => (
+                        self.opts.release_after,
+                        st.ipam.keep_as_spare(&u.name, self.opts.prefetch_percent),
+                    ),
+                    Some(true) => (HOST_RELEASE_AFTER, false),
+                    // Not lent (yet): the ADD that asked waits for the answer and deletes the
+                    // block if refused; one is left over only if that ADD never finished.
+                    Some(false) => (BLOCK_WAIT * 2, false),
+                };
                 // A draining block that is not deleting yet was released by us already.
-                if !u.draining
-                    && now.duration_since(since) >= self.opts.release_after
-                    && !st.ipam.keep_as_spare(&u.name, self.opts.prefetch_percent)
-                {
+                if !u.draining && now.duration_since(since) >= after && !spare {
                     // Nothing new from it while it goes.
                     st.ipam.drain(&u.name, true);
                     release.push(u.name.clone());
@@ -889,6 +1146,7 @@ impl PodNetwork {
                 debug!(block = %name, error = %e, "agent finalizer");
             }
         }
+        self.answer_loans(&api).await;
         // Each block's use in its status, when it changed (at most once a tend, not per pod).
         let usage: BTreeMap<String, (u128, u128)> = self
             .usage()
@@ -924,6 +1182,46 @@ impl PodNetwork {
             if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
                 warn!(block = %name, error = %e, "releasing an empty block");
                 self.lock().ipam.drain(&name, false);
+            }
+        }
+    }
+
+    /// Writes this node's answers to host blocks into the status of its blocks they ask of
+    /// (each agent writes only its own node's objects; the borrower reads them there).
+    async fn answer_loans(&self, api: &Api<AddressBlock>) {
+        let answers = self.lock().loan_answers.clone();
+        let asking: BTreeMap<String, String> = self
+            .lent
+            .state()
+            .iter()
+            .filter_map(|h| Some((h.name_any(), h.spec.lent_from.clone()?)))
+            .collect();
+        for b in self.cached_blocks() {
+            if b.spec.lent_from.is_some() {
+                continue;
+            }
+            let name = b.name_any();
+            let mut want: Vec<LoanAnswer> = answers
+                .iter()
+                .filter(|(h, _)| asking.get(*h) == Some(&name))
+                .map(|(h, a)| LoanAnswer {
+                    host_block: h.clone(),
+                    lent: a.is_ok(),
+                    holder: a.as_ref().err().cloned().flatten(),
+                })
+                .collect();
+            want.sort();
+            // No status yet means no index yet: the controller writes it first (it is required).
+            let Some(st) = &b.status else { continue };
+            if st.loans.clone().unwrap_or_default() == want {
+                continue;
+            }
+            let patch = json!({"status": {"loans": want}});
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                debug!(block = %name, error = %e, "loan answers");
             }
         }
     }

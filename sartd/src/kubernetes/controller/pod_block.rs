@@ -19,7 +19,9 @@ use tracing::{info, warn};
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView, REQUEST_ANNOTATION};
 use super::recent::Recent;
 use super::{Context, Error, ads, condition, conflict, pools, set_finalizer};
-use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, NODE_LABEL};
+use crate::kubernetes::crd::address_block::{
+    AGENT_FINALIZER, CONTROLLER_FINALIZER, LENDER_LABEL, NODE_LABEL,
+};
 use crate::kubernetes::crd::bgp_advertisement::POD_ADVERTISEMENT_NAMESPACE;
 use crate::kubernetes::crd::{
     ADDRESS_POOL_LABEL, AddressBlock, AddressBlockSpec, AddressPool, AddressType, BGPAdvertisement,
@@ -131,15 +133,19 @@ async fn create_block(
             pool_ref: nb.pool.clone(),
             node_ref: Some(nb.node.clone()),
             auto_assign: nb.auto_assign,
+            lent_from: nb.lent.as_ref().map(|l| l.block.clone()),
         },
     );
-    block.metadata.labels = Some(
-        [
-            (ADDRESS_POOL_LABEL.to_owned(), nb.pool.clone()),
-            (NODE_LABEL.to_owned(), nb.node.clone()),
-        ]
-        .into(),
-    );
+    let mut labels: std::collections::BTreeMap<String, String> = [
+        (ADDRESS_POOL_LABEL.to_owned(), nb.pool.clone()),
+        (NODE_LABEL.to_owned(), nb.node.clone()),
+    ]
+    .into();
+    if let Some(l) = &nb.lent {
+        // The lender's agent watches for this label.
+        labels.insert(LENDER_LABEL.to_owned(), l.node.clone());
+    }
+    block.metadata.labels = Some(labels);
     block.metadata.annotations =
         Some([(REQUEST_ANNOTATION.to_owned(), req.uid().unwrap_or_default())].into());
     block.metadata.finalizers = Some(vec![CONTROLLER_FINALIZER.into()]);
@@ -150,8 +156,11 @@ async fn create_block(
             vec![o]
         });
     }
-    // Taken either way: by us now, or by a block the cache does not show yet.
-    ctx.pod.claims.insert((nb.pool.clone(), nb.index), ());
+    // Taken either way: by us now, or by a block the cache does not show yet. (A host block's
+    // index is its lender's, taken already.)
+    if nb.lent.is_none() {
+        ctx.pod.claims.insert((nb.pool.clone(), nb.index), ());
+    }
     let created = api
         .create(&PostParams::default(), &block)
         .await
@@ -166,10 +175,16 @@ async fn create_block(
         EventType::Normal,
         "BlockAllocated",
         "Allocate",
-        &format!(
-            "AddressBlock {} ({}) for node {}",
-            nb.name, nb.cidr, nb.node
-        ),
+        &match &nb.lent {
+            None => format!(
+                "AddressBlock {} ({}) for node {}",
+                nb.name, nb.cidr, nb.node
+            ),
+            Some(l) => format!(
+                "AddressBlock {} ({}) for node {}, lent from {} of node {}",
+                nb.name, nb.cidr, nb.node, l.block, l.node
+            ),
+        },
     )
     .await;
     ctx.pools_changed();
@@ -299,6 +314,16 @@ pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Res
         && let Some(index) = plan::index_of(pool, &block)
     {
         write_index(&api, &block, index).await?;
+    }
+    // A host block is announced only once its address is lent: before, the lender's pod may
+    // still hold it, and a /32 from here would take its traffic.
+    let lent = block
+        .status
+        .as_ref()
+        .and_then(|s| s.loan.as_ref())
+        .is_some_and(|l| l.lent);
+    if block.spec.lent_from.is_some() && !lent {
+        return Ok(Action::await_change());
     }
     advertise_block(&ctx, &block, &node).await?;
     Ok(Action::await_change())

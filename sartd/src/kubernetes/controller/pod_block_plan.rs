@@ -5,8 +5,13 @@
 //! behind) can never create two blocks over the same addresses: the second create is refused
 //! by the API server. The request a block answers is recorded on it ([`REQUEST_ANNOTATION`]),
 //! so a request is never served twice.
+//!
+//! A request may name one address (a pod's static address). The node then gets the block
+//! holding it if no node has that block; else a host block of that one address, named
+//! `<pool>-host-<address>` (so one address is lent once), which the holder of the block lends.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use ipam::BlockAllocator;
 use ipnet::IpNet;
@@ -27,6 +32,14 @@ pub struct NewBlock {
     pub pool: String,
     pub node: String,
     pub auto_assign: bool,
+    /// A host block: the block whose holder lends the address, and that holder.
+    pub lent: Option<Lender>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lender {
+    pub block: String,
+    pub node: String,
 }
 
 /// Why a request cannot be served now; `reason()` goes into its condition and an Event.
@@ -44,6 +57,14 @@ pub enum Refusal {
     UnknownNode(String),
     #[error("AddressPool {pool} ({cidr}) has no free block")]
     Exhausted { pool: String, cidr: IpNet },
+    #[error("{0:?} is not one address (a /32 or /128)")]
+    BadAddress(String),
+    #[error("address {ip} is not in AddressPool {pool}")]
+    OutsidePool { pool: String, ip: IpAddr },
+    #[error("address {ip} is already lent to node {node}")]
+    Taken { ip: IpAddr, node: String },
+    #[error("the block holding {ip} is changing hands; asking again shortly")]
+    BlockMoving { ip: IpAddr },
 }
 
 impl Refusal {
@@ -55,6 +76,10 @@ impl Refusal {
             Refusal::PoolDeleting(_) => "PoolDeleting",
             Refusal::UnknownNode(_) => "NodeNotFound",
             Refusal::Exhausted { .. } => "PoolExhausted",
+            Refusal::BadAddress(_) => "InvalidAddress",
+            Refusal::OutsidePool { .. } => "OutsidePool",
+            Refusal::Taken { .. } => "AddressTaken",
+            Refusal::BlockMoving { .. } => "BlockMoving",
         }
     }
 }
@@ -80,6 +105,16 @@ pub fn index_of(pool: &ValidPool, block: &AddressBlock) -> Option<u128> {
         Ok(cidr) => pool.pool.index_of(cidr),
         Err(_) => block.status.as_ref().map(|s| u128::from(s.index)),
     }
+}
+
+/// The pool index a block keeps from being handed out: its own, or for a host block the index
+/// of the block it was lent from (gone with its node, say, the address is still in use).
+fn occupied(pool: &ValidPool, block: &AddressBlock) -> Option<u128> {
+    if block.spec.lent_from.is_none() {
+        return index_of(pool, block);
+    }
+    let host: IpNet = block.spec.cidr.parse().ok()?;
+    pool.pool.block_containing(host.addr())
 }
 
 /// Decides a request. `blocks` is every AddressBlock; `claimed` holds indexes of the pool
@@ -118,11 +153,14 @@ pub fn decide(
     if !node_exists {
         return Decision::Refuse(Refusal::UnknownNode(req.spec.node.clone()));
     }
+    if let Some(cidr) = &req.spec.cidr {
+        return for_address(req, valid, cidr, blocks, claimed);
+    }
     let mut alloc = BlockAllocator::new(valid.pool);
     let taken = blocks
         .iter()
         .filter(|b| b.spec.pool_ref == *name)
-        .filter_map(|b| index_of(valid, b))
+        .filter_map(|b| occupied(valid, b))
         .chain(claimed.iter().copied());
     for i in taken {
         // Twice is fine here (a claim the cache now shows); out of range cannot be taken.
@@ -147,7 +185,115 @@ pub fn decide(
         pool: name.clone(),
         node: req.spec.node.clone(),
         auto_assign: valid.auto_assign,
+        lent: None,
     })
+}
+
+/// A request for the block holding one address: that block if nobody holds it, else the
+/// address alone, lent by its holder.
+fn for_address(
+    req: &BlockRequest,
+    valid: &ValidPool,
+    cidr: &str,
+    blocks: &[AddressBlock],
+    claimed: &BTreeSet<u128>,
+) -> Decision {
+    let pool = &req.spec.pool;
+    let node = &req.spec.node;
+    let ip = match cidr.parse::<IpNet>() {
+        Ok(n) if n.prefix_len() == n.max_prefix_len() => n.addr(),
+        _ => return Decision::Refuse(Refusal::BadAddress(cidr.to_owned())),
+    };
+    let Some(index) = valid.pool.block_containing(ip) else {
+        return Decision::Refuse(Refusal::OutsidePool {
+            pool: pool.clone(),
+            ip,
+        });
+    };
+    let host = IpNet::from(ip);
+    let host_name = host_block_name(pool, ip);
+    if let Some(h) = blocks.iter().find(|b| b.name_any() == host_name) {
+        return match h.spec.node_ref.as_deref() {
+            Some(n) if n == node && h.metadata.deletion_timestamp.is_none() => {
+                Decision::Served(host_name)
+            }
+            Some(n) if n != node => Decision::Refuse(Refusal::Taken {
+                ip,
+                node: n.to_owned(),
+            }),
+            _ => Decision::Refuse(Refusal::BlockMoving { ip }),
+        };
+    }
+    let holder = blocks.iter().find(|b| {
+        b.spec.pool_ref == *pool && b.spec.lent_from.is_none() && index_of(valid, b) == Some(index)
+    });
+    let Some(holder) = holder else {
+        let lent_out = blocks
+            .iter()
+            .any(|b| b.spec.pool_ref == *pool && occupied(valid, b) == Some(index));
+        if claimed.contains(&index) || lent_out {
+            // Made moments ago for a node the cache does not show yet, or gone while some of
+            // its addresses are still lent.
+            return Decision::Refuse(Refusal::BlockMoving { ip });
+        }
+        let Some(cidr) = valid.pool.block(index) else {
+            return Decision::Refuse(Refusal::OutsidePool {
+                pool: pool.clone(),
+                ip,
+            });
+        };
+        return Decision::Create(NewBlock {
+            name: block_name(pool, index),
+            index,
+            cidr,
+            pool: pool.clone(),
+            node: node.clone(),
+            auto_assign: valid.auto_assign,
+            lent: None,
+        });
+    };
+    let holder_node = holder.spec.node_ref.clone().unwrap_or_default();
+    if holder_node == *node {
+        // Ours already: the agent's cache was behind.
+        return Decision::Served(holder.name_any());
+    }
+    if holder.metadata.deletion_timestamp.is_some() || holder_node.is_empty() {
+        return Decision::Refuse(Refusal::BlockMoving { ip });
+    }
+    if valid.pool.block_len() == host.prefix_len() {
+        // The block is that one address.
+        return Decision::Refuse(Refusal::Taken {
+            ip,
+            node: holder_node,
+        });
+    }
+    Decision::Create(NewBlock {
+        name: host_name,
+        index,
+        cidr: host,
+        pool: pool.clone(),
+        node: node.clone(),
+        auto_assign: false,
+        lent: Some(Lender {
+            block: holder.name_any(),
+            node: holder_node,
+        }),
+    })
+}
+
+/// The name of the host block of `ip`: one per address, so an address is lent at most once.
+pub fn host_block_name(pool: &str, ip: IpAddr) -> String {
+    // A name may not end with '-': IPv6 in full, never with "::".
+    let addr = match ip {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join("-"),
+    };
+    format!("{pool}-host-{addr}")
 }
 
 pub fn block_name(pool: &str, index: u128) -> String {
@@ -188,6 +334,7 @@ mod tests {
             BlockRequestSpec {
                 pool: "pods".into(),
                 node: node.into(),
+                cidr: None,
             },
         );
         r.metadata.uid = Some(uid.into());
@@ -203,6 +350,7 @@ mod tests {
                 pool_ref: b.pool.clone(),
                 node_ref: Some(b.node.clone()),
                 auto_assign: b.auto_assign,
+                lent_from: b.lent.as_ref().map(|l| l.block.clone()),
             },
         );
         a.metadata.annotations = Some([(REQUEST_ANNOTATION.into(), uid.into())].into());
@@ -309,6 +457,159 @@ mod tests {
         assert_eq!(
             refused(decide(&r, ok(&p), true, &[], &full)),
             "PoolExhausted"
+        );
+    }
+
+    fn for_ip(uid: &str, node: &str, ip: &str) -> BlockRequest {
+        let mut r = req(uid, node);
+        r.spec.cidr = Some(ip.into());
+        r
+    }
+
+    #[test]
+    fn an_address_gets_its_free_block_else_a_loan() {
+        let p = pool("198.18.0.0/24", 29);
+        let none = BTreeSet::new();
+        // Nobody holds 198.18.0.16/29: n1 gets that block, not the lowest free one.
+        let b2 = create(decide(
+            &for_ip("u0", "n1", "198.18.0.20/32"),
+            ok(&p),
+            true,
+            &[],
+            &none,
+        ));
+        assert_eq!((b2.name.as_str(), b2.lent.as_ref()), ("pods-2", None));
+        assert_eq!(b2.cidr.to_string(), "198.18.0.16/29");
+        let mut blocks = vec![block(&b2, "u0")];
+        // n2 asks for an address of n1's block: the address alone, lent by n1.
+        let h = create(decide(
+            &for_ip("u1", "n2", "198.18.0.21/32"),
+            ok(&p),
+            true,
+            &blocks,
+            &none,
+        ));
+        assert_eq!(h.name, "pods-host-198-18-0-21");
+        assert_eq!(h.cidr.to_string(), "198.18.0.21/32");
+        assert_eq!((h.node.as_str(), h.auto_assign), ("n2", false));
+        assert_eq!(
+            h.lent,
+            Some(Lender {
+                block: "pods-2".into(),
+                node: "n1".into()
+            })
+        );
+        blocks.push(block(&h, "u1"));
+        // Asked again by n2 (a new request): the same host block; by n3: taken.
+        assert_eq!(
+            decide(
+                &for_ip("u2", "n2", "198.18.0.21/32"),
+                ok(&p),
+                true,
+                &blocks,
+                &none
+            ),
+            Decision::Served("pods-host-198-18-0-21".into())
+        );
+        let refused = decide(
+            &for_ip("u3", "n3", "198.18.0.21/32"),
+            ok(&p),
+            true,
+            &blocks,
+            &none,
+        );
+        assert_eq!(
+            refused,
+            Decision::Refuse(Refusal::Taken {
+                ip: "198.18.0.21".parse().unwrap(),
+                node: "n2".into()
+            })
+        );
+        // n1 asking for an address of its own block: its cache was behind.
+        assert_eq!(
+            decide(
+                &for_ip("u4", "n1", "198.18.0.22/32"),
+                ok(&p),
+                true,
+                &blocks,
+                &none
+            ),
+            Decision::Served("pods-2".into())
+        );
+        // A host block never counts as its pool's block: the next plain request gets block 0.
+        let b0 = create(decide(&req("u5", "n3"), ok(&p), true, &blocks, &none));
+        assert_eq!(b0.index, 0);
+        // A block created moments ago that the cache does not show: ask again.
+        assert_eq!(
+            decide(
+                &for_ip("u6", "n3", "198.18.0.9/32"),
+                ok(&p),
+                true,
+                &blocks,
+                &BTreeSet::from([1])
+            ),
+            Decision::Refuse(Refusal::BlockMoving {
+                ip: "198.18.0.9".parse().unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_addresses_and_single_address_blocks() {
+        let p = pool("198.18.0.0/24", 29);
+        let none = BTreeSet::new();
+        let reason = |d: Decision| match d {
+            Decision::Refuse(r) => r.reason(),
+            d => panic!("expected a refusal, got {d:?}"),
+        };
+        for bad in ["198.18.0.0/29", "banana", "198.18.0.1/33"] {
+            assert_eq!(
+                reason(decide(&for_ip("u", "n1", bad), ok(&p), true, &[], &none)),
+                "InvalidAddress"
+            );
+        }
+        assert_eq!(
+            reason(decide(
+                &for_ip("u", "n1", "198.19.0.1/32"),
+                ok(&p),
+                true,
+                &[],
+                &none
+            )),
+            "OutsidePool"
+        );
+        // Blocks of one address cannot be lent: the holder has it.
+        let one = pool("198.18.0.0/30", 32);
+        let b = create(decide(
+            &for_ip("u", "n1", "198.18.0.1/32"),
+            ok(&one),
+            true,
+            &[],
+            &none,
+        ));
+        assert_eq!(b.cidr.to_string(), "198.18.0.1/32");
+        let blocks = vec![block(&b, "u")];
+        assert_eq!(
+            reason(decide(
+                &for_ip("v", "n2", "198.18.0.1/32"),
+                ok(&one),
+                true,
+                &blocks,
+                &none
+            )),
+            "AddressTaken"
+        );
+    }
+
+    #[test]
+    fn host_block_names_are_valid_object_names() {
+        assert_eq!(
+            host_block_name("p", "fd00:10::".parse().unwrap()),
+            "p-host-fd00-10-0-0-0-0-0-0"
+        );
+        assert_eq!(
+            host_block_name("p", "10.0.0.1".parse().unwrap()),
+            "p-host-10-0-0-1"
         );
     }
 

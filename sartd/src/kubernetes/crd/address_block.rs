@@ -13,6 +13,8 @@ pub const CONTROLLER_FINALIZER: &str = "controller.addressblock.sart.terassyi.ne
 pub const AGENT_FINALIZER: &str = "agent.addressblock.sart.terassyi.net/finalizer";
 /// Label naming the node of a pod block (set by the mutating webhook).
 pub const NODE_LABEL: &str = "addressblock.sart.terassyi.net/node";
+/// Label naming the node that lends a host block's address (ours).
+pub const LENDER_LABEL: &str = "addressblock.sart.terassyi.net/lender";
 
 #[derive(CustomResource, Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[kube(
@@ -25,6 +27,7 @@ pub const NODE_LABEL: &str = "addressblock.sart.terassyi.net/node";
     printcolumn = r#"{"name":"TYPE","type":"string","description":"What the addresses are for","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"POOLREF","type":"string","description":"Pool the block is cut from","jsonPath":".spec.poolRef"}"#,
     printcolumn = r#"{"name":"NODEREF","type":"string","description":"Node the block belongs to","jsonPath":".spec.nodeRef"}"#,
+    printcolumn = r#"{"name":"LENTFROM","type":"string","description":"Block lending this host block's address","jsonPath":".spec.lentFrom","priority":1}"#,
     printcolumn = r#"{"name":"USED","type":"integer","description":"Addresses given to pods","jsonPath":".status.used","priority":1}"#,
     printcolumn = r#"{"name":"FREE","type":"integer","description":"Addresses left","jsonPath":".status.free","priority":1}"#,
     printcolumn = r#"{"name":"AGE","type":"date","description":"Date from created","jsonPath":".metadata.creationTimestamp"}"#
@@ -38,6 +41,10 @@ pub struct AddressBlockSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_ref: Option<String>,
     pub auto_assign: bool,
+    /// Ours: this is a host block (one address) lent by the node holding block `lentFrom`,
+    /// which keeps the address from its own pods while the loan lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent_from: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -52,4 +59,38 @@ pub struct AddressBlockStatus {
     /// Pod blocks: addresses left in the block (ours; written by the agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free: Option<i64>,
+    /// Host blocks: the lending node's answer, as the borrowing node read it (ours; written by
+    /// the borrowing node's agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loan: Option<Loan>,
+    /// Pod blocks: this node's answer to each host block asking for one of the block's
+    /// addresses (ours; written by this block's agent: each agent writes only its own blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loans: Option<Vec<LoanAnswer>>,
+}
+
+/// A lending node's answer to one host block.
+#[derive(
+    Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LoanAnswer {
+    pub host_block: String,
+    pub lent: bool,
+    /// Refused: the pod (namespace/name) that holds the address on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+}
+
+/// Whether the node holding a block lends one of its addresses.
+#[derive(
+    Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Loan {
+    /// True: the address is kept from the lender's pods until the host block goes.
+    pub lent: bool,
+    /// Refused: the pod (namespace/name) that holds the address on the lending node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }

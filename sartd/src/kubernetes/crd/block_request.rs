@@ -22,6 +22,11 @@ pub const FINALIZER: &str = "blockrequest.sart.terassyi.net/finalizer";
 pub struct BlockRequestSpec {
     pub pool: String,
     pub node: String,
+    /// Ours: one address (a host prefix, /32 or /128) a pod asks for. The node gets the block
+    /// holding it when that block is free, else the address alone, lent by the node holding
+    /// the block. Without it, the pool's lowest free block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
 }
 
 /// Ours: why a request cannot be served (unknown pool, pool exhausted).

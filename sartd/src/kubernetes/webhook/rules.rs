@@ -421,6 +421,7 @@ mod tests {
                 pool_ref: "p".into(),
                 node_ref: None,
                 auto_assign: false,
+                lent_from: None,
             },
         );
         assert!(mutate_block(&b).unwrap_err().contains("nodeRef"));
