@@ -35,7 +35,7 @@ async fn read(endpoint: &str) -> anyhow::Result<v1::IpamReply> {
 fn block_json(b: &v1::Block) -> Value {
     json!({"name": b.name, "pool": b.pool, "cidr": b.cidr, "allocated": b.allocated,
            "capacity": b.capacity, "draining": b.draining, "borrowed": b.borrowed,
-           "awaitingLoan": b.awaiting_loan, "lent": b.lent})
+           "awaitingLoan": b.awaiting_loan, "lent": b.lent, "reserved": b.reserved})
 }
 
 /// What the STATE column says: releasing, borrowed (or waiting to be), addresses lent out.
@@ -46,8 +46,10 @@ fn block_state(b: &v1::Block) -> String {
         (_, true, false) => "borrowed".to_owned(),
         _ => "in use".to_owned(),
     };
-    if !b.lent.is_empty() && b.lent != "0" {
-        s.push_str(&format!(", {} lent", b.lent));
+    for (n, what) in [(&b.lent, "lent"), (&b.reserved, "reserved")] {
+        if !n.is_empty() && n != "0" {
+            s.push_str(&format!(", {n} {what}"));
+        }
     }
     s
 }

@@ -702,6 +702,134 @@ fn static_address_on_any_node_borrowed_or_with_its_block() {
 }
 
 #[test]
+fn sticky_statefulset_keeps_its_addresses_across_delete_and_drain() {
+    let lab = Lab::up("sticky");
+    lab.apply(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 3\n  serviceName: db\n  podManagementPolicy: Parallel\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata:\n      labels: {app: db}\n      annotations: {sart.terassyi.net/sticky: \"true\", sart.terassyi.net/addresspool: default-pod-pool}\n    spec:\n      terminationGracePeriodSeconds: 2\n      topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: db}}}]\n      containers: [{name: web, image: 'lab/responder:1'}]\n",
+    );
+    let pods = || -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = lab
+            .kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=db",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{\"\\n\"}{end}",
+            ])
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ').map(str::to_owned);
+                Some((f.next()?, f.next()?, f.next().filter(|ip| !ip.is_empty())?))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // All three answering from the client on their addresses.
+    let all_answer = |want: Option<&[(String, String)]>| {
+        let got = pods();
+        if got.len() != 3 {
+            return Err(format!("{got:?}"));
+        }
+        for (name, _, ip) in &got {
+            if let Some(w) = want
+                && !w.iter().any(|(n, i)| n == name && i == ip)
+            {
+                return Err(format!("{name} has {ip}, not as before: {got:?}"));
+            }
+            answers(CLIENT, ip, 80, name)?;
+        }
+        Ok(())
+    };
+    eventually("three db pods answer", Duration::from_secs(90), || {
+        all_answer(None)
+    });
+    let first: Vec<(String, String)> = pods().into_iter().map(|(n, _, ip)| (n, ip)).collect();
+    let reservations = || {
+        let mut r: Vec<String> = lab
+            .kubectl(&[
+                "get",
+                "addressreservations",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.spec.addresses[0]}{\"\\n\"}{end}",
+            ])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        r.sort();
+        r
+    };
+    let want: Vec<String> = first.iter().map(|(n, ip)| format!("{n}={ip}")).collect();
+    eventually("a reservation per pod", Duration::from_secs(30), || {
+        let r = reservations();
+        if r == want {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    // A pod deleted comes back with its address.
+    lab.kubectl(&["delete", "pod", "db-1", "--wait=true"]);
+    eventually("db-1 back on its address", Duration::from_secs(90), || {
+        all_answer(Some(&first))
+    });
+    // A node drained: its pods move to the other node and keep their addresses, which that
+    // node borrows (a host route each) from the drained node's block.
+    let moved: Vec<String> = pods()
+        .into_iter()
+        .filter(|(_, node, _)| node == NODE2)
+        .map(|(_, _, ip)| ip)
+        .collect();
+    assert!(!moved.is_empty(), "no db pod on node 2: {:?}", pods());
+    lab.kubectl(&[
+        "drain",
+        NODE2,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=120s",
+    ]);
+    eventually(
+        "every db pod on node 1, on its address",
+        Duration::from_secs(120),
+        || {
+            if let Some(p) = pods().iter().find(|(_, node, _)| node != NODE1) {
+                return Err(format!("{p:?} not moved"));
+            }
+            all_answer(Some(&first))
+        },
+    );
+    for ip in &moved {
+        routed_via(&lab, &format!("{ip}/32"), &["198.18.1.2"]);
+    }
+    lab.kubectl(&["uncordon", NODE2]);
+    // Scaled down: the reservation of the pod that went ends; deleted: all of them end.
+    lab.kubectl(&["scale", "statefulset", "db", "--replicas=2"]);
+    let want2: Vec<String> = want
+        .iter()
+        .filter(|r| !r.starts_with("db-2="))
+        .cloned()
+        .collect();
+    eventually("db-2's reservation ended", Duration::from_secs(60), || {
+        let r = reservations();
+        if r == want2 {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    lab.kubectl(&["delete", "statefulset", "db", "--wait=true"]);
+    eventually("every reservation ended", Duration::from_secs(60), || {
+        let r = reservations();
+        if r.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+}
+
+#[test]
 fn etp_local_with_a_requested_ip_follows_its_endpoint() {
     let lab = Lab::up("etp-local");
     // ETP Local with a requested address from the second pool: announced by node 1 only.

@@ -174,6 +174,7 @@ impl CniApi for Server {
                 borrowed: b.borrowed.is_some(),
                 awaiting_loan: b.borrowed == Some(false),
                 lent: b.lent.to_string(),
+                reserved: b.reserved.to_string(),
             })
             .collect();
         let attachments = self

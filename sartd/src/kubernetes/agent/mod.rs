@@ -37,8 +37,8 @@ use crate::kubernetes::crd::address_block::{LENDER_LABEL, NODE_LABEL as BLOCK_NO
 use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use crate::kubernetes::crd::bgp_peer_template::PasswordSecretRef;
 use crate::kubernetes::crd::{
-    AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BGPPeer, BGPPeerCondition,
-    NodeBGP, PeerState,
+    AddressBlock, AddressPool, AddressReservation, AdvertiseStatus, BGPAdvertisement, BGPPeer,
+    BGPPeerCondition, NodeBGP, PeerState,
 };
 use speaker::{Secrets, Speaker, SpeakerError};
 
@@ -202,6 +202,12 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let (lent, t5) = cache::watch(
         Api::<AddressBlock>::all(client.clone()),
         watcher::Config::default().labels(&format!("{LENDER_LABEL}={}", opts.node)),
+        blocks_tx.clone(),
+    );
+    // Sticky pods' reservations: their addresses in this node's blocks are kept.
+    let (reservations, t6) = cache::watch(
+        Api::<AddressReservation>::all(client.clone()),
+        watcher::Config::default(),
         blocks_tx,
     );
     // Pods of this node and every namespace: an ADD reads their annotations from here rather
@@ -217,7 +223,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         watcher::Config::default(),
         unread,
     );
-    let _watchers = [t1, t2, t3, t4, t5];
+    let _watchers = [t1, t2, t3, t4, t5, t6];
     let net = std::sync::Arc::new(pods::PodNetwork::new(
         pod_opts,
         client.clone(),
@@ -227,6 +233,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
             lent,
             pods: pod_cache,
             namespaces: ns_cache,
+            reservations,
         },
         metrics.clone(),
     )?);

@@ -12,6 +12,9 @@
 //! - A static address in another node's block comes as a host block (one address) that the
 //!   other node lends: usable only once it says so, and never for pool allocation. The lender
 //!   keeps a lent address allocated in its own block until the host block goes.
+//! - A reserved address (a sticky pod's, see `AddressReservation`) stays allocated in its block
+//!   while no pod has it; whoever may take it (the pod of that name, a loan for it) is the
+//!   caller's decision.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -99,6 +102,8 @@ pub struct BlockUse {
     pub borrowed: Option<bool>,
     /// Addresses of this block lent to other nodes.
     pub lent: u128,
+    /// Addresses of this block reserved for sticky pods (whether a pod has them now or not).
+    pub reserved: u128,
 }
 
 /// An address of one of this node's blocks lent to another node.
@@ -114,6 +119,8 @@ pub struct NodeIpam {
     records: BTreeMap<Attachment, Record>,
     /// By host block name (the borrower's block).
     loans: BTreeMap<String, Loan>,
+    /// Reserved addresses of this node's blocks.
+    reserved: BTreeSet<IpAddr>,
 }
 
 impl NodeIpam {
@@ -174,12 +181,13 @@ impl NodeIpam {
         if self.loans.contains_key(host) {
             return Ok(());
         }
+        let free_reserved = self.reserved.contains(&ip) && !self.held(ip);
         let b = self
             .blocks
             .get_mut(block)
             .filter(|b| b.borrowed.is_none() && b.alloc.range().contains(&ip))
             .ok_or(IpamError::NotOnThisNode { ip })?;
-        b.alloc.allocate(ip).map_err(|_| IpamError::Taken { ip })?;
+        Self::take(b, ip, free_reserved)?;
         self.loans.insert(
             host.into(),
             Loan {
@@ -193,10 +201,60 @@ impl NodeIpam {
     /// The borrower's host block is gone: the address is this node's to give again.
     pub fn end_loan(&mut self, host: &str) -> Option<Loan> {
         let loan = self.loans.remove(host)?;
-        if let Some(b) = self.blocks.get_mut(&loan.block) {
+        if !self.reserved.contains(&loan.ip)
+            && let Some(b) = self.blocks.get_mut(&loan.block)
+        {
             b.alloc.release(loan.ip);
         }
         Some(loan)
+    }
+
+    /// Keeps `ip` for a reservation when one of this node's blocks holds it (whether it does).
+    pub fn reserve(&mut self, ip: IpAddr) -> bool {
+        let Some(b) = self
+            .blocks
+            .values_mut()
+            .find(|b| b.borrowed.is_none() && b.alloc.range().contains(&ip))
+        else {
+            return false;
+        };
+        if !self.reserved.contains(&ip) {
+            // Already allocated: the pod it is reserved for has it (or a loan for it).
+            let _ = b.alloc.allocate(ip);
+            self.reserved.insert(ip);
+        }
+        true
+    }
+
+    /// The reservation ended: the address is free once nobody has it.
+    pub fn unreserve(&mut self, ip: IpAddr) {
+        if !self.reserved.remove(&ip) || self.held(ip) {
+            return;
+        }
+        if let Some(b) = self
+            .blocks
+            .values_mut()
+            .find(|b| b.borrowed.is_none() && b.alloc.range().contains(&ip))
+        {
+            b.alloc.release(ip);
+        }
+    }
+
+    pub fn reserved(&self) -> &BTreeSet<IpAddr> {
+        &self.reserved
+    }
+
+    /// Whether a pod of this node or a loan has `ip`.
+    fn held(&self, ip: IpAddr) -> bool {
+        self.holder(ip).is_some() || self.loans.values().any(|l| l.ip == ip)
+    }
+
+    /// Takes `ip` in `b` unless it is reserved and free: then it is already allocated.
+    fn take(b: &mut Block, ip: IpAddr, free_reserved: bool) -> Result<(), IpamError> {
+        if free_reserved {
+            return Ok(());
+        }
+        b.alloc.allocate(ip).map_err(|_| IpamError::Taken { ip })
     }
 
     /// Every loan, by host block name.
@@ -251,6 +309,11 @@ impl NodeIpam {
                 draining: b.draining,
                 borrowed: b.borrowed,
                 lent: self.loans.values().filter(|l| l.block == *name).count() as u128,
+                reserved: self
+                    .reserved
+                    .iter()
+                    .filter(|ip| b.alloc.range().contains(*ip))
+                    .count() as u128,
             })
             .collect()
     }
@@ -318,15 +381,14 @@ impl NodeIpam {
         match choice {
             Choice::Static(ips) => {
                 for (ip, _pool) in ips {
+                    let free_reserved = self.reserved.contains(ip) && !self.held(*ip);
                     let (name, b) = next
                         .iter_mut()
                         .find(|(_, b)| {
                             !b.draining && b.borrowed != Some(false) && b.alloc.range().contains(ip)
                         })
                         .ok_or(IpamError::NotOnThisNode { ip: *ip })?;
-                    b.alloc
-                        .allocate(*ip)
-                        .map_err(|_| IpamError::Taken { ip: *ip })?;
+                    Self::take(b, *ip, free_reserved)?;
                     got.push((*ip, name.clone()));
                 }
             }
@@ -355,6 +417,9 @@ impl NodeIpam {
             return Vec::new();
         };
         for (ip, block) in &r.addresses {
+            if self.reserved.contains(ip) {
+                continue;
+            }
             if let Some(b) = self.blocks.get_mut(block) {
                 b.alloc.release(*ip);
             }
@@ -380,14 +445,13 @@ impl NodeIpam {
     pub fn restore(&mut self, a: Attachment, r: Record) -> Result<(), IpamError> {
         let mut next = self.blocks.clone();
         for (ip, block) in &r.addresses {
+            let free_reserved = self.reserved.contains(ip) && !self.held(*ip);
             let b = next.get_mut(block).ok_or_else(|| IpamError::BadRecord {
                 attachment: a.clone(),
                 ip: *ip,
                 block: block.clone(),
             })?;
-            b.alloc
-                .allocate(*ip)
-                .map_err(|_| IpamError::Taken { ip: *ip })?;
+            Self::take(b, *ip, free_reserved)?;
         }
         self.blocks = next;
         self.records.insert(a, r);
@@ -425,6 +489,53 @@ mod tests {
             Allocation::Done(ips) => ips.iter().map(ToString::to_string).collect(),
             other => panic!("expected addresses, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_reserved_address_waits_for_its_pod_here_or_on_loan() {
+        let ip: IpAddr = "198.18.0.3".parse().unwrap();
+        let want = Choice::Static(vec![(ip, "pods".into())]);
+        let mut n = NodeIpam::default();
+        n.add_block("pods-0", "pods", "198.18.0.0/29".parse().unwrap())
+            .unwrap();
+        // The sticky pod got it from the pool; then its reservation arrives.
+        for i in 0..4 {
+            n.allocate(&att(&format!("p{i}")), &pools(&["pods"]))
+                .unwrap();
+        }
+        assert_eq!(n.holder(ip), Some(&att("p3")));
+        assert!(n.reserve(ip));
+        assert!(!n.reserve("198.19.0.1".parse().unwrap()));
+        // The pod goes: the address stays allocated, pool allocation skips it.
+        n.release(&att("p3"));
+        assert_eq!(n.usage()[0].allocated, 4);
+        assert_eq!(n.usage()[0].reserved, 1);
+        assert_eq!(
+            done(n.allocate(&att("q"), &pools(&["pods"])).unwrap()),
+            ["198.18.0.4"]
+        );
+        // The pod of that name comes back (the caller checked the name): it gets it again.
+        assert_eq!(
+            done(n.allocate(&att("p3b"), &want).unwrap()),
+            ["198.18.0.3"]
+        );
+        // Held now: a second taker is refused.
+        assert_eq!(n.allocate(&att("r"), &want), Err(IpamError::Taken { ip }));
+        n.release(&att("p3b"));
+        // It moves to another node: lent from the reservation, and kept after the loan.
+        n.lend("pods-host-198-18-0-3", "pods-0", ip).unwrap();
+        assert_eq!(n.allocate(&att("r"), &want), Err(IpamError::Taken { ip }));
+        n.end_loan("pods-host-198-18-0-3");
+        assert_eq!(n.usage()[0].allocated, 5);
+        // The reservation ends while nobody has it: free again.
+        n.unreserve(ip);
+        assert_eq!(n.usage()[0].allocated, 4);
+        assert_eq!(done(n.allocate(&att("r"), &want).unwrap()), ["198.18.0.3"]);
+        // Ended while a pod has it: the pod keeps it, and frees it on release.
+        assert!(n.reserve(ip));
+        n.unreserve(ip);
+        n.release(&att("r"));
+        assert_eq!(n.usage()[0].allocated, 4);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::{Client, ResourceExt};
@@ -34,8 +35,10 @@ use super::podnet::{self, Gateways, NetError, PodLink};
 use crate::kubernetes::controller::pod_block_plan::{REQUEST_ANNOTATION, host_block_name};
 use crate::kubernetes::controller::pools;
 use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, LENDER_LABEL, Loan, LoanAnswer};
+use crate::kubernetes::crd::address_reservation::STICKY_ANNOTATION;
 use crate::kubernetes::crd::{
-    AddressBlock, AddressPool, AddressType, BlockRequest, BlockRequestSpec,
+    AddressBlock, AddressPool, AddressReservation, AddressReservationSpec, AddressType,
+    BlockRequest, BlockRequestSpec,
 };
 use proto::v1 as pb;
 
@@ -96,6 +99,8 @@ pub struct Caches {
     /// This node's pods.
     pub pods: reflector::Store<Pod>,
     pub namespaces: reflector::Store<Namespace>,
+    /// Every sticky pod's reservation.
+    pub reservations: reflector::Store<AddressReservation>,
 }
 
 pub struct PodNetwork {
@@ -107,6 +112,7 @@ pub struct PodNetwork {
     lent: reflector::Store<AddressBlock>,
     pods: reflector::Store<Pod>,
     namespaces: reflector::Store<Namespace>,
+    reservations: reflector::Store<AddressReservation>,
     state: Mutex<State>,
     slots: Semaphore,
     /// One lock per pool, held while that pool's block is asked for.
@@ -187,6 +193,7 @@ impl PodNetwork {
             lent: caches.lent,
             pods: caches.pods,
             namespaces: caches.namespaces,
+            reservations: caches.reservations,
             state: Mutex::new(State::default()),
             requesting: Mutex::new(BTreeMap::new()),
             blocks_changed: tokio::sync::Notify::new(),
@@ -243,7 +250,26 @@ impl PodNetwork {
                 st.ipam.drain(&name, true);
             }
         }
+        self.sync_reservations(st);
         self.sync_loans(st);
+    }
+
+    /// Keeps the reserved addresses of this node's blocks from anyone but their pods.
+    fn sync_reservations(&self, st: &mut State) {
+        let want: BTreeSet<IpAddr> = self
+            .reservations
+            .state()
+            .iter()
+            .flat_map(|r| r.spec.addresses.iter().filter_map(|a| a.parse().ok()))
+            .collect();
+        let gone: Vec<IpAddr> = st.ipam.reserved().difference(&want).copied().collect();
+        for ip in gone {
+            st.ipam.unreserve(ip);
+        }
+        for ip in want {
+            // False when no block of this node holds it: another node keeps it.
+            st.ipam.reserve(ip);
+        }
     }
 
     /// Lends what other nodes' host blocks ask of this node's blocks, and takes back what
@@ -491,8 +517,30 @@ impl PodNetwork {
             .filter_map(Result::ok)
             .collect();
         let empty = BTreeMap::new();
+        let ns_annotations = namespace
+            .as_ref()
+            .and_then(|n| n.metadata.annotations.as_ref())
+            .unwrap_or(&empty);
+        let mut annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        let sticky = [&annotations, ns_annotations]
+            .iter()
+            .find_map(|a| a.get(STICKY_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        let key = format!("{ns}/{name}");
+        let reservation = self.reservations.get(&ObjectRef::new(name).within(ns));
+        // A sticky pod's reservation stands for the static-address annotation (which, set,
+        // wins): the same checks, the same paths to any node.
+        if sticky
+            && !annotations.contains_key(pod_pool::IPS_ANNOTATION)
+            && let Some(r) = &reservation
+        {
+            annotations.insert(
+                pod_pool::IPS_ANNOTATION.to_owned(),
+                r.spec.addresses.join(","),
+            );
+        }
         let choice = pod_pool::choose(
-            pod.metadata.annotations.as_ref().unwrap_or(&empty),
+            &annotations,
             pod_pool::NamespaceView {
                 name: ns,
                 annotations: namespace
@@ -507,6 +555,78 @@ impl PodNetwork {
             &valid,
         )
         .map_err(|e| choice_status(&e))?;
+        // An address reserved for another pod is that pod's, wherever it runs next.
+        if let pod_pool::Choice::Static(ips) = &choice {
+            for (ip, _) in ips {
+                if let Some(other) = self.reserved_for(*ip).filter(|o| *o != key) {
+                    let by = other
+                        .split_once('/')
+                        .filter(|(other_ns, _)| *other_ns == ns.as_str())
+                        .map(|_| format!(" pod {other}"))
+                        .unwrap_or_else(|| " another pod".to_owned());
+                    return Err(Status::already_exists(format!(
+                        "address {ip} is reserved for{by} (sticky)"
+                    )));
+                }
+            }
+        }
+        let stored = self.allocate_with(a, att, ns, name, &pod, &choice).await?;
+        if sticky && reservation.is_none() {
+            self.reserve(ns, name, &pod, &stored).await;
+        }
+        Ok(stored)
+    }
+
+    /// The pod (namespace/name) an address is reserved for.
+    fn reserved_for(&self, ip: IpAddr) -> Option<String> {
+        let text = ip.to_string();
+        self.reservations
+            .state()
+            .iter()
+            .find(|r| r.spec.addresses.contains(&text))
+            .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
+    }
+
+    /// Keeps a sticky pod's first addresses for its name, owned by the pod's owner (deleting a
+    /// StatefulSet deletes its pods' reservations). A failure costs stickiness, not the pod.
+    async fn reserve(&self, ns: &str, name: &str, pod: &Pod, stored: &Stored) {
+        let mut r = AddressReservation::new(
+            name,
+            AddressReservationSpec {
+                addresses: stored.addresses.iter().map(|a| a.ip.to_string()).collect(),
+            },
+        );
+        r.metadata.namespace = Some(ns.to_owned());
+        r.metadata.owner_references = pod.metadata.owner_references.as_ref().map(|refs| {
+            refs.iter()
+                .filter(|o| o.controller == Some(true))
+                .map(|o| OwnerReference {
+                    block_owner_deletion: None,
+                    ..o.clone()
+                })
+                .collect()
+        });
+        let api: Api<AddressReservation> = Api::namespaced(self.client.clone(), ns);
+        match api.create(&PostParams::default(), &r).await {
+            Ok(_) => {
+                info!(pod = %format!("{ns}/{name}"), addresses = ?r.spec.addresses, "addresses reserved (sticky)")
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => {
+                warn!(pod = %format!("{ns}/{name}"), error = %e, "reserving a sticky pod's addresses")
+            }
+        }
+    }
+
+    async fn allocate_with(
+        &self,
+        a: &pb::Args,
+        att: &Attachment,
+        ns: &str,
+        name: &str,
+        pod: &Pod,
+        choice: &pod_pool::Choice,
+    ) -> Result<Stored, Status> {
         let network = network_name(&a.conf);
         let chosen: Vec<String> = match &choice {
             pod_pool::Choice::Pools(p) => p.clone(),
@@ -520,7 +640,7 @@ impl PodNetwork {
             let outcome = {
                 let mut st = self.lock();
                 self.sync_blocks(&mut st);
-                let out = match st.ipam.allocate(att, &choice) {
+                let out = match st.ipam.allocate(att, choice) {
                     Ok(out) => out,
                     Err(IpamError::NotOnThisNode { ip }) => {
                         let pool = match &choice {
@@ -566,8 +686,8 @@ impl PodNetwork {
                         ifname: att.ifname.clone(),
                         network: network.clone(),
                         netns: a.netns.clone(),
-                        pod_namespace: ns.clone(),
-                        pod_name: name.clone(),
+                        pod_namespace: ns.to_owned(),
+                        pod_name: name.to_owned(),
                         host_ifname: podnet::host_ifname(&att.container_id, &att.ifname),
                         addresses: record
                             .addresses

@@ -13,6 +13,7 @@ pub mod pod_block;
 pub mod pod_block_plan;
 pub mod pools;
 mod recent;
+pub mod reservations;
 pub mod service;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -521,7 +522,19 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             .for_each(counted(&opts.metrics, "clusterbgp")),
     ));
 
+    let mut reservation_task = Task(tokio::spawn({
+        let client = client.clone();
+        async move {
+            if pods {
+                reservations::run(client).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    }));
+
     tokio::select! {
+        _ = &mut reservation_task.0 => Ok(()),
         _ = &mut pool_task.0 => Ok(()),
         _ = &mut svc_task.0 => Ok(()),
         _ = &mut node_task.0 => Ok(()),

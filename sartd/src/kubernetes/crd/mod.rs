@@ -1,10 +1,12 @@
 //! The `sart.terassyi.net/v1alpha2` API: the eight kinds sart users already apply, field for
-//! field (names, printer columns, finalizers), plus optional fields for what we add. The CRD
+//! field (names, printer columns, finalizers), plus optional fields and one kind
+//! (AddressReservation) for what we add. The CRD
 //! YAML in `manifests/crd/` is generated from these types by `crdgen`; `make test` checks that the
 //! committed files match.
 
 pub mod address_block;
 pub mod address_pool;
+pub mod address_reservation;
 pub mod bgp_advertisement;
 pub mod bgp_peer;
 pub mod bgp_peer_template;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use address_block::{AddressBlock, AddressBlockSpec, AddressBlockStatus};
 pub use address_pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, AllocType};
+pub use address_reservation::{AddressReservation, AddressReservationSpec};
 pub use bgp_advertisement::{
     AdvertiseStatus, BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus, Protocol,
 };
@@ -84,5 +87,6 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         BGPPeer::crd(),
         BGPPeerTemplate::crd(),
         BGPAdvertisement::crd(),
+        AddressReservation::crd(),
     ]
 }
