@@ -1,7 +1,9 @@
 //! The scenarios of the lab, each on a fresh `e2e/lab/lab up` (two real nodes: containerd and the
 //! kubelet; sart deployed from its image, built from the debug binaries, and manifests/dual; one
 //! lab at a time): pods and VIPs of both families reach the client through BGP; pod to pod
-//! across nodes with `kubectl exec`; a second pool by namespace and by pod annotation, and a static pod IP; ETP
+//! across nodes with `kubectl exec`; a second pool by namespace and by pod annotation, and a static pod IP;
+//! static addresses on a node that does not hold their block (lent or with the block); a sticky
+//! StatefulSet across a pod delete and a drain; ETP
 //! Local with a requested address follows its endpoint; a shared address; graceful restart of
 //! a node's speaker and agent; a controller restart; a node deleted; a link cut found by BFD;
 //! a pod's forged packets (BFD Downs, foreign sources) changing nothing; the agent's rights;
@@ -699,6 +701,28 @@ fn static_address_on_any_node_borrowed_or_with_its_block() {
         },
     );
     assert!(!blocks().contains(&format!("{lent}/32")), "{}", blocks());
+    // Now a pod of node 1 has it: a pod on node 2 asking for it is refused, told which pod of
+    // its own namespace holds it, and no host route appears for it.
+    lab.apply(&static_pod("third", NODE2, &lent));
+    eventually("the third pod refused", Duration::from_secs(60), || {
+        let ev = lab.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=third",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        if ev.contains(&format!(
+            "address {lent} is taken by pod default/second on the node holding its block"
+        )) {
+            Ok(())
+        } else {
+            Err(ev)
+        }
+    });
+    assert!(lab.router_next_hops(&format!("{lent}/32")).is_empty());
+    answers(CLIENT, &lent, 80, "second").unwrap();
 }
 
 #[test]

@@ -315,15 +315,28 @@ pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Res
     {
         write_index(&api, &block, index).await?;
     }
-    // A host block is announced only once its address is lent: before, the lender's pod may
-    // still hold it, and a /32 from here would take its traffic.
-    let lent = block
-        .status
-        .as_ref()
-        .and_then(|s| s.loan.as_ref())
-        .is_some_and(|l| l.lent);
-    if block.spec.lent_from.is_some() && !lent {
-        return Ok(Action::await_change());
+    // A host block is announced only once its address is lent, as the lender itself says in
+    // its block's status (not only the borrower): before, the lender's pod may still hold it,
+    // and a /32 from here would take its traffic.
+    if let Some(from) = &block.spec.lent_from {
+        let claimed = block
+            .status
+            .as_ref()
+            .and_then(|s| s.loan.as_ref())
+            .is_some_and(|l| l.lent);
+        let lender = ctx.caches.blocks.get(&ObjectRef::new(from));
+        let confirmed = lender
+            .as_ref()
+            .and_then(|b| b.status.as_ref())
+            .and_then(|s| s.loans.as_ref())
+            .is_some_and(|l| l.iter().any(|a| a.host_block == name && a.lent));
+        if !claimed {
+            return Ok(Action::await_change());
+        }
+        if !confirmed {
+            // Our cache of the lender's block may be behind the borrower's.
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
     }
     advertise_block(&ctx, &block, &node).await?;
     Ok(Action::await_change())
