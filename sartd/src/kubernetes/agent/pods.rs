@@ -127,6 +127,14 @@ pub struct PodNetwork {
     metrics: super::metrics::Metrics,
 }
 
+/// What an ADD must get onto this node before it can try again.
+enum Missing {
+    /// Another block of this pool.
+    Block(String),
+    /// A static address (of this pool): its block, or the address lent.
+    Address(String, IpAddr),
+}
+
 /// Why a lender did not lend.
 enum Refused {
     /// A pod of the lending node (namespace/name, when it said) holds the address.
@@ -632,12 +640,10 @@ impl PodNetwork {
             pod_pool::Choice::Pools(p) => p.clone(),
             pod_pool::Choice::Static(_) => Vec::new(),
         };
-        // Each NeedBlock brings one more block; a handful of rounds covers a dual-stack pod
+        // Each round may bring one more block (or a static address); a handful covers a dual-stack pod
         // whose blocks fill up under it meanwhile.
         for _ in 0..4 {
-            // A static address in no block of this node: get it here first.
-            let mut borrow: Option<(String, IpAddr)> = None;
-            let outcome = {
+            let outcome = 'pick: {
                 let mut st = self.lock();
                 self.sync_blocks(&mut st);
                 let out = match st.ipam.allocate(att, choice) {
@@ -651,11 +657,18 @@ impl PodNetwork {
                                 .unwrap_or_default(),
                             pod_pool::Choice::Pools(_) => String::new(),
                         };
-                        borrow = Some((pool, ip));
-                        Allocation::NeedBlock(String::new())
+                        // A static address in no block of this node: get it here first.
+                        break 'pick Err(Missing::Address(pool, ip));
                     }
                     Err(IpamError::Taken { ip }) => {
                         if let Some((host, _)) = st.ipam.loans().iter().find(|(_, l)| l.ip == ip) {
+                            // A sticky pod back before the node it ran on gave its address
+                            // back: soon.
+                            if self.reserved_for(ip).as_deref() == Some(&format!("{ns}/{name}")) {
+                                return Err(Status::unavailable(format!(
+                                    "address {ip} is still lent to the node this pod ran on (AddressBlock {host}); try again"
+                                )));
+                            }
                             return Err(Status::already_exists(format!(
                                 "address {ip} is lent to another node (AddressBlock {host})"
                             )));
@@ -673,44 +686,43 @@ impl PodNetwork {
                     }
                     Err(e) => return Err(ipam_status(&e)),
                 };
-                if let Allocation::Done(_) = &out {
-                    let record = st
-                        .ipam
-                        .record(att)
-                        .cloned()
-                        .unwrap_or(super::pod_ipam::Record {
-                            addresses: Vec::new(),
-                        });
-                    let stored = Stored {
-                        container_id: att.container_id.clone(),
-                        ifname: att.ifname.clone(),
-                        network: network.clone(),
-                        netns: a.netns.clone(),
-                        pod_namespace: ns.to_owned(),
-                        pod_name: name.to_owned(),
-                        host_ifname: podnet::host_ifname(&att.container_id, &att.ifname),
-                        addresses: record
-                            .addresses
-                            .iter()
-                            .map(|(ip, block)| StoredAddress {
-                                ip: *ip,
-                                block: block.clone(),
-                            })
-                            .collect(),
-                        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
-                        created: unix_now(),
-                    };
-                    st.attachments.insert(att.clone(), stored.clone());
-                    for (_, block) in &record.addresses {
-                        st.empty_since.remove(block);
-                    }
-                    if self.queue_ahead(&mut st, &chosen) {
-                        self.ahead_wanted.notify_one();
-                    }
-                    Ok(stored)
-                } else {
-                    Err(out)
+                if let Allocation::NeedBlock(pool) = out {
+                    break 'pick Err(Missing::Block(pool));
                 }
+                let record = st
+                    .ipam
+                    .record(att)
+                    .cloned()
+                    .unwrap_or(super::pod_ipam::Record {
+                        addresses: Vec::new(),
+                    });
+                let stored = Stored {
+                    container_id: att.container_id.clone(),
+                    ifname: att.ifname.clone(),
+                    network: network.clone(),
+                    netns: a.netns.clone(),
+                    pod_namespace: ns.to_owned(),
+                    pod_name: name.to_owned(),
+                    host_ifname: podnet::host_ifname(&att.container_id, &att.ifname),
+                    addresses: record
+                        .addresses
+                        .iter()
+                        .map(|(ip, block)| StoredAddress {
+                            ip: *ip,
+                            block: block.clone(),
+                        })
+                        .collect(),
+                    pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+                    created: unix_now(),
+                };
+                st.attachments.insert(att.clone(), stored.clone());
+                for (_, block) in &record.addresses {
+                    st.empty_since.remove(block);
+                }
+                if self.queue_ahead(&mut st, &chosen) {
+                    self.ahead_wanted.notify_one();
+                }
+                Ok(stored)
             };
             match outcome {
                 Ok(stored) => {
@@ -720,11 +732,8 @@ impl PodNetwork {
                     }
                     return Ok(stored);
                 }
-                Err(Allocation::NeedBlock(pool)) => match borrow.take() {
-                    Some((pool, ip)) => self.request_address(&pool, ip, ns).await?,
-                    None => self.request_block(&pool, false).await?,
-                },
-                Err(Allocation::Done(_)) => {}
+                Err(Missing::Block(pool)) => self.request_block(&pool, false).await?,
+                Err(Missing::Address(pool, ip)) => self.request_address(&pool, ip, ns).await?,
             }
         }
         Err(Status::unavailable(
