@@ -83,9 +83,16 @@ pub fn run(endpoint: &str, cmd: &IpamCommand, output: Output) -> anyhow::Result<
                     })
                     .collect(),
             ),
-            (IpamCommand::Allocations, Output::Json) => {
-                Value::Array(r.attachments.iter().map(attachment_json).collect()).to_string()
-            }
+            (IpamCommand::Allocations, Output::Json) => Value::Array(
+                r.attachments
+                    .iter()
+                    .map(attachment_json)
+                    .chain(r.held.iter().map(
+                        |h| json!({"addresses": [h.address], "held": h.kind, "for": h.holder}),
+                    ))
+                    .collect(),
+            )
+            .to_string(),
             (IpamCommand::Allocations, Output::Plain) => table(
                 &["POD", "ADDRESSES", "INTERFACE", "CONTAINER"],
                 r.attachments
@@ -98,6 +105,21 @@ pub fn run(endpoint: &str, cmd: &IpamCommand, output: Output) -> anyhow::Result<
                             a.container_id.clone(),
                         ]
                     })
+                    // Held for someone not on this node: lent to a host block, or reserved
+                    // for a sticky pod that is away.
+                    .chain(r.held.iter().map(|h| {
+                        vec![
+                            format!(
+                                "({} {} {})",
+                                h.kind,
+                                if h.kind == "lent" { "to" } else { "for" },
+                                h.holder
+                            ),
+                            h.address.clone(),
+                            "-".into(),
+                            "-".into(),
+                        ]
+                    }))
                     .collect(),
             ),
         };

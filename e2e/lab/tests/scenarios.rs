@@ -793,6 +793,28 @@ fn sticky_statefulset_keeps_its_addresses_across_delete_and_drain() {
             Err(format!("{r:?}"))
         }
     });
+    // The blocks count what they keep (kubectl get addressblocks -o wide: RESERVED).
+    eventually(
+        "three reserved addresses in the blocks",
+        Duration::from_secs(30),
+        || {
+            let out = lab.kubectl(&[
+                "get",
+                "addressblocks",
+                "-o",
+                "jsonpath={range .items[*]}{.status.reserved}{\"\\n\"}{end}",
+            ]);
+            let n: i64 = out
+                .lines()
+                .filter_map(|l| l.trim().parse::<i64>().ok())
+                .sum();
+            if n == 3 {
+                Ok(())
+            } else {
+                Err(format!("{n}: {out}"))
+            }
+        },
+    );
     // A pod deleted comes back with its address.
     lab.kubectl(&["delete", "pod", "db-1", "--wait=true"]);
     eventually("db-1 back on its address", Duration::from_secs(90), || {

@@ -192,9 +192,20 @@ impl CniApi for Server {
                 netns: a.netns,
             })
             .collect();
+        let held = self
+            .pods
+            .held()
+            .into_iter()
+            .map(|(ip, kind, holder)| proto::v1::Held {
+                address: ip.to_string(),
+                kind: kind.to_owned(),
+                holder,
+            })
+            .collect();
         Ok(Response::new(IpamReply {
             blocks,
             attachments,
+            held,
         }))
     }
 

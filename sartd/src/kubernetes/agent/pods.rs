@@ -1277,24 +1277,27 @@ impl PodNetwork {
         }
         self.answer_loans(&api).await;
         // Each block's use in its status, when it changed (at most once a tend, not per pod).
-        let usage: BTreeMap<String, (u128, u128)> = self
+        let usage: BTreeMap<String, (u128, u128, u128)> = self
             .usage()
             .into_iter()
-            .map(|u| (u.name, (u.allocated, u.capacity)))
+            .map(|u| (u.name, (u.allocated, u.capacity, u.reserved)))
             .collect();
         for b in &cached {
-            let Some((used, cap)) = usage.get(&b.name_any()) else {
+            let Some((used, cap, reserved)) = usage.get(&b.name_any()) else {
                 continue;
             };
+            let reserved = i64::try_from(*reserved).unwrap_or(i64::MAX);
             let used = i64::try_from(*used).unwrap_or(i64::MAX);
             let free = i64::try_from(cap.saturating_sub(u128::try_from(used).unwrap_or(0)))
                 .unwrap_or(i64::MAX);
             // No status yet means no index yet: the controller writes it first (it is required).
             let Some(st) = &b.status else { continue };
-            if st.used == Some(used) && st.free == Some(free) {
+            // Reserved: kept for sticky pods (counted in `used` too); absent when none.
+            let reserved = (reserved > 0).then_some(reserved);
+            if st.used == Some(used) && st.free == Some(free) && st.reserved == reserved {
                 continue;
             }
-            let patch = json!({"status": {"used": used, "free": free}});
+            let patch = json!({"status": {"used": used, "free": free, "reserved": reserved}});
             if let Err(e) = api
                 .patch_status(
                     &b.name_any(),
@@ -1387,6 +1390,37 @@ impl PodNetwork {
 
     pub fn attachments(&self) -> Vec<Stored> {
         self.lock().attachments.values().cloned().collect()
+    }
+
+    /// Addresses of this node's blocks held for someone not here: (address, "lent" or
+    /// "reserved", the host block or the sticky pod).
+    pub fn held(&self) -> Vec<(IpAddr, &'static str, String)> {
+        let (loans, reserved) = {
+            let st = self.lock();
+            let loans: Vec<(IpAddr, String)> = st
+                .ipam
+                .loans()
+                .iter()
+                .map(|(h, l)| (l.ip, h.clone()))
+                .collect();
+            // Reserved and neither a pod's here nor lent.
+            let reserved: Vec<IpAddr> = st
+                .ipam
+                .reserved()
+                .iter()
+                .copied()
+                .filter(|ip| st.ipam.holder(*ip).is_none() && !loans.iter().any(|l| l.0 == *ip))
+                .collect();
+            (loans, reserved)
+        };
+        let mut out: Vec<(IpAddr, &'static str, String)> =
+            loans.into_iter().map(|(ip, h)| (ip, "lent", h)).collect();
+        out.extend(
+            reserved
+                .into_iter()
+                .map(|ip| (ip, "reserved", self.reserved_for(ip).unwrap_or_default())),
+        );
+        out
     }
 }
 

@@ -30,6 +30,7 @@ pub const LENDER_LABEL: &str = "addressblock.sart.terassyi.net/lender";
     printcolumn = r#"{"name":"LENTFROM","type":"string","description":"Block lending this host block's address","jsonPath":".spec.lentFrom","priority":1}"#,
     printcolumn = r#"{"name":"USED","type":"integer","description":"Addresses given to pods","jsonPath":".status.used","priority":1}"#,
     printcolumn = r#"{"name":"FREE","type":"integer","description":"Addresses left","jsonPath":".status.free","priority":1}"#,
+    printcolumn = r#"{"name":"RESERVED","type":"integer","description":"Used addresses kept for sticky pods","jsonPath":".status.reserved","priority":1}"#,
     printcolumn = r#"{"name":"AGE","type":"date","description":"Date from created","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +60,10 @@ pub struct AddressBlockStatus {
     /// Pod blocks: addresses left in the block (ours; written by the agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free: Option<i64>,
+    /// Pod blocks: of the used addresses, those kept for sticky pods, whether a pod has them
+    /// now or not (ours; written by the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<i64>,
     /// Host blocks: the lending node's answer, as the borrowing node read it (ours; written by
     /// the borrowing node's agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
