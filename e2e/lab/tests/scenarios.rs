@@ -262,6 +262,39 @@ impl Lab {
         hops
     }
 
+    /// Every AddressBlock as "node pool cidr" lines.
+    fn blocks(&self) -> String {
+        self.kubectl(&[
+            "get",
+            "addressblocks",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeRef} {.spec.poolRef} {.spec.cidr}{\"\\n\"}{end}",
+        ])
+    }
+
+    /// The default pod pool's first block of `node`.
+    fn default_block(&self, node: &str) -> ipnet::Ipv4Net {
+        let listed = self.blocks();
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{node} default-pod-pool ")))
+            .and_then(|l| l.split(' ').nth(2))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no default-pool block of {node}: {listed}"))
+    }
+
+    /// The messages of the Events about pod `name` (namespace default).
+    fn pod_events(&self, name: &str) -> String {
+        self.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+    }
+
     /// `kubectl get pod` fields of one pod: (uid, node, IPs).
     fn pod(&self, ns: &str, name: &str) -> (String, String, Vec<String>) {
         let out = self.kubectl(&[
@@ -563,19 +596,7 @@ fn second_pool_by_namespace_and_pod_annotation_and_static_ip() {
     let lab = Lab::up("pools");
     // A second pod pool, chosen by a namespace's annotation and by a pod's; and a static
     // address in node 1's block of the default pool.
-    let blocks = lab.kubectl(&[
-        "get",
-        "addressblocks",
-        "-o",
-        "jsonpath={range .items[*]}{.spec.nodeRef} {.spec.poolRef} {.spec.cidr}{\"\\n\"}{end}",
-    ]);
-    let cidr1 = blocks
-        .lines()
-        .find(|l| l.starts_with("sart-lab-node1 default-pod-pool "))
-        .and_then(|l| l.split(' ').nth(2))
-        .unwrap_or_else(|| panic!("no default-pool block of node 1: {blocks}"))
-        .to_owned();
-    let net: ipnet::Ipv4Net = cidr1.parse().unwrap();
+    let net = lab.default_block(NODE1);
     let static_ip = net.hosts().last().unwrap().to_string();
     lab.apply(&format!(
         "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: tenant-pool}}\nspec: {{cidr: 100.65.0.0/24, type: pod, blockSize: 28}}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: tenant\n  annotations: {{sart.terassyi.net/addresspool: tenant-pool}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: by-ns, namespace: tenant}}\nspec:\n  nodeName: {NODE1}\n  containers: [{{name: web, image: lab/responder:1}}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: by-pod\n  annotations: {{sart.terassyi.net/addresspool: tenant-pool}}\nspec:\n  nodeName: {NODE2}\n  containers: [{{name: web, image: lab/responder:1}}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: static\n  annotations: {{sart.terassyi.net/ips: \"{static_ip}\"}}\nspec:\n  nodeName: {NODE1}\n  containers: [{{name: web, image: lab/responder:1}}]\n"
@@ -603,22 +624,9 @@ fn second_pool_by_namespace_and_pod_annotation_and_static_ip() {
 #[test]
 fn static_address_on_any_node_borrowed_or_with_its_block() {
     let lab = Lab::up("static-any-node");
-    let blocks = || {
-        lab.kubectl(&[
-            "get",
-            "addressblocks",
-            "-o",
-            "jsonpath={range .items[*]}{.spec.nodeRef} {.spec.poolRef} {.spec.cidr}{\"\\n\"}{end}",
-        ])
-    };
-    let listed = blocks();
-    let cidr1 = listed
-        .lines()
-        .find(|l| l.starts_with("sart-lab-node1 default-pod-pool "))
-        .and_then(|l| l.split(' ').nth(2))
-        .unwrap_or_else(|| panic!("no default-pool block of node 1: {listed}"))
-        .to_owned();
-    let net: ipnet::Ipv4Net = cidr1.parse().unwrap();
+    let blocks = || lab.blocks();
+    let net = lab.default_block(NODE1);
+    let cidr1 = net.to_string();
     let hosts: Vec<_> = net.hosts().collect();
     // In node 1's block, for a pod on node 2: lent by node 1.
     let lent = hosts[hosts.len() - 2].to_string();
@@ -673,14 +681,7 @@ fn static_address_on_any_node_borrowed_or_with_its_block() {
     // A second pod asking for it, on the lender's node: refused, and told why.
     lab.apply(&static_pod("second", NODE1, &lent));
     eventually("the second pod refused", Duration::from_secs(60), || {
-        let ev = lab.kubectl(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=second",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ]);
+        let ev = lab.pod_events("second");
         if ev.contains(&format!("address {lent} is lent to another node")) {
             Ok(())
         } else {
@@ -705,14 +706,7 @@ fn static_address_on_any_node_borrowed_or_with_its_block() {
     // its own namespace holds it, and no host route appears for it.
     lab.apply(&static_pod("third", NODE2, &lent));
     eventually("the third pod refused", Duration::from_secs(60), || {
-        let ev = lab.kubectl(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=third",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ]);
+        let ev = lab.pod_events("third");
         if ev.contains(&format!(
             "address {lent} is taken by pod default/second on the node holding its block"
         )) {
