@@ -15,10 +15,33 @@ use std::net::IpAddr;
 use ipam::Family;
 
 use crate::kubernetes::controller::pools::{ValidPool, auto_pool};
+use crate::kubernetes::crd::address_reservation::STICKY_ANNOTATION;
 use crate::kubernetes::crd::{ADDRESS_POOL_ANNOTATION, AddressType};
 
 /// Static pod addresses (ours; sart had none).
 pub const IPS_ANNOTATION: &str = "sart.terassyi.net/ips";
+
+/// Whether a pod keeps its first addresses for its name (`sart.terassyi.net/sticky: "true"` on
+/// the pod, else on its namespace), and the annotations its choice is made from: a sticky pod's
+/// reservation stands for the static-address annotation, unless that is set (it wins).
+pub fn sticky_annotations(
+    pod: &BTreeMap<String, String>,
+    namespace: &BTreeMap<String, String>,
+    reserved: Option<&[String]>,
+) -> (bool, BTreeMap<String, String>) {
+    let sticky = pod
+        .get(STICKY_ANNOTATION)
+        .or_else(|| namespace.get(STICKY_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    let mut annotations = pod.clone();
+    if sticky
+        && !annotations.contains_key(IPS_ANNOTATION)
+        && let Some(r) = reserved
+    {
+        annotations.insert(IPS_ANNOTATION.to_owned(), r.join(","));
+    }
+    (sticky, annotations)
+}
 
 /// Where a pod's addresses come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,5 +327,39 @@ mod tests {
                 "tenant-a".into()
             )]))
         );
+    }
+
+    #[test]
+    fn a_sticky_pods_reservation_stands_for_its_static_addresses() {
+        let m = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let kept = ["198.18.0.3".to_owned()];
+        let sticky = m(&[(STICKY_ANNOTATION, "true")]);
+        let none = m(&[]);
+        // On the pod, or on its namespace.
+        for (pod, ns) in [(&sticky, &none), (&none, &sticky)] {
+            let (is, a) = sticky_annotations(pod, ns, Some(&kept));
+            assert!(is);
+            assert_eq!(
+                a.get(IPS_ANNOTATION).map(String::as_str),
+                Some("198.18.0.3")
+            );
+        }
+        // The pod's "false" wins over its namespace's "true"; no reservation yet: the pools.
+        let off = m(&[(STICKY_ANNOTATION, "false")]);
+        assert_eq!(
+            sticky_annotations(&off, &sticky, Some(&kept)),
+            (false, off.clone())
+        );
+        assert_eq!(
+            sticky_annotations(&sticky, &none, None),
+            (true, sticky.clone())
+        );
+        // Explicit static addresses win over the reservation.
+        let both = m(&[(STICKY_ANNOTATION, "true"), (IPS_ANNOTATION, "198.18.0.9")]);
+        assert_eq!(sticky_annotations(&both, &none, Some(&kept)).1, both);
     }
 }

@@ -35,7 +35,6 @@ use super::podnet::{self, Gateways, NetError, PodLink};
 use crate::kubernetes::controller::pod_block_plan::{REQUEST_ANNOTATION, host_block_name};
 use crate::kubernetes::controller::pools;
 use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, LENDER_LABEL, Loan, LoanAnswer};
-use crate::kubernetes::crd::address_reservation::STICKY_ANNOTATION;
 use crate::kubernetes::crd::{
     AddressBlock, AddressPool, AddressReservation, AddressReservationSpec, AddressType,
     BlockRequest, BlockRequestSpec,
@@ -529,24 +528,15 @@ impl PodNetwork {
             .as_ref()
             .and_then(|n| n.metadata.annotations.as_ref())
             .unwrap_or(&empty);
-        let mut annotations = pod.metadata.annotations.clone().unwrap_or_default();
-        let sticky = [&annotations, ns_annotations]
-            .iter()
-            .find_map(|a| a.get(STICKY_ANNOTATION))
-            .is_some_and(|v| v == "true");
         let key = format!("{ns}/{name}");
         let reservation = self.reservations.get(&ObjectRef::new(name).within(ns));
-        // A sticky pod's reservation stands for the static-address annotation (which, set,
-        // wins): the same checks, the same paths to any node.
-        if sticky
-            && !annotations.contains_key(pod_pool::IPS_ANNOTATION)
-            && let Some(r) = &reservation
-        {
-            annotations.insert(
-                pod_pool::IPS_ANNOTATION.to_owned(),
-                r.spec.addresses.join(","),
-            );
-        }
+        // A sticky pod's reservation goes the static addresses' way: the same checks, the same
+        // paths to any node.
+        let (sticky, annotations) = pod_pool::sticky_annotations(
+            pod.metadata.annotations.as_ref().unwrap_or(&empty),
+            ns_annotations,
+            reservation.as_ref().map(|r| r.spec.addresses.as_slice()),
+        );
         let choice = pod_pool::choose(
             &annotations,
             pod_pool::NamespaceView {
