@@ -49,12 +49,13 @@ spec: {cidr: 198.18.66.0/24, type: service}
 ---
 apiVersion: sart.terassyi.net/v1alpha2
 kind: BGPPeer
-metadata: {name: n1-tor}
+# Labelled as the webhook labels every BGPPeer (agents and block advertisements select by it).
+metadata: {name: n1-tor, labels: {bgppeer.sart.terassyi.net/node: n1}}
 spec: {asn: 65000, addr: 198.18.70.1, nodeBGPRef: n1, speaker: {path: "127.0.0.1:5000"}}
 ---
 apiVersion: sart.terassyi.net/v1alpha2
 kind: BGPPeer
-metadata: {name: n2-tor}
+metadata: {name: n2-tor, labels: {bgppeer.sart.terassyi.net/node: n2}}
 spec: {asn: 65000, addr: 198.18.70.2, nodeBGPRef: n2, speaker: {path: "127.0.0.1:5000"}}
 "#;
 

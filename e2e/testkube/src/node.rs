@@ -220,3 +220,19 @@ impl NodeLab {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+impl Drop for NodeLab {
+    fn drop(&mut self) {
+        // The speaker and router print their own logs; the agent's tell what it asked of them.
+        if std::thread::panicking() {
+            let log = self.agent_log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+            eprintln!(
+                "[testkube] agent log of {} ({}), last 200 lines:\n{tail}",
+                self.name,
+                self.log.display()
+            );
+        }
+    }
+}

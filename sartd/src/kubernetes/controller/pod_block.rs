@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -23,6 +23,7 @@ use crate::kubernetes::crd::address_block::{
     AGENT_FINALIZER, CONTROLLER_FINALIZER, LENDER_LABEL, NODE_LABEL,
 };
 use crate::kubernetes::crd::bgp_advertisement::POD_ADVERTISEMENT_NAMESPACE;
+use crate::kubernetes::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use crate::kubernetes::crd::{
     ADDRESS_POOL_LABEL, AddressBlock, AddressBlockSpec, AddressPool, AddressType, BGPAdvertisement,
     BGPAdvertisementSpec, BGPPeer, BlockRequest, Protocol,
@@ -368,13 +369,15 @@ async fn advertise_block(ctx: &Context, block: &AddressBlock, node: &str) -> Res
         .into(),
     );
     want.metadata.owner_references = block.controller_owner_ref(&()).map(|o| vec![o]);
-    let peers: Vec<BGPPeer> = ctx
-        .caches
-        .peers
-        .state()
-        .iter()
-        .map(|p| (**p).clone())
-        .collect();
+    // Asked of the API server, not the peers cache: a new peer wakes this reconcile through the
+    // controller's own watch, which may run ahead of that cache, and nothing would wake it again.
+    // The webhook labels every BGPPeer with its node; the agents select theirs by it too.
+    let by_node = ListParams::default().labels(&format!("{PEER_NODE_LABEL}={node}"));
+    let peers = Api::<BGPPeer>::all(ctx.client.clone())
+        .list(&by_node)
+        .await
+        .map_err(Error::Kube)?
+        .items;
     let targets = plan::block_peers(node, &peers);
     let found = ctx
         .caches
