@@ -165,22 +165,28 @@ impl Cluster {
             what: "sartd controller",
             source,
         };
-        let log = std::fs::File::create(self.dir.join("controller.log")).map_err(spawn)?;
-        let child = Command::new(sartd)
-            .args([
-                "controller",
-                "--no-leader-election",
-                "--no-webhook",
-                "--http-bind=127.0.0.1:0",
-                &format!("--mode={mode}"),
-                &format!("--level={level}"),
-            ])
+        let mut cmd = Command::new(sartd);
+        cmd.args([
+            "controller",
+            "--no-leader-election",
+            "--no-webhook",
+            "--http-bind=127.0.0.1:0",
+            &format!("--mode={mode}"),
+            &format!("--level={level}"),
+        ]);
+        self.spawn("controller", cmd).map_err(spawn)
+    }
+
+    /// Any process that talks to this cluster (`KUBECONFIG` set), its stderr in `<name>.log` of
+    /// the cluster's directory; killed when dropped.
+    pub fn spawn(&self, name: &str, mut cmd: Command) -> std::io::Result<Controller> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = cmd
             .env("KUBECONFIG", self.kubeconfig())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()
-            .map_err(spawn)?;
+            .spawn()?;
         Ok(Controller(child))
     }
 

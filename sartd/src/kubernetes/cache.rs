@@ -59,9 +59,34 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     S: PartialEq + Send + 'static,
 {
+    watch_trimmed(api, cfg, changed, signature, |_| {})
+}
+
+/// As [`watch_relevant`], with `trim` taking out of each object (after [`slim`]) what the
+/// store's readers never look at: for kinds with one object per Service or per pod, that is most
+/// of the controller's memory.
+pub fn watch_trimmed<K, S>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    changed: mpsc::Sender<()>,
+    signature: impl Fn(&K) -> S + Send + 'static,
+    mut trim: impl FnMut(&mut K) + Send + 'static,
+) -> (reflector::Store<K>, Task)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    S: PartialEq + Send + 'static,
+{
     use kube::ResourceExt;
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg).modify(slim)).default_backoff();
+    let stream = reflector(
+        writer,
+        watcher(api, cfg).modify(move |o| {
+            slim(o);
+            trim(o);
+        }),
+    )
+    .default_backoff();
     let mut seen: std::collections::HashMap<(Option<String>, String), S> = Default::default();
     let task = tokio::spawn(stream.for_each(move |ev| {
         let poke = match ev {

@@ -25,6 +25,26 @@ pub fn name(service: &str, ip: IpAddr) -> String {
 }
 
 /// Nodes with at least one ready endpoint of the Service.
+/// What [`ready_nodes`] reads of a slice, for the cache: its name, namespace and labels, and of
+/// each endpoint its node and readiness (a slice of 100 pods is mostly addresses and pod
+/// references).
+pub fn trim_slice(s: &mut EndpointSlice) {
+    s.metadata.annotations = None;
+    s.metadata.owner_references = None;
+    s.ports = None;
+    for e in s.endpoints.iter_mut().flatten() {
+        let ready = e.conditions.as_ref().and_then(|c| c.ready);
+        *e = k8s_openapi::api::discovery::v1::Endpoint {
+            node_name: e.node_name.take(),
+            conditions: Some(k8s_openapi::api::discovery::v1::EndpointConditions {
+                ready,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+    }
+}
+
 pub fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
     let ns = svc.namespace();
     let name = svc.name_any();
@@ -166,6 +186,21 @@ mod tests {
         assert_eq!(local, ["n1-a", "n3-a"]);
         // The last ready endpoint gone: nobody announces.
         assert!(target_peers(&svc("Local", None), &peers, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_trimmed_slice_gives_the_same_nodes_and_keeps_no_addresses() {
+        let full = slice(&[("n1", Some(true)), ("n2", Some(false)), ("n3", None)]);
+        let mut trimmed = full.clone();
+        trim_slice(&mut trimmed);
+        let svc = svc("Local", None);
+        assert_eq!(
+            ready_nodes(&svc, &[trimmed.clone()]),
+            ready_nodes(&svc, &[full])
+        );
+        assert_eq!(ready_nodes(&svc, &[trimmed.clone()]).len(), 2);
+        let eps = trimmed.endpoints.unwrap();
+        assert!(eps.iter().all(|e| e.addresses.is_empty()));
     }
 
     #[test]

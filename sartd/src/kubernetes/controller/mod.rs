@@ -28,7 +28,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -67,6 +67,8 @@ pub struct Context {
     /// The service pools last given to the allocator.
     synced: Mutex<Vec<ipam::LbPool>>,
     recorder: Recorder,
+    /// This replica's name, as Events report it.
+    instance: String,
     /// Set once every Service's addresses are recorded; pools are not let go before.
     restored: AtomicBool,
     /// Asks the pool controller to refresh every pool's status (counts, use).
@@ -99,6 +101,9 @@ struct Caches {
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The controller's name in the Events it records.
+const CONTROLLER_NAME: &str = "sart-controller";
 
 impl Context {
     fn lock(&self) -> MutexGuard<'_, ipam::Allocator> {
@@ -216,6 +221,42 @@ impl Context {
             warn!(error = %e, "publishing an event");
         }
     }
+
+    /// A Normal Event that happens once per object (an address given): created as is. The
+    /// recorder keeps every Event it sent for minutes, to count repeats, and sweeps that whole
+    /// cache on each send; for a burst of 10,000 Services that is memory and time for nothing.
+    async fn event_once<K>(&self, obj: &K, reason: &str, action: &str, note: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        use k8s_openapi::api::events::v1::Event as K8sEvent;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+        let regarding = obj.object_ref(&());
+        let ns = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let ev = K8sEvent {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", obj.meta().name.as_deref().unwrap_or("sart"))),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
+            action: Some(action.into()),
+            reason: Some(reason.into()),
+            note: Some(note.into()),
+            type_: Some("Normal".into()),
+            event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            reporting_controller: Some(CONTROLLER_NAME.into()),
+            reporting_instance: Some(self.instance.clone()),
+            regarding: Some(regarding),
+            ..K8sEvent::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
+        if let Err(e) = api.create(&Default::default(), &ev).await {
+            warn!(error = %e, "publishing an event");
+        }
+    }
 }
 
 /// A 409 from a compare-and-swap write is a [`Error::Conflict`], retried quickly and quietly.
@@ -314,10 +355,12 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     // An EndpointSlice change concerns its own Service only (`.watches` below); this cache is
     // what the reconcile reads.
     let (slices_tx, _) = mpsc::channel(1);
-    let (slices, _slice_cache) = cache::watch(
+    let (slices, _slice_cache) = cache::watch_trimmed(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default().labels(service::SERVICE_NAME_LABEL),
         slices_tx,
+        |s: &EndpointSlice| s.metadata.resource_version.clone(),
+        advertise::trim_slice,
     );
     // A namespace's labels decide which pools its Services may use: a change looks at every
     // Service again.
@@ -368,10 +411,11 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         synced: Mutex::new(Vec::new()),
         written: Mutex::new(std::collections::HashMap::new()),
         ads_created: recent::Recent::default(),
+        instance: opts.identity.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
-                controller: "sart-controller".into(),
+                controller: CONTROLLER_NAME.into(),
                 instance: Some(opts.identity.clone()),
             },
         ),
@@ -456,7 +500,18 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     ctx.restored.store(true, Ordering::Release);
     ctx.pools_changed();
 
-    let svc_ctl = Controller::new(svc_api, watcher::Config::default())
+    // The Service cache holds every Service of the cluster: without their field ownership
+    // (`slim`), which no decision reads and which is most of a Service's size.
+    let (svc_store, svc_writer) = reflector::store();
+    let svc_stream = watcher(svc_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|s| {
+            cache::slim(s);
+            service::trim(s);
+        })
+        .reflect(svc_writer)
+        .applied_objects();
+    let svc_ctl = Controller::for_stream(svc_stream, svc_store)
         .watches(
             Api::<EndpointSlice>::all(client.clone()),
             watcher::Config::default().labels(service::SERVICE_NAME_LABEL),

@@ -144,6 +144,26 @@ pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
     Ok(r)
 }
 
+/// What the Service cache keeps beyond [`request`]'s fields, our status and the metadata: the
+/// rest of the spec is read by no decision here.
+pub fn trim(svc: &mut Service) {
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.internal_traffic_policy = None;
+        spec.health_check_node_port = None;
+        spec.external_ips = None;
+        for p in spec.ports.iter_mut().flatten() {
+            p.name = None;
+            p.node_port = None;
+            p.target_port = None;
+            p.app_protocol = None;
+        }
+    }
+}
+
 pub fn key(svc: &Service) -> ServiceKey {
     ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
 }
@@ -495,8 +515,7 @@ impl Context {
     }
 
     async fn normal(&self, svc: &Service, reason: &str, note: &str) {
-        self.event(svc, EventType::Normal, reason, "Allocate", note)
-            .await;
+        self.event_once(svc, reason, "Allocate", note).await;
     }
 }
 
@@ -504,6 +523,24 @@ impl Context {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_trimmed_service_asks_for_the_same() {
+        let full: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "d",
+                "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "198.18.0.7", ADDRESS_POOL_ANNOTATION: "a"}},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"],
+                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "externalTrafficPolicy": "Local", "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "protocol": "UDP", "targetPort": 8080, "nodePort": 30080}]}
+        }))
+        .unwrap();
+        let mut trimmed = full.clone();
+        trim(&mut trimmed);
+        assert_eq!(request(&trimmed).unwrap(), request(&full).unwrap());
+        assert!(is_ours(&trimmed));
+        assert_eq!(trimmed.spec.as_ref().unwrap().cluster_ip, None);
+    }
     use k8s_openapi::jiff::Timestamp;
     use serde_json::json;
 
