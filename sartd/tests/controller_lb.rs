@@ -121,6 +121,15 @@ async fn lb_ipam_against_the_real_api_server() {
     create(&svcs, lb("a", json!({}), &[(80, "TCP")])).await;
     let a = ingress_is(&svcs, "a", &["198.18.200.0"]).await;
     assert!(a.finalizers().iter().any(|f| f == service::FINALIZER));
+    // One Normal Event says which addresses it got.
+    eventually("AddressAssigned Event", WAIT, || async {
+        let reasons = event_reasons(&client, "a").await;
+        match reasons.iter().filter(|r| *r == "AddressAssigned").count() {
+            1 => Ok(()),
+            _ => Err(format!("{reasons:?}")),
+        }
+    })
+    .await;
 
     // A requested address from a named pool.
     create(

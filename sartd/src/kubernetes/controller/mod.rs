@@ -238,7 +238,12 @@ impl Context {
             .unwrap_or_else(|| "default".into());
         let ev = K8sEvent {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", obj.meta().name.as_deref().unwrap_or("sart"))),
+                // As kube's recorder names them: the object's name and the time.
+                name: Some(format!(
+                    "{}.{:x}",
+                    obj.meta().name.as_deref().unwrap_or("sart"),
+                    k8s_openapi::jiff::Timestamp::now().as_nanosecond()
+                )),
                 namespace: Some(ns.clone()),
                 ..ObjectMeta::default()
             },
