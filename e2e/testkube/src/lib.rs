@@ -139,9 +139,14 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// `kubectl apply -k DIR` (sart's CRDs) and waits until every CRD is served.
+    /// Applies the CRDs of DIR (`-k` when it is a kustomization, as sart's are, else every file)
+    /// and waits until every CRD is served.
     pub fn install_crds(&self, dir: &Path) -> Result<(), Error> {
-        self.kubectl_ok(&["apply", "-k", &dir.to_string_lossy()])?;
+        let how = match dir.join("kustomization.yaml").exists() {
+            true => "-k",
+            false => "-f",
+        };
+        self.kubectl_ok(&["apply", how, &dir.to_string_lossy()])?;
         self.kubectl_ok(&[
             "wait",
             "--for=condition=Established",

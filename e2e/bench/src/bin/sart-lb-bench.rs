@@ -103,15 +103,7 @@ fn prepare(system: System, cluster: &Cluster) -> Result<()> {
             cluster.kubectl_ok(&["apply", "-f", &yaml.to_string_lossy()])?;
         }
         System::Metallb => {
-            let crds = metallb(Some("crds"))?;
-            cluster.kubectl_ok(&["apply", "-f", &crds.to_string_lossy()])?;
-            cluster.kubectl_ok(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd",
-                "--all",
-            ])?;
+            cluster.install_crds(&metallb(Some("crds"))?)?;
             // The controller reads its own Pod (owner of its ConfigurationState); no scheduler
             // picks this one up.
             std::fs::write(

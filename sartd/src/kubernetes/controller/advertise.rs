@@ -24,7 +24,6 @@ pub fn name(service: &str, ip: IpAddr) -> String {
     format!("{service}-{}", text.replace(['.', ':'], "-"))
 }
 
-/// Nodes with at least one ready endpoint of the Service.
 /// What [`ready_nodes`] reads of a slice, for the cache: its name, namespace and labels, and of
 /// each endpoint its node and readiness (a slice of 100 pods is mostly addresses and pod
 /// references).
@@ -45,6 +44,7 @@ pub fn trim_slice(s: &mut EndpointSlice) {
     }
 }
 
+/// Nodes with at least one ready endpoint of the Service.
 pub fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
     let ns = svc.namespace();
     let name = svc.name_any();
