@@ -841,16 +841,10 @@ fn sticky_statefulset_keeps_its_addresses_across_delete_and_drain() {
     );
     // Those in node 1's own blocks (a pod that ran there first) need no host route.
     let node1_blocks: Vec<ipnet::IpNet> = lab
-        .kubectl(&[
-            "get",
-            "addressblocks",
-            "-l",
-            &format!("addressblock.sart.terassyi.net/node={NODE1}"),
-            "-o",
-            "jsonpath={range .items[*]}{.spec.cidr}{\"\\n\"}{end}",
-        ])
+        .blocks()
         .lines()
-        .filter_map(|l| l.parse().ok())
+        .filter_map(|l| l.strip_prefix(&format!("{NODE1} ")))
+        .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
         .filter(|n: &ipnet::IpNet| n.prefix_len() < 32)
         .collect();
     for ip in &moved {

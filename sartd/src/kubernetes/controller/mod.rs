@@ -232,6 +232,7 @@ impl Context {
         use k8s_openapi::api::events::v1::Event as K8sEvent;
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
         let regarding = obj.object_ref(&());
+        let now = k8s_openapi::jiff::Timestamp::now();
         let ns = regarding
             .namespace
             .clone()
@@ -242,7 +243,7 @@ impl Context {
                 name: Some(format!(
                     "{}.{:x}",
                     obj.meta().name.as_deref().unwrap_or("sart"),
-                    k8s_openapi::jiff::Timestamp::now().as_nanosecond()
+                    now.as_nanosecond()
                 )),
                 namespace: Some(ns.clone()),
                 ..ObjectMeta::default()
@@ -251,7 +252,7 @@ impl Context {
             reason: Some(reason.into()),
             note: Some(note.into()),
             type_: Some("Normal".into()),
-            event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            event_time: Some(MicroTime(now)),
             reporting_controller: Some(CONTROLLER_NAME.into()),
             reporting_instance: Some(self.instance.clone()),
             regarding: Some(regarding),
