@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Event, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sartd::kubernetes::controller::{self, service};
-use sartd::kubernetes::crd::AddressPool;
+use sartd::kubernetes::crd::{AddressPool, BGPAdvertisement};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -104,6 +104,9 @@ async fn lb_ipam_against_the_real_api_server() {
     install_crds(cluster);
     let client = cluster.client().await.unwrap();
     ok(apply(cluster, POOLS));
+    // An advertisement left for a Service that no longer exists (deleted while no controller
+    // ran, and with no owner reference for the garbage collector to follow).
+    ok(apply(cluster, GHOST_AD));
     let ctl = tokio::spawn(controller::run(
         client.clone(),
         controller::Options {
@@ -117,10 +120,10 @@ async fn lb_ipam_against_the_real_api_server() {
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
 
     // The lowest free address of the auto-assign pool, from its first address (as sart), with a
-    // True condition and our finalizer.
+    // True condition and nothing of ours in the metadata: a deletion waits for no one.
     create(&svcs, lb("a", json!({}), &[(80, "TCP")])).await;
     let a = ingress_is(&svcs, "a", &["198.18.200.0"]).await;
-    assert!(a.finalizers().iter().any(|f| f == service::FINALIZER));
+    assert!(a.finalizers().is_empty(), "{:?}", a.finalizers());
     // One Normal Event says which addresses it got.
     eventually("AddressAssigned Event", WAIT, || async {
         let reasons = event_reasons(&client, "a").await;
@@ -215,15 +218,6 @@ async fn lb_ipam_against_the_real_api_server() {
     .await
     .unwrap();
     ingress_is(&svcs, "a", &[]).await;
-    eventually("a without our finalizer", WAIT, || async {
-        let a = svcs.get("a").await.map_err(|e| e.to_string())?;
-        if a.finalizers().iter().any(|f| f == service::FINALIZER) {
-            Err(format!("{:?}", a.finalizers()))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
     ingress_is(&svcs, "x5", &["198.18.200.0"]).await;
 
     // A pool overlapping an older one is refused with a reason kubectl shows.
@@ -277,7 +271,7 @@ async fn lb_ipam_against_the_real_api_server() {
         }
     })
     .await;
-    // Deleted Services are really gone (the finalizer was removed after release).
+    // Deleted Services are really gone.
     eventually("b gone", WAIT, || async {
         match svcs.get_opt("b").await {
             Ok(None) => Ok(()),
@@ -299,7 +293,122 @@ async fn lb_ipam_against_the_real_api_server() {
     etp_local_follows_ready_endpoints(cluster, &client).await;
     pool_annotation_changes(cluster, &client).await;
     namespaces_are_fenced(cluster, &client).await;
+    gone_services_give_back(cluster, &client).await;
     ctl.abort();
+}
+
+const GHOST_AD: &str = r#"
+apiVersion: sart.terassyi.net/v1alpha2
+kind: BGPAdvertisement
+metadata:
+  name: ghost-198-18-200-99
+  namespace: default
+  labels: {kubernetes.io/service-name: ghost}
+spec: {cidr: 198.18.200.99/32, type: service, protocol: ipv4}
+"#;
+
+/// Service advertisements in the namespace, by name.
+async fn service_ads(client: &kube::Client) -> Vec<String> {
+    let ads: Api<BGPAdvertisement> = Api::namespaced(client.clone(), NS);
+    let mut v: Vec<String> = ads
+        .list(&ListParams::default().labels("kubernetes.io/service-name"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|a| a.name_any())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A pool's `status.allocated`.
+async fn allocated(client: &kube::Client, pool: &str, want: i64) {
+    let pools: Api<AddressPool> = Api::all(client.clone());
+    eventually(&format!("{pool} allocates {want}"), WAIT, || async {
+        let p = pools.get(pool).await.map_err(|e| e.to_string())?;
+        match p.status.and_then(|s| s.allocated) {
+            Some(n) if n == want => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+/// Deleting a Service gives back what it held from the watch, with no finalizer to wait for:
+/// Services deleted while their reconcile may still be assigning leave nothing held and no
+/// advertisement; an earlier version's finalizer is taken off; a waiting Service gets what a
+/// deleted one held; the advertisement of a Service gone before the controller started is
+/// deleted.
+async fn gone_services_give_back(cluster: &testkube::Cluster, client: &kube::Client) {
+    eventually("the ghost's advertisement deleted", WAIT, || async {
+        let ads = service_ads(client).await;
+        if ads.iter().any(|a| a.starts_with("ghost")) {
+            Err(format!("{ads:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    ok(apply(
+        cluster,
+        "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-churn}\nspec: {cidr: 198.18.207.0/29, type: service}\n",
+    ));
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+    let churn = json!({"sart.terassyi.net/addresspool": "lb-churn"});
+    // A Service as an earlier version left it: our finalizer comes off, the address stays.
+    let mut legacy = lb("legacy", churn.clone(), &[(80, "TCP")]);
+    legacy.metadata.finalizers = Some(vec![service::FINALIZER.into()]);
+    create(&svcs, legacy).await;
+    ingress_is(&svcs, "legacy", &["198.18.207.0"]).await;
+    eventually("legacy without our finalizer", WAIT, || async {
+        let s = svcs.get("legacy").await.map_err(|e| e.to_string())?;
+        if s.finalizers().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.finalizers()))
+        }
+    })
+    .await;
+    // 24 Services, each deleted as soon as it is created, in a pool of 8.
+    futures::future::join_all((0..24).map(|i| {
+        let svcs = svcs.clone();
+        let churn = churn.clone();
+        async move {
+            let name = format!("churn{i}");
+            create(&svcs, lb(&name, churn, &[(80, "TCP")])).await;
+            svcs.delete(&name, &DeleteParams::default()).await.unwrap();
+        }
+    }))
+    .await;
+    allocated(client, "lb-churn", 1).await;
+    eventually("no advertisement of a churned Service", WAIT, || async {
+        let ads = service_ads(client).await;
+        if ads.iter().any(|a| a.starts_with("churn")) {
+            Err(format!("{ads:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    // The pool filled, one more waits; deleting a holder serves it.
+    for i in 1..8 {
+        create(
+            &svcs,
+            lb(&format!("full{i}"), churn.clone(), &[(80, "TCP")]),
+        )
+        .await;
+    }
+    for i in 1..8 {
+        ingress_is(&svcs, &format!("full{i}"), &[&format!("198.18.207.{i}")]).await;
+    }
+    create(&svcs, lb("waiting", churn.clone(), &[(80, "TCP")])).await;
+    refused(&svcs, "waiting", "PoolExhausted").await;
+    svcs.delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    ingress_is(&svcs, "waiting", &["198.18.207.0"]).await;
+    allocated(client, "lb-churn", 8).await;
 }
 
 /// A pool for namespaces labelled tenant=a: their Services get it first; another namespace

@@ -15,6 +15,7 @@ pub mod pools;
 mod recent;
 pub mod reservations;
 pub mod service;
+pub mod service_gone;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -94,6 +95,9 @@ struct Caches {
     blocks: reflector::Store<AddressBlock>,
     /// Their labels decide which pools their Services may use.
     namespaces: reflector::Store<Namespace>,
+    /// Every Service (slimmed and trimmed): what the Service controller reconciles, and what
+    /// tells a gone Service from a live one.
+    services: reflector::Store<Service>,
 }
 
 /// Locks a mutex even if a panic poisoned it: a panic while holding one would be a bug
@@ -410,6 +414,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             watcher::Config::default(),
             move |p| by_peer(&p.spec.node_bgp_ref),
         );
+    let (svc_store, svc_writer) = reflector::store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         alloc: Mutex::new(ipam::Allocator::default()),
@@ -440,6 +445,7 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             ads,
             blocks,
             namespaces,
+            services: svc_store.clone(),
         },
     });
 
@@ -507,8 +513,10 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     ctx.pools_changed();
 
     // The Service cache holds every Service of the cluster: without their field ownership
-    // (`slim`), which no decision reads and which is most of a Service's size.
-    let (svc_store, svc_writer) = reflector::store();
+    // (`slim`), which no decision reads and which is most of a Service's size. Deletions and
+    // relists, once the cache has applied them, go to the task that gives back what gone
+    // Services held.
+    let (gone_tx, gone_rx) = mpsc::unbounded_channel();
     let svc_stream = watcher(svc_api, watcher::Config::default())
         .default_backoff()
         .modify(|s| {
@@ -516,6 +524,11 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             service::trim(s);
         })
         .reflect(svc_writer)
+        .inspect(move |ev| {
+            if let Some(g) = ev.as_ref().ok().and_then(service_gone::gone) {
+                let _ = gone_tx.send(g);
+            }
+        })
         .applied_objects();
     let svc_ctl = Controller::for_stream(svc_stream, svc_store)
         .watches(
@@ -531,9 +544,10 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         .run(service::reconcile, error_policy, ctx.clone())
         .for_each(counted(&opts.metrics, "service"));
     let (services, pods) = (opts.services, opts.pods);
+    let gone_task = service_gone::run(ctx.clone(), gone_rx);
     let mut svc_task = Task(tokio::spawn(async move {
         if services {
-            svc_ctl.await;
+            futures::join!(svc_ctl, gone_task);
         } else {
             std::future::pending::<()>().await;
         }

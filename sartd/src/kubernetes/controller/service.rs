@@ -3,8 +3,8 @@
 //! the answer into `status.loadBalancer.ingress`, a condition, Events and a finalizer.
 //!
 //! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
-//! While it holds addresses it carries our finalizer, so deleting it (or turning it into another
-//! type, or giving it another class) always releases them.
+//! Turning it into another type releases its addresses here; deleting it releases them from
+//! the watch ([`super::service_gone`]), with no finalizer on the Service.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -32,6 +32,7 @@ use crate::kubernetes::crd::{
     AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
 };
 
+/// What earlier versions put on every Service they gave an address to; taken off where found.
 pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
 /// The condition we keep on Services: whether their addresses are assigned.
 pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
@@ -225,7 +226,9 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
         let released = ctx.lock().release(&k);
         locked(&ctx.written).remove(&k);
-        if has_finalizer {
+        // Held here, or (an earlier version's finalizer) held before a restart. A Service that
+        // stopped being ours while no controller ran is left to the sweep of `service_gone`.
+        if has_finalizer || !released.is_empty() {
             if !released.is_empty() {
                 info!(service = %k, ips = ?released, "addresses released");
             }
@@ -246,7 +249,9 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                 .await?;
             }
             sync_ads(&svc, &[], &ctx).await?;
-            set_finalizer(&api, &*svc, FINALIZER, false).await?;
+            if has_finalizer {
+                set_finalizer(&api, &*svc, FINALIZER, false).await?;
+            }
             ctx.pools_changed();
             // Freed addresses may be what a waiting Service needs.
             ctx.services_changed();
@@ -280,15 +285,23 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
         (held, alloc.assign(&k, req))
     };
+    // Deleted while this reconcile ran: the watch's release may have come before the assignment
+    // above, and the cache dropped the Service before that release, so looking now is enough.
+    if !still_cached(&ctx, &svc) {
+        let released = ctx.lock().release(&k);
+        info!(service = %k, ips = ?released, "Service gone while assigning: addresses released");
+        ctx.services_changed();
+        return Ok(Action::await_change());
+    }
     match assigned {
         Ok(ips) => {
-            // The finalizer goes on before the addresses are visible, so no path leaks them. The
-            // status is written on the object as patched, so the reconcile the patch wakes knows
-            // the status write is ours (see `Written`).
+            // An earlier version's finalizer comes off. The status is written on the object as
+            // patched, so the reconcile the patch wakes knows the status write is ours (see
+            // `Written`).
             let svc = if has_finalizer {
-                svc
+                Arc::new(set_finalizer(&api, &*svc, FINALIZER, false).await?)
             } else {
-                Arc::new(set_finalizer(&api, &*svc, FINALIZER, true).await?)
+                svc
             };
             // The allocator, not the (possibly stale) object, says whether this is news.
             if held != ips {
@@ -332,6 +345,15 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             Ok(Action::requeue(Duration::from_secs(60)))
         }
     }
+}
+
+/// Whether the Service cache still holds this very Service (same UID).
+fn still_cached(ctx: &Context, svc: &Service) -> bool {
+    let at = kube::runtime::reflector::ObjectRef::from_obj(svc);
+    ctx.caches
+        .services
+        .get(&at)
+        .is_some_and(|s| s.metadata.uid == svc.metadata.uid)
 }
 
 /// A namespace's labels: from the cache, else (created a moment ago) from the API server;
