@@ -67,16 +67,6 @@ impl Lab {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-
-    #[allow(dead_code)] // sart-lab-bench only
-    pub fn router_has(&self, prefix: &str) -> bool {
-        Command::new("vtysh")
-            .arg("--vty_socket")
-            .arg(self.dir.join("router"))
-            .args(["-c", &format!("show ip route {prefix} json")])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"protocol\":\"bgp\""))
-    }
 }
 
 impl Drop for Lab {

@@ -8,7 +8,11 @@
 //!
 //! - bring-up: `e2e/lab/lab up` until every pod and the VIP answer the client.
 //! - Service → VIP route: one LoadBalancer Service at a time, each asking for its own address;
-//!   from `kubectl create` returning until the router has the /32 in its RIB.
+//!   from `kubectl create` returning until the router has the /32 in its RIB. With
+//!   `--systems sart,metallb` (the default), then the same for MetalLB in the same lab: its
+//!   controller (host) and a speaker per node (in the node's namespace, native BGP mode, from an
+//!   address of its own, peered with the same router), for Services of its `loadBalancerClass`,
+//!   which sart leaves alone.
 //! - pod → reachable: one pod at a time (scheduled by the scheduler); from `kubectl create`
 //!   returning until the client gets an HTTP answer from the pod's address.
 //! - link cut → router stops using the node: `lab cut` of node 1's link until the router's
@@ -25,6 +29,8 @@ use clap::Parser;
 #[path = "../lab.rs"]
 mod lab;
 use lab::{Lab, report};
+#[path = "../metallb.rs"]
+mod metallb;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +46,407 @@ struct Args {
     nodes: u32,
     #[arg(long, default_value_t = 20)]
     cuts: u32,
+    /// Whose Service-to-route latency to measure: sart, metallb.
+    #[arg(long, value_delimiter = ',', default_value = "sart,metallb")]
+    systems: Vec<String>,
+}
+
+/// The `loadBalancerClass` MetalLB is limited to here.
+const METALLB_CLASS: &str = "metallb.io/metallb";
+
+/// When each BGP route first reached the router's kernel table: `ip monitor route` in the
+/// router's namespace, read as it prints. Polling `vtysh` instead cost 37 ms of CPU per look on
+/// these 2 cores, slowed what it measured, and added up to a look's time to each figure.
+struct RouteMonitor {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+}
+
+impl RouteMonitor {
+    fn start() -> Result<RouteMonitor> {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", "sart-lab-router", "ip", "monitor", "route"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("ip monitor route")?;
+        let out = child.stdout.take().context("ip monitor's output")?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let at = Instant::now();
+                // "198.18.201.7 nhid 32 proto bgp metric 20" (a host route has no "/32").
+                if line.starts_with("Deleted") || !line.contains(" proto bgp ") {
+                    continue;
+                }
+                if let Some(dst) = line.split_whitespace().next()
+                    && let Ok(mut m) = s.lock()
+                {
+                    m.entry(dst.to_owned()).or_insert(at);
+                }
+            }
+        });
+        Ok(RouteMonitor { child, seen })
+    }
+
+    /// How long after `since` a route to `ip` first reached the router's kernel.
+    fn wait(&self, ip: &str, since: Instant, timeout: Duration) -> Option<Duration> {
+        while since.elapsed() < timeout {
+            if let Some(at) = self.seen.lock().ok().and_then(|m| m.get(ip).copied()) {
+                return Some(at.saturating_duration_since(since));
+            }
+            sleep(Duration::from_millis(1));
+        }
+        None
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// When BGP segments carrying more than a KEEPALIVE (19 octets, RFC 4271 §4.4) reached the
+/// router from any speaker: `tcpdump` on all of the router's interfaces, read as it prints.
+/// With one Service at a time and the lab otherwise quiet, the first such segment after a
+/// create is that Service's UPDATE; what the router does next (best path, zebra, the kernel) is
+/// the same for every speaker.
+struct UpdateMonitor {
+    child: std::process::Child,
+    /// Since the Unix epoch (tcpdump's clock is the realtime clock).
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
+}
+
+impl UpdateMonitor {
+    fn start() -> Result<UpdateMonitor> {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "sart-lab-router",
+                "tcpdump",
+                "-i",
+                "any",
+                "-nn",
+                "-l",
+            ])
+            .args(["--immediate-mode", "-tt", "tcp dst port 179 and ip"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("tcpdump")?;
+        let out = child.stdout.take().context("tcpdump's output")?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                // "1796610877.726163 to-node1 In  IP 198.18.1.2.45480 > 198.18.0.1.179: Flags
+                // [P.], ..., length 49: BGP"
+                let Some(at) = line
+                    .split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<f64>().ok())
+                else {
+                    continue;
+                };
+                let len = line
+                    .rsplit_once("length ")
+                    .and_then(|(_, l)| l.split(':').next()?.trim().parse::<usize>().ok());
+                if len.is_some_and(|l| l > 19)
+                    && let Ok(mut v) = s.lock()
+                {
+                    v.push(Duration::from_secs_f64(at));
+                }
+            }
+        });
+        // tcpdump needs a moment before its filter is in place.
+        sleep(Duration::from_secs(1));
+        Ok(UpdateMonitor { child, seen })
+    }
+
+    /// The first UPDATE at or after `since` (realtime), as a delay from it.
+    fn first_after(&self, since: Duration) -> Option<Duration> {
+        let v = self.seen.lock().ok()?;
+        v.iter().filter(|t| **t >= since).min().map(|t| *t - since)
+    }
+}
+
+impl Drop for UpdateMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lab's API server, for creates timed from the request (a `kubectl` process costs about
+/// 150 ms of its own here).
+struct Api {
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
+}
+
+impl Api {
+    fn new(lab: &Lab) -> Result<Api> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let path = lab.dir.join("cluster/kubeconfig");
+        let client = rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&path)?;
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+            anyhow::Ok(kube::Client::try_from(config)?)
+        })?;
+        Ok(Api { rt, client })
+    }
+
+    fn create(&self, svc: serde_json::Value) -> Result<()> {
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(svc)?;
+        let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+            kube::Api::namespaced(self.client.clone(), "default");
+        self.rt
+            .block_on(api.create(&Default::default(), &svc))
+            .context("creating a Service")?;
+        Ok(())
+    }
+}
+
+/// One Service at a time, each asking for its own address (`ip(i)`) through `annotations`:
+/// from the create request until the route is in the router's kernel table.
+fn services_to_routes(
+    api: &Api,
+    routes: &RouteMonitor,
+    updates: &UpdateMonitor,
+    n: u32,
+    prefix: &str,
+    class: Option<&str>,
+    annotations: impl Fn(&str) -> serde_json::Value,
+    ip: impl Fn(u32) -> String,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut svc, mut upd) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let ip = ip(i);
+        let service = serde_json::json!({
+            "metadata": {"name": format!("{prefix}-{i}"), "annotations": annotations(&ip)},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": class,
+                "selector": {"app": "app-cluster"}, "ports": [{"port": 80, "targetPort": 80}]}
+        });
+        let (start, wall) = (Instant::now(), realtime());
+        api.create(service)?;
+        let Some(took) = routes.wait(&ip, start, Duration::from_secs(30)) else {
+            bail!("Service {prefix}-{i}: no route to {ip} at the router after 30 s");
+        };
+        svc.push(took);
+        // Every speaker's UPDATE is in by the time the route is (a few ms apart); a pause keeps
+        // a late one from counting as the next Service's.
+        sleep(Duration::from_millis(100));
+        if let Some(u) = updates.first_after(wall) {
+            upd.push(u);
+        }
+    }
+    Ok((svc, upd))
+}
+
+fn realtime() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Processes named `program` in network namespace `netns`: (PID, their subcommand).
+fn node_processes(netns: &str, program: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.first().is_some_and(|a| a.ends_with(program)) {
+            continue;
+        }
+        let ns = Command::new("ip")
+            .args(["netns", "identify", &pid.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        if ns == netns {
+            out.push((pid, args.get(1).cloned().unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A process's resident memory (VmRSS) in MiB; 0 when it is gone.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or_default()
+}
+
+/// Processes killed (by PID) and reaped when dropped.
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cmd` with the lab's kubeconfig, inside `netns` if given; its output in `log`.
+fn spawn_in(
+    lab: &Lab,
+    netns: Option<&str>,
+    cmd: Command,
+    log: &str,
+) -> Result<std::process::Child> {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns])
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c
+        }
+        None => cmd,
+    };
+    let out = std::fs::File::create(lab.dir.join(log))?;
+    c.env("KUBECONFIG", lab.dir.join("cluster/kubeconfig"))
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting {log}"))
+}
+
+/// What MetalLB's Services, processes and the router's sessions say (the lab goes on exit).
+fn metallb_diagnose(lab: &Lab, nodes: u32) {
+    let svcs = lab.kubectl(&["get", "svc", "-o", "wide"], None);
+    eprintln!("Services: {svcs:?}");
+    let logs = std::iter::once("metallb-controller.log".to_owned())
+        .chain((1..=nodes).map(|i| format!("metallb-speaker{i}.log")));
+    for log in logs {
+        let text = std::fs::read_to_string(lab.dir.join(&log)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        eprintln!("--- {log} (last lines, newest first)\n{}", tail.join("\n"));
+    }
+    let summary = Command::new("vtysh")
+        .arg("--vty_socket")
+        .arg(lab.dir.join("router"))
+        .args(["-c", "show bgp summary"])
+        .output();
+    if let Ok(o) = summary {
+        eprintln!("--- router\n{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+/// The address node `i`'s MetalLB speaker speaks BGP from (sart's speaker has the node's own).
+fn metallb_source(i: u32) -> String {
+    format!("198.18.{i}.12")
+}
+
+/// MetalLB beside sart in the lab: CRDs, its pool (198.18.210.0/24) and per-node peers with the
+/// router (iBGP, as the router's NODES group takes any 198.18.0.0/16 address), the controller
+/// and a speaker per node. Returns the processes; the lab's teardown removes the rest.
+fn metallb_up(lab: &Lab, nodes: u32) -> Result<Procs> {
+    let crds = metallb::build(Some("crds"))?;
+    lab.kubectl(&["apply", "-f", &crds.to_string_lossy()], None)?;
+    lab.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ],
+        None,
+    )?;
+    let ns = metallb::NAMESPACE;
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n{}---\n\
+         apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lab, namespace: {ns}}}\n\
+         spec: {{addresses: [198.18.210.0/24], autoAssign: false}}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: lab, namespace: {ns}}}\n\
+         spec: {{ipAddressPools: [lab]}}\n",
+        metallb::self_pod("controller")
+    );
+    for i in 1..=nodes {
+        let node = format!("sart-lab-node{i}");
+        let src = metallb_source(i);
+        // The address, and the router's way back to it.
+        for (netns, args) in [
+            (
+                node.clone(),
+                vec!["ip", "addr", "add", &*format!("{src}/32"), "dev", "lo"],
+            ),
+            (
+                "sart-lab-router".to_owned(),
+                vec![
+                    "ip",
+                    "route",
+                    "add",
+                    &*format!("{src}/32"),
+                    "dev",
+                    &*format!("to-node{i}"),
+                    "src",
+                    "198.18.0.1",
+                ],
+            ),
+        ] {
+            let st = Command::new("ip")
+                .args(["netns", "exec", &netns])
+                .args(&args)
+                .status()?;
+            if !st.success() {
+                bail!("ip netns exec {netns} {}: failed", args.join(" "));
+            }
+        }
+        yaml.push_str(&format!(
+            "---\n{}---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: node{i}, namespace: {ns}}}\n\
+             spec: {{myASN: 65000, peerASN: 65000, peerAddress: 198.18.0.1, sourceAddress: {src}, holdTime: 9s, \
+             nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {node}}}}}]}}\n",
+            metallb::self_pod(&format!("speaker-{i}"))
+        ));
+    }
+    lab.kubectl(&["apply", "-f", "-"], Some(&yaml))?;
+    let mut procs = Procs(Vec::new());
+    procs.0.push(spawn_in(
+        lab,
+        None,
+        metallb::controller(Some(METALLB_CLASS))?,
+        "metallb-controller.log",
+    )?);
+    for i in 1..=nodes {
+        let node = format!("sart-lab-node{i}");
+        procs.0.push(spawn_in(
+            lab,
+            Some(&node),
+            metallb::speaker(&node, &format!("speaker-{i}"), Some(METALLB_CLASS))?,
+            &format!("metallb-speaker{i}.log"),
+        )?);
+    }
+    Ok(procs)
 }
 
 /// Whether the router's kernel route to `prefix` goes through `next_hop`.
@@ -87,26 +494,7 @@ fn main() -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
 
-    // Services: each asks for its own address of the second pool (198.18.201.0/24).
-    let mut svc = Vec::new();
-    for i in 0..args.services {
-        let ip = format!("198.18.201.{}", 1 + i % 250);
-        let yaml = format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: bench-{i}\n  annotations:\n    sart.terassyi.net/addresspool: non-default-lb-pool\n    sart.terassyi.net/loadBalancerIPs: \"{ip}\"\nspec:\n  type: LoadBalancer\n  selector: {{app: app-cluster}}\n  ports: [{{port: 80, targetPort: 80}}]\n"
-        );
-        let start = Instant::now();
-        lab.kubectl(&["create", "-f", "-"], Some(&yaml))?;
-        let prefix = format!("{ip}/32");
-        while !lab.router_has(&prefix) {
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("Service bench-{i}: no route {prefix} at the router after 30 s");
-            }
-            sleep(Duration::from_millis(5));
-        }
-        svc.push(start.elapsed());
-    }
-    report("Service created -> VIP route at the router", svc);
-
+    // Pods first: the memory figures below are taken with them running.
     let mut pods = Vec::new();
     for i in 0..args.pods {
         let yaml = format!(
@@ -142,6 +530,88 @@ fn main() -> Result<()> {
         pods.push(start.elapsed());
     }
     report("Pod created -> reachable from the client", pods);
+
+    // Services: sart's ask for their own address of the second pool (198.18.201.0/24),
+    // MetalLB's for one of its pool (198.18.210.0/24).
+    let mut figures = Vec::new();
+    let routes = RouteMonitor::start()?;
+    let updates = UpdateMonitor::start()?;
+    let api = Api::new(&lab)?;
+    let run = |n: u32, prefix: &str, metallb: bool, ip: &dyn Fn(u32) -> String| {
+        services_to_routes(
+            &api,
+            &routes,
+            &updates,
+            n,
+            prefix,
+            metallb.then_some(METALLB_CLASS),
+            |ip| match metallb {
+                false => serde_json::json!({"sart.terassyi.net/addresspool": "non-default-lb-pool",
+                    "sart.terassyi.net/loadBalancerIPs": ip}),
+                true => serde_json::json!({"metallb.io/loadBalancerIPs": ip}),
+            },
+            ip,
+        )
+    };
+    let mut report_both = |who: &'static str, (svc, upd): (Vec<Duration>, Vec<Duration>)| {
+        let route = report(
+            &format!("{who}: Service created -> VIP route at the router"),
+            svc,
+        );
+        let update = report(
+            &format!("{who}: Service created -> first UPDATE at the router"),
+            upd,
+        );
+        figures.push((who, route, update));
+    };
+    if args.systems.iter().any(|s| s == "sart") {
+        report_both(
+            "sart",
+            run(args.services, "bench", false, &|i| {
+                format!("198.18.201.{}", 1 + i % 250)
+            })?,
+        );
+    }
+    if args.systems.iter().any(|s| s == "metallb") {
+        let procs = metallb_up(&lab, args.nodes)?;
+        // Once a first Service of MetalLB's is routed, its sessions are up and caches full; a
+        // session comes up at a speaker's connect retry, so allow a second try.
+        run(1, "metallb-warmup", true, &|_| "198.18.210.254".to_owned())
+            .or_else(|_| run(1, "metallb-warmup2", true, &|_| "198.18.210.253".to_owned()))
+            .map_err(|e| {
+                metallb_diagnose(&lab, args.nodes);
+                e.context("MetalLB's first Service never reached the router")
+            })?;
+        report_both(
+            "MetalLB",
+            run(args.services, "metallb", true, &|i| {
+                format!("198.18.210.{}", 1 + i % 250)
+            })?,
+        );
+        // Each system's processes on node 1, with both systems' Services and the pods in place.
+        let sart: Vec<(String, f64)> = node_processes("sart-lab-node1", "sartd")
+            .into_iter()
+            .filter(|(_, what)| what == "bgp" || what == "agent")
+            .map(|(pid, what)| (what, rss_mib(pid)))
+            .collect();
+        let metallb = procs.0.get(1).map(|c| rss_mib(c.id())).unwrap_or_default();
+        println!(
+            "RSS on node 1: sart {} = {:.1} MiB; MetalLB speaker {metallb:.1} MiB",
+            sart.iter()
+                .map(|(w, r)| format!("{w} {r:.1}"))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            sart.iter().map(|(_, r)| r).sum::<f64>()
+        );
+        drop(procs);
+    }
+    if let [(a, ra, ua), (b, rb, ub)] = figures.as_slice() {
+        println!(
+            "p99 {a} / {b}: route at the router {:.2}, first UPDATE at the router {:.2}",
+            ra / rb,
+            ua / ub
+        );
+    }
 
     // The app Service's VIP (ECMP over every node) and node 1's link.
     let (vip, node1) = ("198.18.200.0/32", "198.18.1.2");

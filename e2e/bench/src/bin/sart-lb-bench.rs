@@ -28,6 +28,9 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use testkube::Cluster;
 
+#[path = "../metallb.rs"]
+mod metallb;
+
 #[derive(Parser)]
 #[command(
     name = "sart-lb-bench",
@@ -76,20 +79,6 @@ fn sartd() -> PathBuf {
         .unwrap_or_else(|| repo().join("target/release/sartd"))
 }
 
-/// `e2e/metallb/build [ARG]`: the directory it prints.
-fn metallb(arg: Option<&str>) -> Result<PathBuf> {
-    let mut cmd = Command::new(repo().join("e2e/metallb/build"));
-    cmd.args(arg);
-    let out = cmd.output().context("running e2e/metallb/build")?;
-    if !out.status.success() {
-        bail!(
-            "e2e/metallb/build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
-}
-
 /// Sets up the system's CRDs and pool in a fresh cluster.
 fn prepare(system: System, cluster: &Cluster) -> Result<()> {
     let yaml = cluster.dir().join("pool.yaml");
@@ -103,16 +92,16 @@ fn prepare(system: System, cluster: &Cluster) -> Result<()> {
             cluster.kubectl_ok(&["apply", "-f", &yaml.to_string_lossy()])?;
         }
         System::Metallb => {
-            cluster.install_crds(&metallb(Some("crds"))?)?;
-            // The controller reads its own Pod (owner of its ConfigurationState); no scheduler
-            // picks this one up.
+            cluster.install_crds(&metallb::build(Some("crds"))?)?;
             std::fs::write(
                 &yaml,
-                "apiVersion: v1\nkind: Namespace\nmetadata: {name: metallb-system}\n---\n\
-                 apiVersion: v1\nkind: Pod\nmetadata: {name: controller, namespace: metallb-system}\n\
-                 spec: {schedulerName: none, containers: [{name: controller, image: none}]}\n---\n\
-                 apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bench, namespace: metallb-system}\n\
-                 spec: {addresses: [198.18.64.0/18]}\n",
+                format!(
+                    "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n{pod}---\n\
+                     apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bench, namespace: {ns}}}\n\
+                     spec: {{addresses: [198.18.64.0/18]}}\n",
+                    ns = metallb::NAMESPACE,
+                    pod = metallb::self_pod("controller"),
+                ),
             )?;
             cluster.kubectl_ok(&["apply", "-f", &yaml.to_string_lossy()])?;
         }
@@ -414,19 +403,7 @@ fn controller(system: System) -> Result<Command> {
             ]);
             cmd
         }
-        System::Metallb => {
-            let mut cmd = Command::new(metallb(None)?.join("controller"));
-            cmd.args([
-                "--namespace=metallb-system",
-                "--pod-name=controller",
-                "--webhook-mode=disabled",
-                "--disable-cert-rotation",
-                "--port=0",
-                "--health-probe-port=0",
-                "--log-level=warn",
-            ]);
-            cmd
-        }
+        System::Metallb => metallb::controller(None)?,
     })
 }
 
@@ -440,7 +417,10 @@ async fn main() -> Result<()> {
         );
     }
     if args.systems.contains(&System::Metallb) {
-        eprintln!("building MetalLB if needed: {}", metallb(None)?.display());
+        eprintln!(
+            "building MetalLB if needed: {}",
+            metallb::build(None)?.display()
+        );
     }
     let (floor_time, floor) = baseline(args.services, args.concurrency).await?;
     let mut all = Vec::new();

@@ -307,11 +307,17 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             if held != ips {
                 info!(service = %k, ips = ?ips, before = ?held, "addresses assigned");
                 let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-                ctx.normal(&svc, "AddressAssigned", &list.join(",")).await;
+                // Told once, when decided, and off the path to the route.
+                let (c, s) = (ctx.clone(), svc.clone());
+                tokio::spawn(async move {
+                    c.normal(&s, "AddressAssigned", &list.join(",")).await;
+                });
                 ctx.pools_changed();
             }
-            write_status(&ctx, &api, &svc, &ips, None).await?;
+            // The advertisement first: it is what the agents act on, so the route does not wait
+            // for the status write.
             sync_ads(&svc, &ips, &ctx).await?;
+            write_status(&ctx, &api, &svc, &ips, None).await?;
             // The EndpointSlice event that woke us may reach our slice cache a moment later:
             // Local Services look again, so their announcing nodes are never stale for long.
             if svc
