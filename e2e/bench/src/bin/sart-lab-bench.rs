@@ -216,10 +216,15 @@ impl Api {
 
 /// One Service at a time, each asking for its own address (`ip(i)`) through `annotations`:
 /// from the create request until the route is in the router's kernel table.
+/// The API and both clocks at the router.
+struct ServiceClock {
+    api: Api,
+    routes: RouteMonitor,
+    updates: UpdateMonitor,
+}
+
 fn services_to_routes(
-    api: &Api,
-    routes: &RouteMonitor,
-    updates: &UpdateMonitor,
+    clock: &ServiceClock,
     n: u32,
     prefix: &str,
     class: Option<&str>,
@@ -235,15 +240,15 @@ fn services_to_routes(
                 "selector": {"app": "app-cluster"}, "ports": [{"port": 80, "targetPort": 80}]}
         });
         let (start, wall) = (Instant::now(), realtime());
-        api.create(service)?;
-        let Some(took) = routes.wait(&ip, start, Duration::from_secs(30)) else {
+        clock.api.create(service)?;
+        let Some(took) = clock.routes.wait(&ip, start, Duration::from_secs(30)) else {
             bail!("Service {prefix}-{i}: no route to {ip} at the router after 30 s");
         };
         svc.push(took);
         // Every speaker's UPDATE is in by the time the route is (a few ms apart); a pause keeps
         // a late one from counting as the next Service's.
         sleep(Duration::from_millis(100));
-        if let Some(u) = updates.first_after(wall) {
+        if let Some(u) = clock.updates.first_after(wall) {
             upd.push(u);
         }
     }
@@ -529,19 +534,21 @@ fn main() -> Result<()> {
         }
         pods.push(start.elapsed());
     }
-    report("Pod created -> reachable from the client", pods);
+    if args.pods > 0 {
+        report("Pod created -> reachable from the client", pods);
+    }
 
     // Services: sart's ask for their own address of the second pool (198.18.201.0/24),
     // MetalLB's for one of its pool (198.18.210.0/24).
     let mut figures = Vec::new();
-    let routes = RouteMonitor::start()?;
-    let updates = UpdateMonitor::start()?;
-    let api = Api::new(&lab)?;
+    let clock = ServiceClock {
+        routes: RouteMonitor::start()?,
+        updates: UpdateMonitor::start()?,
+        api: Api::new(&lab)?,
+    };
     let run = |n: u32, prefix: &str, metallb: bool, ip: &dyn Fn(u32) -> String| {
         services_to_routes(
-            &api,
-            &routes,
-            &updates,
+            &clock,
             n,
             prefix,
             metallb.then_some(METALLB_CLASS),
@@ -637,6 +644,8 @@ fn main() -> Result<()> {
         cuts.push(start.elapsed());
         lab.lab(&["uncut", "sart-lab-node1"])?;
     }
-    report("Link cut -> router stops using the node (BFD)", cuts);
+    if args.cuts > 0 {
+        report("Link cut -> router stops using the node (BFD)", cuts);
+    }
     Ok(())
 }
