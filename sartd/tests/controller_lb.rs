@@ -107,16 +107,7 @@ async fn lb_ipam_against_the_real_api_server() {
     // An advertisement left for a Service that no longer exists (deleted while no controller
     // ran, and with no owner reference for the garbage collector to follow).
     ok(apply(cluster, GHOST_AD));
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: Some(("default".into(), "sart-controller".into())),
-            identity: "test".into(),
-            services: true,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
+    let ctl = start(&client);
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
 
     // The lowest free address of the auto-assign pool, from its first address (as sart), with a
@@ -294,6 +285,65 @@ async fn lb_ipam_against_the_real_api_server() {
     pool_annotation_changes(cluster, &client).await;
     namespaces_are_fenced(cluster, &client).await;
     gone_services_give_back(cluster, &client).await;
+    ctl.abort();
+    let _ = ctl.await;
+    changed_while_no_controller_ran(&client).await;
+}
+
+fn start(client: &kube::Client) -> tokio::task::JoinHandle<Result<(), controller::Error>> {
+    tokio::spawn(controller::run(
+        client.clone(),
+        controller::Options {
+            lease: Some(("default".into(), "sart-controller".into())),
+            identity: "test".into(),
+            services: true,
+            pods: true,
+            metrics: Default::default(),
+        },
+    ))
+}
+
+/// While no controller runs, one Service of the full pool is deleted and another turned into a
+/// ClusterIP Service. Once one runs again, the first's address serves a waiting Service, and the
+/// second's advertisement goes and its status says it is no longer ours.
+async fn changed_while_no_controller_ran(client: &kube::Client) {
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+    svcs.delete("full2", &DeleteParams::default())
+        .await
+        .unwrap();
+    svcs.patch(
+        "full3",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"type": "ClusterIP"}})),
+    )
+    .await
+    .unwrap();
+    let ctl = start(client);
+    ingress_is(&svcs, "full1", &["198.18.207.1"]).await;
+    refused(&svcs, "full3", "Released").await;
+    ingress_is(&svcs, "full3", &[]).await;
+    eventually("full2's and full3's advertisements gone", WAIT, || async {
+        let ads = service_ads(client).await;
+        if ads
+            .iter()
+            .any(|a| a.starts_with("full2") || a.starts_with("full3"))
+        {
+            Err(format!("{ads:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    // Two addresses free, none waiting: the next two Services of the pool get them.
+    let churn = json!({"sart.terassyi.net/addresspool": "lb-churn"});
+    create(&svcs, lb("after1", churn.clone(), &[(80, "TCP")])).await;
+    create(&svcs, lb("after2", churn, &[(80, "TCP")])).await;
+    let mut got = vec![
+        ingress_is_some(&svcs, "after1").await,
+        ingress_is_some(&svcs, "after2").await,
+    ];
+    got.sort();
+    assert_eq!(got, ["198.18.207.2", "198.18.207.3"]);
     ctl.abort();
 }
 

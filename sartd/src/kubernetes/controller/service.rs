@@ -1,6 +1,6 @@
 //! LoadBalancer addresses for Services. What a Service asks for is read by a pure function
 //! ([`request`]); the addresses come from the pure allocator in `ipam`; this module only moves
-//! the answer into `status.loadBalancer.ingress`, a condition, Events and a finalizer.
+//! the answer into `status.loadBalancer.ingress`, a condition and Events.
 //!
 //! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
 //! Turning it into another type releases its addresses here; deleting it releases them from
@@ -226,15 +226,18 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
         let released = ctx.lock().release(&k);
         locked(&ctx.written).remove(&k);
-        // Held here, or (an earlier version's finalizer) held before a restart. A Service that
-        // stopped being ours while no controller ran is left to the sweep of `service_gone`.
-        if has_finalizer || !released.is_empty() {
+        // Held here, held before a restart (an earlier version's finalizer), or released already
+        // by the sweep of `service_gone` while its status still says we assigned it.
+        if has_finalizer || !released.is_empty() || says_assigned(&svc) {
             if !released.is_empty() {
                 info!(service = %k, ips = ?released, "addresses released");
             }
             if svc.meta().deletion_timestamp.is_none() {
                 // No longer a LoadBalancer of ours: take our addresses out of its status.
-                let mine: BTreeSet<IpAddr> = released.iter().copied().collect();
+                let mine: BTreeSet<IpAddr> = match released.is_empty() {
+                    true => ingress_ips(&svc).into_iter().collect(),
+                    false => released.iter().copied().collect(),
+                };
                 let keep: Vec<IpAddr> = ingress_ips(&svc)
                     .into_iter()
                     .filter(|ip| !mine.contains(ip))
@@ -252,6 +255,8 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             if has_finalizer {
                 set_finalizer(&api, &*svc, FINALIZER, false).await?;
             }
+        }
+        if !released.is_empty() {
             ctx.pools_changed();
             // Freed addresses may be what a waiting Service needs.
             ctx.services_changed();
@@ -290,6 +295,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if !still_cached(&ctx, &svc) {
         let released = ctx.lock().release(&k);
         info!(service = %k, ips = ?released, "Service gone while assigning: addresses released");
+        ctx.pools_changed();
         ctx.services_changed();
         return Ok(Action::await_change());
     }
@@ -351,6 +357,17 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             Ok(Action::requeue(Duration::from_secs(60)))
         }
     }
+}
+
+/// Whether our condition on the Service says we assigned its addresses.
+fn says_assigned(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == CONDITION && c.status == "True")
+        })
 }
 
 /// Whether the Service cache still holds this very Service (same UID).
