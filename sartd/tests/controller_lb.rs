@@ -322,18 +322,7 @@ async fn changed_while_no_controller_ran(client: &kube::Client) {
     ingress_is(&svcs, "full1", &["198.18.207.1"]).await;
     refused(&svcs, "full3", "Released").await;
     ingress_is(&svcs, "full3", &[]).await;
-    eventually("full2's and full3's advertisements gone", WAIT, || async {
-        let ads = service_ads(client).await;
-        if ads
-            .iter()
-            .any(|a| a.starts_with("full2") || a.starts_with("full3"))
-        {
-            Err(format!("{ads:?}"))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    no_service_ads(client, &["full2", "full3"]).await;
     // Two addresses free, none waiting: the next two Services of the pool get them.
     let churn = json!({"sart.terassyi.net/addresspool": "lb-churn"});
     create(&svcs, lb("after1", churn.clone(), &[(80, "TCP")])).await;
@@ -372,6 +361,25 @@ async fn service_ads(client: &kube::Client) -> Vec<String> {
     v
 }
 
+/// Waits until no Service advertisement's name starts with one of `services`.
+async fn no_service_ads(client: &kube::Client, services: &[&str]) {
+    eventually(
+        &format!("no advertisement of {services:?}"),
+        WAIT,
+        || async {
+            let ads = service_ads(client).await;
+            match ads
+                .iter()
+                .find(|a| services.iter().any(|s| a.starts_with(s)))
+            {
+                Some(_) => Err(format!("{ads:?}")),
+                None => Ok(()),
+            }
+        },
+    )
+    .await;
+}
+
 /// A pool's `status.allocated`.
 async fn allocated(client: &kube::Client, pool: &str, want: i64) {
     let pools: Api<AddressPool> = Api::all(client.clone());
@@ -391,15 +399,7 @@ async fn allocated(client: &kube::Client, pool: &str, want: i64) {
 /// deleted one held; the advertisement of a Service gone before the controller started is
 /// deleted.
 async fn gone_services_give_back(cluster: &testkube::Cluster, client: &kube::Client) {
-    eventually("the ghost's advertisement deleted", WAIT, || async {
-        let ads = service_ads(client).await;
-        if ads.iter().any(|a| a.starts_with("ghost")) {
-            Err(format!("{ads:?}"))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    no_service_ads(client, &["ghost"]).await;
     ok(apply(
         cluster,
         "apiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {name: lb-churn}\nspec: {cidr: 198.18.207.0/29, type: service}\n",
@@ -432,15 +432,7 @@ async fn gone_services_give_back(cluster: &testkube::Cluster, client: &kube::Cli
     }))
     .await;
     allocated(client, "lb-churn", 1).await;
-    eventually("no advertisement of a churned Service", WAIT, || async {
-        let ads = service_ads(client).await;
-        if ads.iter().any(|a| a.starts_with("churn")) {
-            Err(format!("{ads:?}"))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    no_service_ads(client, &["churn"]).await;
     // The pool filled, one more waits; deleting a holder serves it.
     for i in 1..8 {
         create(

@@ -38,10 +38,17 @@ pub fn self_pod(name: &str) -> String {
 pub fn controller(class: Option<&str>) -> Result<Command> {
     let mut cmd = Command::new(build(None)?.join("controller"));
     cmd.args([
-        &format!("--namespace={NAMESPACE}"),
         "--pod-name=controller",
         "--webhook-mode=disabled",
         "--disable-cert-rotation",
+    ]);
+    Ok(common(cmd, class))
+}
+
+/// What both processes take: the namespace, no fixed ports, quiet logs, the class if any.
+fn common(mut cmd: Command, class: Option<&str>) -> Command {
+    cmd.args([
+        &format!("--namespace={NAMESPACE}"),
         "--port=0",
         "--health-probe-port=0",
         "--log-level=warn",
@@ -49,7 +56,7 @@ pub fn controller(class: Option<&str>) -> Result<Command> {
     if let Some(c) = class {
         cmd.arg(format!("--lb-class={c}"));
     }
-    Ok(cmd)
+    cmd
 }
 
 /// MetalLB's speaker for `node` in its native BGP mode, without memberlist (one speaker per
@@ -57,16 +64,7 @@ pub fn controller(class: Option<&str>) -> Result<Command> {
 #[allow(dead_code)] // sart-lab-bench only
 pub fn speaker(node: &str, pod: &str, class: Option<&str>) -> Result<Command> {
     let mut cmd = Command::new(build(None)?.join("speaker"));
-    cmd.env("METALLB_BGP_TYPE", "native").args([
-        &format!("--namespace={NAMESPACE}"),
-        &format!("--node-name={node}"),
-        &format!("--pod-name={pod}"),
-        "--port=0",
-        "--health-probe-port=0",
-        "--log-level=warn",
-    ]);
-    if let Some(c) = class {
-        cmd.arg(format!("--lb-class={c}"));
-    }
-    Ok(cmd)
+    cmd.env("METALLB_BGP_TYPE", "native")
+        .args([format!("--node-name={node}"), format!("--pod-name={pod}")]);
+    Ok(common(cmd, class))
 }

@@ -58,7 +58,7 @@ const METALLB_CLASS: &str = "metallb.io/metallb";
 /// router's namespace, read as it prints. Polling `vtysh` instead cost 37 ms of CPU per look on
 /// these 2 cores, slowed what it measured, and added up to a look's time to each figure.
 struct RouteMonitor {
-    child: std::process::Child,
+    _ip: Procs,
     seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
 }
 
@@ -87,7 +87,10 @@ impl RouteMonitor {
                 }
             }
         });
-        Ok(RouteMonitor { child, seen })
+        Ok(RouteMonitor {
+            _ip: Procs(vec![child]),
+            seen,
+        })
     }
 
     /// How long after `since` a route to `ip` first reached the router's kernel.
@@ -102,20 +105,13 @@ impl RouteMonitor {
     }
 }
 
-impl Drop for RouteMonitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// When BGP segments carrying more than a KEEPALIVE (19 octets, RFC 4271 §4.4) reached the
 /// router from any speaker: `tcpdump` on all of the router's interfaces, read as it prints.
 /// With one Service at a time and the lab otherwise quiet, the first such segment after a
 /// create is that Service's UPDATE; what the router does next (best path, zebra, the kernel) is
 /// the same for every speaker.
 struct UpdateMonitor {
-    child: std::process::Child,
+    _tcpdump: Procs,
     /// Since the Unix epoch (tcpdump's clock is the realtime clock).
     seen: std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
 }
@@ -165,20 +161,16 @@ impl UpdateMonitor {
         });
         // tcpdump needs a moment before its filter is in place.
         sleep(Duration::from_secs(1));
-        Ok(UpdateMonitor { child, seen })
+        Ok(UpdateMonitor {
+            _tcpdump: Procs(vec![child]),
+            seen,
+        })
     }
 
     /// The first UPDATE at or after `since` (realtime), as a delay from it.
     fn first_after(&self, since: Duration) -> Option<Duration> {
         let v = self.seen.lock().ok()?;
         v.iter().filter(|t| **t >= since).min().map(|t| *t - since)
-    }
-}
-
-impl Drop for UpdateMonitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
