@@ -40,6 +40,8 @@ enum Command {
     Agent(AgentArgs),
     /// Installs sart-cni and its conflist on the node (the agent's init container).
     InstallCni(InstallCniArgs),
+    /// Prints the version (as sart's `sartd version` did).
+    Version,
 }
 
 #[derive(clap::Args)]
@@ -106,9 +108,9 @@ enum Mode {
 
 #[derive(clap::Args)]
 struct AgentArgs {
-    /// This node's name.
+    /// This node's name (default: `NODE_NAME`, else `HOSTNAME`, which sart's manifests set).
     #[arg(long, env = "NODE_NAME")]
-    node_name: String,
+    node_name: Option<String>,
     /// The speaker's API, `unix:///path` or a loopback `address:port`; given, it is used
     /// whatever the NodeBGP's `speaker.path` says (default: that path, else 127.0.0.1:5000).
     #[arg(long)]
@@ -151,16 +153,29 @@ struct AgentArgs {
     password_namespace: String,
 }
 
+/// The node's name: the flag or `NODE_NAME`, else `HOSTNAME` (a hostNetwork pod's host name is
+/// the node's), else none.
+fn node_name(given: Option<String>, hostname: Option<String>) -> Option<String> {
+    given
+        .or(hostname)
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+}
+
 fn agent(args: AgentArgs) -> ExitCode {
+    let Some(node) = node_name(args.node_name, std::env::var("HOSTNAME").ok()) else {
+        eprintln!("error: sartd agent: no node name: pass --node-name or set NODE_NAME");
+        return ExitCode::from(2);
+    };
     let opts = sartd::kubernetes::agent::Options {
-        node: args.node_name.clone(),
+        node: node.clone(),
         speaker: args.speaker,
         resync: std::time::Duration::from_secs(args.resync.max(1)),
         cni: (args.mode != Mode::Lb).then(|| {
             (
                 args.cni_socket,
                 sartd::kubernetes::agent::pods::PodOptions {
-                    node: args.node_name.clone(),
+                    node,
                     state_dir: args.cni_state_dir,
                     parallel: args.cni_parallel,
                     release_after: std::time::Duration::from_secs(args.block_release_after),
@@ -353,5 +368,23 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),
         Command::InstallCni(args) => install_cni(args),
+        Command::Version => {
+            println!("sartd {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_name;
+
+    #[test]
+    fn the_node_name_falls_back_to_the_host_name() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(node_name(s("n1"), s("host")), s("n1"));
+        assert_eq!(node_name(None, s("worker-2\n")), s("worker-2"));
+        assert_eq!(node_name(None, s(" ")), None);
+        assert_eq!(node_name(None, None), None);
     }
 }
