@@ -203,17 +203,21 @@ impl Cluster {
     }
 
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let path = self.kubeconfig();
-        let bad = |reason: String| Error::Kubeconfig {
-            path: path.clone(),
-            reason,
-        };
-        let kc = kube::config::Kubeconfig::read_from(&path).map_err(|e| bad(e.to_string()))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
+        client(&self.kubeconfig()).await
     }
+}
+
+/// A client from a kubeconfig file (a control plane of this crate's, or one the lab made).
+pub async fn client(kubeconfig: &Path) -> Result<kube::Client, Error> {
+    let bad = |reason: String| Error::Kubeconfig {
+        path: kubeconfig.to_owned(),
+        reason,
+    };
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| bad(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
 }
 
 impl Drop for Cluster {

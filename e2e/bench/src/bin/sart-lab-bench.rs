@@ -8,7 +8,8 @@
 //!
 //! - bring-up: `e2e/lab/lab up` until every pod and the VIP answer the client.
 //! - Service → VIP route: one LoadBalancer Service at a time, each asking for its own address;
-//!   from `kubectl create` returning until the router has the /32 in its RIB. With
+//!   from the create request until the route is in the router's kernel table, and until the
+//!   first UPDATE reached the router. With
 //!   `--systems sart,metallb` (the default), then the same for MetalLB in the same lab: its
 //!   controller (host) and a speaker per node (in the node's namespace, native BGP mode, from an
 //!   address of its own, peered with the same router), for Services of its `loadBalancerClass`,
@@ -29,6 +30,8 @@ use clap::Parser;
 #[path = "../lab.rs"]
 mod lab;
 use lab::{Lab, report};
+#[path = "../memory.rs"]
+mod memory;
 #[path = "../metallb.rs"]
 mod metallb;
 
@@ -186,12 +189,7 @@ impl Api {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let path = lab.dir.join("cluster/kubeconfig");
-        let client = rt.block_on(async {
-            let kc = kube::config::Kubeconfig::read_from(&path)?;
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            anyhow::Ok(kube::Client::try_from(config)?)
-        })?;
+        let client = rt.block_on(testkube::client(&lab.dir.join("cluster/kubeconfig")))?;
         Ok(Api { rt, client })
     }
 
@@ -206,8 +204,6 @@ impl Api {
     }
 }
 
-/// One Service at a time, each asking for its own address (`ip(i)`) through `annotations`:
-/// from the create request until the route is in the router's kernel table.
 /// The API and both clocks at the router.
 struct ServiceClock {
     api: Api,
@@ -215,6 +211,9 @@ struct ServiceClock {
     updates: UpdateMonitor,
 }
 
+/// One Service at a time, each asking for its own address (`ip(i)`) through `annotations`:
+/// from the create request until the route is in the router's kernel table, and until the
+/// first UPDATE reached the router.
 fn services_to_routes(
     clock: &ServiceClock,
     n: u32,
@@ -280,19 +279,6 @@ fn node_processes(netns: &str, program: &str) -> Vec<(u32, String)> {
         }
     }
     out
-}
-
-/// A process's resident memory (VmRSS) in MiB; 0 when it is gone.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or_default()
 }
 
 /// Processes killed (by PID) and reaped when dropped.
@@ -588,12 +574,14 @@ fn main() -> Result<()> {
             })?,
         );
         // Each system's processes on node 1, with both systems' Services and the pods in place.
+        // A process gone meanwhile counts as 0.
+        let rss = |pid: u32| memory::mib(pid).map(|(rss, _)| rss).unwrap_or_default();
         let sart: Vec<(String, f64)> = node_processes("sart-lab-node1", "sartd")
             .into_iter()
             .filter(|(_, what)| what == "bgp" || what == "agent")
-            .map(|(pid, what)| (what, rss_mib(pid)))
+            .map(|(pid, what)| (what, rss(pid)))
             .collect();
-        let metallb = procs.0.get(1).map(|c| rss_mib(c.id())).unwrap_or_default();
+        let metallb = procs.0.get(1).map(|c| rss(c.id())).unwrap_or_default();
         println!(
             "RSS on node 1: sart {} = {:.1} MiB; MetalLB speaker {metallb:.1} MiB",
             sart.iter()

@@ -28,6 +28,8 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use testkube::Cluster;
 
+#[path = "../memory.rs"]
+mod memory;
 #[path = "../metallb.rs"]
 mod metallb;
 
@@ -135,24 +137,6 @@ async fn create_all(api: &Api<Service>, n: usize, concurrency: usize) -> Result<
         .try_collect::<Vec<()>>()
         .await?;
     Ok(start.elapsed())
-}
-
-/// VmRSS and VmHWM of a process, in MiB.
-fn memory(pid: u32) -> Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("{name} missing"))?;
-        let kb: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("no value")?
-            .parse()?;
-        Ok(kb / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn ingress(s: &Service) -> Vec<String> {
@@ -308,7 +292,7 @@ async fn run(system: System, args: &Args, floor: &BTreeMap<String, f64>) -> Resu
     let running = cluster.spawn("controller", controller(system)?)?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = running.pid();
-    let (rss_idle, _) = memory(pid)?;
+    let (rss_idle, _) = memory::mib(pid)?;
     let client = cluster.client().await?;
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
     let before = writes(&client).await?;
@@ -319,7 +303,7 @@ async fn run(system: System, args: &Args, floor: &BTreeMap<String, f64>) -> Resu
     let assigned = until_assigned(&api, n, start, Duration::from_secs(args.timeout)).await?;
     // Writes that trail the last address (Events, advertisements) count too.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rss_after, hwm) = memory(pid)?;
+    let (rss_after, hwm) = memory::mib(pid)?;
     let all = delta(&writes(&client).await?, &before);
     let writes: BTreeMap<String, f64> = all
         .iter()
