@@ -128,7 +128,7 @@ fn wait_kernel(
 ) -> Duration {
     let t0 = Instant::now();
     wait_until(what, timeout, Duration::from_millis(20), || {
-        let r = kernel_route(ns, prefix, "51");
+        let r = kernel_route(ns, prefix, "186");
         if want(r.as_ref()) {
             Ok(())
         } else {
@@ -218,7 +218,7 @@ fn fib_installs_ecmp_repairs_drift_and_leaves_other_protocols_alone() {
         Duration::from_secs(2),
         Duration::from_millis(200),
         || match (
-            kernel_route(&dut_ns, "198.18.172.0/24", "51"),
+            kernel_route(&dut_ns, "198.18.172.0/24", "186"),
             kernel_route(&dut_ns, "198.18.172.0/24", "static"),
         ) {
             (None, Some((nh, 20))) if nh == BTreeSet::from([u2]) => Ok(()),
@@ -235,7 +235,7 @@ fn fib_installs_ecmp_repairs_drift_and_leaves_other_protocols_alone() {
             "del",
             "198.18.171.0/24",
             "proto",
-            "51",
+            "186",
             "metric",
             "20",
         ])
@@ -257,7 +257,7 @@ fn fib_installs_ecmp_repairs_drift_and_leaves_other_protocols_alone() {
             "via",
             &u2.to_string(),
             "proto",
-            "51",
+            "186",
             "metric",
             "20",
         ])
@@ -507,7 +507,7 @@ fn graceful_restart_helper_keeps_frr_routes_until_end_of_rib() {
             let stale = v["gracefulRestartStatus"]["stalePaths"]
                 .as_u64()
                 .unwrap_or(0);
-            let kernel = kernel_route(&dut_ns, "198.18.185.0/24", "51").is_some();
+            let kernel = kernel_route(&dut_ns, "198.18.185.0/24", "186").is_some();
             if stale == 2 && kernel {
                 Ok(())
             } else {
@@ -539,7 +539,7 @@ fn graceful_restart_helper_keeps_frr_routes_until_end_of_rib() {
         Some(0),
         "{v}"
     );
-    assert!(kernel_route(&dut_ns, "198.18.185.0/24", "51").is_some());
+    assert!(kernel_route(&dut_ns, "198.18.185.0/24", "186").is_some());
 }
 
 /// Polls until `gone` holds; returns how long it took.
@@ -911,7 +911,7 @@ fn fib_keeps_a_previous_runs_routes_until_the_rib_converges() {
             "via",
             &up.to_string(),
             "proto",
-            "51",
+            "186",
             "metric",
             "20",
         ])
@@ -923,8 +923,8 @@ fn fib_keeps_a_previous_runs_routes_until_the_rib_converges() {
         Duration::from_secs(3),
         Duration::from_millis(50),
         || match (
-            kernel_route(&dut_ns, "198.18.193.0/24", "51"),
-            kernel_route(&dut_ns, "198.18.194.0/24", "51"),
+            kernel_route(&dut_ns, "198.18.193.0/24", "186"),
+            kernel_route(&dut_ns, "198.18.194.0/24", "186"),
         ) {
             (Some(_), Some(_)) => Ok(()),
             other => Err(Pending(format!("{other:?}"))),
@@ -941,7 +941,7 @@ fn fib_keeps_a_previous_runs_routes_until_the_rib_converges() {
         |r| r.is_none(),
     );
     assert!(
-        kernel_route(&dut_ns, "198.18.193.0/24", "51").is_some(),
+        kernel_route(&dut_ns, "198.18.193.0/24", "186").is_some(),
         "the learned route stays"
     );
     assert!(dut.logs().contains("RIB converged after start"));

@@ -16,10 +16,11 @@ use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 
 use super::plan::{Kernel, Want};
 
-/// Kernel routes the FIB installs carry this protocol number (`ip route show proto 51`); pod
-/// routes of the CNI carry 50. Neither is a number another routing daemon uses
-/// (/etc/iproute2/rt_protos).
-pub const ROUTE_PROTOCOL: u8 = 51;
+/// Kernel routes the FIB installs carry RTPROT_BGP (`ip route show proto bgp`), as sart's own
+/// FIB and FRR's zebra do: an upgraded node's routes from sart are ours to keep or remove, and
+/// tools that look for BGP routes find them. Every route of this protocol in our table is taken
+/// as ours, so no other BGP daemon may write the same table. Pod routes of the CNI carry 50.
+pub const ROUTE_PROTOCOL: u8 = 186;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -116,7 +117,7 @@ pub fn parse(m: &RouteMessage, table: u32) -> Option<Seen> {
     Some(Seen {
         prefix,
         metric,
-        ours: m.header.protocol == RouteProtocol::Other(ROUTE_PROTOCOL),
+        ours: m.header.protocol == RouteProtocol::from(ROUTE_PROTOCOL),
         next_hops,
     })
 }
@@ -169,7 +170,7 @@ fn base(
         .destination_prefix(prefix.addr(), prefix.prefix_len())
         .map(|b| {
             b.table_id(table)
-                .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
+                .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
                 .priority(metric)
         })
         .map_err(|e| KernelError::Invalid(format!("{prefix}: {e}")))
