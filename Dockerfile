@@ -20,6 +20,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates iproute2 nftables \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/sartd /out/sart /usr/local/bin/
+# sart's own manifests run install-cni under this name (it reads their CNI_NETCONF).
+RUN ln -s sartd /usr/local/bin/cni-installer
 # install-cni copies the plugin from here to the node's CNI bin directory.
 COPY --from=build /out/sart-cni /opt/sart/bin/sart-cni
 ENTRYPOINT ["/usr/local/bin/sartd"]

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use sartd::bgp;
 
+mod upstream;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,6 +18,9 @@ struct Cli {
     /// Log format.
     #[arg(short = 'd', long, global = true, value_enum, default_value_t = LogFormat::Plain)]
     format: LogFormat,
+    /// Write logs to this file (appended) instead of standard error.
+    #[arg(short = 'o', long, global = true, value_name = "FILE")]
+    log_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,8 +36,9 @@ enum Command {
     /// BGP speaker.
     Bgp(bgp::Args),
     /// sart's separate FIB process. Here the FIB is part of `sartd bgp` (`--fib` or
-    /// `--table-id`): this says so and exits.
-    Fib,
+    /// `--table-id`): this reads sart's channel file, says which channels the speaker carries and
+    /// stays up (so sart's sidecar does not restart), or refuses those it cannot carry.
+    Fib(FibArgs),
     /// Kubernetes controller: AddressPools and LoadBalancer Services.
     Controller(ControllerArgs),
     /// Node agent: drives the local speaker from the node's NodeBGP, BGPPeers and
@@ -45,9 +51,61 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+struct FibArgs {
+    /// sart's channel file.
+    #[arg(short = 'f', long)]
+    file: Option<std::path::PathBuf>,
+    /// sart's FibApi address; ignored.
+    #[arg(short = 'e', long)]
+    endpoint: Option<String>,
+}
+
+fn fib(args: FibArgs) -> ExitCode {
+    let Some(path) = args.file else {
+        eprintln!(
+            "error: sartd fib: the kernel FIB is built into sartd bgp; run `sartd bgp --fib kernel` \
+             (or set fib_table / --table-id) instead"
+        );
+        return ExitCode::from(2);
+    };
+    let described = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|text| sartd::fib::channels::parse(&text))
+        .and_then(|c| sartd::fib::channels::describe(&c));
+    match described {
+        Ok(lines) => {
+            for l in lines {
+                tracing::info!("{l}");
+            }
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sartd fib: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate() => {}
+                }
+            });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: sartd fib: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(clap::Args)]
 struct InstallCniArgs {
     /// The conflist to install (its file name is kept).
-    #[arg(long, default_value = "/etc/sart/cni/10-sart.conflist")]
+    #[arg(long, default_value = DEFAULT_CONFLIST)]
     conflist: std::path::PathBuf,
     /// The node's CNI binary directory.
     #[arg(long, default_value = "/opt/cni/bin")]
@@ -60,11 +118,13 @@ struct InstallCniArgs {
     binary: Option<std::path::PathBuf>,
 }
 
+const DEFAULT_CONFLIST: &str = "/etc/sart/cni/10-sart.conflist";
+
 /// Where sart's image keeps the plugin (see Dockerfile): not on PATH, it is for the node.
 const IMAGE_CNI_BINARY: &str = "/opt/sart/bin/sart-cni";
 
-fn install_cni(args: InstallCniArgs) -> ExitCode {
-    let binary = args.binary.or_else(|| {
+fn cni_binary(given: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    given.or_else(|| {
         let beside = std::env::current_exe()
             .ok()
             .map(|p| p.with_file_name("sart-cni"))?;
@@ -73,21 +133,66 @@ fn install_cni(args: InstallCniArgs) -> ExitCode {
         } else {
             IMAGE_CNI_BINARY.into()
         })
-    });
-    let Some(binary) = binary else {
+    })
+}
+
+fn install_cni(args: InstallCniArgs) -> ExitCode {
+    let Some(binary) = cni_binary(args.binary) else {
         eprintln!("sartd install-cni: cannot tell where sart-cni is: pass --binary");
         return ExitCode::FAILURE;
     };
-    let i = sartd::install_cni::Install {
+    let (conflist_name, conflist) = match sartd::install_cni::read_conflist(&args.conflist) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sartd install-cni: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run_install(sartd::install_cni::Install {
         binary,
-        conflist: args.conflist,
+        conflist_name,
+        conflist,
         bin_dir: args.bin_dir,
         conf_dir: args.conf_dir,
+    })
+}
+
+/// sart's init container runs `cni-installer` with its conflist in `CNI_NETCONF`: ours is
+/// installed from it, pointed at the agent's socket, beside sart's directories.
+fn sart_cni_installer() -> ExitCode {
+    let Some(binary) = cni_binary(None) else {
+        eprintln!("cni-installer: cannot tell where sart-cni is");
+        return ExitCode::FAILURE;
     };
+    let conflist = match std::env::var("CNI_NETCONF") {
+        Ok(text) => sartd::install_cni::from_sart_netconf(&text, "unix:///run/sart/cni.sock"),
+        Err(_) => sartd::install_cni::read_conflist(std::path::Path::new(DEFAULT_CONFLIST))
+            .map(|(_, body)| body),
+    };
+    let conflist = match conflist {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cni-installer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run_install(sartd::install_cni::Install {
+        binary,
+        conflist_name: "10-sart.conflist".into(),
+        conflist,
+        bin_dir: "/opt/cni/bin".into(),
+        conf_dir: "/etc/cni/net.d".into(),
+    })
+}
+
+fn run_install(i: sartd::install_cni::Install) -> ExitCode {
     match sartd::install_cni::install(&i) {
-        Ok(written) => {
-            for p in written {
+        Ok(done) => {
+            for p in done.written {
                 println!("installed {}", p.display());
+            }
+            for (from, to) in done.set_aside {
+                println!("set aside {} as {}", from.display(), to.display());
             }
             ExitCode::SUCCESS
         }
@@ -118,9 +223,10 @@ struct AgentArgs {
     /// Seconds between full resynchronisations with the speaker.
     #[arg(long, default_value_t = 10)]
     resync: u64,
-    /// `cni` and `dual` also serve `sart-cni` on `--cni-socket` and set up pods' networks.
-    #[arg(long, value_enum, default_value_t = Mode::Lb)]
-    mode: Mode,
+    /// `cni` and `dual` also serve `sart-cni` on `--cni-socket` and set up pods' networks
+    /// [default: lb].
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
     /// The unix socket `sart-cni` calls (cni, dual).
     #[arg(long, default_value = "/run/sart/cni.sock")]
     cni_socket: std::path::PathBuf,
@@ -144,13 +250,16 @@ struct AgentArgs {
     /// CIDR); comma-separated or repeated.
     #[arg(long, value_delimiter = ',')]
     no_masquerade: Vec<ipnet::IpNet>,
-    /// Where `/metrics` (sart_agent_*), `/healthz` and `/readyz` are served (plain HTTP).
-    #[arg(long, default_value = "0.0.0.0:7473")]
+    /// Where `/metrics` (sart_agent_*), `/healthz` and `/readyz` are served (plain HTTP; sart's
+    /// port, where its manifests probe).
+    #[arg(long, default_value = "0.0.0.0:8000")]
     http_addr: std::net::SocketAddr,
     /// The only namespace BGPPeer passwordSecretRefs may name (and their default): every agent
     /// can read every Secret there, so keep only BGP passwords and BFD keys in it.
     #[arg(long, default_value = "sart-bgp-secrets")]
     password_namespace: String,
+    #[command(flatten)]
+    upstream: upstream::Flags,
 }
 
 /// The node's name: the flag or `NODE_NAME`, else `HOSTNAME` (a hostNetwork pod's host name is
@@ -162,18 +271,39 @@ fn node_name(given: Option<String>, hostname: Option<String>) -> Option<String> 
         .filter(|n| !n.is_empty())
 }
 
+/// sart's flags and file in our terms, its ignored parts logged; `None` after saying why not.
+fn upstream_flags(daemon: upstream::Daemon, flags: &upstream::Flags) -> Option<upstream::Resolved> {
+    match upstream::load(daemon, flags) {
+        Ok(r) => {
+            for line in &r.ignored {
+                tracing::warn!("{line}");
+            }
+            Some(r)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
 fn agent(args: AgentArgs) -> ExitCode {
     let Some(node) = node_name(args.node_name, std::env::var("HOSTNAME").ok()) else {
         eprintln!("error: sartd agent: no node name: pass --node-name or set NODE_NAME");
         return ExitCode::from(2);
     };
+    let Some(up) = upstream_flags(upstream::Daemon::Agent, &args.upstream) else {
+        return ExitCode::from(2);
+    };
+    let mode = args.mode.or(up.mode).unwrap_or(Mode::Lb);
+    let cni_socket = up.cni_socket.unwrap_or(args.cni_socket);
     let opts = sartd::kubernetes::agent::Options {
         node: node.clone(),
         speaker: args.speaker,
         resync: std::time::Duration::from_secs(args.resync.max(1)),
-        cni: (args.mode != Mode::Lb).then(|| {
+        cni: (mode != Mode::Lb).then(|| {
             (
-                args.cni_socket,
+                cni_socket,
                 sartd::kubernetes::agent::pods::PodOptions {
                     node,
                     state_dir: args.cni_state_dir,
@@ -185,7 +315,7 @@ fn agent(args: AgentArgs) -> ExitCode {
                 },
             )
         }),
-        http: args.http_addr,
+        http: upstream::with_port(args.http_addr, up.http_port),
         password_namespace: args.password_namespace,
     };
     block_on("agent", |client| async move {
@@ -243,9 +373,9 @@ struct ControllerArgs {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// `lb` and `dual` handle LoadBalancer Services; `cni` and `dual` hand out pod address
-    /// blocks (BlockRequest → AddressBlock).
-    #[arg(long, value_enum, default_value_t = Mode::Dual)]
-    mode: Mode,
+    /// blocks (BlockRequest → AddressBlock) [default: dual].
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
     /// The controller's namespace (where its own webhook certificate Secret is kept).
     #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
     namespace: String,
@@ -259,9 +389,10 @@ struct ControllerArgs {
     #[arg(long)]
     no_webhook: bool,
     /// A mounted webhook certificate (`tls.crt`, `tls.key`), e.g. from cert-manager. Without
-    /// one the controller makes its own and keeps it in the Secret `--webhook-secret`.
-    #[arg(long, default_value = "/etc/sart/webhook-cert")]
-    webhook_cert_dir: std::path::PathBuf,
+    /// one the controller makes its own and keeps it in the Secret `--webhook-secret`
+    /// [default: /etc/sart/webhook-cert, else sart's /etc/sartd/cert where one is mounted].
+    #[arg(long)]
+    webhook_cert_dir: Option<std::path::PathBuf>,
     #[arg(long, default_value = "sart-webhook-server-cert")]
     webhook_secret: String,
     /// Names (or addresses) our own certificate is made for; repeatable (default:
@@ -273,9 +404,46 @@ struct ControllerArgs {
     validating_webhook_configuration: String,
     #[arg(long, default_value = "sart-mutating-webhook-configuration")]
     mutating_webhook_configuration: String,
+    #[command(flatten)]
+    upstream: upstream::Flags,
+}
+
+/// Where sart's manifests mount the webhook certificate.
+const SART_CERT_DIR: &str = "/etc/sartd/cert";
+
+/// The webhook certificate directory: ours unless only sart's is mounted.
+fn default_cert_dir() -> std::path::PathBuf {
+    let ours = std::path::Path::new("/etc/sart/webhook-cert");
+    let sart = std::path::Path::new(SART_CERT_DIR);
+    if !ours.exists() && sart.join("tls.crt").exists() {
+        sart.into()
+    } else {
+        ours.into()
+    }
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
+    let Some(up) = upstream_flags(upstream::Daemon::Controller, &args.upstream) else {
+        return ExitCode::from(2);
+    };
+    let tls_dir = match &up.tls {
+        Some((cert, key)) => match upstream::cert_dir(cert, key) {
+            Some(d) => Some(d),
+            None => {
+                eprintln!(
+                    "error: sartd controller: the webhook certificate is read as tls.crt and \
+                     tls.key of one directory: pass it as --webhook-cert-dir"
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let cert_dir = args
+        .webhook_cert_dir
+        .or(tls_dir)
+        .unwrap_or_else(default_cert_dir);
+    let mode = args.mode.or(up.mode).unwrap_or(Mode::Dual);
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_owned())
@@ -284,12 +452,13 @@ fn controller(args: ControllerArgs) -> ExitCode {
     let opts = sartd::kubernetes::controller::Options {
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
-        services: args.mode != Mode::Cni,
-        pods: args.mode != Mode::Lb,
+        services: mode != Mode::Cni,
+        pods: mode != Mode::Lb,
         metrics: sartd::kubernetes::metrics::Metrics::default(),
     };
     let metrics = opts.metrics.clone();
-    let http_bind = args.http_bind;
+    let http_bind = upstream::with_port(args.http_bind, up.http_port);
+    let webhook_bind = upstream::with_port(args.webhook_bind, up.https_port);
     let webhook = (!args.no_webhook).then(|| {
         let hosts = if args.webhook_hosts.is_empty() {
             vec![
@@ -300,8 +469,8 @@ fn controller(args: ControllerArgs) -> ExitCode {
             args.webhook_hosts
         };
         sartd::kubernetes::webhook::Options {
-            bind: args.webhook_bind,
-            cert_dir: args.webhook_cert_dir,
+            bind: webhook_bind,
+            cert_dir,
             secret: (args.namespace, args.webhook_secret),
             hosts,
             configurations: (
@@ -339,32 +508,47 @@ async fn terminate() {
     }
 }
 
-fn logging(level: &str, format: LogFormat) {
+fn logging(level: &str, format: LogFormat, file: Option<&std::path::Path>) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if let Some(path) = file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("log file {}: {e}", path.display()))?;
+        let b = b.with_ansi(false).with_writer(std::sync::Mutex::new(f));
+        match format {
+            LogFormat::Plain => b.init(),
+            LogFormat::Json => b.json().init(),
+        }
+        return Ok(());
+    }
     // Colours only for a person at a terminal: `kubectl logs` and log collectors get plain text.
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let b = b
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => b.init(),
         LogFormat::Json => b.json().init(),
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().map(std::path::PathBuf::from);
+    if argv0.as_deref().and_then(|p| p.file_name()) == Some("cni-installer".as_ref()) {
+        return sart_cni_installer();
+    }
     let cli = Cli::parse();
-    logging(&cli.level, cli.format);
+    if let Err(e) = logging(&cli.level, cli.format, cli.log_file.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Bgp(args) => bgp::main(args),
-        Command::Fib => {
-            eprintln!(
-                "error: sartd fib: the kernel FIB is built into sartd bgp; run `sartd bgp --fib kernel` \
-                 (or set fib_table / --table-id) instead"
-            );
-            ExitCode::from(2)
-        }
+        Command::Fib(args) => fib(args),
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),
         Command::InstallCni(args) => install_cni(args),

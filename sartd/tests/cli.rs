@@ -49,3 +49,123 @@ fn agent_without_a_node_name_is_refused_with_a_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no node name"), "{err}");
 }
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sartd-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn fib_sidecar_with_sarts_channel_file_stays_up_and_refuses_redistribution() {
+    let d = tmp("fib");
+    let ok = d.join("fib-config.yaml");
+    std::fs::write(
+        &ok,
+        "endpoint: 127.0.0.1:5001\nchannels:\n  - name: bgp-to-kernel\n    ip_version: ipv4\n    \
+         subscribers:\n      - protocol: bgp\n        endpoint: 127.0.0.1:5010\n    publishers:\n      \
+         - protocol: kernel\n        tables:\n          - 254\n",
+    )
+    .unwrap();
+    let mut child = sartd()
+        .args(["fib", "-f"])
+        .arg(&ok)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(running, "sartd fib exited: {err}");
+    assert!(err.contains("installed by sartd bgp itself"), "{err}");
+
+    let redistribute = d.join("redistribute.yaml");
+    std::fs::write(
+        &redistribute,
+        "channels:\n- name: kernel-to-bgp\n  subscribers: [{protocol: kernel, tables: [8]}]\n  \
+         publishers: [{protocol: bgp, endpoint: 127.0.0.1:5000}]\n",
+    )
+    .unwrap();
+    let out = sartd()
+        .args(["fib", "-f"])
+        .arg(&redistribute)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kernel-to-bgp"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn sarts_agent_and_controller_flags_are_accepted() {
+    // Past the command line, each stops at the missing cluster (exit 1), not at a flag (exit 2).
+    let d = tmp("flags");
+    let kubeconfig = d.join("none");
+    let log = d.join("agent.log");
+    let out = sartd()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOSTNAME", "worker-1")
+        .arg("-o")
+        .arg(&log)
+        .args([
+            "agent",
+            "--mode=cni",
+            "--cni-endpoint=0.0.0.0:6000",
+            "--http-port=0",
+        ])
+        .args(["--peer-state-watcher=0.0.0.0:5003", "-e", "0.0.0.0:5002"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("cni endpoint 0.0.0.0:6000 ignored"),
+        "{logged}"
+    );
+    assert!(logged.contains("peer state watcher ignored"), "{logged}");
+
+    let out = sartd()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["controller", "--http-port=0", "--https-port=0", "-e", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = sartd()
+        .args(["controller", "--tls-cert=/nowhere/tls.crt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("go together"));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn called_cni_installer_it_is_sarts_installer() {
+    // Without CNI_NETCONF it reads our default conflist, absent here: it fails before writing
+    // to the host's CNI directories.
+    let default = std::path::Path::new("/etc/sart/cni/10-sart.conflist");
+    assert!(
+        !default.exists(),
+        "{} exists: this test would install it",
+        default.display()
+    );
+    let d = tmp("installer");
+    let link = d.join("cni-installer");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sartd"), &link).unwrap();
+    let out = Command::new(&link)
+        .env_remove("CNI_NETCONF")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("cni-installer: /etc/sart/cni/10-sart.conflist"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

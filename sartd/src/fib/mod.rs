@@ -18,6 +18,7 @@
 //! - Exit: with graceful restart the routes stay (peers keep forwarding to us, we keep
 //!   forwarding to them); without, they are removed.
 
+pub mod channels;
 pub mod kernel;
 pub mod plan;
 

@@ -234,7 +234,7 @@ fn block_requests(lab: &Lab) -> Result<(u64, u64)> {
             &[
                 "get",
                 "--raw",
-                &format!("/api/v1/namespaces/kube-system/pods/{name}:7473/proxy/metrics"),
+                &format!("/api/v1/namespaces/kube-system/pods/{name}:8000/proxy/metrics"),
             ],
             None,
         )?;

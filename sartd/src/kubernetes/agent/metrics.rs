@@ -1,5 +1,5 @@
 //! Prometheus metrics of `sartd agent`, served at `/metrics` with `/healthz` and `/readyz` (see
-//! [`crate::health`]) on `--http-addr` (sart's port 7473).
+//! [`crate::health`]) on `--http-addr` (sart's port 8000).
 //!
 //! - `sart_agent_syncs_total{result}`: runs of the plan against the speaker, by outcome.
 //! - `sart_agent_established_sessions`: the node's Established BGP sessions at the last sync.
