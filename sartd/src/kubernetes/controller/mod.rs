@@ -16,6 +16,7 @@ mod recent;
 pub mod reservations;
 pub mod service;
 pub mod service_gone;
+pub mod takeover;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -608,7 +609,11 @@ async fn serve(client: Client, opts: Options) -> Result<(), Error> {
         }
     }));
 
+    // What an earlier sart left (its finalizers, its Service blocks).
+    let mut takeover_task = Task(tokio::spawn(takeover::run(client.clone())));
+
     tokio::select! {
+        _ = &mut takeover_task.0 => Ok(()),
         _ = &mut reservation_task.0 => Ok(()),
         _ = &mut pool_task.0 => Ok(()),
         _ = &mut svc_task.0 => Ok(()),
