@@ -164,7 +164,7 @@ fn peer_json(p: &v1::Peer) -> Value {
         "asn": p.asn,
         "routerId": p.router_id,
         "state": state_name(p.state),
-        "uptime": p.uptime,
+        "uptime": p.uptime_seconds,
         // What the session runs with once Established (sart's meaning), else what is set.
         "holdTime": if p.negotiated_hold_time > 0 { p.negotiated_hold_time } else { p.hold_time },
         "keepAliveTime": p.negotiated_keepalive_time,
@@ -243,7 +243,7 @@ fn path_json(p: &v1::Path) -> Value {
         "best": p.best,
         "multipath": p.multipath,
         "reason": p.reason,
-        "timestamp": p.timestamp,
+        "timestamp": p.timestamp.as_ref().map(|t| t.seconds.to_string()).unwrap_or_default(),
     })
 }
 
@@ -354,8 +354,8 @@ fn peers_out(peers: &[v1::Peer], output: Output) -> String {
                         p.asn.to_string(),
                         p.router_id.clone(),
                         state_name(p.state).to_string(),
-                        if p.uptime > 0 {
-                            format!("{}s", p.uptime)
+                        if p.uptime_seconds > 0 {
+                            format!("{}s", p.uptime_seconds)
                         } else {
                             "-".to_string()
                         },

@@ -51,9 +51,19 @@ fn args(env: &Env, conf_json: &str, prev: Option<&serde_json::Value>) -> pb::Arg
         netns: env.netns.clone().unwrap_or_default(),
         ifname: env.ifname.clone().unwrap_or_default(),
         path: Vec::new(),
-        args: env.args.clone().into_iter().collect(),
-        conf: conf_json.to_owned(),
-        prev_result: prev.map(|p| p.to_string()).unwrap_or_default(),
+        // Both forms: the pairs for us, the runtime's K=V;K=V for sart's agent.
+        args: env
+            .args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+        args_map: env.args.clone().into_iter().collect(),
+        conf_json: conf_json.to_owned(),
+        prev_result_json: prev.map(|p| p.to_string()).unwrap_or_default(),
+        prev_result: None,
+        conf: None,
+        data: String::new(),
     }
 }
 

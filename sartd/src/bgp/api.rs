@@ -308,7 +308,10 @@ fn path(r: &RouteView) -> v1::Path {
         peer_asn: r.peer_asn,
         peer_addr: r.peer.map(|p| p.to_string()).unwrap_or_default(),
         best: r.best,
-        timestamp: r.since.to_string(),
+        timestamp: Some(prost_types::Timestamp {
+            seconds: i64::from(r.since),
+            nanos: 0,
+        }),
         path_id: r.path_id,
         communities: a.communities.iter().map(|c| c.to_string()).collect(),
         large_communities: a.large_communities.iter().map(|c| c.to_string()).collect(),
@@ -381,7 +384,11 @@ fn peer(n: &request::NeighborView) -> v1::Peer {
                 }
             })
             .collect(),
-        uptime: s.established_at.map_or(0, |t| now.saturating_sub(t)),
+        uptime: s.established_at.map(|t| prost_types::Timestamp {
+            seconds: i64::try_from(t).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+        uptime_seconds: s.established_at.map_or(0, |t| now.saturating_sub(t)),
         send_counter: Some(counter(&s.sent)),
         recv_counter: Some(counter(&s.received)),
         state: s.state.api_number(),

@@ -477,7 +477,11 @@ impl PodNetwork {
 
     /// Chooses and takes the attachment's addresses and records them.
     async fn allocate(&self, a: &pb::Args, att: &Attachment) -> Result<Stored, Status> {
-        let (ns, name) = match (a.args.get("K8S_POD_NAMESPACE"), a.args.get("K8S_POD_NAME")) {
+        let cni_args = cni_args(a);
+        let (ns, name) = match (
+            cni_args.get("K8S_POD_NAMESPACE"),
+            cni_args.get("K8S_POD_NAME"),
+        ) {
             (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => (ns, name),
             _ => {
                 return Err(Status::invalid_argument(
@@ -487,7 +491,7 @@ impl PodNetwork {
         };
         // The runtime names the pod's uid (kubelet does): a cached pod of another uid is an
         // older pod of the same name the watch has not seen go yet.
-        let uid = a.args.get("K8S_POD_UID").filter(|u| !u.is_empty());
+        let uid = cni_args.get("K8S_POD_UID").filter(|u| !u.is_empty());
         let cached = self
             .pods
             .get(&ObjectRef::new(name).within(ns))
@@ -625,7 +629,7 @@ impl PodNetwork {
         pod: &Pod,
         choice: &pod_pool::Choice,
     ) -> Result<Stored, Status> {
-        let network = network_name(&a.conf);
+        let network = network_name(&a.conf_json);
         let chosen: Vec<String> = match &choice {
             pod_pool::Choice::Pools(p) => p.clone(),
             pod_pool::Choice::Static(_) => Vec::new(),
@@ -1428,6 +1432,18 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// CNI_ARGS as key/value pairs: split by our sart-cni, else (sart's) as the runtime wrote them.
+fn cni_args(a: &pb::Args) -> std::collections::HashMap<String, String> {
+    if !a.args_map.is_empty() {
+        return a.args_map.clone();
+    }
+    a.args
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 fn attachment(a: &pb::Args) -> Result<Attachment, Status> {
     if a.container_id.is_empty() || a.ifname.is_empty() {
         return Err(Status::invalid_argument(
@@ -1458,6 +1474,8 @@ fn result(link: &PodLink, made: &podnet::Made) -> pb::CniResult {
         .map(|ip| pb::RouteConf {
             dst: if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.into(),
             gw: link.gateways.for_ip(*ip).to_string(),
+            mtu: 0,
+            advmss: 0,
         })
         .collect();
     pb::CniResult {
@@ -1477,5 +1495,29 @@ fn result(link: &PodLink, made: &podnet::Made) -> pb::CniResult {
         ],
         ips,
         routes,
+        dns: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cni_args_from_our_pairs_or_sarts_string() {
+        let ours = pb::Args {
+            args: "K8S_POD_NAME=ignored".into(),
+            args_map: [("K8S_POD_NAME".to_owned(), "web-0".to_owned())].into(),
+            ..Default::default()
+        };
+        assert_eq!(cni_args(&ours)["K8S_POD_NAME"], "web-0");
+        let sarts = pb::Args {
+            args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;junk".into(),
+            ..Default::default()
+        };
+        let a = cni_args(&sarts);
+        assert_eq!(a["K8S_POD_NAMESPACE"], "default");
+        assert_eq!(a["K8S_POD_NAME"], "web-0");
+        assert_eq!(a.len(), 3);
     }
 }
