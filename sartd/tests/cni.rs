@@ -14,14 +14,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
+use common::cni::*;
 use common::*;
 use testkube::node::NodeLab;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use interop::sartd::sartd_binary;
-use interop::{Netns, wait_route, wait_route_gone};
+use interop::{wait_route, wait_route_gone};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use sartd::kubernetes::crd::{AddressBlock, AddressPool};
@@ -29,136 +29,6 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NODE: &str = "cni1";
-
-fn sart_cni() -> PathBuf {
-    sartd_binary().with_file_name("sart-cni")
-}
-
-/// One plugin run as a runtime runs it, from inside the node's namespace.
-fn plugin(node: &Netns, bin: &Path, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
-    let (ok, v) = run_plugin(node, bin, env, conf);
-    if !ok {
-        eprintln!("{} failed: {v}", bin.display());
-    }
-    (ok, v)
-}
-
-/// A pod: its network namespace and its Pod object.
-struct PodNs {
-    name: String,
-    namespace: String,
-    netns: Netns,
-    id: String,
-}
-
-impl PodNs {
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.netns.name())
-    }
-
-    fn args(&self) -> String {
-        format!(
-            "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
-            self.namespace, self.name, self.id
-        )
-    }
-}
-
-struct Harness<'a> {
-    lab: &'a NodeLab,
-    client: kube::Client,
-    endpoint: String,
-}
-
-impl Harness<'_> {
-    fn conf(&self, version: &str) -> Value {
-        json!({"cniVersion": version, "name": "sart-network", "type": "sart-cni",
-            "endpoint": self.endpoint, "timeout": 30})
-    }
-
-    async fn pod(&self, namespace: &str, name: &str, annotations: Value) -> PodNs {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name, "annotations": annotations},
-            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "none"}]}
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &p).await.unwrap();
-        PodNs {
-            name: name.into(),
-            namespace: namespace.into(),
-            netns: Netns::new(name).unwrap(),
-            id: format!("{namespace}-{name}-0123456789abcdef"),
-        }
-    }
-
-    fn call(&self, cmd: &str, pod: &PodNs, conf: &Value) -> (bool, Value) {
-        let (path, args) = (pod.path(), pod.args());
-        plugin(
-            &self.lab.node_ns,
-            &sart_cni(),
-            &[
-                ("CNI_COMMAND", cmd),
-                ("CNI_CONTAINERID", &pod.id),
-                ("CNI_NETNS", &path),
-                ("CNI_IFNAME", "eth0"),
-                ("CNI_ARGS", &args),
-                ("CNI_PATH", "/usr/lib/cni"),
-            ],
-            conf,
-        )
-    }
-
-    /// ADD in `version`; the pod's addresses as the result gives them.
-    fn add(&self, pod: &PodNs, version: &str) -> Vec<String> {
-        let (ok, r) = self.call("ADD", pod, &self.conf(version));
-        assert!(ok, "ADD {}: {r}", pod.name);
-        assert_eq!(r["cniVersion"], version);
-        addresses(&r)
-    }
-
-    fn records(&self) -> usize {
-        self.lab.records()
-    }
-
-    /// Pod veths on the node, once the deletions DEL started are done (the kernel takes tens of
-    /// milliseconds to unregister one, after DEL returned).
-    fn veths(&self) -> usize {
-        let mut last = self.lab.pod_veths().unwrap();
-        for _ in 0..40 {
-            std::thread::sleep(Duration::from_millis(50));
-            let now = self.lab.pod_veths().unwrap();
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-        last
-    }
-}
-
-fn addresses(r: &Value) -> Vec<String> {
-    r["ips"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|i| i["address"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn host(cidr: &str) -> &str {
-    cidr.split('/').next().unwrap()
-}
-
-fn ping(from: &Netns, to: &str) -> bool {
-    from.exec(&["ping", "-c1", "-W2", to]).is_ok()
-}
-
-fn code(v: &Value) -> Option<u64> {
-    v["code"].as_u64()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_get_addresses_routes_and_blocks() {
@@ -210,6 +80,7 @@ async fn pods_get_addresses_routes_and_blocks() {
         lab: &lab,
         client: client.clone(),
         endpoint: format!("unix://{}", lab.cni_socket.display()),
+        node: NODE,
     };
 
     // STATUS turns ready once the agent has the cluster and a session.

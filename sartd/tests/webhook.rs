@@ -222,6 +222,52 @@ async fn webhooks_guard_sart_objects() {
     );
     refused(cluster, &wrong, "n7");
 
+    // sart's Service webhook, left in the mutating configuration by an earlier install
+    // (failurePolicy Fail): Services are still admitted, unchanged.
+    let ca = vwc
+        .get("sart-validating-webhook-configuration")
+        .await
+        .unwrap()
+        .webhooks
+        .unwrap_or_default()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .unwrap();
+    let leftover = serde_json::json!([{"op": "add", "path": "/webhooks/-", "value": {
+        "name": "mservice.kb.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate-v1-service"),
+                         "caBundle": ca},
+        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                   "resources": ["services"]}]}}]);
+    ok(kubectl(
+        cluster,
+        &[
+            "patch",
+            "mutatingwebhookconfiguration",
+            "sart-mutating-webhook-configuration",
+            "--type=json",
+            "-p",
+            &leftover.to_string(),
+        ],
+    ));
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: behind-sarts-webhook, namespace: default}\nspec: {ports: [{port: 80}]}\n";
+    eventually(
+        "a Service admitted through sart's Service webhook",
+        WAIT,
+        || async {
+            try_apply(cluster, svc)?;
+            let counted = metrics.render().unwrap_or_default();
+            if counted.contains("mutate-service") {
+                Ok(())
+            } else {
+                Err("not called yet".to_owned())
+            }
+        },
+    )
+    .await;
+
     // Pod blocks name their node, and carry it as a label.
     refused(cluster, &block("b0", None), "spec.nodeRef");
     try_apply(cluster, &block("b0", Some("n1"))).unwrap();

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // test code
 
+pub mod cni;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 //! BGPAdvertisement status. Peer state changes arrive on the speaker's Watch stream, so
 //! `kubectl get bgppeer` follows sessions without polling.
 
+pub mod adopt;
 pub mod cni;
 pub mod forwarding;
 pub mod guard;
@@ -264,6 +265,13 @@ async fn pods_loop(
         .map_err(|e| Error::Cache(e.to_string()))?;
     let n = net.restore()?;
     info!(attachments = n, "CNI records restored");
+    // Before any ADD: addresses of running pods no record names stay theirs.
+    match net.adopt().await {
+        Ok(0) => {}
+        Ok(adopted) => info!(pods = adopted, "running pods adopted"),
+        Err(e) => warn!(error = %e, "looking for running pods with no record"),
+    }
+    // After adoption: the veths of adopted pods are named by their records now.
     match net.sweep().await {
         Ok(0) => {}
         Ok(swept) => info!(veths = swept, "removed veths no record names"),

@@ -262,6 +262,16 @@ impl NodeIpam {
         &self.loans
     }
 
+    /// The block of this node `ip` lies in: one of its own, or a host block borrowed for it
+    /// (the narrowest).
+    pub fn block_of(&self, ip: IpAddr) -> Option<&str> {
+        self.blocks
+            .iter()
+            .filter(|(_, b)| b.alloc.range().contains(&ip))
+            .max_by_key(|(_, b)| b.alloc.range().prefix_len())
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The attachment holding `ip`, if a pod of this node has it.
     pub fn holder(&self, ip: IpAddr) -> Option<&Attachment> {
         self.records
@@ -489,6 +499,24 @@ mod tests {
             Allocation::Done(ips) => ips.iter().map(ToString::to_string).collect(),
             other => panic!("expected addresses, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn block_of_finds_the_narrowest_block_holding_an_address() {
+        let mut n = NodeIpam::default();
+        n.add_block("pods-0", "pods", "198.18.0.0/29".parse().unwrap())
+            .unwrap();
+        n.add_borrowed(
+            "pods-host-198.18.9.5",
+            "pods",
+            "198.18.9.5".parse().unwrap(),
+            true,
+        )
+        .unwrap();
+        let at = |s: &str| n.block_of(s.parse().unwrap());
+        assert_eq!(at("198.18.0.7"), Some("pods-0"));
+        assert_eq!(at("198.18.9.5"), Some("pods-host-198.18.9.5"));
+        assert_eq!(at("198.18.0.8"), None);
     }
 
     #[test]

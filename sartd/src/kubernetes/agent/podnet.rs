@@ -165,6 +165,7 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
 const ESRCH: i32 = 3;
+const ENOENT: i32 = 2;
 
 /// Runs `f` on a fresh OS thread with a current-thread runtime, and waits for it without
 /// blocking the caller's runtime.
@@ -542,6 +543,174 @@ pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, N
             }
         }
         Ok(n)
+    })
+    .await
+}
+
+fn route_table(r: &rtnetlink::packet_route::route::RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+/// Every host route to a pod address of the pod route protocol, in the main table and in
+/// sart's table 120, with the veth it goes through (see [`super::adopt`]).
+pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
+    use super::adopt::{MAIN_TABLE, PodRoute, SART_TABLE};
+    on_thread("sart-podnet", move || async move {
+        let h = connect()?;
+        let links: Vec<LinkMessage> = h
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing interfaces"))?;
+        let mut out = Vec::new();
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let routes: Vec<_> = match h.route().get(query).execute().try_collect().await {
+                Ok(r) => r,
+                Err(e) if errno(&e) == Some(ESRCH) => Vec::new(),
+                Err(e) => return Err(nl("reading routes")(e)),
+            };
+            for r in routes {
+                let table = route_table(&r);
+                let host_len = r.header.destination_prefix_length == 32
+                    || r.header.destination_prefix_length == 128;
+                if !host_len
+                    || r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
+                    || (table != MAIN_TABLE && table != SART_TABLE)
+                {
+                    continue;
+                }
+                let dst = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
+                    _ => None,
+                });
+                let oif = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(o) => Some(*o),
+                    _ => None,
+                });
+                let link = oif.and_then(|o| links.iter().find(|l| l.header.index == o));
+                let (Some(ip), Some(link)) = (dst, link) else {
+                    continue;
+                };
+                let attr =
+                    |f: fn(&LinkAttribute) -> Option<String>| link.attributes.iter().find_map(f);
+                let Some(name) = attr(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                }) else {
+                    continue;
+                };
+                out.push(PodRoute {
+                    ip,
+                    table,
+                    link: name,
+                    alias: attr(|a| match a {
+                        LinkAttribute::IfAlias(s) => Some(s.clone()),
+                        _ => None,
+                    }),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// Moves an adopted pod's routes from sart's table 120 to the main table, through the same
+/// veth, and puts the veth in the pod link group (source validation covers it from then on).
+pub async fn migrate(host_ifname: String, ips: Vec<IpAddr>) -> Result<(), NetError> {
+    on_thread("sart-podnet", move || async move {
+        let h = connect()?;
+        let l = link_by_name(&h, &host_ifname)
+            .await?
+            .ok_or_else(|| NetError::NoLink(host_ifname.clone()))?;
+        let index = l.header.index;
+        for ip in &ips {
+            add_link_route(&h, index, *ip, ROUTE_PROTOCOL).await?;
+            let mut old = link_route(index, *ip, ROUTE_PROTOCOL);
+            old.attributes
+                .retain(|a| !matches!(a, RouteAttribute::Table(_)));
+            old.header.table = super::adopt::SART_TABLE as u8;
+            match h.route().del(old).execute().await {
+                Ok(()) => {}
+                Err(e) if matches!(errno(&e), Some(ESRCH) | Some(ENODEV)) => {}
+                Err(e) => return Err(nl(format!("removing sart's route to {ip}"))(e)),
+            }
+        }
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .link_group(POD_LINK_GROUP)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("putting {host_ifname} in the pod link group")))
+    })
+    .await
+}
+
+/// Removes sart's `ip rule … lookup 120` (both families) once no route is left in table 120.
+/// Whether it was removed (or was not there).
+pub async fn drop_sart_rule() -> Result<bool, NetError> {
+    use rtnetlink::IpVersion;
+    use rtnetlink::packet_route::rule::RuleAttribute;
+    on_thread("sart-podnet", move || async move {
+        let h = connect()?;
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let routes: Vec<_> = match h.route().get(query).execute().try_collect().await {
+                Ok(r) => r,
+                Err(e) if errno(&e) == Some(ESRCH) => Vec::new(),
+                Err(e) => return Err(nl("reading routes")(e)),
+            };
+            if routes
+                .iter()
+                .any(|r| route_table(r) == super::adopt::SART_TABLE)
+            {
+                return Ok(false);
+            }
+        }
+        for v in [IpVersion::V4, IpVersion::V6] {
+            let rules: Vec<_> = h
+                .rule()
+                .get(v)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(nl("reading rules"))?;
+            for r in rules {
+                let table = r
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RuleAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(r.header.table));
+                if table == super::adopt::SART_TABLE {
+                    match h.rule().del(r).execute().await {
+                        Ok(()) => {}
+                        Err(e) if matches!(errno(&e), Some(ESRCH) | Some(ENOENT)) => {}
+                        Err(e) => return Err(nl("removing sart's rule for table 120")(e)),
+                    }
+                }
+            }
+        }
+        Ok(true)
     })
     .await
 }

@@ -355,6 +355,70 @@ impl PodNetwork {
         Ok(n)
     }
 
+    /// Records the running pods of this node that no record names, with the addresses the API
+    /// shows for them (see [`super::adopt`]), and moves sart's routes of those pods into the
+    /// main table. How many pods were taken in.
+    pub async fn adopt(&self) -> Result<usize, NetError> {
+        if let Err(e) = crate::kubernetes::cache::ready(&self.pods).await {
+            warn!(error = %e, "pods of this node unknown: none adopted");
+            return Ok(0);
+        }
+        let routes = podnet::pod_routes().await?;
+        let running: Vec<super::adopt::RunningPod> = self
+            .pods
+            .state()
+            .iter()
+            .filter_map(|p| running_pod(p))
+            .collect();
+        let plan = {
+            let st = self.lock();
+            let recorded: BTreeSet<IpAddr> = st
+                .attachments
+                .values()
+                .flat_map(|s| s.addresses.iter().map(|a| a.ip))
+                .collect();
+            super::adopt::plan(
+                &running,
+                &recorded,
+                &routes,
+                |ip| st.ipam.block_of(ip).map(str::to_owned),
+                unix_now(),
+            )
+        };
+        let mut n = 0;
+        for a in plan {
+            let s = a.stored;
+            let pod = format!("{}/{}", s.pod_namespace, s.pod_name);
+            let att = s.attachment();
+            {
+                let mut st = self.lock();
+                if let Err(e) = st.ipam.restore(att.clone(), s.record()) {
+                    warn!(pod = %pod, error = %e, "running pod not adopted");
+                    continue;
+                }
+                st.attachments.insert(att, s.clone());
+            }
+            if let Err(e) = self.save(&s).await {
+                // Still held in memory for this run; the next start adopts it again.
+                warn!(pod = %pod, error = %e, "adopted pod's record not written");
+            }
+            if !a.migrate.is_empty()
+                && let Err(e) = podnet::migrate(s.host_ifname.clone(), a.migrate.clone()).await
+            {
+                warn!(pod = %pod, error = %e, "moving sart's routes of an adopted pod");
+            }
+            let addresses: Vec<String> = s.addresses.iter().map(|a| a.ip.to_string()).collect();
+            info!(pod = %pod, addresses = ?addresses, veth = %s.host_ifname, container = %s.container_id,
+                "adopted a running pod no record named");
+            n += 1;
+        }
+        match podnet::drop_sart_rule().await {
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "removing sart's rule for table 120"),
+        }
+        Ok(n)
+    }
+
     /// Notes a veth deletion under way in `netns` (an ADD into the same namespace waits for it:
     /// the pod side's name is taken until then); forgets finished ones.
     fn deleting(&self, netns: &str, d: podnet::Deletion) {
@@ -784,9 +848,21 @@ impl PodNetwork {
                 self.undo(&s).await?;
                 info!(pod = %format!("{}/{}", s.pod_namespace, s.pod_name), veth = %s.host_ifname, "pod detached");
             }
-            // Nothing recorded: a veth of a lost record is still ours to remove.
+            // Nothing recorded under this container: a pod adopted without its container id
+            // is found by its veth; a veth of a lost record is still ours to remove.
             None => {
                 let host = podnet::host_ifname(&att.container_id, &att.ifname);
+                let adopted = self
+                    .lock()
+                    .attachments
+                    .values()
+                    .find(|s| s.host_ifname == host)
+                    .cloned();
+                if let Some(s) = adopted {
+                    self.undo(&s).await?;
+                    info!(pod = %format!("{}/{}", s.pod_namespace, s.pod_name), veth = %host, "adopted pod detached");
+                    return Ok(());
+                }
                 if let Some(d) = podnet::teardown(host.clone(), Vec::new())
                     .await
                     .map_err(|e| net_status(&e))?
@@ -1430,6 +1506,30 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A pod of this node whose addresses are in use: not host-network, not finished.
+fn running_pod(p: &Pod) -> Option<super::adopt::RunningPod> {
+    let spec = p.spec.as_ref()?;
+    if spec.host_network == Some(true) || p.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = p.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let ips: Vec<IpAddr> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .filter_map(|i| i.ip.parse().ok())
+        .collect();
+    (!ips.is_empty()).then(|| super::adopt::RunningPod {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        ips,
+    })
 }
 
 /// CNI_ARGS as key/value pairs: split by our sart-cni, else (sart's) as the runtime wrote them.

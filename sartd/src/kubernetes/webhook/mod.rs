@@ -32,6 +32,10 @@ pub const VALIDATE_BGP_ADVERTISEMENT: &str =
     "/validate-sart-terassyi-net-v1alpha2-bgpadvertisement";
 pub const MUTATE_BGP_PEER: &str = "/mutate-sart-terassyi-net-v1alpha2-bgppeer";
 pub const MUTATE_ADDRESS_BLOCK: &str = "/mutate-sart-terassyi-net-v1alpha2-addressblock";
+/// sart's Service webhook (it kept released addresses in an annotation). Ours has none, but a
+/// configuration left from sart still sends every Service here with `failurePolicy: Fail`: it
+/// is answered "allowed, unchanged" rather than 404, which would block every Service.
+pub const MUTATE_SERVICE: &str = "/mutate-v1-service";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -115,8 +119,8 @@ pub async fn run(client: Client, opts: Options, metrics: Metrics) -> Result<(), 
 
 pub fn router(client: Client, metrics: Metrics) -> Router {
     let (c1, c2) = (client.clone(), client);
-    let m = [0; 5].map(|_| metrics.clone());
-    let [m1, m2, m3, m4, m5] = m;
+    let m = [0; 6].map(|_| metrics.clone());
+    let [m1, m2, m3, m4, m5, m6] = m;
     Router::new()
         .route(
             VALIDATE_ADDRESS_POOL,
@@ -156,6 +160,14 @@ pub fn router(client: Client, metrics: Metrics) -> Router {
             post(move |b: Bytes| {
                 review(b, m5.clone(), "mutate-addressblock", |r| async move {
                     mutate_block(r)
+                })
+            }),
+        )
+        .route(
+            MUTATE_SERVICE,
+            post(move |b: Bytes| {
+                review(b, m6.clone(), "mutate-service", |r| async move {
+                    AdmissionResponse::from(&r)
                 })
             }),
         )
