@@ -7,7 +7,8 @@
 //! Local with a requested address follows its endpoint; a shared address; graceful restart of
 //! a node's speaker and agent; a controller restart; a node deleted; a link cut found by BFD;
 //! a pod's forged packets (BFD Downs, foreign sources) changing nothing; the agent's rights;
-//! pools fenced by namespace for Services and pods.
+//! pools fenced by namespace for Services and pods; taking over what sart left (finalizers, its
+//! conflist, a pod it wired).
 //! Needs root and the built binaries (`make test` builds them first).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -2106,4 +2107,226 @@ fn pools_fenced_by_namespace_for_services_and_pods() {
         assert!(lab.ingress_in("team-b", name).is_empty());
     }
     assert_eq!(lab.ingress_in("team-a", "dns"), ["198.18.200.200"]);
+}
+
+/// `ip ARGS` in a node's network namespace (the node's root file system is not needed).
+fn node_ip(node: &str, args: &[&str]) -> String {
+    let (ok, out) = run(Command::new("ip")
+        .args(["netns", "exec", node, "ip"])
+        .args(args));
+    assert!(ok, "ip {} on {node}: {out}", args.join(" "));
+    out
+}
+
+/// Taking over from sart on real nodes. What sart leaves is faked on a running lab: its
+/// finalizers on a Node, an EndpointSlice and a BGPPeer; its conflist, which sorts before ours;
+/// and a pod wired its way (veth alias `<pool>/<container id>/<ifname>`, routes in table 120
+/// behind `ip rule … lookup 120`, no record of ours). Once our controller and node 2's agent
+/// restart: the finalizers are off (the controller's RBAC and admission policy as deployed
+/// allow that and nothing more), the conflist is set aside and new pods start, the pod is
+/// adopted with its container id (its routes in the main table, the rule gone, still
+/// answering), a new pod gets another address, and deleting the pod frees it.
+#[test]
+fn taking_over_from_sart_cleans_its_leftovers_and_adopts_its_pods() {
+    let lab = Lab::up("takeover");
+    let root = |p: &str| lab.dir.join("nodes").join(NODE2).join("root").join(p);
+
+    // A pod on node 2, rewired as sart wires pods.
+    let (name, (_, ips)) = lab
+        .app_pods()
+        .into_iter()
+        .find(|(_, (node, _))| node == NODE2)
+        .expect("an app pod on node 2");
+    let state = root("var/lib/sart/cni");
+    let record_of = |ip: &str| -> Option<(std::path::PathBuf, serde_json::Value)> {
+        std::fs::read_dir(&state).ok()?.flatten().find_map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
+            let has = v["addresses"]
+                .as_array()?
+                .iter()
+                .any(|a| a["ip"].as_str() == Some(ip));
+            has.then(|| (e.path(), v))
+        })
+    };
+    let (file, record) = record_of(&ips[0]).expect("the pod's record");
+    let veth = record["hostIfname"].as_str().unwrap().to_owned();
+    let cid = record["containerId"].as_str().unwrap().to_owned();
+    std::fs::remove_file(&file).unwrap();
+    node_ip(
+        NODE2,
+        &[
+            "link",
+            "set",
+            &veth,
+            "alias",
+            &format!("default-pod-pool/{cid}/eth0"),
+        ],
+    );
+    for ip in &ips {
+        let fam = if ip.contains(':') { "-6" } else { "-4" };
+        node_ip(
+            NODE2,
+            &[fam, "route", "del", ip, "dev", &veth, "proto", "50"],
+        );
+        node_ip(
+            NODE2,
+            &[
+                fam, "route", "add", ip, "dev", &veth, "table", "120", "proto", "50", "scope",
+                "link",
+            ],
+        );
+        node_ip(
+            NODE2,
+            &[fam, "rule", "add", "pref", "2000", "lookup", "120"],
+        );
+    }
+    for ip in &ips {
+        eventually("the rewired pod answers", Duration::from_secs(10), || {
+            answers(CLIENT, ip, 80, &name)
+        });
+    }
+    // sart's conflist, first in the directory, dialing a TCP port nothing serves.
+    std::fs::write(
+        root("etc/cni/net.d/10-netconf.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "sart-network", "plugins": [
+            {"type": "sart-cni", "endpoint": "http://localhost:6000", "timeout": 60},
+            {"type": "portmap", "capabilities": {"portMappings": true}}]}"#,
+    )
+    .unwrap();
+    // sart's finalizers.
+    let slice = lab.kubectl(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=app-svc-cluster",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let peer = lab.kubectl(&[
+        "get",
+        "bgppeers",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let finalize = |kind: &str, name: &str, f: &str| {
+        let patch = format!(r#"{{"metadata": {{"finalizers": ["{f}"]}}}}"#);
+        lab.kubectl(&["patch", kind, name, "--type=merge", "-p", &patch]);
+    };
+    finalize("node", NODE1, "node.sart.terassyi.net/finalizer");
+    finalize(
+        "endpointslice",
+        &slice,
+        "endpointslice.sart.terassyi.net/finalizer",
+    );
+    finalize("bgppeer", &peer, "bgppeer.sart.terassyi.net/finalizer");
+
+    // Our controller and node 2's agent start again, as after `kubectl apply` over sart.
+    let agent = lab.kube_system_pod("sartd-agent", NODE2);
+    lab.kubectl(&["-n", "kube-system", "delete", "pod", &agent]);
+    lab.kubectl(&[
+        "-n",
+        "kube-system",
+        "delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=sart-controller",
+    ]);
+    for what in ["daemonset/sartd-agent", "deployment/sart-controller"] {
+        lab.kubectl(&[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            what,
+            "--timeout=120s",
+        ]);
+    }
+
+    let finalizers = |kind: &str, name: &str| {
+        lab.kubectl(&["get", kind, name, "-o", "jsonpath={.metadata.finalizers}"])
+    };
+    eventually(
+        "sart's finalizers taken off",
+        Duration::from_secs(60),
+        || {
+            let left = [
+                finalizers("node", NODE1),
+                finalizers("endpointslice", &slice),
+                finalizers("bgppeer", &peer),
+            ];
+            if left.iter().all(|f| f.trim().is_empty() || f.trim() == "[]") {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+    assert!(root("etc/cni/net.d/10-netconf.conflist.sart-replaced").exists());
+    assert!(!root("etc/cni/net.d/10-netconf.conflist").exists());
+    // (The old agent pod may still be going: asked until the new one answers.)
+    eventually("the new agent's logs", Duration::from_secs(30), || {
+        let agent = lab.kube_system_pod("sartd-agent", NODE2);
+        let (_, installed) =
+            lab.try_kubectl(&["-n", "kube-system", "logs", &agent, "-c", "install-cni"]);
+        let (_, log) = lab.try_kubectl(&["-n", "kube-system", "logs", &agent]);
+        if installed.contains("set aside") && log.contains("adopted a running pod") {
+            Ok(())
+        } else {
+            Err(format!("{installed}\n{log}"))
+        }
+    });
+
+    // The pod is adopted under sart's container id; its routes are ours now.
+    let (_, adopted) = record_of(&ips[0]).expect("the pod recorded again");
+    assert_eq!(adopted["containerId"], cid.as_str());
+    assert_eq!(adopted["hostIfname"], veth.as_str());
+    assert_eq!(
+        node_ip(NODE2, &["-4", "route", "show", "table", "120"]).trim(),
+        ""
+    );
+    assert_eq!(
+        node_ip(NODE2, &["-6", "route", "show", "table", "120"]).trim(),
+        ""
+    );
+    for fam in ["-4", "-6"] {
+        let rules = node_ip(NODE2, &[fam, "rule", "show"]);
+        assert!(!rules.contains("lookup 120"), "{rules}");
+    }
+    for ip in &ips {
+        let main = node_ip(NODE2, &["route", "get", ip]);
+        assert!(main.contains(&format!("dev {veth}")), "{main}");
+        eventually("the adopted pod answers", Duration::from_secs(10), || {
+            answers(CLIENT, ip, 80, &name)
+        });
+    }
+
+    // A new pod on node 2 starts (through our conflist) with addresses of its own.
+    lab.apply(&pod("after-sart", NODE2, "app: after-sart", &[80]));
+    lab.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/after-sart",
+        "--timeout=60s",
+    ]);
+    let (_, _, new_ips) = lab.pod("default", "after-sart");
+    assert!(
+        !new_ips.is_empty() && new_ips.iter().all(|ip| !ips.contains(ip)),
+        "{new_ips:?} vs {ips:?}"
+    );
+    answers(CLIENT, &new_ips[0], 80, "after-sart").unwrap();
+
+    // Deleting the adopted pod frees it: the runtime's DEL names sart's container id.
+    lab.kubectl(&["delete", "pod", &name, "--wait=true", "--timeout=60s"]);
+    eventually(
+        "the adopted pod's record and veth gone",
+        Duration::from_secs(30),
+        || {
+            let links = node_ip(NODE2, &["-o", "link", "show"]);
+            match (record_of(&ips[0]), links.contains(&format!("{veth}@"))) {
+                (None, false) => Ok(()),
+                other => Err(format!("{:?}", (other.0.map(|r| r.0), other.1))),
+            }
+        },
+    );
 }
