@@ -9,7 +9,7 @@ use common::*;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -98,6 +98,14 @@ async fn sarts_finalizers_and_service_blocks_are_taken_off_and_nothing_else() {
         .create(&PostParams::default(), &request)
         .await
         .unwrap();
+    // sart finalized every Service, a ClusterIP one too.
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = serde_json::from_value(json!({
+        "metadata": {"name": "plain", "finalizers": [controller::service::FINALIZER]},
+        "spec": {"ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
     let blocks: Api<AddressBlock> = Api::all(client.clone());
     let block = serde_json::from_value(json!({
         "metadata": {"name": "old-lb-pool", "finalizers": [CONTROLLER_FINALIZER]},
@@ -122,6 +130,11 @@ async fn sarts_finalizers_and_service_blocks_are_taken_off_and_nothing_else() {
     finalizers_are("BGPPeer", &peers, "t1-65000-198.18.230.254", &[]).await;
     finalizers_are("BGPAdvertisement", &ads, "web-x1-198.18.231.1", &[]).await;
     finalizers_are("BlockRequest", &requests, "gone-pool-t1", &[]).await;
+    finalizers_are("ClusterIP Service", &services, "plain", &[]).await;
+    // Nothing of ours written on a Service that was never ours.
+    let plain = services.get("plain").await.unwrap();
+    let conditions = plain.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(conditions.is_empty(), "{conditions:?}");
     eventually("sart's Service block removed", WAIT, || async {
         match blocks.get_opt("old-lb-pool").await {
             Ok(None) => Ok(()),
@@ -202,6 +215,10 @@ async fn sarts_finalizers_and_service_blocks_are_taken_off_and_nothing_else() {
     nodes.delete("t1", &DeleteParams::default()).await.unwrap();
     slices
         .delete("web-x1", &DeleteParams::default())
+        .await
+        .unwrap();
+    services
+        .delete("plain", &DeleteParams::default())
         .await
         .unwrap();
 }

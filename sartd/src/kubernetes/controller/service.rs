@@ -226,13 +226,17 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
         let released = ctx.lock().release(&k);
         locked(&ctx.written).remove(&k);
-        // Held here, held before a restart (an earlier version's finalizer), or released already
-        // by the sweep of `service_gone` while its status still says we assigned it.
-        if has_finalizer || !released.is_empty() || says_assigned(&svc) {
+        // Held here, or released already by the sweep of `service_gone` while its status still
+        // says we assigned it.
+        let held = !released.is_empty() || says_assigned(&svc);
+        // sart (and an earlier version of ours) finalized Services: every one, in sart's case,
+        // ClusterIP ones included. Those get the finalizer off and their advertisements
+        // cleaned, but no status of ours unless we held addresses for them.
+        if held || has_finalizer {
             if !released.is_empty() {
                 info!(service = %k, ips = ?released, "addresses released");
             }
-            if svc.meta().deletion_timestamp.is_none() {
+            if held && svc.meta().deletion_timestamp.is_none() {
                 // No longer a LoadBalancer of ours: take our addresses out of its status.
                 let mine: BTreeSet<IpAddr> = match released.is_empty() {
                     true => ingress_ips(&svc).into_iter().collect(),

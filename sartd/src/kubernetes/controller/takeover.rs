@@ -1,6 +1,6 @@
-//! Taking over a cluster that ran sart before this one. sart put finalizers on every Node and
-//! EndpointSlice and on its own ClusterBGPs, NodeBGPs, BGPPeers, BGPAdvertisements and
-//! BlockRequests; nothing here acts on them, so each of those objects would hang in Terminating
+//! Taking over a cluster that ran sart before this one. sart put finalizers on every Node,
+//! EndpointSlice and Service and on its own ClusterBGPs, NodeBGPs, BGPPeers, BGPAdvertisements
+//! and BlockRequests; nothing here acts on them, so each of those objects would hang in Terminating
 //! when deleted. sart also kept a `type: service` AddressBlock per Service pool, which nothing
 //! here uses. A sweep at start, and again every [`PERIOD`] while sart's agents may still be
 //! running on nodes not yet upgraded, removes those finalizers (and only those) and deletes the
@@ -13,7 +13,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -35,9 +35,10 @@ pub const NODE_FINALIZER: &str = "node.sart.terassyi.net/finalizer";
 pub const ENDPOINTSLICE_FINALIZER: &str = "endpointslice.sart.terassyi.net/finalizer";
 
 /// Finalizers sart set that nothing here removes: on kinds this controller never finalizes.
-pub const SART_FINALIZERS: [&str; 7] = [
+pub const SART_FINALIZERS: [&str; 8] = [
     NODE_FINALIZER,
     ENDPOINTSLICE_FINALIZER,
+    super::service::FINALIZER,
     cluster_bgp::FINALIZER,
     node_bgp::FINALIZER,
     bgp_peer::FINALIZER,
@@ -178,6 +179,15 @@ pub async fn sweep(client: &Client) -> Swept {
     add(
         "EndpointSlice",
         sweep_kind(&Api::<EndpointSlice>::all(c.clone()), |ns| {
+            Api::namespaced(c.clone(), ns.unwrap_or_default())
+        })
+        .await,
+    );
+    // Also taken off in the Service reconcile; this covers a controller without Services
+    // (`--mode cni`).
+    add(
+        "Service",
+        sweep_kind(&Api::<Service>::all(c.clone()), |ns| {
             Api::namespaced(c.clone(), ns.unwrap_or_default())
         })
         .await,
