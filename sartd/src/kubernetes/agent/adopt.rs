@@ -56,15 +56,21 @@ pub fn sart_alias(alias: &str) -> Option<(&str, &str)> {
 
 /// The pods to adopt: each running pod's addresses that no record holds and that lie in one of
 /// this node's blocks (`block_of`), with the host veth the kernel routes them through, if any.
-/// An address is adopted once, for the first pod (by namespace and name) that shows it.
+/// A pod some record already names (`recorded_pods`, by namespace and name) is left: its status
+/// may still show the addresses of a sandbox it had before. An address is adopted once, for the
+/// first pod (by namespace and name) that shows it.
 pub fn plan(
     pods: &[RunningPod],
     recorded: &BTreeSet<IpAddr>,
+    recorded_pods: &BTreeSet<(String, String)>,
     routes: &[PodRoute],
     block_of: impl Fn(IpAddr) -> Option<String>,
     now: u64,
 ) -> Vec<Adoption> {
-    let mut pods: Vec<&RunningPod> = pods.iter().collect();
+    let mut pods: Vec<&RunningPod> = pods
+        .iter()
+        .filter(|p| !recorded_pods.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect();
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut taken = recorded.clone();
     let mut out = Vec::new();
@@ -155,6 +161,7 @@ mod tests {
         let a = plan(
             &[pod("web-0", &["198.18.40.2"])],
             &BTreeSet::new(),
+            &BTreeSet::new(),
             &routes,
             block_of,
             7,
@@ -182,6 +189,7 @@ mod tests {
         let a = plan(
             &[pod("db-0", &["198.18.40.1", "fd00:40::1"])],
             &BTreeSet::new(),
+            &BTreeSet::new(),
             &routes,
             block_of,
             0,
@@ -202,8 +210,11 @@ mod tests {
             pod("b", &["198.18.99.1"]),
             pod("c", &["198.18.40.3"]),
             pod("d", &["198.18.40.3"]),
+            // Recorded with a new address; its status still shows the old one.
+            pod("e", &["198.18.40.5"]),
         ];
-        let a = plan(&pods, &recorded, &[], block_of, 0);
+        let known = BTreeSet::from([("default".to_owned(), "e".to_owned())]);
+        let a = plan(&pods, &recorded, &known, &[], block_of, 0);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].stored.pod_name, "c");
         assert_eq!(a[0].stored.host_ifname, "adopted-uid-c");

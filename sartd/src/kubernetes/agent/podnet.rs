@@ -505,13 +505,7 @@ fn delete_in_background(name: String, index: u32) {
 pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, NetError> {
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
-        let links: Vec<LinkMessage> = h
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl("listing interfaces"))?;
+        let links = all_links(&h).await?;
         let mut n = 0;
         for l in links {
             let name = l.attributes.iter().find_map(|a| match a {
@@ -547,6 +541,34 @@ pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, N
     .await
 }
 
+/// Every interface of the thread's namespace.
+async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>, NetError> {
+    h.link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl("listing interfaces"))
+}
+
+/// Every route of every table, both families.
+async fn all_routes(
+    h: &Handle,
+) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, NetError> {
+    let mut all = Vec::new();
+    for query in [
+        RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<Ipv6Addr>::new().build(),
+    ] {
+        match h.route().get(query).execute().try_collect::<Vec<_>>().await {
+            Ok(r) => all.extend(r),
+            Err(e) if errno(&e) == Some(ESRCH) => {}
+            Err(e) => return Err(nl("reading routes")(e)),
+        }
+    }
+    Ok(all)
+}
+
 fn route_table(r: &rtnetlink::packet_route::route::RouteMessage) -> u32 {
     r.attributes
         .iter()
@@ -563,64 +585,47 @@ pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
     use super::adopt::{MAIN_TABLE, PodRoute, SART_TABLE};
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
-        let links: Vec<LinkMessage> = h
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl("listing interfaces"))?;
+        let links = all_links(&h).await?;
         let mut out = Vec::new();
-        for query in [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ] {
-            let routes: Vec<_> = match h.route().get(query).execute().try_collect().await {
-                Ok(r) => r,
-                Err(e) if errno(&e) == Some(ESRCH) => Vec::new(),
-                Err(e) => return Err(nl("reading routes")(e)),
-            };
-            for r in routes {
-                let table = route_table(&r);
-                let host_len = r.header.destination_prefix_length == 32
-                    || r.header.destination_prefix_length == 128;
-                if !host_len
-                    || r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
-                    || (table != MAIN_TABLE && table != SART_TABLE)
-                {
-                    continue;
-                }
-                let dst = r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
-                    RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
-                    _ => None,
-                });
-                let oif = r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Oif(o) => Some(*o),
-                    _ => None,
-                });
-                let link = oif.and_then(|o| links.iter().find(|l| l.header.index == o));
-                let (Some(ip), Some(link)) = (dst, link) else {
-                    continue;
-                };
-                let attr =
-                    |f: fn(&LinkAttribute) -> Option<String>| link.attributes.iter().find_map(f);
-                let Some(name) = attr(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                }) else {
-                    continue;
-                };
-                out.push(PodRoute {
-                    ip,
-                    table,
-                    link: name,
-                    alias: attr(|a| match a {
-                        LinkAttribute::IfAlias(s) => Some(s.clone()),
-                        _ => None,
-                    }),
-                });
+        for r in all_routes(&h).await? {
+            let table = route_table(&r);
+            let host_len = r.header.destination_prefix_length == 32
+                || r.header.destination_prefix_length == 128;
+            if !host_len
+                || r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
+                || (table != MAIN_TABLE && table != SART_TABLE)
+            {
+                continue;
             }
+            let dst = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
+                _ => None,
+            });
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(o) => Some(*o),
+                _ => None,
+            });
+            let link = oif.and_then(|o| links.iter().find(|l| l.header.index == o));
+            let (Some(ip), Some(link)) = (dst, link) else {
+                continue;
+            };
+            let attr = |f: fn(&LinkAttribute) -> Option<String>| link.attributes.iter().find_map(f);
+            let Some(name) = attr(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            }) else {
+                continue;
+            };
+            out.push(PodRoute {
+                ip,
+                table,
+                link: name,
+                alias: attr(|a| match a {
+                    LinkAttribute::IfAlias(s) => Some(s.clone()),
+                    _ => None,
+                }),
+            });
         }
         Ok(out)
     })
@@ -668,21 +673,12 @@ pub async fn drop_sart_rule() -> Result<bool, NetError> {
     use rtnetlink::packet_route::rule::RuleAttribute;
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
-        for query in [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ] {
-            let routes: Vec<_> = match h.route().get(query).execute().try_collect().await {
-                Ok(r) => r,
-                Err(e) if errno(&e) == Some(ESRCH) => Vec::new(),
-                Err(e) => return Err(nl("reading routes")(e)),
-            };
-            if routes
-                .iter()
-                .any(|r| route_table(r) == super::adopt::SART_TABLE)
-            {
-                return Ok(false);
-            }
+        if all_routes(&h)
+            .await?
+            .iter()
+            .any(|r| route_table(r) == super::adopt::SART_TABLE)
+        {
+            return Ok(false);
         }
         for v in [IpVersion::V4, IpVersion::V6] {
             let rules: Vec<_> = h

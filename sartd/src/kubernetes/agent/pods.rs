@@ -377,9 +377,15 @@ impl PodNetwork {
                 .values()
                 .flat_map(|s| s.addresses.iter().map(|a| a.ip))
                 .collect();
+            let recorded_pods: BTreeSet<(String, String)> = st
+                .attachments
+                .values()
+                .map(|s| (s.pod_namespace.clone(), s.pod_name.clone()))
+                .collect();
             super::adopt::plan(
                 &running,
                 &recorded,
+                &recorded_pods,
                 &routes,
                 |ip| st.ipam.block_of(ip).map(str::to_owned),
                 unix_now(),
@@ -859,6 +865,11 @@ impl PodNetwork {
                     .find(|s| s.host_ifname == host)
                     .cloned();
                 if let Some(s) = adopted {
+                    // The leak GC may be at the same record.
+                    let _adopted_busy = self.claim(&s.attachment())?;
+                    if self.lock().attachments.get(&s.attachment()) != Some(&s) {
+                        return Ok(());
+                    }
                     self.undo(&s).await?;
                     info!(pod = %format!("{}/{}", s.pod_namespace, s.pod_name), veth = %host, "adopted pod detached");
                     return Ok(());
