@@ -16,7 +16,6 @@
 mod common;
 use common::cni::*;
 use common::*;
-use testkube::node::NodeLab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,16 +31,9 @@ const NODE: &str = "cni1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_get_addresses_routes_and_blocks() {
-    logs();
-    assert!(interop::is_root(), "needs root for network namespaces");
-    let cluster = testkube::Cluster::shared().unwrap();
-    install_crds(cluster);
-    let client = cluster.client().await.unwrap();
-    let lab = NodeLab::start(
-        cluster,
+    let (cluster, client, lab) = node_lab(
         NODE,
         97,
-        65000,
         65020,
         &[
             "--mode=cni",
@@ -49,7 +41,7 @@ async fn pods_get_addresses_routes_and_blocks() {
             "--cni-gc-interval=2",
         ],
     )
-    .unwrap();
+    .await;
     // A node that does not forward IPv6 yet (the harness makes every namespace a router): the
     // agent turns it on once it sees an IPv6 pod pool.
     lab.node_ns

@@ -10,7 +10,6 @@
 mod common;
 use common::cni::*;
 use common::*;
-use testkube::node::NodeLab;
 
 use std::time::Duration;
 
@@ -33,26 +32,14 @@ async fn running(client: &kube::Client, name: &str, ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_pods_without_records_are_adopted_before_any_add() {
-    logs();
-    assert!(interop::is_root(), "needs root for network namespaces");
-    let cluster = testkube::Cluster::shared().unwrap();
-    install_crds(cluster);
-    let client = cluster.client().await.unwrap();
-    let lab = NodeLab::start(
-        cluster,
-        NODE,
-        96,
-        65000,
-        65050,
-        &["--mode=cni", "--cni-gc-interval=2"],
-    )
-    .unwrap();
+    let (cluster, client, lab) =
+        node_lab(NODE, 96, 65050, &["--mode=cni", "--cni-gc-interval=2"]).await;
     let _ctl = pods_controller(&client);
     lab.register(&client).await.unwrap();
     ok(apply(
         cluster,
         &format!(
-            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: adopt-pods}}\nspec: {{cidr: 198.18.236.0/24, type: pod, blockSize: 29, autoAssign: true}}\n",
+            "{}---\napiVersion: sart.terassyi.net/v1alpha2\nkind: AddressPool\nmetadata: {{name: adopt-pods}}\nspec: {{cidr: 198.18.240.0/24, type: pod, blockSize: 29, autoAssign: true}}\n",
             lab.cluster_bgp()
         ),
     ));
@@ -81,12 +68,12 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
 
     // One pod of ours, as the kubelet sees it.
     let p0 = h.pod("default", "p0", json!({})).await;
-    assert_eq!(h.add(&p0, "1.0.0"), ["198.18.236.0/32"]);
-    running(&client, "p0", "198.18.236.0").await;
+    assert_eq!(h.add(&p0, "1.0.0"), ["198.18.240.0/32"]);
+    running(&client, "p0", "198.18.240.0").await;
 
     // One pod wired by sart: the next address of the same block, which this agent never gave.
     let old = h.pod("default", "old", json!({})).await;
-    running(&client, "old", "198.18.236.1").await;
+    running(&client, "old", "198.18.240.1").await;
     let node_ip = lab.node_ip().to_string();
     let n = &lab.node_ns;
     n.ip(&[
@@ -122,7 +109,7 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
     n.ip(&[
         "route",
         "add",
-        "198.18.236.1/32",
+        "198.18.240.1/32",
         "dev",
         "veth1234abcd",
         "table",
@@ -138,13 +125,13 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
             .unwrap();
     }
     let o = &old.netns;
-    o.ip(&["addr", "add", "198.18.236.1/32", "dev", "eth0"])
+    o.ip(&["addr", "add", "198.18.240.1/32", "dev", "eth0"])
         .unwrap();
     o.ip(&["link", "set", "eth0", "up"]).unwrap();
     o.ip(&["route", "add", &node_ip, "dev", "eth0", "scope", "link"])
         .unwrap();
     o.ip(&["route", "add", "default", "via", &node_ip]).unwrap();
-    assert!(ping(n, "198.18.236.1"), "sart's pod reachable before");
+    assert!(ping(n, "198.18.240.1"), "sart's pod reachable before");
 
     // The agent restarts with its records gone.
     lab.kill_agent();
@@ -155,11 +142,11 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
     assert!(log.contains("adopted a running pod"), "{log}");
     assert_eq!(h.records(), 2, "both pods recorded again");
     // Both keep their traffic: our veth was not swept, sart's route moved.
-    assert!(ping(n, "198.18.236.0"));
-    assert!(ping(n, "198.18.236.1"));
+    assert!(ping(n, "198.18.240.0"));
+    assert!(ping(n, "198.18.240.1"));
     assert_eq!(n.ip(&["route", "show", "table", "120"]).unwrap().trim(), "");
     let main = n
-        .ip(&["route", "show", "198.18.236.1", "proto", "50"])
+        .ip(&["route", "show", "198.18.240.1", "proto", "50"])
         .unwrap();
     assert!(main.contains("dev veth1234abcd"), "{main}");
     for fam in ["-4", "-6"] {
@@ -174,7 +161,7 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
 
     // A new pod gets neither address.
     let p2 = h.pod("default", "p2", json!({})).await;
-    assert_eq!(h.add(&p2, "1.0.0"), ["198.18.236.2/32"]);
+    assert_eq!(h.add(&p2, "1.0.0"), ["198.18.240.2/32"]);
 
     // The runtime's DEL frees each: sart's by its container id, ours by its veth.
     let old_as_runtime_knows_it = PodNs {
@@ -188,8 +175,8 @@ async fn running_pods_without_records_are_adopted_before_any_add() {
     assert_eq!(h.records(), 1);
     assert!(!n.ip(&["link", "show"]).unwrap().contains("veth1234abcd"));
     let p3 = h.pod("default", "p3", json!({})).await;
-    assert_eq!(h.add(&p3, "1.0.0"), ["198.18.236.0/32"]);
+    assert_eq!(h.add(&p3, "1.0.0"), ["198.18.240.0/32"]);
     let p4 = h.pod("default", "p4", json!({})).await;
-    assert_eq!(h.add(&p4, "1.0.0"), ["198.18.236.1/32"]);
+    assert_eq!(h.add(&p4, "1.0.0"), ["198.18.240.1/32"]);
     drop(old);
 }

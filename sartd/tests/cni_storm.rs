@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
+use common::cni::node_lab;
 use common::*;
 use testkube::node::NodeLab;
 
@@ -144,12 +145,7 @@ fn sart_json(lab: &NodeLab, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_with_agent_restarts_leaks_nothing() {
-    logs();
-    assert!(interop::is_root(), "needs root for network namespaces");
-    let cluster = testkube::Cluster::shared().unwrap();
-    install_crds(cluster);
-    let client = cluster.client().await.unwrap();
-    let lab = NodeLab::start(cluster, NODE, 98, 65000, 65030, &["--mode=cni"]).unwrap();
+    let (cluster, client, lab) = node_lab(NODE, 98, 65030, &["--mode=cni"]).await;
     let ctl = pods_controller(&client);
     lab.register(&client).await.unwrap();
     // Blocks of 32: the first burst of 50 already needs two.

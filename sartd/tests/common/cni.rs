@@ -13,7 +13,24 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use testkube::node::NodeLab;
 
-use super::run_plugin;
+use super::{install_crds, logs, run_plugin};
+
+/// The shared cluster with sart's CRDs, a client, and a node (`name`, link `n`, AS `node_as`,
+/// FRR at AS 65000) whose agent runs with `agent_args`.
+pub async fn node_lab(
+    name: &str,
+    n: u8,
+    node_as: u32,
+    agent_args: &[&str],
+) -> (&'static testkube::Cluster, kube::Client, NodeLab) {
+    logs();
+    assert!(interop::is_root(), "needs root for network namespaces");
+    let cluster = testkube::Cluster::shared().unwrap();
+    install_crds(cluster);
+    let client = cluster.client().await.unwrap();
+    let lab = NodeLab::start(cluster, name, n, 65000, node_as, agent_args).unwrap();
+    (cluster, client, lab)
+}
 
 pub fn sart_cni() -> PathBuf {
     sartd_binary().with_file_name("sart-cni")
