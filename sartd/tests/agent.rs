@@ -20,7 +20,6 @@ use interop::sartd::{Sartd, sartd_binary};
 use interop::{BgpConfig, Daemon, Family, Link, Neighbor, Netns, wait_route, wait_route_gone};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
 use serde_json::json;
 
@@ -154,16 +153,7 @@ async fn service_address_reaches_the_router_through_the_agent() {
         }
     })
     .await;
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: None,
-            identity: "test".into(),
-            services: true,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
+    let ctl = start_controller(&client, true, true);
 
     let nodes: Api<Node> = Api::all(client.clone());
     create_node(&nodes, "n1", json!({"bgp": "agent"}), &node_ip.to_string()).await;

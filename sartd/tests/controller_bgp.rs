@@ -12,7 +12,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use sartd::kubernetes::controller;
 use sartd::kubernetes::crd::{BGPPeer, ClusterBGP, NodeBGP};
 use serde_json::json;
 
@@ -59,16 +58,7 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
     create_node(&nodes, "n1", json!({"bgp": "a"}), "198.18.210.1").await;
     create_node(&nodes, "n2", json!({"bgp": "a"}), "198.18.210.2").await;
     create_node(&nodes, "n3", json!({"bgp": "b"}), "198.18.210.3").await;
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: None,
-            identity: "test".into(),
-            services: true,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
+    let ctl = start_controller(&client, true, true);
     ok(kubectl(
         cluster,
         &[

@@ -115,16 +115,7 @@ async fn sarts_finalizers_and_service_blocks_are_taken_off_and_nothing_else() {
     .unwrap();
     blocks.create(&PostParams::default(), &block).await.unwrap();
 
-    let ctl = tokio::spawn(controller::run(
-        client.clone(),
-        controller::Options {
-            lease: None,
-            identity: "test".into(),
-            services: true,
-            pods: true,
-            metrics: Default::default(),
-        },
-    ));
+    let ctl = start_controller(&client, true, true);
     finalizers_are("Node keeps only the other finalizer", &nodes, "t1", &[KEEP]).await;
     finalizers_are("EndpointSlice", &slices, "web-x1", &[]).await;
     finalizers_are("BGPPeer", &peers, "t1-65000-198.18.230.254", &[]).await;

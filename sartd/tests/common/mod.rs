@@ -79,22 +79,29 @@ pub fn piped(cmd: &mut std::process::Command, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// The controller with pod pools only, in this process (stopped by aborting the task).
-pub fn pods_controller(client: &kube::Client) -> tokio::task::JoinHandle<()> {
-    let c = client.clone();
-    tokio::spawn(async move {
-        let _ = sartd::kubernetes::controller::run(
-            c,
-            sartd::kubernetes::controller::Options {
-                lease: None,
-                identity: "test".into(),
-                services: false,
-                pods: true,
-                metrics: Default::default(),
-            },
-        )
-        .await;
-    })
+/// The controller in this process, without leader election (stopped by aborting the task).
+pub fn start_controller(
+    client: &kube::Client,
+    services: bool,
+    pods: bool,
+) -> tokio::task::JoinHandle<Result<(), sartd::kubernetes::controller::Error>> {
+    tokio::spawn(sartd::kubernetes::controller::run(
+        client.clone(),
+        sartd::kubernetes::controller::Options {
+            lease: None,
+            identity: "test".into(),
+            services,
+            pods,
+            metrics: Default::default(),
+        },
+    ))
+}
+
+/// The controller with pod pools only.
+pub fn pods_controller(
+    client: &kube::Client,
+) -> tokio::task::JoinHandle<Result<(), sartd::kubernetes::controller::Error>> {
+    start_controller(client, false, true)
 }
 
 /// `kubectl apply -f -` with `yaml` on stdin.
