@@ -2316,16 +2316,25 @@ fn taking_over_from_sart_cleans_its_leftovers_and_adopts_its_pods() {
     );
     answers(CLIENT, &new_ips[0], 80, "after-sart").unwrap();
 
-    // Deleting the adopted pod frees it: the runtime's DEL names sart's container id.
+    // Deleting the adopted pod frees it: the runtime's DEL names sart's container id. (Its
+    // Deployment's next pod may get the same address at once: the record is looked for by
+    // container id.)
     lab.kubectl(&["delete", "pod", &name, "--wait=true", "--timeout=60s"]);
+    let record_of_container = || {
+        std::fs::read_dir(&state).ok()?.flatten().find_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (v["containerId"].as_str() == Some(cid.as_str())).then_some(text)
+        })
+    };
     eventually(
         "the adopted pod's record and veth gone",
         Duration::from_secs(30),
         || {
             let links = node_ip(NODE2, &["-o", "link", "show"]);
-            match (record_of(&ips[0]), links.contains(&format!("{veth}@"))) {
+            match (record_of_container(), links.contains(&format!("{veth}@"))) {
                 (None, false) => Ok(()),
-                other => Err(format!("{:?}", (other.0.map(|r| r.0), other.1))),
+                other => Err(format!("{other:?}")),
             }
         },
     );
