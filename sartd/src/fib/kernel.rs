@@ -52,7 +52,8 @@ pub enum Event {
     Del(Seen),
 }
 
-fn table_of(m: &RouteMessage) -> u32 {
+/// The table a route is in (the attribute, for tables past 255, else the header).
+pub fn table_of(m: &RouteMessage) -> u32 {
     m.attributes
         .iter()
         .find_map(|a| match a {

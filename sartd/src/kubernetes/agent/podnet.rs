@@ -27,6 +27,7 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::guard::POD_LINK_GROUP;
+use crate::fib::kernel::table_of;
 
 /// Pod routes on the node carry this protocol number (`ip route show proto 50`), sart's.
 pub const ROUTE_PROTOCOL: u8 = 50;
@@ -524,21 +525,26 @@ pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, N
                     n += 1;
                 } else if !l.attributes.contains(&LinkAttribute::Group(POD_LINK_GROUP)) {
                     // Made by an agent from before source validation: guard it too.
-                    h.link()
-                        .set(
-                            LinkUnspec::new_with_index(l.header.index)
-                                .link_group(POD_LINK_GROUP)
-                                .build(),
-                        )
-                        .execute()
-                        .await
-                        .map_err(nl(format!("putting {name} in the pod link group")))?;
+                    join_pod_group(&h, l.header.index, &name).await?;
                 }
             }
         }
         Ok(n)
     })
     .await
+}
+
+/// Puts an interface in the pod link group, where source validation covers it.
+async fn join_pod_group(h: &Handle, index: u32, name: &str) -> Result<(), NetError> {
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .link_group(POD_LINK_GROUP)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("putting {name} in the pod link group")))
 }
 
 /// Every interface of the thread's namespace.
@@ -569,16 +575,6 @@ async fn all_routes(
     Ok(all)
 }
 
-fn route_table(r: &rtnetlink::packet_route::route::RouteMessage) -> u32 {
-    r.attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(r.header.table))
-}
-
 /// Every host route to a pod address of the pod route protocol, in the main table and in
 /// sart's table 120, with the veth it goes through (see [`super::adopt`]).
 pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
@@ -588,7 +584,7 @@ pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
         let links = all_links(&h).await?;
         let mut out = Vec::new();
         for r in all_routes(&h).await? {
-            let table = route_table(&r);
+            let table = table_of(&r);
             let host_len = r.header.destination_prefix_length == 32
                 || r.header.destination_prefix_length == 128;
             if !host_len
@@ -653,15 +649,7 @@ pub async fn migrate(host_ifname: String, ips: Vec<IpAddr>) -> Result<(), NetErr
                 Err(e) => return Err(nl(format!("removing sart's route to {ip}"))(e)),
             }
         }
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .link_group(POD_LINK_GROUP)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(nl(format!("putting {host_ifname} in the pod link group")))
+        join_pod_group(&h, index, &host_ifname).await
     })
     .await
 }
@@ -676,7 +664,7 @@ pub async fn drop_sart_rule() -> Result<bool, NetError> {
         if all_routes(&h)
             .await?
             .iter()
-            .any(|r| route_table(r) == super::adopt::SART_TABLE)
+            .any(|r| table_of(r) == super::adopt::SART_TABLE)
         {
             return Ok(false);
         }
