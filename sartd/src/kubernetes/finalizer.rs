@@ -20,8 +20,18 @@ where
     if present {
         f.push(finalizer.into());
     }
+    replace(api, obj, &f).await
+}
+
+/// Writes `finalizers` as `obj`'s whole list (`obj` may be the object or its metadata only);
+/// the object as written.
+pub async fn replace<K, M>(api: &Api<K>, obj: &M, finalizers: &[String]) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    M: Resource,
+{
     let patch = serde_json::json!({
-        "metadata": { "finalizers": f, "resourceVersion": obj.resource_version() }
+        "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() }
     });
     api.patch(
         &obj.name_any(),

@@ -282,15 +282,13 @@ pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Res
             return Ok(Action::await_change());
         }
         ads::delete(&ctx, POD_ADVERTISEMENT_NAMESPACE, &name).await?;
-        let keep: Vec<&String> = block
+        let keep: Vec<String> = block
             .finalizers()
             .iter()
             .filter(|f| *f != CONTROLLER_FINALIZER && *f != AGENT_FINALIZER)
+            .cloned()
             .collect();
-        let patch = json!({
-            "metadata": { "finalizers": keep, "resourceVersion": block.resource_version() }
-        });
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        crate::kubernetes::finalizer::replace(&api, &*block, &keep)
             .await
             .map_err(|e| conflict(e, format!("AddressBlock {name}")))?;
         info!(block = %name, node = %node, "block released");

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
+use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tracing::{info, warn};
 
 use crate::kubernetes::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER};
@@ -27,6 +27,7 @@ use crate::kubernetes::crd::{
     AddressBlock, AddressType, BGPAdvertisement, BGPPeer, BlockRequest, ClusterBGP, NodeBGP,
     bgp_advertisement, bgp_peer, block_request, cluster_bgp, node_bgp,
 };
+use crate::kubernetes::finalizer;
 
 /// How often the sweep runs again after start.
 pub const PERIOD: Duration = Duration::from_secs(600);
@@ -96,6 +97,25 @@ where
     }
 }
 
+async fn sweep_cluster<K>(c: &Client) -> Result<usize, kube::Error>
+where
+    K: Resource<Scope = ClusterResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    sweep_kind(&Api::<K>::all(c.clone()), |_| Api::all(c.clone())).await
+}
+
+async fn sweep_namespaced<K>(c: &Client) -> Result<usize, kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    sweep_kind(&Api::<K>::all(c.clone()), |ns| {
+        Api::namespaced(c.clone(), ns.unwrap_or_default())
+    })
+    .await
+}
+
 async fn patch_finalizers<K>(
     api: &Api<K>,
     m: &PartialObjectMeta<K>,
@@ -104,17 +124,7 @@ async fn patch_finalizers<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let patch = json!({
-        "metadata": { "finalizers": kept, "resourceVersion": m.resource_version() }
-    });
-    match api
-        .patch_metadata(
-            &m.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
+    match finalizer::replace(api, m, kept).await {
         Ok(_) => Ok(1),
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(0),
         Err(e) => Err(e),
@@ -129,19 +139,14 @@ async fn sweep_service_blocks(api: &Api<AddressBlock>) -> Result<usize, kube::Er
             continue;
         }
         let name = b.name_any();
-        let kept: Vec<&String> = b
+        let kept: Vec<String> = b
             .finalizers()
             .iter()
             .filter(|f| *f != CONTROLLER_FINALIZER && *f != AGENT_FINALIZER)
+            .cloned()
             .collect();
         if kept.len() != b.finalizers().len() {
-            let patch = json!({
-                "metadata": { "finalizers": kept, "resourceVersion": b.resource_version() }
-            });
-            match api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+            match finalizer::replace(api, &b, &kept).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => continue,
                 Err(e) => return Err(e),
@@ -171,53 +176,22 @@ pub async fn sweep(client: &Client) -> Swept {
         }
         Err(e) => warn!(kind, error = %e, "could not remove sart's finalizers"),
     };
-    let c = client;
-    add(
-        "Node",
-        sweep_kind(&Api::<Node>::all(c.clone()), |_| Api::all(c.clone())).await,
-    );
+    add("Node", sweep_cluster::<Node>(client).await);
     add(
         "EndpointSlice",
-        sweep_kind(&Api::<EndpointSlice>::all(c.clone()), |ns| {
-            Api::namespaced(c.clone(), ns.unwrap_or_default())
-        })
-        .await,
+        sweep_namespaced::<EndpointSlice>(client).await,
     );
     // Also taken off in the Service reconcile; this covers a controller without Services
     // (`--mode cni`).
-    add(
-        "Service",
-        sweep_kind(&Api::<Service>::all(c.clone()), |ns| {
-            Api::namespaced(c.clone(), ns.unwrap_or_default())
-        })
-        .await,
-    );
-    add(
-        "ClusterBGP",
-        sweep_kind(&Api::<ClusterBGP>::all(c.clone()), |_| Api::all(c.clone())).await,
-    );
-    add(
-        "NodeBGP",
-        sweep_kind(&Api::<NodeBGP>::all(c.clone()), |_| Api::all(c.clone())).await,
-    );
-    add(
-        "BGPPeer",
-        sweep_kind(&Api::<BGPPeer>::all(c.clone()), |_| Api::all(c.clone())).await,
-    );
+    add("Service", sweep_namespaced::<Service>(client).await);
+    add("ClusterBGP", sweep_cluster::<ClusterBGP>(client).await);
+    add("NodeBGP", sweep_cluster::<NodeBGP>(client).await);
+    add("BGPPeer", sweep_cluster::<BGPPeer>(client).await);
     add(
         "BGPAdvertisement",
-        sweep_kind(&Api::<BGPAdvertisement>::all(c.clone()), |ns| {
-            Api::namespaced(c.clone(), ns.unwrap_or_default())
-        })
-        .await,
+        sweep_namespaced::<BGPAdvertisement>(client).await,
     );
-    add(
-        "BlockRequest",
-        sweep_kind(&Api::<BlockRequest>::all(c.clone()), |_| {
-            Api::all(c.clone())
-        })
-        .await,
-    );
+    add("BlockRequest", sweep_cluster::<BlockRequest>(client).await);
     match sweep_service_blocks(&Api::all(client.clone())).await {
         Ok(n) => s.service_blocks = n,
         Err(e) => warn!(error = %e, "could not remove sart's Service AddressBlocks"),
