@@ -88,10 +88,14 @@ fn is_sart_conf(path: &Path) -> bool {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return false;
     };
-    v["type"] == "sart-cni"
-        || v["plugins"]
-            .as_array()
-            .is_some_and(|p| p.iter().any(|p| p["type"] == "sart-cni"))
+    v["type"] == "sart-cni" || chains_sart_cni(&v)
+}
+
+/// Whether a conflist has a plugin of type sart-cni.
+fn chains_sart_cni(v: &serde_json::Value) -> bool {
+    v["plugins"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["type"] == "sart-cni"))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
@@ -129,10 +133,7 @@ pub fn install(i: &Install) -> Result<Installed, InstallError> {
             path: here.clone(),
             why: e.to_string(),
         })?;
-    let has_sart = v["plugins"]
-        .as_array()
-        .is_some_and(|p| p.iter().any(|p| p["type"] == "sart-cni"));
-    if v["cniVersion"].as_str().is_none() || !has_sart {
+    if v["cniVersion"].as_str().is_none() || !chains_sart_cni(&v) {
         return Err(InstallError::BadConflist {
             path: here,
             why: "it needs a cniVersion and a plugin of type sart-cni".into(),
