@@ -12,6 +12,20 @@ fn sartd() -> Command {
     c
 }
 
+/// Runs `c` for `d`: whether it was still running then (it is killed), and its stderr.
+fn runs_for(mut c: Command, d: Duration) -> (bool, String) {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(d);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (running, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn version_subcommand() {
     let out = sartd().arg("version").output().unwrap();
@@ -25,19 +39,11 @@ fn version_subcommand() {
 #[test]
 fn bgp_with_an_exporter_runs_and_says_it_is_ignored() {
     // Loopback only, every port chosen by the kernel.
-    let mut child = sartd()
-        .args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
+    let mut c = sartd();
+    c.args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
         .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(["--exporter", "127.0.0.1:5010"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let running = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+        .args(["--exporter", "127.0.0.1:5010"]);
+    let (running, err) = runs_for(c, Duration::from_secs(1));
     assert!(running, "sartd bgp --exporter exited: {err}");
     assert!(err.contains("exporter (--exporter) ignored"), "{err}");
 }
@@ -68,18 +74,9 @@ fn fib_sidecar_with_sarts_channel_file_stays_up_and_refuses_redistribution() {
          - protocol: kernel\n        tables:\n          - 254\n",
     )
     .unwrap();
-    let mut child = sartd()
-        .args(["fib", "-f"])
-        .arg(&ok)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let running = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut c = sartd();
+    c.args(["fib", "-f"]).arg(&ok);
+    let (running, err) = runs_for(c, Duration::from_millis(500));
     assert!(running, "sartd fib exited: {err}");
     assert!(err.contains("installed by sartd bgp itself"), "{err}");
 
