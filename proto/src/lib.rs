@@ -10,6 +10,29 @@ pub mod sart {
 
 pub use sart::v1;
 
+/// The CNI error code for an error status of the agent's `CNIApi` (the CNI specification's
+/// numbers; 100-102 are sart's): the one mapping, which sart-cni applies and the agent also
+/// writes into the status details for a sart-cni of upstream sart. `status_call`: the error
+/// answers STATUS, where FAILED_PRECONDITION means "cannot serve ADD" (50).
+pub fn cni_error_code(code: tonic::Code, status_call: bool) -> u32 {
+    use tonic::Code as G;
+    match code {
+        G::Unavailable | G::ResourceExhausted | G::DeadlineExceeded => 11,
+        // The agent never answers these itself: they are a connection that broke mid-call
+        // (the agent restarting), which a retry gets past.
+        G::Unknown | G::Cancelled => 11,
+        G::FailedPrecondition if status_call => 50,
+        // What the agent finds wrong in CNI_NETNS, CNI_CONTAINERID, CNI_IFNAME or CNI_ARGS.
+        G::InvalidArgument => 4,
+        // A requested address is taken or in no pool.
+        G::AlreadyExists => 101,
+        // No pool applies, or the pool has no address left.
+        G::OutOfRange => 102,
+        // The agent's own error; its message says which.
+        _ => 100,
+    }
+}
+
 /// The URL for a `BgpApi` endpoint given as `host:port` (as sart's flags and CRDs write it) or
 /// as a URL already.
 pub fn endpoint_url(endpoint: &str) -> String {

@@ -28,6 +28,30 @@ pub enum Code {
 }
 
 impl Code {
+    const ALL: [Code; 13] = [
+        Code::IncompatibleVersion,
+        Code::UnsupportedField,
+        Code::UnknownContainer,
+        Code::InvalidEnvironment,
+        Code::Io,
+        Code::Decoding,
+        Code::InvalidConfig,
+        Code::TryAgainLater,
+        Code::NotAvailable,
+        Code::LimitedConnectivity,
+        Code::Agent,
+        Code::AddressUnavailable,
+        Code::PoolExhausted,
+    ];
+
+    /// The code of a number; an unknown number is the agent's own error.
+    pub fn from_number(n: u32) -> Code {
+        Code::ALL
+            .into_iter()
+            .find(|c| c.number() == n)
+            .unwrap_or(Code::Agent)
+    }
+
     pub fn number(self) -> u32 {
         match self {
             Code::IncompatibleVersion => 1,
@@ -88,6 +112,14 @@ impl CniError {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_code_is_found_by_its_number() {
+        for c in Code::ALL {
+            assert_eq!(Code::from_number(c.number()), c);
+        }
+        assert_eq!(Code::from_number(999), Code::Agent);
+    }
 
     #[test]
     fn json_shape() {

@@ -22,20 +22,10 @@ fn unreachable(endpoint: &str, e: impl std::fmt::Display) -> CniError {
 
 /// A gRPC status as a CNI error (see cni.proto for the mapping).
 fn from_status(s: &tonic::Status, status_call: bool) -> CniError {
-    use tonic::Code as G;
-    let code = match s.code() {
-        G::Unavailable | G::ResourceExhausted | G::DeadlineExceeded => Code::TryAgainLater,
-        // The agent never answers these itself: they are a connection that broke mid-call
-        // (the agent restarting), which a retry gets past.
-        G::Unknown | G::Cancelled => Code::TryAgainLater,
-        G::FailedPrecondition if status_call => Code::NotAvailable,
-        // What the agent finds wrong in CNI_NETNS, CNI_CONTAINERID, CNI_IFNAME or CNI_ARGS.
-        G::InvalidArgument => Code::InvalidEnvironment,
-        G::AlreadyExists => Code::AddressUnavailable,
-        G::OutOfRange => Code::PoolExhausted,
-        _ => Code::Agent,
-    };
-    CniError::new(code, s.message().to_owned())
+    CniError::new(
+        Code::from_number(proto::cni_error_code(s.code(), status_call)),
+        s.message().to_owned(),
+    )
 }
 
 async fn connect(conf: &NetConf) -> Result<CniApiClient<Channel>, CniError> {

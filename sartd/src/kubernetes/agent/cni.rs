@@ -98,8 +98,24 @@ impl Server {
         if let Err(s) = &r {
             warn!(container, code = ?s.code(), message = s.message(), "CNI {what} failed");
         }
-        r
+        r.map_err(with_sart_details)
     }
+}
+
+/// The status with the CNI error as upstream sart's agent put it in the details
+/// (`{"code", "msg", "details"}` JSON), which a sart-cni of sart's, left on a node during an
+/// upgrade, turns into its CNI error; ours reads the status code.
+fn with_sart_details(s: Status) -> Status {
+    let details = serde_json::json!({
+        "code": proto::cni_error_code(s.code(), false),
+        "msg": s.message(),
+        "details": "",
+    });
+    Status::with_details(
+        s.code(),
+        s.message().to_owned(),
+        tonic::codegen::Bytes::from(details.to_string()),
+    )
 }
 
 #[tonic::async_trait]
@@ -240,7 +256,23 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn errors_carry_the_cni_code_where_sarts_cni_plugin_reads_it() {
+        let s = with_sart_details(Status::out_of_range("pool default-pod-pool is exhausted"));
+        assert_eq!(s.code(), tonic::Code::OutOfRange);
+        let d: serde_json::Value = serde_json::from_slice(s.details()).unwrap();
+        assert_eq!(
+            d,
+            serde_json::json!({"code": 102, "msg": "pool default-pod-pool is exhausted", "details": ""})
+        );
+        let d: serde_json::Value =
+            serde_json::from_slice(with_sart_details(Status::unavailable("busy")).details())
+                .unwrap();
+        assert_eq!(d["code"], 11);
+    }
 
     #[test]
     fn ready_needs_caches_and_a_session() {
