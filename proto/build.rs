@@ -2,7 +2,12 @@
 //! so building needs no system protoc.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/sart/v1/bgp.proto", "proto/sart/v1/cni.proto"];
+    let files = [
+        "proto/sart/v1/bgp.proto",
+        "proto/sart/v1/cni.proto",
+        "proto/sart/v1/fib.proto",
+        "proto/sart/v1/fib_manager.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

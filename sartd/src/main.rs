@@ -35,9 +35,9 @@ enum LogFormat {
 enum Command {
     /// BGP speaker.
     Bgp(bgp::Args),
-    /// sart's separate FIB process. Here the FIB is part of `sartd bgp` (`--fib` or
-    /// `--table-id`): this reads sart's channel file, says which channels the speaker carries and
-    /// stays up (so sart's sidecar does not restart), or refuses those it cannot carry.
+    /// sart's FIB process: channels from a speaker (`sartd bgp --fib HOST:PORT`) or kernel
+    /// tables to kernel tables or a speaker's API. One table needs no second process:
+    /// `sartd bgp --fib kernel`.
     Fib(FibArgs),
     /// Kubernetes controller: AddressPools and LoadBalancer Services.
     Controller(ControllerArgs),
@@ -55,7 +55,7 @@ struct FibArgs {
     /// sart's channel file.
     #[arg(short = 'f', long)]
     file: Option<std::path::PathBuf>,
-    /// sart's FibApi address; ignored.
+    /// Where the FibManagerApi listens (default: the file's `endpoint`, else 127.0.0.1:5001).
     #[arg(short = 'e', long)]
     endpoint: Option<String>,
 }
@@ -63,41 +63,41 @@ struct FibArgs {
 fn fib(args: FibArgs) -> ExitCode {
     let Some(path) = args.file else {
         eprintln!(
-            "error: sartd fib: the kernel FIB is built into sartd bgp; run `sartd bgp --fib kernel` \
-             (or set fib_table / --table-id) instead"
+            "error: sartd fib: -f FILE (sart's channel file) is required; for BGP routes into one \
+             table, `sartd bgp --fib kernel` needs no second process"
         );
         return ExitCode::from(2);
     };
-    let described = std::fs::read_to_string(&path)
+    let config = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|text| sartd::fib::channels::parse(&text))
-        .and_then(|c| sartd::fib::channels::describe(&c));
-    match described {
-        Ok(lines) => {
-            for l in lines {
-                tracing::info!("{l}");
-            }
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("sartd fib: starting the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(async {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate() => {}
-                }
-            });
-            ExitCode::SUCCESS
-        }
+        .and_then(|text| sartd::fib::channels::parse(&text));
+    let mut config = match config {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: sartd fib: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(e) = args.endpoint {
+        config.endpoint = e;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: sartd fib: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(sartd::fib::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: sartd fib: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

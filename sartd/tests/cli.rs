@@ -64,37 +64,28 @@ fn tmp(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn fib_sidecar_with_sarts_channel_file_stays_up_and_refuses_redistribution() {
+fn fib_refuses_a_channel_file_it_cannot_run_with_the_channel_and_why() {
+    // What a running `sartd fib` does is tested in network namespaces (e2e/interop fib_channels).
     let d = tmp("fib");
-    let ok = d.join("fib-config.yaml");
+    let two = d.join("two-writers.yaml");
     std::fs::write(
-        &ok,
-        "endpoint: 127.0.0.1:5001\nchannels:\n  - name: bgp-to-kernel\n    ip_version: ipv4\n    \
-         subscribers:\n      - protocol: bgp\n        endpoint: 127.0.0.1:5010\n    publishers:\n      \
-         - protocol: kernel\n        tables:\n          - 254\n",
+        &two,
+        "channels:\n- name: a\n  subscribers: [{protocol: bgp, endpoint: 127.0.0.1:5010}]\n  \
+         publishers: [{protocol: kernel, tables: [8]}]\n- name: b\n  \
+         subscribers: [{protocol: kernel, tables: [9]}]\n  publishers: [{protocol: kernel, tables: [8]}]\n",
     )
     .unwrap();
-    let mut c = sartd();
-    c.args(["fib", "-f"]).arg(&ok);
-    let (running, err) = runs_for(c, Duration::from_millis(500));
-    assert!(running, "sartd fib exited: {err}");
-    assert!(err.contains("installed by sartd bgp itself"), "{err}");
-
-    let redistribute = d.join("redistribute.yaml");
-    std::fs::write(
-        &redistribute,
-        "channels:\n- name: kernel-to-bgp\n  subscribers: [{protocol: kernel, tables: [8]}]\n  \
-         publishers: [{protocol: bgp, endpoint: 127.0.0.1:5000}]\n",
-    )
-    .unwrap();
-    let out = sartd()
-        .args(["fib", "-f"])
-        .arg(&redistribute)
-        .output()
-        .unwrap();
+    let out = sartd().args(["fib", "-f"]).arg(&two).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kernel-to-bgp"), "{err}");
+    assert!(
+        err.contains("channel a already publishes into table 8"),
+        "{err}"
+    );
+
+    let out = sartd().arg("fib").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-f FILE"));
     let _ = std::fs::remove_dir_all(&d);
 }
 

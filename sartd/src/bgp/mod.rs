@@ -46,8 +46,9 @@ pub struct Args {
     /// BGP port to listen on and connect to.
     #[arg(long, default_value_t = 179)]
     pub port: u16,
-    /// Kernel FIB endpoint (sart's `--fib`).
-    #[arg(long)]
+    /// Where learned routes go: `kernel` (installed by this process), or the HOST:PORT of a
+    /// `sartd fib` channel's BGP subscriber (sart's `--fib`).
+    #[arg(long, value_name = "kernel|HOST:PORT")]
     pub fib: Option<String>,
     /// Kernel routing table for learned routes (sart's `--table-id`).
     #[arg(long)]
@@ -114,18 +115,15 @@ pub fn main(args: Args) -> ExitCode {
     if let Some(r) = args.router_id {
         config.router_id = r;
     }
-    // sart's `--fib` pointed at a separate `sartd fib` process; here the FIB is part of the
-    // speaker, so any of the knobs turns it on and the endpoint is not dialed.
-    let fib_on = args.fib.is_some()
-        || config.fib_endpoint.is_some()
-        || args.table_id.is_some()
-        || config.fib_table.is_some();
-    let fib_table = match args.table_id.or(config.fib_table) {
-        Some(0) => {
-            eprintln!("error: --table-id: table 0 is not a routing table");
+    let fib = match fib_target(
+        args.fib.as_deref().or(config.fib_endpoint.as_deref()),
+        args.table_id.or(config.fib_table),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        t => fib_on.then(|| t.unwrap_or(254)),
     };
     // sart's manifests pass one: refusing it would crash-loop an upgraded DaemonSet.
     if args.exporter.is_some() || config.exporter.is_some() {
@@ -148,7 +146,7 @@ pub fn main(args: Args) -> ExitCode {
         args.port,
         args.api_addr,
         args.metrics_addr,
-        fib_table,
+        fib,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -157,6 +155,36 @@ pub fn main(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where learned routes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fib {
+    /// Installed into this kernel table by the speaker.
+    Kernel(u32),
+    /// Sent to a `sartd fib` BGP subscriber, which is told the table.
+    Remote { endpoint: String, table: u32 },
+}
+
+/// From `--fib`/`fib_endpoint` and `--table-id`/`fib_table`: a table alone means the kernel.
+fn fib_target(endpoint: Option<&str>, table: Option<u32>) -> Result<Option<Fib>, String> {
+    if table == Some(0) {
+        return Err("--table-id: table 0 is not a routing table".into());
+    }
+    let table_or_main = table.unwrap_or(254);
+    Ok(match endpoint {
+        Some("kernel") => Some(Fib::Kernel(table_or_main)),
+        Some(e) if e.contains(':') => Some(Fib::Remote {
+            endpoint: e.to_owned(),
+            table: table_or_main,
+        }),
+        Some(e) => {
+            return Err(format!(
+                "--fib {e:?}: use kernel, or the HOST:PORT of a sartd fib BGP subscriber"
+            ));
+        }
+        None => table.map(Fib::Kernel),
+    })
 }
 
 /// Session events handled between two RIB drains, at most, and the prefixes they may carry in
@@ -178,7 +206,7 @@ async fn run(
     port: u16,
     api_addr: ApiListen,
     metrics_addr: SocketAddr,
-    fib_table: Option<u32>,
+    fib: Option<Fib>,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::new();
     // The loop below turns at least every 200 ms: 30 s without a turn is a stuck speaker.
@@ -223,11 +251,18 @@ async fn run(
         "sartd bgp started");
 
     let mut speaker = speaker::Speaker::new(config, port, session_tx, metrics, Some(listener));
-    if let Some(table) = fib_table {
-        let fib = crate::fib::start(table)
-            .await
-            .with_context(|| format!("starting the kernel FIB (table {table})"))?;
-        speaker.set_fib(fib);
+    match fib {
+        Some(Fib::Kernel(table)) => {
+            let fib = crate::fib::start(table)
+                .await
+                .with_context(|| format!("starting the kernel FIB (table {table})"))?;
+            speaker.set_fib(fib);
+        }
+        Some(Fib::Remote { endpoint, table }) => {
+            speaker
+                .set_fib(crate::fib::remote::start(&endpoint, table).map_err(anyhow::Error::msg)?);
+        }
+        None => {}
     }
     let (bfd_tx, mut bfd_rx) = mpsc::channel(64);
     speaker.set_bfd(bfd::start(bfd_tx));
@@ -279,6 +314,27 @@ async fn run(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::ApiListen;
+
+    #[test]
+    fn fib_goes_to_the_kernel_or_to_a_sartd_fib() {
+        use super::{Fib, fib_target};
+        assert_eq!(fib_target(None, None), Ok(None));
+        assert_eq!(fib_target(None, Some(8)), Ok(Some(Fib::Kernel(8))));
+        assert_eq!(fib_target(Some("kernel"), None), Ok(Some(Fib::Kernel(254))));
+        assert_eq!(
+            fib_target(Some("localhost:5010"), None),
+            Ok(Some(Fib::Remote {
+                endpoint: "localhost:5010".into(),
+                table: 254
+            }))
+        );
+        assert!(fib_target(Some("kernel"), Some(0)).is_err());
+        assert!(
+            fib_target(Some("zebra"), None)
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+    }
 
     #[test]
     fn api_listens_on_a_socket_or_an_address() {

@@ -1,5 +1,7 @@
 //! The kernel FIB: installs the Loc-RIB's best routes into a routing table with rtnetlink and
-//! keeps them there. A component of `sartd bgp` (sart's `--fib` / `fib_table` turn it on).
+//! keeps them there. A component of `sartd bgp` (`--fib kernel` / `fib_table` turn it on), and
+//! of `sartd fib`, sart's separate FIB process ([`daemon`]), for each table a channel writes;
+//! `sartd bgp --fib HOST:PORT` sends the same commands to such a process ([`remote`]).
 //!
 //! ```text
 //!  speaker ──Routes/Converged/Exit──► FIB task ──replace/delete──► kernel table
@@ -18,9 +20,14 @@
 //! - Exit: with graceful restart the routes stay (peers keep forwarding to us, we keep
 //!   forwarding to them); without, they are removed.
 
+mod announce;
+pub mod channel;
 pub mod channels;
+pub mod daemon;
 pub mod kernel;
 pub mod plan;
+pub mod remote;
+pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -85,9 +85,11 @@ struct RawPath {
     attributes: RawAttributes,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Path attributes as YAML writes them (the speaker's `paths`, a `sartd fib` BGP publisher's
+/// `attributes`); [`path_attributes`] checks them.
+#[derive(Debug, Deserialize, Default, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-struct RawAttributes {
+pub struct RawAttributes {
     origin: Option<OriginValue>,
     local_pref: Option<u32>,
     med: Option<u32>,
@@ -101,7 +103,7 @@ struct RawAttributes {
 }
 
 /// `origin: igp|egp|incomplete` or 0-2, as sart accepts.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
 #[serde(untagged)]
 enum OriginValue {
     Name(String),
@@ -246,7 +248,14 @@ fn originated(key: &str, p: RawPath) -> Result<OriginatedPaths, ConfigError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let a = p.attributes;
+    Ok(OriginatedPaths {
+        prefixes,
+        attributes: path_attributes(p.attributes, key)?,
+    })
+}
+
+/// Checks attributes written under `key` (for error messages).
+pub fn path_attributes(a: RawAttributes, key: &str) -> Result<PathSpec, ConfigError> {
     let origin = match a.origin {
         None => bgp::Origin::Igp,
         Some(OriginValue::Name(s)) => match s.as_str() {
@@ -318,17 +327,14 @@ fn originated(key: &str, p: RawPath) -> Result<OriginatedPaths, ConfigError> {
             ));
         }
     };
-    Ok(OriginatedPaths {
-        prefixes,
-        attributes: PathSpec {
-            origin,
-            local_pref: a.local_pref,
-            med: a.med,
-            communities,
-            large_communities,
-            ext_communities,
-            as_path_prepend,
-        },
+    Ok(PathSpec {
+        origin,
+        local_pref: a.local_pref,
+        med: a.med,
+        communities,
+        large_communities,
+        ext_communities,
+        as_path_prepend,
     })
 }
 
