@@ -2,6 +2,7 @@
 
 mod api;
 mod decode;
+mod fib;
 mod ipam;
 mod json;
 
@@ -32,6 +33,17 @@ enum Command {
     Bgp(BgpArgs),
     /// Pod addresses on this node: blocks and allocations (from the agent).
     Ipam(IpamArgs),
+    /// `sartd fib` (sart's FIB process): its channels and their routes.
+    Fib(FibArgs),
+}
+
+#[derive(clap::Args)]
+struct FibArgs {
+    /// `sartd fib`'s FibManagerApi.
+    #[arg(short = 'e', long, default_value = "localhost:5001", global = true)]
+    endpoint: String,
+    #[command(subcommand)]
+    command: fib::FibCommand,
 }
 
 #[derive(clap::Args)]
@@ -63,7 +75,8 @@ struct BgpArgs {
 
 #[derive(Subcommand)]
 enum BgpCommand {
-    /// Decode raw BGP messages (one direction of a session's TCP payload) into JSON lines.
+    /// Decode raw BGP messages (one direction of a session's TCP payload): a table, or JSON
+    /// lines with `-o json`.
     Decode(decode::DecodeArgs),
     /// The speaker itself: AS, router id, Loc-RIB, originated paths.
     Global {
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ipam(args) => ipam::run(&args.endpoint, &args.command, cli.output),
+        Command::Fib(args) => fib::run(&args.endpoint, &args.command, cli.output),
         Command::Bgp(bgp) => {
             let endpoint = speaker_endpoint(bgp.endpoint);
             match bgp.command {
