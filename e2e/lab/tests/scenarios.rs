@@ -2125,7 +2125,8 @@ fn node_ip(node: &str, args: &[&str]) -> String {
 /// restart: the finalizers are off (the controller's RBAC and admission policy as deployed
 /// allow that and nothing more), the conflist is set aside and new pods start, the pod is
 /// adopted with its container id (its routes in the main table, the rule gone, still
-/// answering), a new pod gets another address, and deleting the pod frees it.
+/// answering), no address changed and no request to the VIP failed meanwhile, a new pod gets
+/// another address, and deleting the pod frees it.
 #[test]
 fn taking_over_from_sart_cleans_its_leftovers_and_adopts_its_pods() {
     let lab = Lab::up("takeover");
@@ -2221,7 +2222,12 @@ fn taking_over_from_sart_cleans_its_leftovers_and_adopts_its_pods() {
     );
     finalize("bgppeer", &peer, "bgppeer.sart.terassyi.net/finalizer");
 
-    // Our controller and node 2's agent start again, as after `kubectl apply` over sart.
+    // Our controller and node 2's agent start again, as after `kubectl apply` over sart, while
+    // the client asks the VIP every 50 ms.
+    let vips = lab.ingress("app-svc-cluster");
+    let pods_before = lab.app_pods();
+    let (stop, prober) = Lab::probe(VIP4.into(), "app-");
+    std::thread::sleep(Duration::from_millis(500));
     let agent = lab.kube_system_pod("sartd-agent", NODE2);
     lab.kubectl(&["-n", "kube-system", "delete", "pod", &agent]);
     lab.kubectl(&[
@@ -2300,6 +2306,21 @@ fn taking_over_from_sart_cleans_its_leftovers_and_adopts_its_pods() {
             answers(CLIENT, ip, 80, &name)
         });
     }
+
+    // The takeover changed no address and failed no request to the VIP.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failed) = prober.join().unwrap();
+    eprintln!("VIP requests across the takeover: {failed} of {sent} failed");
+    assert!(sent > 20, "{sent}");
+    assert_eq!(
+        failed,
+        0,
+        "requests failed across the takeover\n{}",
+        lab.logs()
+    );
+    assert_eq!(lab.ingress("app-svc-cluster"), vips);
+    assert_eq!(lab.app_pods(), pods_before);
 
     // A new pod on node 2 starts (through our conflist) with addresses of its own.
     lab.apply(&pod("after-sart", NODE2, "app: after-sart", &[80]));
