@@ -19,27 +19,6 @@ use interop::{
     wait_route_gone, wait_session, wait_until,
 };
 use rustix::process::Signal;
-use serde_json::Value;
-
-/// `ip route show table T proto P PREFIX`: next hops and metric of the first route.
-fn route_in(ns: &Netns, table: &str, prefix: &str, proto: &str) -> Option<(BTreeSet<IpAddr>, u64)> {
-    let fam = if prefix.contains(':') { "-6" } else { "-4" };
-    let out = ns
-        .exec(&[
-            "ip", "-j", fam, "route", "show", "table", table, "proto", proto, prefix,
-        ])
-        .ok()?;
-    let v: Value = serde_json::from_str(&out).ok()?;
-    let r = v.as_array()?.first()?;
-    let mut nhs = BTreeSet::new();
-    if let Some(g) = r["gateway"].as_str() {
-        nhs.insert(g.parse().ok()?);
-    }
-    for h in r["nexthops"].as_array().into_iter().flatten() {
-        nhs.insert(h["gateway"].as_str()?.parse().ok()?);
-    }
-    Some((nhs, r["metric"].as_u64().unwrap_or(0)))
-}
 
 fn wait_tables(
     ns: &Netns,
@@ -51,7 +30,7 @@ fn wait_tables(
     wait_until(what, ROUTE, Duration::from_millis(50), || {
         let got: Vec<_> = ["main", "8"]
             .iter()
-            .map(|t| route_in(ns, t, prefix, "bgp"))
+            .map(|t| kernel_route(ns, t, prefix, "bgp"))
             .collect();
         let ok = got.iter().all(|r| match want {
             Some(nh) => r
@@ -196,7 +175,7 @@ fn channels_carry_bgp_into_two_tables_and_a_table_into_bgp() {
     .unwrap();
     // What the kernel-to-bgp channel wrote into BGP does not come back into tables 254 and 8:
     // the speaker does not install its own paths.
-    assert_eq!(route_in(&dut_ns, "8", "198.18.188.0/24", "bgp"), None);
+    assert_eq!(kernel_route(&dut_ns, "8", "198.18.188.0/24", "bgp"), None);
     dut_ns
         .exec(&["ip", "route", "del", "198.18.188.0/24", "table", "10"])
         .unwrap();
@@ -212,7 +191,7 @@ fn channels_carry_bgp_into_two_tables_and_a_table_into_bgp() {
         "the first route stays",
         Duration::from_secs(1),
         Duration::from_millis(50),
-        || match route_in(&dut_ns, "8", "198.18.186.0/24", "bgp") {
+        || match kernel_route(&dut_ns, "8", "198.18.186.0/24", "bgp") {
             Some(_) => Ok(()),
             None => Err(Pending("198.18.186.0/24 left table 8".into())),
         },
@@ -244,5 +223,5 @@ fn channels_carry_bgp_into_two_tables_and_a_table_into_bgp() {
     wait_route(&frr, net("198.18.189.0/24"), ROUTE, |p| p.med == Some(50)).unwrap();
     fib.stop(Duration::from_secs(10));
     wait_route_gone(&frr, net("198.18.189.0/24"), ROUTE).unwrap();
-    assert!(route_in(&dut_ns, "8", "198.18.186.0/24", "bgp").is_some());
+    assert!(kernel_route(&dut_ns, "8", "198.18.186.0/24", "bgp").is_some());
 }

@@ -18,7 +18,6 @@ use interop::{
     BgpConfig, Daemon, DaemonKind, GracefulRestart, Link, Neighbor, Netns, Pending, Route,
     holds_for, wait_route, wait_route_gone, wait_session, wait_until,
 };
-use serde_json::Value;
 
 /// Every daemon with the right password establishes; with a wrong one the session stays down,
 /// sartd keeps running and says why.
@@ -98,25 +97,8 @@ fn md5_right_and_wrong_password_with_frr_bird_gobgp() {
     }
 }
 
-/// `ip -j route show` of our protocol in the main table, for one prefix: the next hops and the
-/// metric, or `None` when there is no such route.
 fn kernel_route(ns: &Netns, prefix: &str, proto: &str) -> Option<(BTreeSet<IpAddr>, u64)> {
-    let fam = if prefix.contains(':') { "-6" } else { "-4" };
-    let out = ns
-        .exec(&[
-            "ip", "-j", fam, "route", "show", "table", "main", "proto", proto, prefix,
-        ])
-        .ok()?;
-    let v: Value = serde_json::from_str(&out).ok()?;
-    let r = v.as_array()?.first()?;
-    let mut nhs = BTreeSet::new();
-    if let Some(g) = r["gateway"].as_str() {
-        nhs.insert(g.parse().ok()?);
-    }
-    for h in r["nexthops"].as_array().into_iter().flatten() {
-        nhs.insert(h["gateway"].as_str()?.parse().ok()?);
-    }
-    Some((nhs, r["metric"].as_u64().unwrap_or(0)))
+    common::kernel_route(ns, "main", prefix, proto)
 }
 
 fn wait_kernel(

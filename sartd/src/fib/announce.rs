@@ -99,7 +99,7 @@ pub fn start(endpoint: &str, attributes: &PathSpec) -> Result<mpsc::Sender<Msg>,
                         return;
                     }
                 },
-                done = async { match in_flight.as_mut() { Some(j) => j.await, None => std::future::pending().await } }, if in_flight.is_some() => {
+                done = super::job_done(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     let out = done.unwrap_or_else(|e| Outcome::Failed(format!("the call task failed: {e}")));
                     match out {
@@ -128,7 +128,7 @@ pub fn start(endpoint: &str, attributes: &PathSpec) -> Result<mpsc::Sender<Msg>,
     Ok(tx)
 }
 
-type Job = std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>;
+type Job = super::Job<Outcome>;
 
 impl Announcer {
     fn next_job(&mut self) -> Option<Job> {

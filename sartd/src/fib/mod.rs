@@ -43,6 +43,20 @@ use tracing::{debug, info, warn};
 use kernel::{Event, KernelError};
 use plan::{Op, Stale, Want};
 
+/// A batch of calls to another process, run as a task of its own so that the loop that
+/// started it goes on taking commands ([`remote`], [`announce`]).
+type Job<O> = std::pin::Pin<Box<dyn Future<Output = O> + Send>>;
+
+/// The outcome of the job in flight; pending while there is none.
+async fn job_done<O>(
+    job: &mut Option<tokio::task::JoinHandle<O>>,
+) -> Result<O, tokio::task::JoinError> {
+    match job.as_mut() {
+        Some(j) => j.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Full dump-and-diff period.
 pub const RESYNC: Duration = Duration::from_secs(30);
 /// Kernel writes in flight at once.

@@ -100,7 +100,7 @@ pub fn start(endpoint: &str, table: u32) -> Result<mpsc::Sender<Command>, String
                         return;
                     }
                 },
-                done = async { match in_flight.as_mut() { Some(j) => j.await, None => std::future::pending().await } }, if in_flight.is_some() => {
+                done = super::job_done(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     let out = done.unwrap_or_else(|e| Outcome::Failed(format!("the call task failed: {e}")));
                     r.outcome(out, &endpoint);
@@ -222,7 +222,7 @@ impl Remote {
     }
 }
 
-type Job = std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>;
+type Job = super::Job<Outcome>;
 
 fn boxed(f: impl Future<Output = Outcome> + Send + 'static) -> Job {
     Box::pin(f)

@@ -29,3 +29,29 @@ pub fn net(s: &str) -> ipnet::IpNet {
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
+
+/// `ip route show table TABLE proto PROTO PREFIX` in `ns`: the next hops and metric of the first
+/// route, if any.
+pub fn kernel_route(
+    ns: &interop::Netns,
+    table: &str,
+    prefix: &str,
+    proto: &str,
+) -> Option<(std::collections::BTreeSet<IpAddr>, u64)> {
+    let fam = if prefix.contains(':') { "-6" } else { "-4" };
+    let out = ns
+        .exec(&[
+            "ip", "-j", fam, "route", "show", "table", table, "proto", proto, prefix,
+        ])
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let r = v.as_array()?.first()?;
+    let mut nhs = std::collections::BTreeSet::new();
+    if let Some(g) = r["gateway"].as_str() {
+        nhs.insert(g.parse().ok()?);
+    }
+    for h in r["nexthops"].as_array().into_iter().flatten() {
+        nhs.insert(h["gateway"].as_str()?.parse().ok()?);
+    }
+    Some((nhs, r["metric"].as_u64().unwrap_or(0)))
+}
