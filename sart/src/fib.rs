@@ -87,7 +87,8 @@ pub fn run(endpoint: &str, cmd: &FibCommand, output: Output) -> anyhow::Result<E
         let channel = proto::connect(endpoint, Duration::from_secs(5))
             .await
             .with_context(|| format!("cannot reach sartd fib at {endpoint} (is it running?)"))?;
-        let mut c = FibManagerApiClient::new(channel);
+        // A channel's whole table is one answer.
+        let mut c = FibManagerApiClient::new(channel).max_decoding_message_size(256 << 20);
         let text = match command {
             ChannelCommand::List => {
                 let cs = c

@@ -26,6 +26,8 @@ use super::{Command, RESYNC, wire};
 
 /// Calls in flight at once.
 const PARALLEL: usize = 64;
+/// The largest `ListRoutes` answer taken (some 4 million routes).
+const LIST_LIMIT: usize = 256 << 20;
 /// After a failed call, the next attempt.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -59,7 +61,9 @@ pub fn start(endpoint: &str, table: u32) -> Result<mpsc::Sender<Command>, String
     let channel = proto::lazy_channel(endpoint, Duration::from_secs(1), Duration::from_secs(10))
         .map_err(|e| format!("FIB endpoint {endpoint}: {e}"))?;
     let mut r = Remote {
-        client: FibApiClient::new(channel),
+        // A full table in one ListRoutes answer is ~60 bytes a route: past tonic's 4 MiB
+        // default from ~70,000 routes.
+        client: FibApiClient::new(channel).max_decoding_message_size(LIST_LIMIT),
         table,
         want: BTreeMap::new(),
         sent: None,

@@ -1,5 +1,5 @@
-//! `sart-resilience-bench`: the routing-plane resilience figures of issue #7, each side by side
-//! with a peer measured in the same run. Needs root; every daemon runs in namespaces it creates.
+//! `sart-resilience-bench`: the routing-plane resilience figures, each side by side with a peer
+//! measured in the same run. Needs root; every daemon runs in namespaces it creates.
 //!
 //! ```sh
 //! cargo build --release -p sartd -p sart -p sart-bench
@@ -8,8 +8,9 @@
 //! ```
 //!
 //! - `fib`: a BIRD source sends N IPv4 /24s to the DUT; time from the source enabling them until
-//!   the DUT's kernel table holds N routes of the DUT's protocol. DUTs: sartd (FIB, proto 51),
-//!   FRR (bgpd + zebra, proto bgp), BIRD (kernel protocol, proto bird).
+//!   the DUT's kernel table holds N routes of the DUT's protocol. DUTs: sartd (FIB, proto bgp),
+//!   FRR (bgpd + zebra, proto bgp), BIRD (kernel protocol, proto bird), and sartd sending to a
+//!   `sartd fib` sidecar as sart's manifests run it (proto bgp).
 //! - `bfd`: the DUT advertises a prefix to an FRR router over BGP with BFD 100 ms x 3; the DUT's
 //!   link is cut (nftables drop); time until the router no longer has the route. DUTs: sartd,
 //!   FRR (bfdd); and sartd without BFD (hold timer 9 s) for scale.
@@ -102,7 +103,7 @@ fn kernel_count(ns: &Netns, proto: &str) -> Result<usize> {
 fn fib(n: u32) -> Result<()> {
     println!("## fib: {n} routes from a BIRD source into the DUT's kernel table");
     let mut results = Vec::new();
-    for dut in ["sartd", "frr", "bird"] {
+    for dut in ["sartd", "frr", "bird", "sartd-fib"] {
         let t = fib_one(dut, n).with_context(|| format!("fib {dut}"))?;
         println!(
             "fib {dut:>6}: {n} routes in the kernel after {:>8.0} ms = {:>8.0} routes/s",
@@ -111,11 +112,12 @@ fn fib(n: u32) -> Result<()> {
         );
         results.push((dut, t));
     }
-    if let [(_, s), (_, f), (_, b)] = results[..] {
+    if let [(_, s), (_, f), (_, b), (_, sidecar)] = results[..] {
         println!(
-            "fib ratios (time): sartd/frr {:.2}, sartd/bird {:.2}",
+            "fib ratios (time): sartd/frr {:.2}, sartd/bird {:.2}, sartd+sartd-fib/sartd {:.2}",
             s.as_secs_f64() / f.as_secs_f64(),
-            s.as_secs_f64() / b.as_secs_f64()
+            s.as_secs_f64() / b.as_secs_f64(),
+            sidecar.as_secs_f64() / s.as_secs_f64()
         );
     }
     Ok(())
@@ -141,8 +143,29 @@ fn fib_one(dut: &str, n: u32) -> Result<Duration> {
                 5000,
                 "fib_table: 254\n",
             )?),
-            "51",
+            "bgp",
         ),
+        // sart's layout: the speaker sends its routes to a `sartd fib` sidecar, which installs
+        // them.
+        "sartd-fib" => {
+            let speaker =
+                Sartd::start_with(&dut_ns, "dut", cfg, 5000, "fib_endpoint: 127.0.0.1:5010\n")?;
+            let conf = dut_ns.dir().join("fib.yaml");
+            std::fs::write(
+                &conf,
+                "channels:\n  - name: bgp-to-kernel\n    subscribers: [{protocol: bgp, endpoint: 127.0.0.1:5010}]\n    \
+                 publishers: [{protocol: kernel, tables: [254]}]\n",
+            )?;
+            let bin = interop::sartd::sartd_binary();
+            let argv = [
+                bin.to_string_lossy().into_owned(),
+                "fib".into(),
+                "-f".into(),
+                conf.to_string_lossy().into_owned(),
+            ];
+            let sidecar = dut_ns.spawn("sartd-fib", &argv, &dut_ns.dir().join("fib.log"))?;
+            (Box::new((speaker, sidecar)), "bgp")
+        }
         "frr" => (Box::new(Frr::start(&dut_ns, "dut", cfg)?), "bgp"),
         _ => {
             let conf = format!(
