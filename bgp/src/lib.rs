@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod family;
 pub mod fsm;
+mod header;
 pub mod message;
 pub mod notification;
 pub mod open;

@@ -1,12 +1,5 @@
-//! Message header and framing (RFC 4271 §4.1).
-//!
-//! ```text
-//! +-----------------------------------------------+
-//! |            Marker (16 octets of 0xff)         |
-//! +-----------------------+-----------+-----------+
-//! |     Length (2)        | Type (1)  |
-//! +-----------------------+-----------+
-//! ```
+//! Messages and their framing in a stream (RFC 4271 §4): the header ([`crate::header`]) checked
+//! against each type's length bounds, then the body decoded by its type's module.
 
 use crate::context::{Context, MAX_MESSAGE_LEN};
 use crate::error::{DecodeError, EncodeError, ErrorKind};
@@ -16,61 +9,19 @@ use crate::route_refresh::RouteRefresh;
 use crate::update::Update;
 use crate::wire::be_u16;
 
-pub const HEADER_LEN: usize = 19;
-const MARKER: [u8; 16] = [0xff; 16];
+pub use crate::header::{HEADER_LEN, MessageType};
+use crate::header::{MARKER, write_header};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageType {
-    Open,
-    Update,
-    Notification,
-    Keepalive,
-    RouteRefresh,
-}
-
-impl MessageType {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(MessageType::Open),
-            2 => Some(MessageType::Update),
-            3 => Some(MessageType::Notification),
-            4 => Some(MessageType::Keepalive),
-            5 => Some(MessageType::RouteRefresh),
-            _ => None,
-        }
-    }
-
-    pub fn to_u8(self) -> u8 {
-        match self {
-            MessageType::Open => 1,
-            MessageType::Update => 2,
-            MessageType::Notification => 3,
-            MessageType::Keepalive => 4,
-            MessageType::RouteRefresh => 5,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MessageType::Open => "OPEN",
-            MessageType::Update => "UPDATE",
-            MessageType::Notification => "NOTIFICATION",
-            MessageType::Keepalive => "KEEPALIVE",
-            MessageType::RouteRefresh => "ROUTE-REFRESH",
-        }
-    }
-
-    /// Length bounds of each type (RFC 4271 §4, RFC 2918 §3, RFC 8654 §4: OPEN and KEEPALIVE
-    /// never exceed 4096 octets).
-    fn length_ok(self, len: usize, ctx: &Context) -> bool {
-        match self {
-            MessageType::Open => (29..=MAX_MESSAGE_LEN).contains(&len),
-            MessageType::Update => len >= 23 && len <= ctx.max_message_len(),
-            MessageType::Notification => len >= 21 && len <= ctx.max_message_len(),
-            MessageType::Keepalive => len == HEADER_LEN,
-            // Wrong ROUTE-REFRESH lengths get their own error (RFC 7313 §5), checked in decode.
-            MessageType::RouteRefresh => len <= ctx.max_message_len(),
-        }
+/// Length bounds of each type (RFC 4271 §4, RFC 2918 §3, RFC 8654 §4: OPEN and KEEPALIVE
+/// never exceed 4096 octets).
+fn length_ok(ty: MessageType, len: usize, ctx: &Context) -> bool {
+    match ty {
+        MessageType::Open => (29..=MAX_MESSAGE_LEN).contains(&len),
+        MessageType::Update => len >= 23 && len <= ctx.max_message_len(),
+        MessageType::Notification => len >= 21 && len <= ctx.max_message_len(),
+        MessageType::Keepalive => len == HEADER_LEN,
+        // Wrong ROUTE-REFRESH lengths get their own error (RFC 7313 §5), checked in decode.
+        MessageType::RouteRefresh => len <= ctx.max_message_len(),
     }
 }
 
@@ -84,12 +35,6 @@ pub enum Message {
     Notification(Notification),
     Keepalive,
     RouteRefresh(RouteRefresh),
-}
-
-pub(crate) fn write_header(out: &mut Vec<u8>, ty: MessageType) {
-    out.extend_from_slice(&MARKER);
-    out.extend_from_slice(&[0, 0]);
-    out.push(ty.to_u8());
 }
 
 impl Message {
@@ -126,7 +71,7 @@ impl Message {
         let len = usize::from(raw_len);
         let ty = MessageType::from_u8(buf[18])
             .ok_or_else(|| DecodeError::new(18, ErrorKind::BadMessageType(buf[18])))?;
-        if len < HEADER_LEN || !ty.length_ok(len, ctx) {
+        if len < HEADER_LEN || !length_ok(ty, len, ctx) {
             return Err(DecodeError::new(16, ErrorKind::BadMessageLength(raw_len)));
         }
         Ok((len, ty))

@@ -10,14 +10,13 @@
 
 use std::net::Ipv4Addr;
 
+use crate::attribute::AS_TRANS;
 use crate::capability::Capability;
 use crate::error::{DecodeError, EncodeError, ErrorKind};
 use crate::family::Family;
 use crate::wire::{Reader, len_u8, len_u16};
 
 pub const BGP_VERSION: u8 = 4;
-/// RFC 6793 §9: the 2-octet stand-in for a 4-octet AS number.
-pub const AS_TRANS: u16 = 23456;
 
 const PARAM_CAPABILITIES: u8 = 2;
 /// RFC 9072 §2: marks the extended optional parameters format.
@@ -86,7 +85,7 @@ impl Open {
     /// Decodes the body (after the 19-octet header); offsets in errors count from the message start.
     pub(crate) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
         let short = || ErrorKind::MalformedOpen("message too short");
-        let mut r = Reader::new(body, crate::message::HEADER_LEN);
+        let mut r = Reader::new(body, crate::header::HEADER_LEN);
         let version_at = r.offset();
         let version = r.u8(short)?;
         if version != BGP_VERSION {

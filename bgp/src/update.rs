@@ -17,7 +17,7 @@ use crate::attribute::{self, MpReach, MpUnreach, PathAttributes, code, flag};
 use crate::context::Context;
 use crate::error::{DecodeError, EncodeError, ErrorAction, ErrorKind, UpdateError};
 use crate::family::Family;
-use crate::message::{HEADER_LEN, MessageType, write_header};
+use crate::header::{HEADER_LEN, MessageType, write_header};
 use crate::prefix::{Nlri, Prefix, decode_nlri, encode_nlri, encode_nlri_filling};
 use crate::wire::len_u16;
 

@@ -9,7 +9,8 @@
 
 use std::fmt;
 
-use crate::open::AS_TRANS;
+/// RFC 6793 §9: the 2-octet stand-in for a 4-octet AS number.
+pub const AS_TRANS: u16 = 23456;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SegmentType {

@@ -123,6 +123,54 @@ impl ExtCommunity {
     }
 }
 
+impl FromStr for ExtCommunity {
+    type Err = ParseCommunityError;
+
+    /// What [`Display`](fmt::Display) writes: `rt:` or `soo:` with `ASN:VALUE` (a 2-octet AS
+    /// takes a 4-octet value; a larger AS is 4-octet-AS-specific with a 2-octet value) or
+    /// `IPV4:VALUE`, or any community as 16 hex digits (`0x` optional).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseCommunityError {
+            what: "extended community",
+            input: s.to_string(),
+            expected: "rt:ASN:VALUE, soo:ASN:VALUE, rt:IPV4:VALUE or 16 hex digits",
+        };
+        let typed = [("rt:", 0x02u8), ("soo:", 0x03)]
+            .into_iter()
+            .find_map(|(p, sub)| s.strip_prefix(p).map(|rest| (rest, sub)));
+        let Some((rest, sub)) = typed else {
+            let hex = s.strip_prefix("0x").unwrap_or(s);
+            if hex.len() != 16 {
+                return Err(err());
+            }
+            let n = u64::from_str_radix(hex, 16).map_err(|_| err())?;
+            return Ok(ExtCommunity(n.to_be_bytes()));
+        };
+        let (a, v) = rest.split_once(':').ok_or_else(err)?;
+        let mut b = [0u8; 8];
+        b[1] = sub;
+        if let Ok(ip) = a.parse::<Ipv4Addr>() {
+            b[0] = 0x01;
+            b[2..6].copy_from_slice(&ip.octets());
+            b[6..].copy_from_slice(&v.parse::<u16>().map_err(|_| err())?.to_be_bytes());
+            return Ok(ExtCommunity(b));
+        }
+        let asn = a.parse::<u32>().map_err(|_| err())?;
+        match u16::try_from(asn) {
+            Ok(short) => {
+                b[2..4].copy_from_slice(&short.to_be_bytes());
+                b[4..].copy_from_slice(&v.parse::<u32>().map_err(|_| err())?.to_be_bytes());
+            }
+            Err(_) => {
+                b[0] = 0x02;
+                b[2..6].copy_from_slice(&asn.to_be_bytes());
+                b[6..].copy_from_slice(&v.parse::<u16>().map_err(|_| err())?.to_be_bytes());
+            }
+        }
+        Ok(ExtCommunity(b))
+    }
+}
+
 impl fmt::Display for ExtCommunity {
     /// Route targets and origins in the usual `rt:`/`soo:` forms, anything else as hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +214,41 @@ impl fmt::Display for ExtCommunity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extended_communities_read_back_what_they_print() {
+        for text in [
+            "rt:65000:7",
+            "soo:65000:4294967295",
+            "rt:198.18.0.1:100",
+            "rt:4200000000:9",
+            "0x8000000000000001",
+        ] {
+            let c: ExtCommunity = text.parse().unwrap();
+            assert_eq!(c.to_string(), text);
+        }
+        assert_eq!(
+            "rt:65000:7".parse::<ExtCommunity>().unwrap(),
+            ExtCommunity::route_target(65000, 7)
+        );
+        assert_eq!(
+            "0003fde800000001"
+                .parse::<ExtCommunity>()
+                .unwrap()
+                .to_string(),
+            "soo:65000:1"
+        );
+        for bad in [
+            "rt:65000",
+            "rt:x:1",
+            "rt:198.18.0.1:70000",
+            "0x01",
+            "zz",
+            "rt:4200000000:70000",
+        ] {
+            assert!(bad.parse::<ExtCommunity>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn text_forms() {

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::loc::{Env, Key, Table};
+use super::path::PeerKind;
 use super::path::{Attrs, Path, PeerId};
-use super::peer::PeerKind;
 use super::{Rib, RibError, Tables};
 use crate::attribute::{MpReach, MpUnreach, NextHop, PathAttributes};
 use crate::family::Family;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
+use super::path::PeerKind;
 use super::path::{Attrs, PeerId};
-use super::peer::PeerKind;
 use super::policy::Export;
 use crate::attribute::{Ipv6NextHop, MpReach, MpUnreach, NextHop};
 use crate::context::Context;

@@ -49,6 +49,7 @@ pub mod local;
 pub mod path;
 pub mod peer;
 pub mod policy;
+mod step;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -57,12 +58,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use adj_in::Received;
 pub use adj_out::{BestChange, BestRoute, Drained};
-pub use decision::{Candidate, DecisionConfig, Selection, Step, compare, select};
+pub use decision::{Candidate, DecisionConfig, Selection, compare, select};
 pub use group::{ExportParams, GroupId, OutUpdate, Prefixes};
 pub use local::LocalRoute;
-pub use path::{Attrs, PathView, PeerId, SourceInfo, SourceKind};
-pub use peer::{PeerConfig, PeerKind};
+pub use path::{Attrs, PathView, PeerId, PeerKind, SourceInfo, SourceKind};
+pub use peer::PeerConfig;
 pub use policy::{Action, Export, PolicyError, PrefixList, PrefixRule};
+pub use step::Step;
 
 use export::Local;
 use group::{GroupKey, Groups};

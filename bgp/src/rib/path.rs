@@ -47,6 +47,24 @@ pub enum SourceKind {
     RrClient,
 }
 
+/// The role of a peer, derived from its AS and configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerKind {
+    Ebgp,
+    Ibgp,
+    RrClient,
+}
+
+impl From<PeerKind> for SourceKind {
+    fn from(k: PeerKind) -> SourceKind {
+        match k {
+            PeerKind::Ebgp => SourceKind::Ebgp,
+            PeerKind::Ibgp => SourceKind::Ibgp,
+            PeerKind::RrClient => SourceKind::RrClient,
+        }
+    }
+}
+
 impl SourceKind {
     pub fn is_ibgp(self) -> bool {
         matches!(self, SourceKind::Ibgp | SourceKind::RrClient)
@@ -147,5 +165,5 @@ pub struct PathView {
     pub stale: bool,
     /// For the best path: the decision step that ranked it above the runner-up (`None` when it
     /// is the only path). For another path: the step at which the best path beat it.
-    pub reason: Option<super::decision::Step>,
+    pub reason: Option<super::step::Step>,
 }

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::group::GroupId;
-use super::path::{PeerId, SourceInfo, SourceKind};
+use super::path::{PeerId, PeerKind, SourceInfo, SourceKind};
 use super::policy::PrefixList;
 
 /// Configuration of a peer that matters to the RIB.
@@ -19,24 +19,6 @@ pub struct PeerConfig {
     pub max_prefixes: Option<u32>,
     /// Announcements this list denies are treated as withdrawals and never counted.
     pub import: PrefixList,
-}
-
-/// The role of a peer, derived from its AS and configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PeerKind {
-    Ebgp,
-    Ibgp,
-    RrClient,
-}
-
-impl From<PeerKind> for SourceKind {
-    fn from(k: PeerKind) -> SourceKind {
-        match k {
-            PeerKind::Ebgp => SourceKind::Ebgp,
-            PeerKind::Ibgp => SourceKind::Ibgp,
-            PeerKind::RrClient => SourceKind::RrClient,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
