@@ -390,12 +390,8 @@ fn attributes(kv: &[String]) -> anyhow::Result<Vec<prost_types::Any>> {
         };
         match k {
             "origin" => {
-                let value = match v {
-                    "igp" | "0" => 0,
-                    "egp" | "1" => 1,
-                    "incomplete" | "2" => 2,
-                    _ => bail!("attribute origin: {v:?}: use igp, egp or incomplete"),
-                };
+                let origin: bgp::Origin = v.parse().context("attribute origin")?;
+                let value = origin as u32;
                 out.push(any("OriginAttribute", &v1::OriginAttribute { value }));
             }
             "local_pref" => out.push(any(

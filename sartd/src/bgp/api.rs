@@ -202,12 +202,11 @@ fn path_spec(attrs: &[prost_types::Any]) -> Result<PathSpec, Status> {
         use prost::Message;
         match name {
             "sart.v1.OriginAttribute" => {
-                spec.origin = match v1::OriginAttribute::decode(v).map_err(|_| bad(name))?.value {
-                    0 => bgp::Origin::Igp,
-                    1 => bgp::Origin::Egp,
-                    2 => bgp::Origin::Incomplete,
-                    n => return Err(Status::invalid_argument(format!("origin {n}: use 0-2"))),
-                }
+                let n = v1::OriginAttribute::decode(v).map_err(|_| bad(name))?.value;
+                spec.origin = u8::try_from(n)
+                    .ok()
+                    .and_then(bgp::Origin::from_value)
+                    .ok_or_else(|| Status::invalid_argument(format!("origin {n}: use 0-2")))?;
             }
             "sart.v1.LocalPrefAttribute" => {
                 spec.local_pref = Some(
@@ -260,12 +259,11 @@ fn path_spec(attrs: &[prost_types::Any]) -> Result<PathSpec, Status> {
                     .map_err(|_| bad(name))?
                     .communities
                 {
-                    spec.ext_communities
-                        .push(config::parse_ext_community(&c).ok_or_else(|| {
-                            Status::invalid_argument(format!(
-                                "{c:?}: use rt:ASN:VALUE or 16 hex digits"
-                            ))
-                        })?);
+                    spec.ext_communities.push(c.parse().map_err(
+                        |e: bgp::attribute::community::ParseCommunityError| {
+                            Status::invalid_argument(e.to_string())
+                        },
+                    )?);
                 }
             }
             other => {

@@ -381,7 +381,7 @@ pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::bgp::config::{RawAttributes, parse_ext_community, path_attributes};
+    use crate::bgp::config::{RawAttributes, path_attributes};
 
     #[test]
     fn a_publishers_attributes_reach_addpath_as_the_speaker_reads_them() {
@@ -442,7 +442,7 @@ mod tests {
             .communities;
         let back: Vec<_> = ext
             .iter()
-            .map(|c| parse_ext_community(c).unwrap())
+            .map(|c| c.parse::<bgp::attribute::ExtCommunity>().unwrap())
             .collect();
         assert_eq!(back, spec.ext_communities);
         // Nothing configured: only the origin (IGP), as the speaker's default.

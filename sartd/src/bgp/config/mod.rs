@@ -256,28 +256,16 @@ fn originated(key: &str, p: RawPath) -> Result<OriginatedPaths, ConfigError> {
 
 /// Checks attributes written under `key` (for error messages).
 pub fn path_attributes(a: RawAttributes, key: &str) -> Result<PathSpec, ConfigError> {
-    let origin = match a.origin {
+    let origin_text = match &a.origin {
+        None => None,
+        Some(OriginValue::Name(s)) => Some(s.clone()),
+        Some(OriginValue::Number(n)) => Some(n.to_string()),
+    };
+    let origin = match origin_text {
         None => bgp::Origin::Igp,
-        Some(OriginValue::Name(s)) => match s.as_str() {
-            "igp" | "0" => bgp::Origin::Igp,
-            "egp" | "1" => bgp::Origin::Egp,
-            "incomplete" | "2" => bgp::Origin::Incomplete,
-            _ => {
-                return Err(err(
-                    format!("{key}.attributes.origin"),
-                    format!("{s:?}: use igp, egp or incomplete"),
-                ));
-            }
-        },
-        Some(OriginValue::Number(0)) => bgp::Origin::Igp,
-        Some(OriginValue::Number(1)) => bgp::Origin::Egp,
-        Some(OriginValue::Number(2)) => bgp::Origin::Incomplete,
-        Some(OriginValue::Number(n)) => {
-            return Err(err(
-                format!("{key}.attributes.origin"),
-                format!("{n}: use 0-2"),
-            ));
-        }
+        Some(t) => t.parse().map_err(|e: bgp::attribute::ParseOriginError| {
+            err(format!("{key}.attributes.origin"), e.to_string())
+        })?,
     };
     let communities = a
         .communities
@@ -309,12 +297,13 @@ pub fn path_attributes(a: RawAttributes, key: &str) -> Result<PathSpec, ConfigEr
         .iter()
         .enumerate()
         .map(|(j, s)| {
-            parse_ext_community(s).ok_or_else(|| {
-                err(
-                    format!("{key}.attributes.ext_communities[{j}]"),
-                    format!("{s:?}: use rt:ASN:VALUE or 16 hex digits"),
-                )
-            })
+            s.parse()
+                .map_err(|e: bgp::attribute::community::ParseCommunityError| {
+                    err(
+                        format!("{key}.attributes.ext_communities[{j}]"),
+                        e.to_string(),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
     let as_path_prepend = match a.as_path_prepend {
@@ -336,20 +325,6 @@ pub fn path_attributes(a: RawAttributes, key: &str) -> Result<PathSpec, ConfigEr
         ext_communities,
         as_path_prepend,
     })
-}
-
-/// `rt:65000:100` (2-octet AS route target) or 16 hex digits.
-pub fn parse_ext_community(s: &str) -> Option<ExtCommunity> {
-    if let Some(rest) = s.strip_prefix("rt:") {
-        let (a, v) = rest.split_once(':')?;
-        return Some(ExtCommunity::route_target(a.parse().ok()?, v.parse().ok()?));
-    }
-    let hex = s.strip_prefix("0x").unwrap_or(s);
-    if hex.len() != 16 {
-        return None;
-    }
-    let n = u64::from_str_radix(hex, 16).ok()?;
-    Some(ExtCommunity(n.to_be_bytes()))
 }
 
 #[cfg(test)]
