@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::family::{Family, bounds, from_u128, is_normal, to_u128};
+use crate::family::{IpFamily, bounds, from_u128, is_normal, to_u128};
 use crate::slots::{Slots, TakeError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -70,8 +70,8 @@ impl AddressAllocator {
         self.usable
     }
 
-    fn family(&self) -> Family {
-        Family::of_net(&self.range)
+    fn family(&self) -> IpFamily {
+        IpFamily::of_net(&self.range)
     }
 
     pub fn allocate_lowest(&mut self) -> Result<IpAddr, AddressError> {

@@ -8,37 +8,37 @@ use ipnet::IpNet;
 
 /// An IP address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
+pub enum IpFamily {
     Ipv4,
     Ipv6,
 }
 
-impl Family {
-    pub fn of(ip: IpAddr) -> Family {
+impl IpFamily {
+    pub fn of(ip: IpAddr) -> IpFamily {
         match ip {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
+            IpAddr::V4(_) => IpFamily::Ipv4,
+            IpAddr::V6(_) => IpFamily::Ipv6,
         }
     }
 
-    pub fn of_net(net: &IpNet) -> Family {
-        Family::of(net.addr())
+    pub fn of_net(net: &IpNet) -> IpFamily {
+        IpFamily::of(net.addr())
     }
 
     /// The other family (for dual stack).
-    pub fn other(self) -> Family {
+    pub fn other(self) -> IpFamily {
         match self {
-            Family::Ipv4 => Family::Ipv6,
-            Family::Ipv6 => Family::Ipv4,
+            IpFamily::Ipv4 => IpFamily::Ipv6,
+            IpFamily::Ipv6 => IpFamily::Ipv4,
         }
     }
 }
 
-impl fmt::Display for Family {
+impl fmt::Display for IpFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Family::Ipv4 => "IPv4",
-            Family::Ipv6 => "IPv6",
+            IpFamily::Ipv4 => "IPv4",
+            IpFamily::Ipv6 => "IPv6",
         })
     }
 }
@@ -52,10 +52,10 @@ pub(crate) fn to_u128(ip: IpAddr) -> u128 {
 
 /// The inverse of [`to_u128`]; for IPv4 the value must fit in 32 bits (callers only pass values
 /// inside an IPv4 network).
-pub(crate) fn from_u128(family: Family, value: u128) -> IpAddr {
+pub(crate) fn from_u128(family: IpFamily, value: u128) -> IpAddr {
     match family {
-        Family::Ipv4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
-        Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(value)),
+        IpFamily::Ipv4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        IpFamily::Ipv6 => IpAddr::V6(Ipv6Addr::from(value)),
     }
 }
 

@@ -36,14 +36,14 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::family::{Family, bounds, from_u128, is_normal};
+use crate::family::{IpFamily, bounds, from_u128, is_normal};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LbError {
     #[error("address pool {pool:?} does not exist")]
     UnknownPool { pool: String },
     #[error("no address pool for {family}")]
-    NoPool { family: Family },
+    NoPool { family: IpFamily },
     #[error("requested address {ip} is not in any allowed address pool")]
     NotInPool { ip: IpAddr },
     #[error("requested address {ip} is taken by {by}")]
@@ -99,8 +99,8 @@ pub struct LbPool {
 }
 
 impl LbPool {
-    fn family(&self) -> Family {
-        Family::of_net(&self.cidr)
+    fn family(&self) -> IpFamily {
+        IpFamily::of_net(&self.cidr)
     }
 }
 
@@ -128,7 +128,7 @@ impl fmt::Display for ServiceKey {
 
 /// A Service port's protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
+pub enum L4Protocol {
     Tcp,
     Udp,
     Sctp,
@@ -139,15 +139,15 @@ pub enum Protocol {
 /// with a single entry in `ipFamilies`) to `Single`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FamilyPolicy {
-    Single(Family),
+    Single(IpFamily),
     /// Both families where a pool exists; at least one.
-    PreferDual(Family),
+    PreferDual(IpFamily),
     /// Both families, or an error.
-    RequireDual(Family),
+    RequireDual(IpFamily),
 }
 
 impl FamilyPolicy {
-    fn families(self) -> Vec<Family> {
+    fn families(self) -> Vec<IpFamily> {
         match self {
             FamilyPolicy::Single(f) => vec![f],
             FamilyPolicy::PreferDual(f) | FamilyPolicy::RequireDual(f) => vec![f, f.other()],
@@ -166,7 +166,7 @@ pub struct LbRequest {
     /// `sart.terassyi.net/allow-shared-ip`; `None` or empty never shares.
     pub sharing_key: Option<String>,
     /// The Service's (protocol, port) pairs.
-    pub ports: BTreeSet<(Protocol, u16)>,
+    pub ports: BTreeSet<(L4Protocol, u16)>,
     /// `None` for `externalTrafficPolicy: Cluster`; for `Local`, a canonical rendering of
     /// `spec.selector`. Sharing requires equality, which is MetalLB's rule: an address is
     /// advertised from the nodes with endpoints, so Local Services on one address must have the
@@ -424,7 +424,7 @@ impl Allocator {
                 }
             }
         }
-        let missing = |family: &Family| !needs.iter().any(|n| n.from.family() == *family);
+        let missing = |family: &IpFamily| !needs.iter().any(|n| n.from.family() == *family);
         let required = match request.families {
             FamilyPolicy::PreferDual(primary) if needs.is_empty() => vec![primary],
             FamilyPolicy::PreferDual(_) => vec![],

@@ -21,6 +21,6 @@ mod slots;
 
 pub use addresses::{AddressAllocator, AddressError, Usable};
 pub use blocks::{BlockAllocator, BlockError};
-pub use family::Family;
-pub use lb::{Allocator, FamilyPolicy, Holder, LbError, LbPool, LbRequest, Protocol, ServiceKey};
+pub use family::IpFamily;
+pub use lb::{Allocator, FamilyPolicy, Holder, L4Protocol, LbError, LbPool, LbRequest, ServiceKey};
 pub use pool::{Pool, PoolError};

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::family::{Family, bounds, from_u128, is_normal, to_u128};
+use crate::family::{IpFamily, bounds, from_u128, is_normal, to_u128};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PoolError {
@@ -52,8 +52,8 @@ impl Pool {
         self.block_len
     }
 
-    pub fn family(&self) -> Family {
-        Family::of_net(&self.cidr)
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of_net(&self.cidr)
     }
 
     /// log2 of the number of blocks.
@@ -122,7 +122,7 @@ impl Pool {
 /// Whether two networks share at least one address.
 pub fn overlap(a: &IpNet, b: &IpNet) -> bool {
     let ((a_first, a_last), (b_first, b_last)) = (bounds(a), bounds(b));
-    Family::of_net(a) == Family::of_net(b) && a_first <= b_last && b_first <= a_last
+    IpFamily::of_net(a) == IpFamily::of_net(b) && a_first <= b_last && b_first <= a_last
 }
 
 #[cfg(test)]
@@ -167,7 +167,7 @@ mod tests {
     fn ipv6_slash64_into_slash120() {
         let p = pool("fd00:1::/64", 120);
         assert_eq!(p.block_count(), 1 << 56);
-        assert_eq!(p.family(), Family::Ipv6);
+        assert_eq!(p.family(), IpFamily::Ipv6);
         assert_eq!(p.block(0), Some(net("fd00:1::/120")));
         assert_eq!(p.block(1), Some(net("fd00:1::100/120")));
         assert_eq!(p.block(0x1234), Some(net("fd00:1::12:3400/120")));
@@ -249,7 +249,7 @@ mod tests {
             let bits = if v6 { 128 } else { 32 };
             let (len, block_len) = (a % (bits + 1), b % (bits + 1));
             let (len, block_len) = (len.min(block_len), len.max(block_len));
-            let ip = from_u128(if v6 { Family::Ipv6 } else { Family::Ipv4 }, addr);
+            let ip = from_u128(if v6 { IpFamily::Ipv6 } else { IpFamily::Ipv4 }, addr);
             Pool::new(IpNet::new(ip, len).unwrap().trunc(), block_len).unwrap()
         })
     }

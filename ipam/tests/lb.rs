@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ipam::Family::{Ipv4, Ipv6};
-use ipam::lb::{Allocator, FamilyPolicy, Holder, LbError, LbPool, LbRequest, Protocol, ServiceKey};
+use ipam::IpFamily::{Ipv4, Ipv6};
+use ipam::lb::{
+    Allocator, FamilyPolicy, Holder, L4Protocol, LbError, LbPool, LbRequest, ServiceKey,
+};
 
 type Got = Result<Vec<IpAddr>, LbError>;
 
@@ -31,7 +33,7 @@ fn taken(addr: &str, by: &str) -> Got {
     })
 }
 
-fn no_pool(family: ipam::Family) -> Got {
+fn no_pool(family: ipam::IpFamily) -> Got {
     Err(LbError::NoPool { family })
 }
 
@@ -76,7 +78,7 @@ fn with_ips(mut r: LbRequest, list: &[&str]) -> LbRequest {
 
 fn shared(mut r: LbRequest, key: &str, ports: &[u16]) -> LbRequest {
     r.sharing_key = Some(key.into());
-    r.ports = ports.iter().map(|p| (Protocol::Tcp, *p)).collect();
+    r.ports = ports.iter().map(|p| (L4Protocol::Tcp, *p)).collect();
     r
 }
 
@@ -241,7 +243,7 @@ fn sharing_follows_metallb() {
     );
     // Same key, other ports: joins the shared address.
     let mut udp = shared(v4(), "dns", &[]);
-    udp.ports = BTreeSet::from([(Protocol::Udp, 53)]);
+    udp.ports = BTreeSet::from([(L4Protocol::Udp, 53)]);
     assert_eq!(put(&mut a, "dns-udp", udp), ok(&["10.0.1.0"]));
     // Same key, a common port: its own address.
     assert_eq!(
@@ -401,7 +403,7 @@ mod properties {
         let other_key = prop::sample::select(&["j", ""][..]).prop_map(Some);
         let key = prop_oneof![1 => Just(None), 2 => Just(Some("k")), 1 => other_key];
         let port = (
-            prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)],
+            prop_oneof![Just(L4Protocol::Tcp), Just(L4Protocol::Udp)],
             1..4u16,
         );
         let ports = prop::collection::btree_set(port, 0..3);

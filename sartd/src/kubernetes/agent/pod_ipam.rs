@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ipam::{AddressAllocator, AddressError, Family, Usable};
+use ipam::{AddressAllocator, AddressError, IpFamily, Usable};
 use ipnet::IpNet;
 
 use super::pod_pool::Choice;
@@ -469,10 +469,15 @@ impl NodeIpam {
     }
 
     /// The families an attachment has addresses of.
-    pub fn families(&self, a: &Attachment) -> BTreeSet<Family> {
+    pub fn families(&self, a: &Attachment) -> BTreeSet<IpFamily> {
         self.records
             .get(a)
-            .map(|r| r.addresses.iter().map(|(ip, _)| Family::of(*ip)).collect())
+            .map(|r| {
+                r.addresses
+                    .iter()
+                    .map(|(ip, _)| IpFamily::of(*ip))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -771,7 +776,7 @@ mod tests {
         );
         assert_eq!(
             n.families(&att("a")),
-            BTreeSet::from([Family::Ipv4, Family::Ipv6])
+            BTreeSet::from([IpFamily::Ipv4, IpFamily::Ipv6])
         );
     }
 

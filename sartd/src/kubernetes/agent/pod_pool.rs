@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipam::Family;
+use ipam::IpFamily;
 
 use crate::kubernetes::controller::pools::{ValidPool, auto_pool};
 use crate::kubernetes::crd::address_reservation::STICKY_ANNOTATION;
@@ -57,14 +57,14 @@ pub enum ChoiceError {
     #[error("annotation {IPS_ANNOTATION}: {0:?} is not an IP address")]
     BadAddress(String),
     #[error("annotation {IPS_ANNOTATION}: two {0} addresses (one per family)")]
-    TwoOfAFamily(Family),
+    TwoOfAFamily(IpFamily),
     #[error("address {0} is in no pod AddressPool")]
     OutsidePools(IpAddr),
     #[error("{from} names AddressPool {pool}, which is not a usable pod pool")]
     UnknownPool { pool: String, from: &'static str },
     #[error("{from} names two pools of {family}: {a} and {b}")]
     TwoPoolsOfAFamily {
-        family: Family,
+        family: IpFamily,
         a: String,
         b: String,
         from: &'static str,
@@ -111,8 +111,11 @@ pub fn choose(
         let mut out: Vec<(IpAddr, String)> = Vec::new();
         for s in list(ips) {
             let ip: IpAddr = s.parse().map_err(|_| ChoiceError::BadAddress(s.into()))?;
-            if out.iter().any(|(o, _)| Family::of(*o) == Family::of(ip)) {
-                return Err(ChoiceError::TwoOfAFamily(Family::of(ip)));
+            if out
+                .iter()
+                .any(|(o, _)| IpFamily::of(*o) == IpFamily::of(ip))
+            {
+                return Err(ChoiceError::TwoOfAFamily(IpFamily::of(ip)));
             }
             let pool = pod_pools
                 .iter()
@@ -162,7 +165,7 @@ pub fn choose(
             ));
         }
     }
-    let auto: Vec<String> = [Family::Ipv4, Family::Ipv6]
+    let auto: Vec<String> = [IpFamily::Ipv4, IpFamily::Ipv6]
         .into_iter()
         .filter_map(|f| auto_pool(pools, AddressType::Pod, f, namespace.labels))
         .map(|p| p.name.clone())
@@ -263,7 +266,7 @@ mod tests {
         );
         assert_eq!(
             err(&[(IPS_ANNOTATION, "198.18.64.1,198.18.64.2")]),
-            ChoiceError::TwoOfAFamily(Family::Ipv4)
+            ChoiceError::TwoOfAFamily(IpFamily::Ipv4)
         );
         assert!(matches!(
             err(&[(IPS_ANNOTATION, "pod-1")]),

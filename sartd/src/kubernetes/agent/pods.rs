@@ -1461,7 +1461,7 @@ impl PodNetwork {
         pools::validate(&all)
             .into_values()
             .flatten()
-            .any(|v| v.pool.family() == ipam::Family::Ipv6)
+            .any(|v| v.pool.family() == ipam::IpFamily::Ipv6)
     }
 
     /// Blocks and their use, for the CLI.

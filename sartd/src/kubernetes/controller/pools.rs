@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ipam::{Family, Pool};
+use ipam::{IpFamily, Pool};
 use ipnet::IpNet;
 use kube::core::{Selector, SelectorExt};
 
@@ -66,7 +66,7 @@ pub fn usable_by(
 pub fn auto_pool<'a>(
     pools: &'a [ValidPool],
     kind: AddressType,
-    family: Family,
+    family: IpFamily,
     namespace_labels: &BTreeMap<String, String>,
 ) -> Option<&'a ValidPool> {
     pools
@@ -95,7 +95,7 @@ pub enum Refusal {
     SecondAutoAssign {
         other: String,
         kind: AddressType,
-        family: Family,
+        family: IpFamily,
     },
 }
 
@@ -304,11 +304,14 @@ mod tests {
         let a_test = labels(&[("tenant", "a"), ("tier", "test")]);
         let other = labels(&[("kubernetes.io/metadata.name", "b")]);
         let auto =
-            |l| auto_pool(&valid, AddressType::Service, Family::Ipv4, l).map(|p| p.name.as_str());
+            |l| auto_pool(&valid, AddressType::Service, IpFamily::Ipv4, l).map(|p| p.name.as_str());
         assert_eq!(auto(&a), Some("tenant"), "a pool of its own first");
         assert_eq!(auto(&a_test), Some("all"));
         assert_eq!(auto(&other), Some("all"));
-        assert_eq!(auto_pool(&valid, AddressType::Pod, Family::Ipv4, &a), None);
+        assert_eq!(
+            auto_pool(&valid, AddressType::Pod, IpFamily::Ipv4, &a),
+            None
+        );
         let tenant = valid.iter().find(|p| p.name == "tenant").unwrap();
         assert!(tenant.admits(&a) && !tenant.admits(&a_test) && !tenant.admits(&other));
     }

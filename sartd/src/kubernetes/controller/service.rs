@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipam::{Family, FamilyPolicy, LbError, LbRequest, Protocol, ServiceKey};
+use ipam::{FamilyPolicy, IpFamily, L4Protocol, LbError, LbRequest, ServiceKey};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -77,8 +77,8 @@ pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
     let mut families = Vec::new();
     for f in spec.ip_families.iter().flatten() {
         families.push(match f.as_str() {
-            "IPv4" => Family::Ipv4,
-            "IPv6" => Family::Ipv6,
+            "IPv4" => IpFamily::Ipv4,
+            "IPv6" => IpFamily::Ipv6,
             other => return Err(RequestError::BadFamily(other.to_owned())),
         });
     }
@@ -103,8 +103,8 @@ pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
     let primary = families
         .first()
         .copied()
-        .or_else(|| ips.first().map(|ip| Family::of(*ip)))
-        .unwrap_or(Family::Ipv4);
+        .or_else(|| ips.first().map(|ip| IpFamily::of(*ip)))
+        .unwrap_or(IpFamily::Ipv4);
     let policy = match spec.ip_family_policy.as_deref() {
         Some("RequireDualStack") => FamilyPolicy::RequireDual(primary),
         Some("PreferDualStack") if families.len() != 1 => FamilyPolicy::PreferDual(primary),
@@ -126,9 +126,9 @@ pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
         .flatten()
         .map(|p| {
             let proto = match p.protocol.as_deref() {
-                Some("UDP") => Protocol::Udp,
-                Some("SCTP") => Protocol::Sctp,
-                _ => Protocol::Tcp,
+                Some("UDP") => L4Protocol::Udp,
+                Some("SCTP") => L4Protocol::Sctp,
+                _ => L4Protocol::Tcp,
             };
             (proto, u16::try_from(p.port).unwrap_or(0))
         })
@@ -211,7 +211,8 @@ pub fn restore_all(
         if ips.is_empty() {
             continue;
         }
-        let req = request(s).unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(Family::Ipv4)));
+        let req =
+            request(s).unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(IpFamily::Ipv4)));
         if let Err(e) = alloc.restore(&key(s), req, &ips) {
             conflicts.push((key(s), e));
         }
@@ -625,11 +626,11 @@ mod tests {
                 "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
         }));
         let r = request(&s).unwrap();
-        assert_eq!(r.families, FamilyPolicy::PreferDual(Family::Ipv4));
+        assert_eq!(r.families, FamilyPolicy::PreferDual(IpFamily::Ipv4));
         assert_eq!(r.pools, ["p1", "p2"]);
         assert_eq!(r.ips.len(), 2);
         assert_eq!(r.sharing_key.as_deref(), Some("k"));
-        assert!(r.ports.contains(&(Protocol::Udp, 53)));
+        assert!(r.ports.contains(&(L4Protocol::Udp, 53)));
         assert_eq!(r.local_selector.as_deref(), Some("app=x"));
     }
 
