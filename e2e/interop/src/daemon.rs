@@ -54,12 +54,22 @@ impl DaemonKind {
 /// comes back with the same routes.
 pub trait Daemon: Send {
     fn kind(&self) -> DaemonKind;
+    /// Where the instance lives, what it runs and what it was told.
+    fn instance(&self) -> &Instance;
     /// Instance name (unique within its namespace).
-    fn name(&self) -> &str;
-    fn netns(&self) -> &Netns;
-    fn config(&self) -> &BgpConfig;
+    fn name(&self) -> &str {
+        &self.instance().name
+    }
+    fn netns(&self) -> &Netns {
+        &self.instance().netns
+    }
+    fn config(&self) -> &BgpConfig {
+        &self.instance().config
+    }
     /// Scratch directory with the generated config, sockets and logs.
-    fn dir(&self) -> &Path;
+    fn dir(&self) -> &Path {
+        &self.instance().dir
+    }
 
     /// Starts the processes (after [`Daemon::stop`]); constructors already start.
     fn start(&mut self) -> Result<()>;
@@ -69,7 +79,9 @@ pub trait Daemon: Send {
         self.stop();
         self.start()
     }
-    fn is_running(&self) -> bool;
+    fn is_running(&self) -> bool {
+        self.instance().is_running()
+    }
     /// PID of the process that speaks BGP.
     fn bgp_pid(&self) -> Option<u32>;
     /// SIGSTOP the BGP process: sockets stay open, nothing is sent (hold-timer tests).
@@ -127,7 +139,7 @@ pub fn dump_logs(daemons: &[&dyn Daemon]) -> String {
 
 /// What every implementation keeps: where it lives, what it runs, what it was told.
 #[derive(Debug)]
-pub(crate) struct Instance {
+pub struct Instance {
     pub name: String,
     pub netns: Netns,
     pub dir: PathBuf,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -245,20 +245,8 @@ impl Daemon for Gobgp {
         DaemonKind::Gobgp
     }
 
-    fn name(&self) -> &str {
-        &self.inst.name
-    }
-
-    fn netns(&self) -> &Netns {
-        &self.inst.netns
-    }
-
-    fn config(&self) -> &BgpConfig {
-        &self.inst.config
-    }
-
-    fn dir(&self) -> &Path {
-        &self.inst.dir
+    fn instance(&self) -> &Instance {
+        &self.inst
     }
 
     fn start(&mut self) -> Result<()> {
@@ -289,10 +277,6 @@ impl Daemon for Gobgp {
 
     fn stop(&mut self) {
         self.inst.stop();
-    }
-
-    fn is_running(&self) -> bool {
-        self.inst.is_running()
     }
 
     fn bgp_pid(&self) -> Option<u32> {

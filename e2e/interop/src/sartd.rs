@@ -453,20 +453,8 @@ impl Daemon for Sartd {
         DaemonKind::Sartd
     }
 
-    fn name(&self) -> &str {
-        &self.inst.name
-    }
-
-    fn netns(&self) -> &Netns {
-        &self.inst.netns
-    }
-
-    fn config(&self) -> &BgpConfig {
-        &self.inst.config
-    }
-
-    fn dir(&self) -> &Path {
-        &self.inst.dir
+    fn instance(&self) -> &Instance {
+        &self.inst
     }
 
     fn start(&mut self) -> Result<()> {
@@ -501,10 +489,6 @@ impl Daemon for Sartd {
 
     fn stop(&mut self) {
         self.inst.stop();
-    }
-
-    fn is_running(&self) -> bool {
-        self.inst.is_running()
     }
 
     fn bgp_pid(&self) -> Option<u32> {

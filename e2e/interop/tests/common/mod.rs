@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use interop::Family;
 
+mod peers;
+#[allow(unused_imports)] // each test binary uses some
+pub use peers::*;
+
 pub const V4: [Family; 1] = [Family::Ipv4Unicast];
 pub const V6: [Family; 1] = [Family::Ipv6Unicast];
 pub const V4V6: [Family; 2] = [Family::Ipv4Unicast, Family::Ipv6Unicast];
