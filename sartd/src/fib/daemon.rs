@@ -93,7 +93,13 @@ struct Daemon {
     subs: Vec<BgpSub>,
     kernel_members: BTreeMap<u32, Vec<(usize, usize)>>,
     fibs: BTreeMap<u32, mpsc::Sender<Command>>,
+    /// Changes for each written table since the last flush: a FIB task installs a batch with
+    /// many writes in flight, one change at a time with one.
+    pending: BTreeMap<u32, Vec<(IpNet, Option<super::plan::Want>)>>,
 }
+
+/// Inputs handled before the tables' changes are handed on.
+const BATCH: usize = 1024;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Input>(4096);
@@ -102,6 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         subs: Vec::new(),
         kernel_members: BTreeMap::new(),
         fibs: BTreeMap::new(),
+        pending: BTreeMap::new(),
     };
     let mut sub_endpoints: Vec<String> = Vec::new();
     for (ci, c) in config.channels.iter().enumerate() {
@@ -198,7 +205,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut fell_back = false;
     loop {
         tokio::select! {
-            Some(input) = rx.recv() => d.input(input).await,
+            Some(input) = rx.recv() => {
+                d.input(input).await;
+                for _ in 1..BATCH {
+                    let Ok(input) = rx.try_recv() else { break };
+                    d.input(input).await;
+                }
+                d.flush().await;
+            }
             () = &mut fallback, if !fell_back => {
                 fell_back = true;
                 for ci in 0..d.chans.len() {
@@ -213,6 +227,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     info!("shutting down");
+    d.flush().await;
     for c in &d.chans {
         for a in &c.announcers {
             let (done, wait) = oneshot::channel();
@@ -410,10 +425,12 @@ impl Daemon {
     }
 
     async fn converge(&mut self, ci: usize) {
-        let c = &mut self.chans[ci];
-        if c.converged {
+        if self.chans[ci].converged {
             return;
         }
+        // What was selected before goes in first, so none of it is taken for a leftover.
+        self.flush().await;
+        let c = &mut self.chans[ci];
         c.converged = true;
         for t in &c.tables {
             if let Some(f) = self.fibs.get(t) {
@@ -422,8 +439,17 @@ impl Daemon {
         }
     }
 
-    /// Hands a channel's changes to its publishers.
-    async fn publish(&self, ci: usize, changes: Vec<Change>) {
+    /// Hands the changes gathered for each table to its FIB task.
+    async fn flush(&mut self) {
+        for (t, routes) in std::mem::take(&mut self.pending) {
+            if let Some(f) = self.fibs.get(&t) {
+                let _ = f.send(Command::Routes(routes)).await;
+            }
+        }
+    }
+
+    /// Hands a channel's changes to its publishers (to its tables at the next flush).
+    async fn publish(&mut self, ci: usize, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
         }
@@ -433,9 +459,10 @@ impl Daemon {
             .map(|ch| (ch.prefix, ch.best.as_ref().and_then(wire::want)))
             .collect();
         for t in &c.tables {
-            if let Some(f) = self.fibs.get(t) {
-                let _ = f.send(Command::Routes(routes.clone())).await;
-            }
+            self.pending
+                .entry(*t)
+                .or_default()
+                .extend(routes.iter().cloned());
         }
         for a in &c.announcers {
             for ch in &changes {

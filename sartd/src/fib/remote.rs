@@ -25,7 +25,7 @@ use super::plan::Want;
 use super::{Command, RESYNC, wire};
 
 /// Calls in flight at once.
-const PARALLEL: usize = 64;
+const PARALLEL: usize = 256;
 /// The largest `ListRoutes` answer taken (some 4 million routes).
 const LIST_LIMIT: usize = 256 << 20;
 /// After a failed call, the next attempt.
