@@ -91,7 +91,7 @@ async fn cluster_bgp_makes_node_bgps_and_peers() {
         .await
         .unwrap();
     assert_eq!(p.spec.node_bgp_ref, "n1");
-    assert_eq!(p.spec.groups, Some(vec!["to-router0".to_string()]));
+    assert_eq!(p.spec.settings.groups, Some(vec!["to-router0".to_string()]));
     assert_eq!(
         p.labels()
             .get("bgppeer.sart.terassyi.net/node")

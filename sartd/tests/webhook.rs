@@ -192,7 +192,10 @@ async fn webhooks_guard_sart_objects() {
     );
     refused(cluster, &peer("p1", "198.18.92.9", 90), "immutable");
     try_apply(cluster, &peer("p1", "198.18.92.1", 30)).unwrap();
-    assert_eq!(peers.get("p1").await.unwrap().spec.hold_time, Some(30));
+    assert_eq!(
+        peers.get("p1").await.unwrap().spec.settings.hold_time,
+        Some(30)
+    );
     // A hold time the speaker would refuse is refused with the rule, by the CRD schema (the
     // webhook checks it too, for objects stored before the schema had the rule).
     let e = try_apply(cluster, &peer("p1", "198.18.92.1", 2)).unwrap_err();
@@ -200,7 +203,10 @@ async fn webhooks_guard_sart_objects() {
         e.contains("spec.holdTime") && e.contains("must be 0 or 3-65535"),
         "{e}"
     );
-    assert_eq!(peers.get("p1").await.unwrap().spec.hold_time, Some(30));
+    assert_eq!(
+        peers.get("p1").await.unwrap().spec.settings.hold_time,
+        Some(30)
+    );
     // Rules the schema cannot say: keepalive against hold, prefix lists.
     refused(
         cluster,
@@ -215,7 +221,10 @@ async fn webhooks_guard_sart_objects() {
         ),
         "spec.importPrefixes[0]: 10.0.0.0/8: ge 4 must lie in 8-32",
     );
-    assert_eq!(peers.get("p1").await.unwrap().spec.hold_time, Some(30));
+    assert_eq!(
+        peers.get("p1").await.unwrap().spec.settings.hold_time,
+        Some(30)
+    );
     let wrong = peer("p3", "198.18.92.3", 90).replace(
         "metadata: {name: p3}",
         "metadata: {name: p3, labels: {bgppeer.sart.terassyi.net/node: n7}}",

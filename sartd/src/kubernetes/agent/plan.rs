@@ -225,15 +225,15 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
             name: p.metadata.name.clone().unwrap_or_default(),
             address,
             asn: p.spec.asn,
-            hold_time: p.spec.hold_time,
-            keepalive_time: p.spec.keepalive_time,
-            password_secret_ref: p.spec.password_secret_ref.clone(),
-            graceful_restart: p.spec.graceful_restart.clone(),
-            bfd: p.spec.bfd.clone(),
-            max_prefix: p.spec.max_prefix.clone(),
-            announce_learned: p.spec.announce_learned.unwrap_or(false),
-            ttl_security: p.spec.ttl_security.unwrap_or(false),
-            import_prefixes: p.spec.import_prefixes.clone().unwrap_or_default(),
+            hold_time: p.spec.settings.hold_time,
+            keepalive_time: p.spec.settings.keepalive_time,
+            password_secret_ref: p.spec.settings.password_secret_ref.clone(),
+            graceful_restart: p.spec.settings.graceful_restart.clone(),
+            bfd: p.spec.settings.bfd.clone(),
+            max_prefix: p.spec.settings.max_prefix.clone(),
+            announce_learned: p.spec.settings.announce_learned.unwrap_or(false),
+            ttl_security: p.spec.settings.ttl_security.unwrap_or(false),
+            import_prefixes: p.spec.settings.import_prefixes.clone().unwrap_or_default(),
         });
     }
     out
@@ -518,8 +518,8 @@ mod tests {
     #[test]
     fn graceful_restart_or_bfd_changes_add_the_peer_again() {
         let mut p = peer("p1", "198.18.0.1", 65000);
-        p.spec.graceful_restart = Some(GracefulRestartSpec { restart_time: None });
-        p.spec.bfd = Some(BfdSpec {
+        p.spec.settings.graceful_restart = Some(GracefulRestartSpec { restart_time: None });
+        p.spec.settings.bfd = Some(BfdSpec {
             interval_ms: Some(100),
             multiplier: None,
             multihop: Some(true),
@@ -602,8 +602,8 @@ mod tests {
             );
         }
         // And the other way: the BGPPeer turns both off.
-        p.spec.graceful_restart = None;
-        p.spec.bfd = None;
+        p.spec.settings.graceful_restart = None;
+        p.spec.settings.bfd = None;
         have.peers[0].knobs = reported;
         let peers = want_peers(&[p]);
         assert_eq!(
@@ -618,14 +618,14 @@ mod tests {
     #[test]
     fn timer_and_policy_changes_add_the_peer_again() {
         let mut p = peer("p1", "198.18.0.1", 65000);
-        p.spec.hold_time = Some(9);
-        p.spec.keepalive_time = Some(3);
-        p.spec.max_prefix = Some(MaxPrefixSpec {
+        p.spec.settings.hold_time = Some(9);
+        p.spec.settings.keepalive_time = Some(3);
+        p.spec.settings.max_prefix = Some(MaxPrefixSpec {
             limit: 100,
             warning_only: None,
             restart_after: Some(0),
         });
-        p.spec.import_prefixes = Some(vec![PrefixRuleSpec {
+        p.spec.settings.import_prefixes = Some(vec![PrefixRuleSpec {
             // Written with host bits and only `le`: the speaker reports it canonical.
             prefix: "10.1.2.3/8".into(),
             ge: None,
@@ -698,7 +698,7 @@ mod tests {
             );
         }
         // A rule the speaker would refuse never looks applied.
-        p.spec.import_prefixes = Some(vec![PrefixRuleSpec {
+        p.spec.settings.import_prefixes = Some(vec![PrefixRuleSpec {
             prefix: "10.0.0.0/8".into(),
             ge: Some(4),
             le: None,

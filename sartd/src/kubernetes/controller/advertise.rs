@@ -85,7 +85,7 @@ pub fn target_peers(
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         // sart's rule: a peer without groups, or a Service without the annotation, matches.
-        .filter(|p| match (&p.spec.groups, groups.is_empty()) {
+        .filter(|p| match (&p.spec.settings.groups, groups.is_empty()) {
             (_, true) | (None, _) => true,
             (Some(pg), false) => pg.iter().any(|g| groups.contains(&g.as_str())),
         })
@@ -126,7 +126,7 @@ pub fn next_status(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::kubernetes::crd::BGPPeerSpec;
+    use crate::kubernetes::crd::{BGPPeerSpec, PeerSettings};
     use serde_json::json;
 
     fn peer(name: &str, node: &str, groups: Option<&[&str]>) -> BGPPeer {
@@ -136,7 +136,10 @@ mod tests {
                 asn: 65000,
                 addr: "198.18.0.1".into(),
                 node_bgp_ref: node.into(),
-                groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+                settings: PeerSettings {
+                    groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                },
                 ..BGPPeerSpec::default()
             },
         )

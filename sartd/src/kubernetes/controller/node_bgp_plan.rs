@@ -154,17 +154,7 @@ fn peer(
     if let Some(o) = &pc.peer_config {
         t.asn = o.asn.or(t.asn);
         t.addr = o.addr.clone().or(t.addr);
-        t.hold_time = o.hold_time.or(t.hold_time);
-        t.keepalive_time = o.keepalive_time.or(t.keepalive_time);
-        t.capabilities = o.capabilities.clone().or(t.capabilities);
-        t.groups = o.groups.clone().or(t.groups);
-        t.password_secret_ref = o.password_secret_ref.clone().or(t.password_secret_ref);
-        t.graceful_restart = o.graceful_restart.clone().or(t.graceful_restart);
-        t.bfd = o.bfd.clone().or(t.bfd);
-        t.max_prefix = o.max_prefix.clone().or(t.max_prefix);
-        t.announce_learned = o.announce_learned.or(t.announce_learned);
-        t.ttl_security = o.ttl_security.or(t.ttl_security);
-        t.import_prefixes = o.import_prefixes.clone().or(t.import_prefixes);
+        t.settings = o.settings.clone().or(t.settings);
     }
     let asn = t
         .asn
@@ -184,20 +174,10 @@ fn peer(
         spec: BGPPeerSpec {
             asn,
             addr,
-            hold_time: t.hold_time,
-            keepalive_time: t.keepalive_time,
-            capabilities: t.capabilities,
             node_bgp_ref: node.to_owned(),
             cluster_bgp_ref: Some(c.name_any()),
             speaker: c.spec.speaker.clone(),
-            groups: t.groups,
-            password_secret_ref: t.password_secret_ref,
-            graceful_restart: t.graceful_restart,
-            bfd: t.bfd,
-            max_prefix: t.max_prefix,
-            announce_learned: t.announce_learned,
-            ttl_security: t.ttl_security,
-            import_prefixes: t.import_prefixes,
+            settings: t.settings,
         },
     })
 }
@@ -272,6 +252,7 @@ pub fn plan(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::kubernetes::crd::PeerSettings;
     use serde_json::json;
 
     fn node(name: &str, labels: serde_json::Value, ip: &str) -> Node {
@@ -295,9 +276,11 @@ mod tests {
             BGPPeerTemplateSpec {
                 asn: Some(65000),
                 addr: Some("9.9.9.9".into()),
-                groups: Some(vec!["to-router0".into()]),
-                hold_time: Some(9),
-                ..Default::default()
+                settings: PeerSettings {
+                    groups: Some(vec!["to-router0".into()]),
+                    hold_time: Some(9),
+                    ..Default::default()
+                },
             },
         )])
     }
@@ -307,8 +290,9 @@ mod tests {
     fn password_graceful_restart_and_bfd_reach_the_peer() {
         let mut tmpl = templates();
         let t = tmpl.get_mut("tor").unwrap();
-        t.password_secret_ref = serde_json::from_value(json!({"name": "tor-md5"})).unwrap();
-        t.graceful_restart = serde_json::from_value(json!({"restartTime": 60})).unwrap();
+        t.settings.password_secret_ref =
+            serde_json::from_value(json!({"name": "tor-md5"})).unwrap();
+        t.settings.graceful_restart = serde_json::from_value(json!({"restartTime": 60})).unwrap();
         let c = cluster_bgp(
             "a",
             json!({"nodeSelector": {"bgp": "a"}, "asnSelector": {"from": "asn", "asn": 65000},
@@ -320,17 +304,21 @@ mod tests {
         let n = node("w1", json!({"bgp": "a"}), "10.0.0.11");
         let p = plan(&n, std::slice::from_ref(&c), &tmpl).unwrap().unwrap();
         let spec = &p.spec.peers.unwrap()[0].spec;
-        let pw = spec.password_secret_ref.as_ref().unwrap();
+        let pw = spec.settings.password_secret_ref.as_ref().unwrap();
         assert_eq!(
             (pw.name.as_str(), pw.namespace.as_deref(), pw.key()),
             ("tor-md5", None, "password")
         );
         assert_eq!(
-            spec.graceful_restart.as_ref().unwrap().restart_time,
+            spec.settings
+                .graceful_restart
+                .as_ref()
+                .unwrap()
+                .restart_time,
             Some(60)
         );
-        assert_eq!(spec.bfd.as_ref().unwrap().interval_ms, Some(100));
-        assert_eq!(spec.bfd.as_ref().unwrap().multiplier, None);
+        assert_eq!(spec.settings.bfd.as_ref().unwrap().interval_ms, Some(100));
+        assert_eq!(spec.settings.bfd.as_ref().unwrap().multiplier, None);
     }
 
     #[test]
@@ -353,7 +341,7 @@ mod tests {
         let peers = p.spec.peers.unwrap();
         assert_eq!(peers.len(), 1, "the rack=2 entry does not apply");
         assert_eq!(peers[0].name, "tor-w1-65000-9.9.9.9");
-        assert_eq!(peers[0].spec.hold_time, Some(9));
+        assert_eq!(peers[0].spec.settings.hold_time, Some(9));
         assert_eq!(peers[0].spec.cluster_bgp_ref.as_deref(), Some("a"));
         // A node without the label is not selected (all labels must match).
         let other = node("w2", json!({"bgp": "b"}), "10.0.0.12");

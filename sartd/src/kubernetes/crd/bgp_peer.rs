@@ -6,10 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::bgp_peer_template::{
-    BGPPeerTemplateSpec, BfdSpec, GracefulRestartSpec, MaxPrefixSpec, PasswordSecretRef,
-    PrefixRuleSpec,
-};
+use super::bgp_peer_template::{BGPPeerTemplateSpec, PeerSettings};
 use super::cluster_bgp::SpeakerConfig;
 
 pub const FINALIZER: &str = "bgppeer.sart.terassyi.net/finalizer";
@@ -37,16 +34,6 @@ pub const GROUP_ANNOTATION: &str = "bgppeer.sart.terassyi.net/group";
 pub struct BGPPeerSpec {
     pub asn: u32,
     pub addr: String,
-    /// Seconds: 0 (no keepalives) or 3-65535 (RFC 4271 §4.2); default 90.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == 0 || (self >= 3 && self <= 65535)", "message": "must be 0 or 3-65535 (RFC 4271 §4.2)"}]))]
-    pub hold_time: Option<u32>,
-    /// Seconds, at most a third of the hold time; default a third of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self <= 21845", "message": "at most 21845 s, a third of the largest hold time"}]))]
-    pub keepalive_time: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<Vec<String>>,
     #[serde(rename = "nodeBGPRef")]
     pub node_bgp_ref: String,
     #[serde(
@@ -56,34 +43,8 @@ pub struct BGPPeerSpec {
     )]
     pub cluster_bgp_ref: Option<String>,
     pub speaker: SpeakerConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
-    /// TCP MD5 password (RFC 2385), read by the node's agent from this Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_secret_ref: Option<PasswordSecretRef>,
-    /// Graceful restart (RFC 4724) with the peer; present = enabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub graceful_restart: Option<GracefulRestartSpec>,
-    /// A BFD session (RFC 5880/5881) tied to the BGP session; present = enabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bfd: Option<BfdSpec>,
-    /// A limit on the routes accepted from the peer; absent: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_prefix: Option<MaxPrefixSpec>,
-    /// Also announce to this peer the routes learned from the node's other peers. Default
-    /// false: the node announces only its own pod blocks and Service addresses, and is never
-    /// a transit path between its peers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announce_learned: Option<bool>,
-    /// GTSM (RFC 5082): BGP packets sent with TTL 255 and only those that arrive with 255
-    /// taken, so that only a directly connected peer can reach the session (the peer must have
-    /// it too: FRR `ttl-security hops 1`, BIRD `ttl security on`). Default false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl_security: Option<bool>,
-    /// Which of the peer's routes the node accepts: the first rule that matches decides, a
-    /// route no rule matches is refused. Absent or empty: every route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub import_prefixes: Option<Vec<PrefixRuleSpec>>,
+    #[serde(flatten)]
+    pub settings: PeerSettings,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -18,6 +18,15 @@ pub struct BGPPeerTemplateSpec {
     pub asn: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
+    #[serde(flatten)]
+    pub settings: PeerSettings,
+}
+
+// What a BGPPeer and a BGPPeerTemplate both set about a session, besides the peer's AS and
+// address. (Not a doc comment: flattened into both specs, it would become their description.)
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
     /// Seconds: 0 (no keepalives) or 3-65535 (RFC 4271 §4.2); default 90.
@@ -56,6 +65,25 @@ pub struct BGPPeerTemplateSpec {
     /// route no rule matches is refused. Absent or empty: every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_prefixes: Option<Vec<PrefixRuleSpec>>,
+}
+
+impl PeerSettings {
+    /// These settings, with `base`'s where these set none.
+    pub fn or(self, base: PeerSettings) -> PeerSettings {
+        PeerSettings {
+            capabilities: self.capabilities.or(base.capabilities),
+            hold_time: self.hold_time.or(base.hold_time),
+            keepalive_time: self.keepalive_time.or(base.keepalive_time),
+            groups: self.groups.or(base.groups),
+            password_secret_ref: self.password_secret_ref.or(base.password_secret_ref),
+            graceful_restart: self.graceful_restart.or(base.graceful_restart),
+            bfd: self.bfd.or(base.bfd),
+            max_prefix: self.max_prefix.or(base.max_prefix),
+            announce_learned: self.announce_learned.or(base.announce_learned),
+            ttl_security: self.ttl_security.or(base.ttl_security),
+            import_prefixes: self.import_prefixes.or(base.import_prefixes),
+        }
+    }
 }
 
 /// Where a peer's TCP MD5 password is: a key of a Secret.

@@ -28,7 +28,7 @@ pub use bgp_advertisement::{
 pub use bgp_peer::{
     BGPPeer, BGPPeerCondition, BGPPeerSlim, BGPPeerSpec, BGPPeerStatus, PeerConfig, PeerState,
 };
-pub use bgp_peer_template::{BGPPeerTemplate, BGPPeerTemplateSpec};
+pub use bgp_peer_template::{BGPPeerTemplate, BGPPeerTemplateSpec, PeerSettings};
 pub use block_request::{BlockRequest, BlockRequestSpec, BlockRequestStatus};
 pub use cluster_bgp::{
     AsnSelectionType, AsnSelector, ClusterBGP, ClusterBGPSpec, ClusterBGPStatus,

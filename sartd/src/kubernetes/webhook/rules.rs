@@ -121,15 +121,19 @@ fn neighbor_input(s: &BGPPeerSpec) -> NeighborInput {
     NeighborInput {
         asn: Some(s.asn),
         address: Some(s.addr.clone()),
-        hold_time: s.hold_time,
-        keepalive_time: s.keepalive_time,
-        ttl_security: s.ttl_security,
-        max_prefix: s.max_prefix.as_ref().map(|m| MaxPrefixInput::Full {
-            limit: m.limit,
-            warning_only: m.warning_only.unwrap_or(false),
-            restart_after: m.restart_after,
-        }),
-        import: s.import_prefixes.as_ref().map(|rules| {
+        hold_time: s.settings.hold_time,
+        keepalive_time: s.settings.keepalive_time,
+        ttl_security: s.settings.ttl_security,
+        max_prefix: s
+            .settings
+            .max_prefix
+            .as_ref()
+            .map(|m| MaxPrefixInput::Full {
+                limit: m.limit,
+                warning_only: m.warning_only.unwrap_or(false),
+                restart_after: m.restart_after,
+            }),
+        import: s.settings.import_prefixes.as_ref().map(|rules| {
             rules
                 .iter()
                 .map(|r| PrefixRuleInput {
@@ -140,10 +144,14 @@ fn neighbor_input(s: &BGPPeerSpec) -> NeighborInput {
                 })
                 .collect()
         }),
-        graceful_restart: s.graceful_restart.as_ref().map(|g| GracefulRestartInput {
-            restart_time: g.restart_time,
-        }),
-        bfd: s.bfd.as_ref().map(|b| BfdInput {
+        graceful_restart: s
+            .settings
+            .graceful_restart
+            .as_ref()
+            .map(|g| GracefulRestartInput {
+                restart_time: g.restart_time,
+            }),
+        bfd: s.settings.bfd.as_ref().map(|b| BfdInput {
             interval_ms: b.interval_ms,
             multiplier: b.multiplier,
             multihop: b.multihop,
@@ -331,7 +339,7 @@ mod tests {
                 .contains("immutable")
         );
         let mut hold = a.clone();
-        hold.spec.hold_time = Some(9);
+        hold.spec.settings.hold_time = Some(9);
         assert_eq!(check_peer(&hold, Some(&a), &all), Ok(()));
         let mut wrong = a.clone();
         wrong.metadata.labels = Some([(bgp_peer::NODE_LABEL.into(), "n9".into())].into());
@@ -347,8 +355,8 @@ mod tests {
             (None, Some(31), false),
         ] {
             let mut t = a.clone();
-            t.spec.hold_time = hold;
-            t.spec.keepalive_time = keepalive;
+            t.spec.settings.hold_time = hold;
+            t.spec.settings.keepalive_time = keepalive;
             let r = check_peer(&t, None, &[]);
             assert_eq!(
                 r.is_ok(),
@@ -358,13 +366,13 @@ mod tests {
         }
         // The speaker's reason, under the BGPPeer's name for the field.
         let mut hold2 = a.clone();
-        hold2.spec.hold_time = Some(2);
+        hold2.spec.settings.hold_time = Some(2);
         assert_eq!(
             check_peer(&hold2, None, &[]),
             Err("spec.holdTime: 2 s: must be 0 or 3-65535 (RFC 4271 §4.2)".to_string())
         );
         let mut limit0 = a.clone();
-        limit0.spec.max_prefix = Some(MaxPrefixSpec {
+        limit0.spec.settings.max_prefix = Some(MaxPrefixSpec {
             limit: 0,
             ..Default::default()
         });
@@ -374,7 +382,7 @@ mod tests {
                 .contains("spec.maxPrefix")
         );
         let mut bad_rule = a.clone();
-        bad_rule.spec.import_prefixes = Some(vec![
+        bad_rule.spec.settings.import_prefixes = Some(vec![
             PrefixRuleSpec {
                 prefix: "10.0.0.0/8".into(),
                 ..Default::default()
