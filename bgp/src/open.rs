@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::attribute::AS_TRANS;
+use crate::attribute::as_path::AS_TRANS;
 use crate::capability::Capability;
 use crate::error::{DecodeError, EncodeError, ErrorKind};
 use crate::family::Family;
