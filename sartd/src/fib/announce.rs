@@ -115,6 +115,8 @@ pub fn start(endpoint: &str, attributes: &PathSpec) -> Result<mpsc::Sender<Msg>,
                         // The speaker went away: it forgot what we added.
                         stream = None;
                         a.watch = None;
+                        a.sent.clear();
+                        a.dirty.extend(a.want.iter().copied());
                         a.lost(&endpoint, "the speaker's Watch stream ended".into());
                     }
                 }
@@ -153,9 +155,12 @@ impl Announcer {
             }));
         }
         if self.watch == Some(false) && now >= self.next_resend {
+            // The speaker may have restarted unseen: announce everything again. Withdrawals
+            // not yet done stay to do.
             self.next_resend = now + RESYNC;
-            self.sent.clear();
-            self.dirty.extend(self.want.iter().copied());
+            let want = &self.want;
+            self.sent.retain(|p| !want.contains(p));
+            self.dirty.extend(want.iter().copied());
         }
         // Withdrawals first, then announcements, one family and chunk at a time.
         let (want, sent) = (&self.want, &self.sent);
@@ -227,11 +232,10 @@ impl Announcer {
         }
     }
 
+    /// A call failed: try again after [`RETRY`]. What was sent stays `sent`, so a withdrawal
+    /// that failed is retried rather than forgotten.
     fn lost(&mut self, endpoint: &str, error: String) {
         self.next_try = Instant::now() + RETRY;
-        // Whatever the speaker held may be gone with it: send everything again.
-        self.sent.clear();
-        self.dirty.extend(self.want.iter().copied());
         if self.connected {
             warn!(%endpoint, %error, "BGP publisher: the speaker does not answer; retrying every second");
             self.connected = false;
@@ -382,6 +386,57 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::bgp::config::{RawAttributes, path_attributes};
+
+    fn announcer(watch: Option<bool>) -> Announcer {
+        let channel = proto::lazy_channel(
+            "127.0.0.1:9",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        Announcer {
+            client: BgpApiClient::new(channel),
+            attributes: Vec::new(),
+            want: BTreeSet::new(),
+            sent: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            watch,
+            next_try: Instant::now(),
+            next_resend: Instant::now(),
+            connected: true,
+        }
+    }
+
+    /// A withdrawal the speaker did not take is tried again, never forgotten; a resend for a
+    /// speaker without Watch keeps it too.
+    #[tokio::test]
+    async fn a_failed_withdrawal_stays_to_do() {
+        let p: IpNet = "198.18.9.0/24".parse().unwrap();
+        let kept: IpNet = "198.18.10.0/24".parse().unwrap();
+        let mut a = announcer(Some(false));
+        a.sent = [p, kept].into();
+        a.want = [kept].into();
+        a.dirty = [p].into();
+        a.next_resend = Instant::now() + RESYNC;
+        assert!(a.next_job().is_some());
+        assert!(a.dirty.is_empty(), "the withdrawal is in flight");
+        a.outcome(
+            Outcome::Sent {
+                add: false,
+                prefixes: vec![p],
+                ok: false,
+                error: "unavailable".into(),
+            },
+            "test",
+        );
+        assert!(a.sent.contains(&p) && a.dirty.contains(&p));
+        // The periodic resend (no Watch) announces what is wanted again, the withdrawal stays.
+        a.next_try = Instant::now();
+        a.next_resend = Instant::now();
+        let _ = a.next_job();
+        assert!(a.sent.contains(&p), "{:?}", a.sent);
+        assert!(!a.sent.contains(&kept));
+    }
 
     #[test]
     fn a_publishers_attributes_reach_addpath_as_the_speaker_reads_them() {
