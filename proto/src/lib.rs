@@ -10,6 +10,15 @@ pub mod sart {
 
 pub use sart::v1;
 
+/// An attribute message packed for `AddPathRequest.attributes` as sart packs it:
+/// `type.googleapis.com/sart.v1.<Name>`.
+pub fn any(name: &str, m: &impl prost::Message) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("type.googleapis.com/sart.v1.{name}"),
+        value: m.encode_to_vec(),
+    }
+}
+
 /// The CNI error code for an error status of the agent's `CNIApi` (the CNI specification's
 /// numbers; 100-102 are sart's): the one mapping, which sart-cni applies and the agent also
 /// writes into the status details for a sart-cni of upstream sart. `status_call`: the error

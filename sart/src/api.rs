@@ -368,14 +368,6 @@ fn peers_out(peers: &[v1::Peer], output: Output) -> String {
     }
 }
 
-/// Packs an attribute message the way sart does: `type.googleapis.com/sart.v1.<Name>`.
-fn any<T: prost::Message>(name: &str, m: &T) -> prost_types::Any {
-    prost_types::Any {
-        type_url: format!("type.googleapis.com/sart.v1.{name}"),
-        value: m.encode_to_vec(),
-    }
-}
-
 /// `-t key=value` into the Any attributes of AddPath.
 fn attributes(kv: &[String]) -> anyhow::Result<Vec<prost_types::Any>> {
     let mut out = Vec::new();
@@ -392,20 +384,23 @@ fn attributes(kv: &[String]) -> anyhow::Result<Vec<prost_types::Any>> {
             "origin" => {
                 let origin: bgp::Origin = v.parse().context("attribute origin")?;
                 let value = origin as u32;
-                out.push(any("OriginAttribute", &v1::OriginAttribute { value }));
+                out.push(proto::any(
+                    "OriginAttribute",
+                    &v1::OriginAttribute { value },
+                ));
             }
-            "local_pref" => out.push(any(
+            "local_pref" => out.push(proto::any(
                 "LocalPrefAttribute",
                 &v1::LocalPrefAttribute { value: num()? },
             )),
-            "med" => out.push(any(
+            "med" => out.push(proto::any(
                 "MultiExitDiscAttribute",
                 &v1::MultiExitDiscAttribute { value: num()? },
             )),
             "community" => comm.push(v.to_string()),
             "large_community" => large.push(v.to_string()),
             "ext_community" => ext.push(v.to_string()),
-            "prepend" => out.push(any(
+            "prepend" => out.push(proto::any(
                 "AsPathPrependAttribute",
                 &v1::AsPathPrependAttribute { count: num()? },
             )),
@@ -415,19 +410,19 @@ fn attributes(kv: &[String]) -> anyhow::Result<Vec<prost_types::Any>> {
         }
     }
     if !comm.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "CommunitiesAttribute",
             &v1::CommunitiesAttribute { communities: comm },
         ));
     }
     if !large.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "LargeCommunitiesAttribute",
             &v1::LargeCommunitiesAttribute { communities: large },
         ));
     }
     if !ext.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "ExtendedCommunitiesAttribute",
             &v1::ExtendedCommunitiesAttribute { communities: ext },
         ));

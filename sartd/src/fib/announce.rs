@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use prost::Message;
 use proto::v1;
 use proto::v1::bgp_api_client::BgpApiClient;
 use tokio::sync::{mpsc, oneshot};
@@ -310,35 +309,28 @@ async fn call(
     })
 }
 
-fn any(name: &str, m: &impl Message) -> prost_types::Any {
-    prost_types::Any {
-        type_url: format!("type.googleapis.com/sart.v1.{name}"),
-        value: m.encode_to_vec(),
-    }
-}
-
 /// A publisher's attributes as `AddPath` carries them.
 pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
-    let mut out = vec![any(
+    let mut out = vec![proto::any(
         "OriginAttribute",
         &v1::OriginAttribute {
             value: a.origin as u32,
         },
     )];
     if let Some(v) = a.local_pref {
-        out.push(any(
+        out.push(proto::any(
             "LocalPrefAttribute",
             &v1::LocalPrefAttribute { value: v },
         ));
     }
     if let Some(v) = a.med {
-        out.push(any(
+        out.push(proto::any(
             "MultiExitDiscAttribute",
             &v1::MultiExitDiscAttribute { value: v },
         ));
     }
     if a.as_path_prepend > 0 {
-        out.push(any(
+        out.push(proto::any(
             "AsPathPrependAttribute",
             &v1::AsPathPrependAttribute {
                 count: u32::from(a.as_path_prepend),
@@ -346,7 +338,7 @@ pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
         ));
     }
     if !a.communities.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "CommunitiesAttribute",
             &v1::CommunitiesAttribute {
                 communities: a.communities.iter().map(ToString::to_string).collect(),
@@ -354,7 +346,7 @@ pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
         ));
     }
     if !a.large_communities.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "LargeCommunitiesAttribute",
             &v1::LargeCommunitiesAttribute {
                 communities: a
@@ -366,7 +358,7 @@ pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
         ));
     }
     if !a.ext_communities.is_empty() {
-        out.push(any(
+        out.push(proto::any(
             "ExtendedCommunitiesAttribute",
             &v1::ExtendedCommunitiesAttribute {
                 // Hex round-trips every kind; `rt:`/`soo:` text does not.
@@ -386,6 +378,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::bgp::config::{RawAttributes, path_attributes};
+    use prost::Message;
 
     fn announcer(watch: Option<bool>) -> Announcer {
         let channel = proto::lazy_channel(

@@ -28,7 +28,7 @@ use proto::v1;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::sys::AsyncSocket as _;
-use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use rtnetlink::{Handle, MulticastGroup};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
@@ -769,28 +769,15 @@ impl Watcher {
     async fn dump(&self) -> Result<(), kernel::KernelError> {
         let mut by_table: BTreeMap<u32, BTreeMap<(IpNet, u32), super::channel::Route>> =
             self.tables.iter().map(|t| (*t, BTreeMap::new())).collect();
-        let requests = [
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-        ];
-        for req in requests {
-            let mut routes = self.handle.route().get(req).execute();
-            while let Some(m) = futures::TryStreamExt::try_next(&mut routes)
-                .await
-                .map_err(|e| kernel::KernelError::Netlink {
-                    what: "dumping routes".into(),
-                    source: e,
-                })?
+        kernel::each_route(&self.handle, "dumping routes", |m| {
+            let table = kernel::table_of(m);
+            if let Some(t) = by_table.get_mut(&table)
+                && let Some((prefix, metric, route)) = taken(m, table)
             {
-                let table = kernel::table_of(&m);
-                let Some(t) = by_table.get_mut(&table) else {
-                    continue;
-                };
-                if let Some((prefix, metric, route)) = taken(&m, table) {
-                    t.insert((prefix, metric), route);
-                }
+                t.insert((prefix, metric), route);
             }
-        }
+        })
+        .await?;
         for (table, routes) in by_table {
             if self
                 .tx

@@ -136,9 +136,12 @@ pub fn event(msg: &NetlinkMessage<RouteNetlinkMessage>, table: u32) -> Option<Ev
     }
 }
 
-/// Everything in `table`, both families.
-pub async fn dump(handle: &Handle, table: u32) -> Result<Kernel, KernelError> {
-    let mut k = Kernel::default();
+/// Hands every route of every table, both families, to `each`: one dump, read as it comes.
+pub async fn each_route(
+    handle: &Handle,
+    what: &str,
+    mut each: impl FnMut(&RouteMessage),
+) -> Result<(), KernelError> {
     let requests = [
         RouteMessageBuilder::<Ipv4Addr>::new().build(),
         RouteMessageBuilder::<Ipv6Addr>::new().build(),
@@ -146,19 +149,29 @@ pub async fn dump(handle: &Handle, table: u32) -> Result<Kernel, KernelError> {
     for req in requests {
         let mut routes = handle.route().get(req).execute();
         while let Some(m) = routes.try_next().await.map_err(|e| KernelError::Netlink {
-            what: format!("dumping table {table}"),
+            what: what.to_owned(),
             source: e,
         })? {
-            let Some(seen) = parse(&m, table) else {
-                continue;
-            };
-            if seen.ours {
-                k.ours.insert((seen.prefix, seen.metric), seen.next_hops);
-            } else {
-                k.foreign.insert((seen.prefix, seen.metric));
-            }
+            each(&m);
         }
     }
+    Ok(())
+}
+
+/// Everything in `table`, both families.
+pub async fn dump(handle: &Handle, table: u32) -> Result<Kernel, KernelError> {
+    let mut k = Kernel::default();
+    each_route(handle, &format!("dumping table {table}"), |m| {
+        let Some(seen) = parse(m, table) else {
+            return;
+        };
+        if seen.ours {
+            k.ours.insert((seen.prefix, seen.metric), seen.next_hops);
+        } else {
+            k.foreign.insert((seen.prefix, seen.metric));
+        }
+    })
+    .await?;
     Ok(k)
 }
 

@@ -261,12 +261,14 @@ async fn send(
         .map(|(p, w)| {
             let mut client = client.clone();
             async move {
-                let ok = match &w {
-                    Some(want) => client
+                let route = w.as_ref().map(|want| wire::from_want(p, want, table));
+                let version = wire::version(p) as i32;
+                let ok = match route {
+                    Some(route) => client
                         .add_route(v1::AddRouteRequest {
                             table,
-                            version: wire::from_want(p, want, table).version,
-                            route: Some(wire::from_want(p, want, table)),
+                            version,
+                            route: Some(route),
                             replace: true,
                         })
                         .await
@@ -274,11 +276,7 @@ async fn send(
                     None => client
                         .delete_route(v1::DeleteRouteRequest {
                             table,
-                            version: if p.addr().is_ipv4() {
-                                v1::IpVersion::V4 as i32
-                            } else {
-                                v1::IpVersion::V6 as i32
-                            },
+                            version,
                             destination: p.to_string(),
                         })
                         .await

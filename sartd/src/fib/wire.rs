@@ -27,14 +27,18 @@ pub fn from_want(prefix: IpNet, want: &Want, table: u32) -> v1::Route {
     )
 }
 
-pub fn encode(prefix: IpNet, r: &channel::Route, table: u32) -> v1::Route {
-    let version = match prefix {
+/// sart's `IpVersion` of a prefix.
+pub fn version(prefix: IpNet) -> v1::IpVersion {
+    match prefix {
         IpNet::V4(_) => v1::IpVersion::V4,
         IpNet::V6(_) => v1::IpVersion::V6,
-    };
+    }
+}
+
+pub fn encode(prefix: IpNet, r: &channel::Route, table: u32) -> v1::Route {
     v1::Route {
         table,
-        version: version as i32,
+        version: version(prefix) as i32,
         destination: prefix.to_string(),
         protocol: i32::from(r.protocol),
         scope: v1::Scope::Universe as i32,
