@@ -225,28 +225,17 @@ async fn run(
     let (api_tx, mut api_rx) = mpsc::channel(64);
     let api = proto::v1::bgp_api_server::BgpApiServer::new(api::Api { tx: api_tx });
     let server = tonic::transport::Server::builder().add_service(api);
-    match &api_addr {
-        ApiListen::Tcp(a) => {
-            let l = tokio::net::TcpListener::bind(a)
+    let api_listener = match &api_addr {
+        ApiListen::Tcp(a) => crate::api_listener::Listener::Tcp(
+            tokio::net::TcpListener::bind(a)
                 .await
-                .with_context(|| format!("listening on the API address {a}"))?;
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-            tokio::spawn(async move {
-                if let Err(e) = server.serve_with_incoming(incoming).await {
-                    error!(error = %e, "API server stopped");
-                }
-            });
-        }
-        ApiListen::Unix(p) => {
-            let l = crate::unix_socket::bind(p).context("listening on the API socket")?;
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
-            tokio::spawn(async move {
-                if let Err(e) = server.serve_with_incoming(incoming).await {
-                    error!(error = %e, "API server stopped");
-                }
-            });
-        }
-    }
+                .with_context(|| format!("listening on the API address {a}"))?,
+        ),
+        ApiListen::Unix(p) => crate::api_listener::Listener::Unix(
+            crate::unix_socket::bind(p).context("listening on the API socket")?,
+        ),
+    };
+    crate::api_listener::serve(server, api_listener, &api_addr.to_string());
     info!(asn = config.asn, router_id = %config.router_id, port, api = %api_addr, metrics = %metrics_addr,
         "sartd bgp started");
 

@@ -37,6 +37,7 @@ use tracing::{info, warn};
 use super::channel::{Change, Origin, Rib, kernel_distance};
 use super::channels::{Channel, Config, Publisher, Subscriber};
 use super::{Command, RESYNC, announce, kernel, wire};
+use crate::api_listener::Listener;
 
 /// The latest a written table's leftovers wait for the subscribers to have said everything.
 pub const CONVERGE_AFTER: Duration = Duration::from_secs(120);
@@ -175,7 +176,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             sub: i,
             tx: tx.clone(),
         });
-        serve(
+        crate::api_listener::serve(
             tonic::transport::Server::builder().add_service(svc),
             l,
             endpoint,
@@ -186,7 +187,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("FibManagerApi {}", config.endpoint))?;
     let svc = v1::fib_manager_api_server::FibManagerApiServer::new(Manager { tx: tx.clone() });
-    serve(
+    crate::api_listener::serve(
         tonic::transport::Server::builder().add_service(svc),
         l,
         &config.endpoint,
@@ -245,12 +246,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where an API listens: `unix:///path` (a socket only root can connect to) or `host:port`.
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
-}
-
 async fn bind(endpoint: &str) -> anyhow::Result<Listener> {
     if let Some(path) = proto::unix_path(endpoint) {
         return Ok(Listener::Unix(crate::unix_socket::bind(
@@ -269,27 +264,6 @@ async fn bind(endpoint: &str) -> anyhow::Result<Listener> {
             .await
             .with_context(|| format!("listening on {addr}"))?,
     ))
-}
-
-fn serve(router: tonic::transport::server::Router, l: Listener, endpoint: &str) {
-    let endpoint = endpoint.to_owned();
-    tokio::spawn(async move {
-        let r = match l {
-            Listener::Tcp(l) => {
-                router
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
-                    .await
-            }
-            Listener::Unix(l) => {
-                router
-                    .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(l))
-                    .await
-            }
-        };
-        if let Err(e) = r {
-            warn!(%endpoint, error = %e, "API server stopped");
-        }
-    });
 }
 
 impl Daemon {
