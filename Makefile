@@ -21,13 +21,13 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## CRD manifests (manifests/crd/) from the Rust types in sartd/src/kubernetes/crd/.
+## CRD manifests (manifests/crd/) from the Rust types in k8s/src/crd/.
 crd:
-	$(CARGO) run -q -p sartd --bin crdgen
+	$(CARGO) run -q -p sart-k8s --bin crdgen
 
 ## Fails when the committed CRD manifests differ from the Rust types.
 crd-check:
-	$(CARGO) run -q -p sartd --bin crdgen -- --check
+	$(CARGO) run -q -p sart-k8s --bin crdgen -- --check
 
 # The interop tests run the sartd and sart binaries: build them before the tests.
 unit-test:

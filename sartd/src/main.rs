@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use sartd::bgp;
-
 mod upstream;
 
 use clap::{Parser, Subcommand};
@@ -34,7 +32,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// BGP speaker.
-    Bgp(bgp::Args),
+    Bgp(speaker::Args),
     /// sart's FIB process: channels from a speaker (`sartd bgp --fib HOST:PORT`) or kernel
     /// tables to kernel tables or a speaker's API. One table needs no second process:
     /// `sartd bgp --fib kernel`.
@@ -70,7 +68,7 @@ fn fib(args: FibArgs) -> ExitCode {
     };
     let config = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|text| sartd::fib::channels::parse(&text));
+        .and_then(|text| speaker::fib::channels::parse(&text));
     let mut config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -92,7 +90,7 @@ fn fib(args: FibArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(sartd::fib::daemon::run(config)) {
+    match rt.block_on(speaker::fib::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -141,14 +139,14 @@ fn install_cni(args: InstallCniArgs) -> ExitCode {
         eprintln!("sartd install-cni: cannot tell where sart-cni is: pass --binary");
         return ExitCode::FAILURE;
     };
-    let (conflist_name, conflist) = match sartd::install_cni::read_conflist(&args.conflist) {
+    let (conflist_name, conflist) = match agent::install_cni::read_conflist(&args.conflist) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sartd install-cni: {e}");
             return ExitCode::FAILURE;
         }
     };
-    run_install(sartd::install_cni::Install {
+    run_install(agent::install_cni::Install {
         binary,
         conflist_name,
         conflist,
@@ -165,8 +163,8 @@ fn sart_cni_installer() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let conflist = match std::env::var("CNI_NETCONF") {
-        Ok(text) => sartd::install_cni::from_sart_netconf(&text, "unix:///run/sart/cni.sock"),
-        Err(_) => sartd::install_cni::read_conflist(std::path::Path::new(DEFAULT_CONFLIST))
+        Ok(text) => agent::install_cni::from_sart_netconf(&text, "unix:///run/sart/cni.sock"),
+        Err(_) => agent::install_cni::read_conflist(std::path::Path::new(DEFAULT_CONFLIST))
             .map(|(_, body)| body),
     };
     let conflist = match conflist {
@@ -176,7 +174,7 @@ fn sart_cni_installer() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    run_install(sartd::install_cni::Install {
+    run_install(agent::install_cni::Install {
         binary,
         conflist_name: "10-sart.conflist".into(),
         conflist,
@@ -185,8 +183,8 @@ fn sart_cni_installer() -> ExitCode {
     })
 }
 
-fn run_install(i: sartd::install_cni::Install) -> ExitCode {
-    match sartd::install_cni::install(&i) {
+fn run_install(i: agent::install_cni::Install) -> ExitCode {
+    match agent::install_cni::install(&i) {
         Ok(done) => {
             for p in done.written {
                 println!("installed {}", p.display());
@@ -297,14 +295,14 @@ fn agent(args: AgentArgs) -> ExitCode {
     };
     let mode = args.mode.or(up.mode).unwrap_or(Mode::Lb);
     let cni_socket = up.cni_socket.unwrap_or(args.cni_socket);
-    let opts = sartd::kubernetes::agent::Options {
+    let opts = agent::Options {
         node: node.clone(),
         speaker: args.speaker,
         resync: std::time::Duration::from_secs(args.resync.max(1)),
         cni: (mode != Mode::Lb).then(|| {
             (
                 cni_socket,
-                sartd::kubernetes::agent::pods::PodOptions {
+                agent::pods::PodOptions {
                     node,
                     state_dir: args.cni_state_dir,
                     parallel: args.cni_parallel,
@@ -319,9 +317,7 @@ fn agent(args: AgentArgs) -> ExitCode {
         password_namespace: args.password_namespace,
     };
     block_on("agent", |client| async move {
-        sartd::kubernetes::agent::run(client, opts)
-            .await
-            .map_err(anyhow::Error::from)
+        agent::run(client, opts).await.map_err(anyhow::Error::from)
     })
 }
 
@@ -449,12 +445,12 @@ fn controller(args: ControllerArgs) -> ExitCode {
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "sart-controller".into())
     });
-    let opts = sartd::kubernetes::controller::Options {
+    let opts = controller::Options {
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
         services: mode != Mode::Cni,
         pods: mode != Mode::Lb,
-        metrics: sartd::kubernetes::metrics::Metrics::default(),
+        metrics: controller::metrics::Metrics::default(),
     };
     let metrics = opts.metrics.clone();
     let http_bind = upstream::with_port(args.http_bind, up.http_port);
@@ -468,7 +464,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
         } else {
             args.webhook_hosts
         };
-        sartd::kubernetes::webhook::Options {
+        controller::webhook::Options {
             bind: webhook_bind,
             cert_dir,
             secret: (args.namespace, args.webhook_secret),
@@ -483,16 +479,16 @@ fn controller(args: ControllerArgs) -> ExitCode {
         let m = metrics.clone();
         let webhooks = async {
             match webhook {
-                Some(w) => sartd::kubernetes::webhook::run(client.clone(), w, m).await,
+                Some(w) => controller::webhook::run(client.clone(), w, m).await,
                 None => {
                     m.set_ready();
                     std::future::pending().await
                 }
             }
         };
-        let http = sartd::kubernetes::metrics::serve(http_bind, metrics);
+        let http = controller::metrics::serve(http_bind, metrics);
         tokio::select! {
-            r = sartd::kubernetes::controller::run(client.clone(), opts) => r.map_err(anyhow::Error::from),
+            r = controller::run(client.clone(), opts) => r.map_err(anyhow::Error::from),
             r = webhooks => r.map_err(anyhow::Error::from),
             r = http => r.map_err(|e| anyhow::anyhow!("HTTP server on {http_bind}: {e}")),
         }
@@ -547,7 +543,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
-        Command::Bgp(args) => bgp::main(args),
+        Command::Bgp(args) => speaker::main(args),
         Command::Fib(args) => fib(args),
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),

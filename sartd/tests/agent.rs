@@ -18,9 +18,9 @@ use std::time::Duration;
 use interop::frr::Frr;
 use interop::sartd::{Sartd, sartd_binary};
 use interop::{BgpConfig, Daemon, Family, Link, Neighbor, Netns, wait_route, wait_route_gone};
+use k8s::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement, BGPPeer, PeerState};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);

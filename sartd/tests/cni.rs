@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use interop::{wait_route, wait_route_gone};
+use k8s::crd::{AddressBlock, AddressPool};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
-use sartd::kubernetes::crd::{AddressBlock, AddressPool};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);

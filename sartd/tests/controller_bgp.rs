@@ -9,10 +9,10 @@ use common::*;
 
 use std::time::Duration;
 
+use k8s::crd::{BGPPeer, ClusterBGP, NodeBGP};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use sartd::kubernetes::crd::{BGPPeer, ClusterBGP, NodeBGP};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);

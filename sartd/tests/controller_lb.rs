@@ -12,11 +12,11 @@ use common::*;
 
 use std::time::Duration;
 
+use controller::{self, service};
+use k8s::crd::{AddressPool, BGPAdvertisement};
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use sartd::kubernetes::controller::{self, service};
-use sartd::kubernetes::crd::{AddressPool, BGPAdvertisement};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -605,7 +605,7 @@ async fn pool_annotation_changes(cluster: &testkube::Cluster, client: &kube::Cli
 /// announced again when one is back; `Cluster` announces from every node.
 async fn etp_local_follows_ready_endpoints(cluster: &testkube::Cluster, client: &kube::Client) {
     use AdvertiseStatus::{NotAdvertised, Withdraw};
-    use sartd::kubernetes::crd::{AdvertiseStatus, BGPAdvertisement};
+    use k8s::crd::{AdvertiseStatus, BGPAdvertisement};
     use std::collections::BTreeMap;
 
     ok(apply(

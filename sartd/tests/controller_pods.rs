@@ -12,16 +12,15 @@ use common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
-use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use sartd::kubernetes::controller;
-use sartd::kubernetes::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, NODE_LABEL};
-use sartd::kubernetes::crd::{
+use controller::metrics::{self, Metrics};
+use k8s::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, NODE_LABEL};
+use k8s::crd::{
     AddressBlock, AddressPool, AdvertiseStatus, BGPAdvertisement, BlockRequest, BlockRequestSpec,
     Protocol,
 };
-use sartd::kubernetes::metrics::{self, Metrics};
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -10,10 +10,10 @@ use common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use controller::{self, service};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use sartd::kubernetes::controller::{self, service};
 use serde_json::json;
 use tokio::task::JoinHandle;
 

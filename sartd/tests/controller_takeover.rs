@@ -9,16 +9,16 @@ use common::*;
 
 use std::time::Duration;
 
+use controller::{self, takeover};
+use k8s::crd::address_block::CONTROLLER_FINALIZER;
+use k8s::crd::{
+    AddressBlock, BGPAdvertisement, BGPPeer, BlockRequest, bgp_advertisement, bgp_peer,
+    block_request,
+};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use sartd::kubernetes::controller::{self, takeover};
-use sartd::kubernetes::crd::address_block::CONTROLLER_FINALIZER;
-use sartd::kubernetes::crd::{
-    AddressBlock, BGPAdvertisement, BGPPeer, BlockRequest, bgp_advertisement, bgp_peer,
-    block_request,
-};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);

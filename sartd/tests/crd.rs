@@ -9,10 +9,8 @@ use common::*;
 
 use std::path::PathBuf;
 
+use k8s::crd::{AddressPool, AddressType, BGPPeerTemplate, ClusterBGP, RouterIdSelectionType};
 use kube::api::{Api, ListParams};
-use sartd::kubernetes::crd::{
-    AddressPool, AddressType, BGPPeerTemplate, ClusterBGP, RouterIdSelectionType,
-};
 
 #[tokio::test]
 async fn samples_apply_and_show_sart_columns() {

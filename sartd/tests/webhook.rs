@@ -11,12 +11,12 @@ use common::*;
 
 use std::time::Duration;
 
+use controller::webhook;
+use k8s::crd::{AddressBlock, BGPPeer};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use sartd::kubernetes::crd::{AddressBlock, BGPPeer};
-use sartd::kubernetes::webhook;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -110,7 +110,7 @@ async fn webhooks_guard_sart_objects() {
     let client = cluster.client().await.unwrap();
     let port = free_port();
     ok(apply(cluster, &configurations(port)));
-    let metrics = sartd::kubernetes::metrics::Metrics::default();
+    let metrics = controller::metrics::Metrics::default();
     let server = tokio::spawn(webhook::run(
         client.clone(),
         webhook::Options {

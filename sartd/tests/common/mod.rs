@@ -84,10 +84,10 @@ pub fn start_controller(
     client: &kube::Client,
     services: bool,
     pods: bool,
-) -> tokio::task::JoinHandle<Result<(), sartd::kubernetes::controller::Error>> {
-    tokio::spawn(sartd::kubernetes::controller::run(
+) -> tokio::task::JoinHandle<Result<(), controller::Error>> {
+    tokio::spawn(controller::run(
         client.clone(),
-        sartd::kubernetes::controller::Options {
+        controller::Options {
             lease: None,
             identity: "test".into(),
             services,
@@ -100,7 +100,7 @@ pub fn start_controller(
 /// The controller with pod pools only.
 pub fn pods_controller(
     client: &kube::Client,
-) -> tokio::task::JoinHandle<Result<(), sartd::kubernetes::controller::Error>> {
+) -> tokio::task::JoinHandle<Result<(), controller::Error>> {
     start_controller(client, false, true)
 }
 

@@ -1,0 +1,72 @@
+//! Writing BGPAdvertisements, for Services and pod blocks alike: create one when missing, then
+//! move `status.peers` towards the peers that should announce it ([`advertise::next_status`]),
+//! as a compare-and-swap against the agents' own writes.
+
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::{Context, Error, advertise, conflict};
+use k8s::crd::BGPAdvertisement;
+
+/// Makes `want` (name, namespace, spec, labels, owner) exist with `targets` in its status;
+/// `found` is the cached copy, if any.
+pub async fn ensure(
+    ctx: &Context,
+    found: Option<&BGPAdvertisement>,
+    want: &BGPAdvertisement,
+    targets: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let ns = want.namespace().unwrap_or_default();
+    let name = want.name_any();
+    let what = || format!("BGPAdvertisement {ns}/{name}");
+    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = (ns.clone(), name.clone());
+    let ad = match found {
+        Some(a) => a.clone(),
+        // Made moments ago by the reconcile whose write woke this one: look again shortly
+        // rather than ask the API server to refuse a second create.
+        None if ctx.ads_created.contains(&key) => return Err(Error::Conflict(what())),
+        // A 409: our cache is behind; the retry finds it.
+        None => {
+            let a = api
+                .create(&PostParams::default(), want)
+                .await
+                .map_err(|e| conflict(e, what()))?;
+            ctx.ads_created.insert(key, ());
+            a
+        }
+    };
+    let current = ad
+        .status
+        .as_ref()
+        .and_then(|s| s.peers.clone())
+        .unwrap_or_default();
+    let next = advertise::next_status(&current, targets);
+    // An advertisement no peer announces yet needs no status write (saves one per address
+    // while a cluster has no peers, e.g. a burst before the BGP set-up).
+    if next != current {
+        let patch = json!({
+            "metadata": {"resourceVersion": ad.resource_version()},
+            "status": {"peers": next},
+        });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| conflict(e, what()))?;
+    }
+    Ok(())
+}
+
+/// Deletes an advertisement; one already gone is fine.
+pub async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
+    ctx.ads_created
+        .forget(|(n, a)| n.as_str() == ns && a.as_str() == name);
+    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}

@@ -1,0 +1,674 @@
+//! LoadBalancer addresses for Services. What a Service asks for is read by a pure function
+//! ([`request`]); the addresses come from the pure allocator in `ipam`; this module only moves
+//! the answer into `status.loadBalancer.ingress`, a condition and Events.
+//!
+//! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
+//! Turning it into another type releases its addresses here; deleting it releases them from
+//! the watch ([`super::service_gone`]), with no finalizer on the Service.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipam::{FamilyPolicy, IpFamily, L4Protocol, LbError, LbRequest, ServiceKey};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::condition::{self, says};
+use super::{Context, Error, ads, advertise, locked, set_finalizer};
+use k8s::crd::{
+    ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
+    LOAD_BALANCER_IPS_ANNOTATION,
+};
+use k8s::crd::{
+    AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
+};
+
+/// What earlier versions put on every Service they gave an address to; taken off where found.
+pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
+/// The condition we keep on Services: whether their addresses are assigned.
+pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
+/// Label naming an advertisement's Service (as EndpointSlices name theirs).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A Service annotation we cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("annotation {annotation}: {value:?} is not an IP address")]
+    BadIp {
+        annotation: &'static str,
+        value: String,
+    },
+    #[error("spec.ipFamilies: unknown family {0:?}")]
+    BadFamily(String),
+}
+
+/// Whether we handle this Service at all.
+pub fn is_ours(svc: &Service) -> bool {
+    let Some(spec) = &svc.spec else {
+        return false;
+    };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && spec
+            .load_balancer_class
+            .as_deref()
+            .is_none_or(|c| c == LOAD_BALANCER_CLASS)
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// What a Service of ours asks for: families from `spec.ipFamilies`/`ipFamilyPolicy`, pools and
+/// addresses from our annotations (`spec.loadBalancerIP` too, as MetalLB users expect, when the
+/// annotation is absent), the sharing key and ports, and for `externalTrafficPolicy: Local` the
+/// selector (Services sharing an address must be announced from the same nodes).
+pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ann = svc.annotations();
+    let mut families = Vec::new();
+    for f in spec.ip_families.iter().flatten() {
+        families.push(match f.as_str() {
+            "IPv4" => IpFamily::Ipv4,
+            "IPv6" => IpFamily::Ipv6,
+            other => return Err(RequestError::BadFamily(other.to_owned())),
+        });
+    }
+    let ips: Vec<IpAddr> = match ann.get(LOAD_BALANCER_IPS_ANNOTATION) {
+        Some(v) => list(v)
+            .map(|s| {
+                s.parse().map_err(|_| RequestError::BadIp {
+                    annotation: LOAD_BALANCER_IPS_ANNOTATION,
+                    value: s.to_owned(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => match spec.load_balancer_ip.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => vec![s.parse().map_err(|_| RequestError::BadIp {
+                annotation: "spec.loadBalancerIP",
+                value: s.to_owned(),
+            })?],
+            _ => Vec::new(),
+        },
+    };
+    // Without ipFamilies (not yet defaulted), the requested addresses decide, then IPv4.
+    let primary = families
+        .first()
+        .copied()
+        .or_else(|| ips.first().map(|ip| IpFamily::of(*ip)))
+        .unwrap_or(IpFamily::Ipv4);
+    let policy = match spec.ip_family_policy.as_deref() {
+        Some("RequireDualStack") => FamilyPolicy::RequireDual(primary),
+        Some("PreferDualStack") if families.len() != 1 => FamilyPolicy::PreferDual(primary),
+        _ => FamilyPolicy::Single(primary),
+    };
+    let mut r = LbRequest::new(policy);
+    r.pools = ann
+        .get(ADDRESS_POOL_ANNOTATION)
+        .map(|v| list(v).map(str::to_owned).collect())
+        .unwrap_or_default();
+    r.ips = ips;
+    r.sharing_key = ann
+        .get(ALLOW_SHARED_IP_ANNOTATION)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    r.ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let proto = match p.protocol.as_deref() {
+                Some("UDP") => L4Protocol::Udp,
+                Some("SCTP") => L4Protocol::Sctp,
+                _ => L4Protocol::Tcp,
+            };
+            (proto, u16::try_from(p.port).unwrap_or(0))
+        })
+        .collect::<BTreeSet<_>>();
+    if spec.external_traffic_policy.as_deref() == Some("Local") {
+        let sel = spec.selector.unwrap_or_default();
+        r.local_selector = Some(
+            sel.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    Ok(r)
+}
+
+/// What the Service cache keeps beyond [`request`]'s fields, our status and the metadata: the
+/// rest of the spec is read by no decision here.
+pub fn trim(svc: &mut Service) {
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.internal_traffic_policy = None;
+        spec.health_check_node_port = None;
+        spec.external_ips = None;
+        for p in spec.ports.iter_mut().flatten() {
+            p.name = None;
+            p.node_port = None;
+            p.target_port = None;
+            p.app_protocol = None;
+        }
+    }
+}
+
+pub fn key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+/// The addresses in `status.loadBalancer.ingress` (hostnames and junk ignored).
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// An Event reason for an allocation failure.
+fn reason(e: &LbError) -> &'static str {
+    match e {
+        LbError::UnknownPool { .. } => "UnknownPool",
+        LbError::NoPool { .. } => "NoPool",
+        LbError::NotInPool { .. } => "RequestedIPNotInPool",
+        LbError::RequestedIpTaken { .. } => "RequestedIPTaken",
+        LbError::PoolExhausted { .. } => "PoolExhausted",
+        LbError::PoolNotAllowed { .. } => "PoolNotAllowed",
+        _ => "AllocationFailed",
+    }
+}
+
+/// Records every Service's current addresses before anything new is given out, oldest Service
+/// first, so that a restarted controller hands out exactly what the cluster already shows.
+pub fn restore_all(
+    alloc: &mut ipam::Allocator,
+    services: &[Service],
+) -> Vec<(ServiceKey, LbError)> {
+    let mut ours: Vec<&Service> = services
+        .iter()
+        .filter(|s| is_ours(s) || s.finalizers().iter().any(|f| f == FINALIZER))
+        .collect();
+    ours.sort_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), key(s)));
+    let mut conflicts = Vec::new();
+    for s in ours {
+        let ips = ingress_ips(s);
+        if ips.is_empty() {
+            continue;
+        }
+        let req =
+            request(s).unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(IpFamily::Ipv4)));
+        if let Err(e) = alloc.restore(&key(s), req, &ips) {
+            conflicts.push((key(s), e));
+        }
+    }
+    conflicts
+}
+
+pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let k = key(&svc);
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &k.namespace);
+    let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
+    if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
+        let released = ctx.lock().release(&k);
+        locked(&ctx.written).remove(&k);
+        // Held here, or released already by the sweep of `service_gone` while its status still
+        // says we assigned it.
+        let held = !released.is_empty() || says_assigned(&svc);
+        // sart (and an earlier version of ours) finalized Services: every one, in sart's case,
+        // ClusterIP ones included. Those get the finalizer off and their advertisements
+        // cleaned, but no status of ours unless we held addresses for them.
+        if held || has_finalizer {
+            if !released.is_empty() {
+                info!(service = %k, ips = ?released, "addresses released");
+            }
+            if held && svc.meta().deletion_timestamp.is_none() {
+                // No longer a LoadBalancer of ours: take our addresses out of its status.
+                let mine: BTreeSet<IpAddr> = match released.is_empty() {
+                    true => ingress_ips(&svc).into_iter().collect(),
+                    false => released.iter().copied().collect(),
+                };
+                let keep: Vec<IpAddr> = ingress_ips(&svc)
+                    .into_iter()
+                    .filter(|ip| !mine.contains(ip))
+                    .collect();
+                write_status(
+                    &ctx,
+                    &api,
+                    &svc,
+                    &keep,
+                    Some(("Released", "not a LoadBalancer Service of ours")),
+                )
+                .await?;
+            }
+            sync_ads(&svc, &[], &ctx).await?;
+            if has_finalizer {
+                set_finalizer(&api, &*svc, FINALIZER, false).await?;
+            }
+        }
+        if !released.is_empty() {
+            ctx.pools_changed();
+            // Freed addresses may be what a waiting Service needs.
+            ctx.services_changed();
+        }
+        return Ok(Action::await_change());
+    }
+    let req = match request(&svc) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.warn(&svc, "InvalidAnnotation", &e.to_string()).await;
+            write_status(
+                &ctx,
+                &api,
+                &svc,
+                &ingress_ips(&svc),
+                Some(("InvalidRequest", &e.to_string())),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    // Read and validated once for both: the allocator's pools and the namespace's.
+    let valid = ctx.valid_service_pools();
+    ctx.sync_pools_from(&valid);
+    let mut req = req;
+    let labels = namespace_labels(&ctx, &k.namespace).await?;
+    req.allowed_pools = Some(k8s::pools::usable_by(&valid, labels.as_ref()));
+    let req_for_retain = req.clone();
+    let (held, assigned) = {
+        let mut alloc = ctx.lock();
+        let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
+        (held, alloc.assign(&k, req))
+    };
+    // Deleted while this reconcile ran: the watch's release may have come before the assignment
+    // above, and the cache dropped the Service before that release, so looking now is enough.
+    if !still_cached(&ctx, &svc) {
+        let released = ctx.lock().release(&k);
+        info!(service = %k, ips = ?released, "Service gone while assigning: addresses released");
+        ctx.pools_changed();
+        ctx.services_changed();
+        return Ok(Action::await_change());
+    }
+    match assigned {
+        Ok(ips) => {
+            // An earlier version's finalizer comes off. The status is written on the object as
+            // patched, so the reconcile the patch wakes knows the status write is ours (see
+            // `Written`).
+            let svc = if has_finalizer {
+                Arc::new(set_finalizer(&api, &*svc, FINALIZER, false).await?)
+            } else {
+                svc
+            };
+            // The allocator, not the (possibly stale) object, says whether this is news.
+            if held != ips {
+                info!(service = %k, ips = ?ips, before = ?held, "addresses assigned");
+                let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                // Told once, when decided, and off the path to the route.
+                let (c, s) = (ctx.clone(), svc.clone());
+                tokio::spawn(async move {
+                    c.normal(&s, "AddressAssigned", &list.join(",")).await;
+                });
+                ctx.pools_changed();
+            }
+            // The advertisement first: it is what the agents act on, so the route does not wait
+            // for the status write.
+            sync_ads(&svc, &ips, &ctx).await?;
+            write_status(&ctx, &api, &svc, &ips, None).await?;
+            // The EndpointSlice event that woke us may reach our slice cache a moment later:
+            // Local Services look again, so their announcing nodes are never stale for long.
+            if svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.external_traffic_policy.as_deref())
+                == Some("Local")
+            {
+                return Ok(Action::requeue(Duration::from_secs(10)));
+            }
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            warn!(service = %k, error = %e, "no address");
+            ctx.warn(&svc, reason(&e), &e.to_string()).await;
+            // A pool its namespace may no longer use: what it holds there goes (status,
+            // advertisements); other refusals leave its addresses as they are.
+            let ips = if matches!(e, LbError::PoolNotAllowed { .. }) {
+                let kept = ctx.lock().retain_allowed(&k, &req_for_retain);
+                if kept != held {
+                    info!(service = %k, ips = ?kept, before = ?held, "addresses of a pool the namespace may not use released");
+                    sync_ads(&svc, &kept, &ctx).await?;
+                    ctx.pools_changed();
+                }
+                kept
+            } else {
+                ingress_ips(&svc)
+            };
+            write_status(&ctx, &api, &svc, &ips, Some((reason(&e), &e.to_string()))).await?;
+            // Pool changes trigger a new attempt; this is a safety net.
+            Ok(Action::requeue(Duration::from_secs(60)))
+        }
+    }
+}
+
+/// Whether our condition on the Service says we assigned its addresses.
+fn says_assigned(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == CONDITION && c.status == "True")
+        })
+}
+
+/// Whether the Service cache still holds this very Service (same UID).
+fn still_cached(ctx: &Context, svc: &Service) -> bool {
+    let at = kube::runtime::reflector::ObjectRef::from_obj(svc);
+    ctx.caches
+        .services
+        .get(&at)
+        .is_some_and(|s| s.metadata.uid == svc.metadata.uid)
+}
+
+/// A namespace's labels: from the cache, else (created a moment ago) from the API server;
+/// `None` for a namespace that does not exist.
+async fn namespace_labels(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, Error> {
+    if let Some(n) = ctx
+        .caches
+        .namespaces
+        .get(&kube::runtime::reflector::ObjectRef::new(namespace))
+    {
+        return Ok(Some(n.labels().clone()));
+    }
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    Ok(api
+        .get_opt(namespace)
+        .await
+        .map_err(Error::Kube)?
+        .map(|n| n.labels().clone()))
+}
+
+/// Our status as last written on a Service.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub condition: Condition,
+    pub ips: Vec<IpAddr>,
+    /// resourceVersion of the object the write was made on: a reconcile that still sees that
+    /// version has not seen the write yet.
+    pub based_on: Option<String>,
+}
+
+/// Writes ingress and our condition, only when they differ from what the Service shows (or,
+/// when the Service is seen from before our last write, from what we wrote).
+async fn write_status(
+    ctx: &Context,
+    api: &Api<Service>,
+    svc: &Service,
+    ips: &[IpAddr],
+    failure: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    let status = svc.status.clone().unwrap_or_default();
+    let mut conditions: Vec<Condition> = status.conditions.clone().unwrap_or_default();
+    let (st, reason, message) = match failure {
+        None => ("True", "Assigned", String::new()),
+        Some((r, m)) => ("False", r, m.to_owned()),
+    };
+    let key = key(svc);
+    let last = locked(&ctx.written).get(&key).cloned();
+    if let Some(w) = &last
+        && w.based_on.is_some()
+        && w.based_on == svc.metadata.resource_version
+        && w.ips == ips
+        && says(&w.condition, st, reason, &message)
+    {
+        return Ok(());
+    }
+    let old = conditions.iter().position(|c| c.type_ == CONDITION);
+    let current = old.map(|i| conditions[i].clone());
+    let unchanged_condition = current
+        .as_ref()
+        .is_some_and(|c| says(c, st, reason, &message));
+    if unchanged_condition && ingress_ips(svc) == ips {
+        return Ok(());
+    }
+    let condition = match (current, last) {
+        (Some(c), _) if unchanged_condition => c,
+        // The object may be stale: a condition we wrote that says the same keeps its time, so a
+        // repeated patch changes nothing on the server.
+        (_, Some(w)) if says(&w.condition, st, reason, &message) => w.condition,
+        _ => condition::new(CONDITION, st, reason, message, svc.metadata.generation),
+    };
+    match old {
+        Some(i) => conditions[i] = condition.clone(),
+        None => conditions.push(condition.clone()),
+    }
+    let ingress: Vec<LoadBalancerIngress> = ips
+        .iter()
+        .map(|ip| LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            ip_mode: Some("VIP".into()),
+            ..LoadBalancerIngress::default()
+        })
+        .collect();
+    let patch = json!({
+        "status": {
+            "loadBalancer": { "ingress": ingress },
+            "conditions": conditions,
+        }
+    });
+    api.patch_status(
+        &svc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    locked(&ctx.written).insert(
+        key,
+        Written {
+            condition,
+            ips: ips.to_vec(),
+            based_on: svc.metadata.resource_version.clone(),
+        },
+    );
+    Ok(())
+}
+
+/// One BGPAdvertisement per address, owned by the Service (Kubernetes deletes them with it), with
+/// `status.peers` moved towards the peers that should announce it; advertisements of addresses
+/// the Service no longer holds are deleted, and the agents withdraw what has no advertisement.
+async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Error> {
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let existing: Vec<Arc<BGPAdvertisement>> = ctx
+        .caches
+        .ads
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|a| a.labels().get(SERVICE_NAME_LABEL) == Some(&name))
+        .collect();
+    let wanted: BTreeSet<String> = ips.iter().map(|ip| advertise::name(&name, *ip)).collect();
+    for a in &existing {
+        if !wanted.contains(&a.name_any()) && a.metadata.deletion_timestamp.is_none() {
+            info!(advertisement = %a.name_any(), "address released: advertisement deleted");
+            ads::delete(ctx, &ns, &a.name_any()).await?;
+        }
+    }
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let peers: Vec<BGPPeer> = ctx
+        .caches
+        .peers
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    // Only this Service's slices: copying every slice of the cluster for every Service made a
+    // burst of N Services cost N² copies.
+    let slices: Vec<EndpointSlice> = ctx
+        .caches
+        .slices
+        .state()
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&name))
+        .map(|s| (**s).clone())
+        .collect();
+    let targets = advertise::target_peers(svc, &peers, &slices);
+    for ip in ips {
+        let ad_name = advertise::name(&name, *ip);
+        let (cidr, protocol) = match ip {
+            IpAddr::V4(_) => (format!("{ip}/32"), AdProtocol::Ipv4),
+            IpAddr::V6(_) => (format!("{ip}/128"), AdProtocol::Ipv6),
+        };
+        let mut want = BGPAdvertisement::new(
+            &ad_name,
+            BGPAdvertisementSpec {
+                cidr,
+                ad_type: AddressType::Service,
+                protocol,
+                attrs: None,
+            },
+        );
+        want.metadata.namespace = Some(ns.clone());
+        want.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), name.clone())].into());
+        want.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
+        let found = existing.iter().find(|a| a.name_any() == ad_name);
+        ads::ensure(ctx, found.map(|a| &**a), &want, &targets).await?;
+    }
+    Ok(())
+}
+
+impl Context {
+    async fn warn(&self, svc: &Service, reason: &str, note: &str) {
+        self.event(svc, EventType::Warning, reason, "Allocate", note)
+            .await;
+    }
+
+    async fn normal(&self, svc: &Service, reason: &str, note: &str) {
+        self.event_once(svc, reason, "Allocate", note).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_trimmed_service_asks_for_the_same() {
+        let full: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "d",
+                "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "198.18.0.7", ADDRESS_POOL_ANNOTATION: "a"}},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"],
+                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "externalTrafficPolicy": "Local", "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "protocol": "UDP", "targetPort": 8080, "nodePort": 30080}]}
+        }))
+        .unwrap();
+        let mut trimmed = full.clone();
+        trim(&mut trimmed);
+        assert_eq!(request(&trimmed).unwrap(), request(&full).unwrap());
+        assert!(is_ours(&trimmed));
+        assert_eq!(trimmed.spec.as_ref().unwrap().cluster_ip, None);
+    }
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    fn svc(v: serde_json::Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn ours_by_type_and_class() {
+        let lb = |class: Option<&str>| {
+            svc(json!({"metadata": {"name": "a", "namespace": "d"},
+                "spec": {"type": "LoadBalancer", "loadBalancerClass": class}}))
+        };
+        assert!(is_ours(&lb(None)));
+        assert!(is_ours(&lb(Some(LOAD_BALANCER_CLASS))));
+        assert!(!is_ours(&lb(Some("example.com/other"))));
+        assert!(!is_ours(&svc(
+            json!({"metadata": {"name": "a"}, "spec": {"type": "ClusterIP"}})
+        )));
+    }
+
+    #[test]
+    fn request_from_annotations_and_spec() {
+        let s = svc(json!({
+            "metadata": {"name": "a", "namespace": "d", "annotations": {
+                ADDRESS_POOL_ANNOTATION: "p1, p2",
+                LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.5,fd00::5",
+                ALLOW_SHARED_IP_ANNOTATION: "k",
+            }},
+            "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"],
+                "ipFamilyPolicy": "PreferDualStack", "externalTrafficPolicy": "Local",
+                "selector": {"app": "x"},
+                "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
+        }));
+        let r = request(&s).unwrap();
+        assert_eq!(r.families, FamilyPolicy::PreferDual(IpFamily::Ipv4));
+        assert_eq!(r.pools, ["p1", "p2"]);
+        assert_eq!(r.ips.len(), 2);
+        assert_eq!(r.sharing_key.as_deref(), Some("k"));
+        assert!(r.ports.contains(&(L4Protocol::Udp, 53)));
+        assert_eq!(r.local_selector.as_deref(), Some("app=x"));
+    }
+
+    #[test]
+    fn bad_address_is_an_error_not_dropped() {
+        let s = svc(json!({
+            "metadata": {"name": "a", "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.300"}},
+            "spec": {"type": "LoadBalancer"}
+        }));
+        assert!(matches!(request(&s), Err(RequestError::BadIp { .. })));
+    }
+
+    #[test]
+    fn restore_keeps_the_older_service_on_a_contested_address() {
+        let mk = |name: &str, t: i64, ip: &str| {
+            svc(json!({
+                "metadata": {"name": name, "namespace": "d",
+                    "creationTimestamp": Timestamp::from_second(t).unwrap().to_string()},
+                "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4"]},
+                "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+            }))
+        };
+        let pools = vec![ipam::LbPool {
+            name: "p".into(),
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            auto_assign: true,
+            selective: false,
+        }];
+        let mut a = ipam::Allocator::new(pools).unwrap();
+        let conflicts = restore_all(
+            &mut a,
+            &[mk("young", 200, "10.0.0.7"), mk("old", 100, "10.0.0.7")],
+        );
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].0.name, "young");
+        assert_eq!(
+            a.ips(&ServiceKey::new("d", "old")).unwrap(),
+            ["10.0.0.7".parse::<IpAddr>().unwrap()]
+        );
+    }
+}

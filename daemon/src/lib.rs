@@ -1,0 +1,8 @@
+//! What every sart daemon serves with: a gRPC API on a unix socket or TCP, unix sockets with
+//! the right owner and mode, the HTTP router for health probes and metrics, and reading the
+//! kernel's routing tables.
+
+pub mod api_listener;
+pub mod health;
+pub mod routes;
+pub mod unix_socket;
