@@ -15,13 +15,13 @@ use std::net::IpAddr;
 use super::pod_store::{Stored, StoredAddress};
 
 /// sart's table for pod routes.
-pub const SART_TABLE: u32 = 120;
+pub(crate) const SART_TABLE: u32 = 120;
 /// The main table, where ours are.
-pub const MAIN_TABLE: u32 = 254;
+pub(crate) const MAIN_TABLE: u32 = 254;
 
 /// A pod of this node as the API shows it (not host-network, not finished).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunningPod {
+pub(crate) struct RunningPod {
     pub namespace: String,
     pub name: String,
     pub uid: String,
@@ -30,7 +30,7 @@ pub struct RunningPod {
 
 /// A host route to a pod address (a /32 or /128 of the pod route protocol) on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodRoute {
+pub(crate) struct PodRoute {
     pub ip: IpAddr,
     pub table: u32,
     /// The host veth it goes through, and that veth's alias.
@@ -40,7 +40,7 @@ pub struct PodRoute {
 
 /// One pod taken in.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Adoption {
+pub(crate) struct Adoption {
     pub stored: Stored,
     /// Addresses whose route is in sart's table: to be moved to the main table, through
     /// `stored.host_ifname`.
@@ -48,7 +48,7 @@ pub struct Adoption {
 }
 
 /// `<pool>/<container id>/<ifname>`, sart's alias on the host veths it made.
-pub fn sart_alias(alias: &str) -> Option<(&str, &str)> {
+pub(crate) fn sart_alias(alias: &str) -> Option<(&str, &str)> {
     let mut parts = alias.split('/');
     let (_pool, cid, ifname) = (parts.next()?, parts.next()?, parts.next()?);
     (parts.next().is_none() && !cid.is_empty() && !ifname.is_empty()).then_some((cid, ifname))
@@ -59,7 +59,7 @@ pub fn sart_alias(alias: &str) -> Option<(&str, &str)> {
 /// A pod some record already names (`recorded_pods`, by namespace and name) is left: its status
 /// may still show the addresses of a sandbox it had before. An address is adopted once, for the
 /// first pod (by namespace and name) that shows it.
-pub fn plan(
+pub(crate) fn plan(
     pods: &[RunningPod],
     recorded: &BTreeSet<IpAddr>,
     recorded_pods: &BTreeSet<(String, String)>,

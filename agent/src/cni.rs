@@ -21,27 +21,27 @@ use super::pods::PodNetwork;
 
 /// What STATUS depends on, kept current by the agent's loop.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     caches: AtomicBool,
     pods: AtomicBool,
     established: AtomicUsize,
 }
 
 impl Readiness {
-    pub fn caches_ready(&self) {
+    pub(crate) fn caches_ready(&self) {
         self.caches.store(true, Ordering::Release);
     }
 
     /// The pods' records are back (DEL, CHECK and GC can be served).
-    pub fn pods_ready(&self) {
+    pub(crate) fn pods_ready(&self) {
         self.pods.store(true, Ordering::Release);
     }
 
-    pub fn pods_restored(&self) -> bool {
+    pub(crate) fn pods_restored(&self) -> bool {
         self.pods.load(Ordering::Acquire)
     }
 
-    pub fn established(&self, n: usize) {
+    pub(crate) fn established(&self, n: usize) {
         self.established.store(n, Ordering::Release);
     }
 
@@ -234,7 +234,7 @@ impl CniApi for Server {
 }
 
 /// Serves until the process ends.
-pub async fn serve(
+pub(crate) async fn serve(
     path: PathBuf,
     ready: Arc<Readiness>,
     pods: Arc<PodNetwork>,

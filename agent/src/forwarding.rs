@@ -21,7 +21,7 @@ use super::guard::POD_LINK_GROUP;
 
 /// One interface as /proc/sys and /sys show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Interface {
+pub(crate) struct Interface {
     pub name: String,
     /// `net.ipv6.conf.<name>.accept_ra`.
     pub accept_ra: u8,
@@ -31,7 +31,7 @@ pub struct Interface {
 
 /// What the node has now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct State {
+pub(crate) struct State {
     pub ipv4_forwarding: bool,
     pub ipv6_forwarding: bool,
     /// IPv6 forwarding was turned on by sart.
@@ -41,7 +41,7 @@ pub struct State {
 
 /// One change, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     /// A sysctl under /proc/sys (`net/ipv6/conf/all/forwarding`) and its value.
     Sysctl(String, &'static str),
     /// Whether sart owns IPv6 forwarding from now on.
@@ -50,7 +50,7 @@ pub enum Write {
 
 /// `ipv6_pool`: whether an IPv6 AddressPool exists; `None` before the pools are known, when IPv6
 /// is left as it is (an agent restarting must not turn off the forwarding its pods use).
-pub fn plan(ipv6_pool: Option<bool>, s: &State) -> Vec<Write> {
+pub(crate) fn plan(ipv6_pool: Option<bool>, s: &State) -> Vec<Write> {
     let mut w = Vec::new();
     if !s.ipv4_forwarding {
         w.push(Write::Sysctl("net/ipv4/ip_forward".into(), "1"));
@@ -95,7 +95,7 @@ pub struct SysctlError {
 
 /// The file that says IPv6 forwarding is the agent's own, beside its CNI socket (in /run, a
 /// tmpfs: gone with a reboot, as the sysctl is).
-pub fn marker(cni_socket: &Path) -> std::path::PathBuf {
+pub(crate) fn marker(cni_socket: &Path) -> std::path::PathBuf {
     cni_socket
         .parent()
         .unwrap_or(Path::new("/run/sart"))
@@ -103,7 +103,7 @@ pub fn marker(cni_socket: &Path) -> std::path::PathBuf {
 }
 
 /// Reads the node's state, writes what [`plan`] says. Blocking: run it off the async workers.
-pub fn apply(marker: &Path, ipv6_pool: Option<bool>) -> Result<(), SysctlError> {
+pub(crate) fn apply(marker: &Path, ipv6_pool: Option<bool>) -> Result<(), SysctlError> {
     let s = read(marker)?;
     for w in plan(ipv6_pool, &s) {
         match w {

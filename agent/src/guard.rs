@@ -14,10 +14,10 @@
 use serde_json::{Value, json};
 
 /// The table, in the `inet` family; the agent owns it and nothing else touches it.
-pub const TABLE: &str = "sart_guard";
+pub(crate) const TABLE: &str = "sart_guard";
 
 /// The link group (`ip link show group 21313`) of every host veth the agent makes ("SA").
-pub const POD_LINK_GROUP: u32 = 0x5341;
+pub(crate) const POD_LINK_GROUP: u32 = 0x5341;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
@@ -29,7 +29,7 @@ pub enum GuardError {
 
 /// The nft JSON that (re)writes the table: added, deleted and built again in one transaction,
 /// so it is atomic and idempotent whatever was there.
-pub fn ruleset() -> Value {
+pub(crate) fn ruleset() -> Value {
     let t = json!({"family": "inet", "name": TABLE});
     json!({"nftables": [
         {"add": {"table": t}},
@@ -50,7 +50,7 @@ pub fn ruleset() -> Value {
 }
 
 /// Writes the table in the calling process's network namespace.
-pub fn apply() -> Result<(), GuardError> {
+pub(crate) fn apply() -> Result<(), GuardError> {
     let r: nftables::schema::Nftables = serde_json::from_value(ruleset())?;
     nftables::helper::apply_ruleset(&r)?;
     Ok(())

@@ -38,7 +38,7 @@ pub struct Installed {
 }
 
 /// The suffix a replaced configuration gets: runtimes read only `.conf`, `.conflist`, `.json`.
-pub const SET_ASIDE: &str = ".sart-replaced";
+pub(crate) const SET_ASIDE: &str = ".sart-replaced";
 
 /// The conflist of `path`, under its own file name.
 pub fn read_conflist(path: &Path) -> Result<(String, Vec<u8>), InstallError> {

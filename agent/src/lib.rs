@@ -4,20 +4,24 @@
 //! BGPAdvertisement status. Peer state changes arrive on the speaker's Watch stream, so
 //! `kubectl get bgppeer` follows sessions without polling.
 
-pub mod adopt;
-pub mod cni;
-pub mod forwarding;
-pub mod guard;
+#![warn(unreachable_pub)]
+
+mod adopt;
+mod cni;
+mod forwarding;
+mod guard;
 pub mod install_cni;
-pub mod metrics;
-pub mod nat;
-pub mod plan;
-pub mod pod_ipam;
-pub mod pod_pool;
-pub mod pod_store;
-pub mod podnet;
-pub mod pods;
-pub mod speaker;
+mod metrics;
+mod nat;
+mod plan;
+mod pod_ipam;
+mod pod_pool;
+mod pod_store;
+mod podnet;
+mod pods;
+mod speaker;
+
+pub use pods::PodOptions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -54,7 +54,7 @@ struct Inner {
 }
 
 #[derive(Clone, Debug)]
-pub struct Metrics(Arc<Inner>);
+pub(crate) struct Metrics(Arc<Inner>);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -106,7 +106,7 @@ fn result(ok: bool) -> &'static str {
 
 impl Metrics {
     /// A sync ended: with this many sessions Established, or failed.
-    pub fn synced(&self, established: Option<usize>) {
+    pub(crate) fn synced(&self, established: Option<usize>) {
         let labels = ResultLabels {
             result: result(established.is_some()),
         };
@@ -116,7 +116,7 @@ impl Metrics {
             .set(established.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)));
     }
 
-    pub fn cni(&self, command: &'static str, ok: bool) {
+    pub(crate) fn cni(&self, command: &'static str, ok: bool) {
         let labels = CniLabels {
             command,
             result: result(ok),
@@ -125,7 +125,7 @@ impl Metrics {
     }
 
     /// A BlockRequest ended: made `ahead` of need or for an ADD that found its blocks full.
-    pub fn block_request(&self, ahead: bool, ok: bool) {
+    pub(crate) fn block_request(&self, ahead: bool, ok: bool) {
         let labels = BlockLabels {
             reason: if ahead { "ahead" } else { "full" },
             result: result(ok),
@@ -134,7 +134,7 @@ impl Metrics {
     }
 
     /// Host routes this node announces for borrowed addresses, and addresses it lends.
-    pub fn host_addresses(&self, borrowed: usize, lent: usize) {
+    pub(crate) fn host_addresses(&self, borrowed: usize, lent: usize) {
         for (role, n) in [("borrowed", borrowed), ("lent", lent)] {
             self.0
                 .hosts
@@ -143,7 +143,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?;
         Ok(out)
@@ -151,7 +151,7 @@ impl Metrics {
 }
 
 /// Binds `addr` (a port taken is an error now, not later) and serves until the process ends.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     health: &Arc<Health>,

@@ -10,10 +10,10 @@
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-pub const TABLE: &str = "sart_nat";
+pub(crate) const TABLE: &str = "sart_nat";
 
 #[derive(Debug, thiserror::Error)]
-pub enum NatError {
+pub(crate) enum NatError {
     #[error("nftables ruleset: {0}")]
     Schema(#[from] serde_json::Error),
     #[error("nft: {0}")]
@@ -23,14 +23,14 @@ pub enum NatError {
 /// What the table should hold: the prefixes whose pods are masqueraded, and those never
 /// masqueraded to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Want {
+pub(crate) struct Want {
     pub masquerade: Vec<IpNet>,
     pub exempt: Vec<IpNet>,
 }
 
 impl Want {
     /// From every valid pod pool (`(cidr, natOutgoing)`) and the extra exempt prefixes.
-    pub fn new(pools: &[(IpNet, bool)], extra: &[IpNet]) -> Want {
+    pub(crate) fn new(pools: &[(IpNet, bool)], extra: &[IpNet]) -> Want {
         let mut masquerade: Vec<IpNet> = pools
             .iter()
             .filter(|(_, nat)| *nat)
@@ -105,12 +105,12 @@ fn commands(want: &Want) -> Vec<Value> {
 }
 
 /// The nft JSON for `want` (as `nft -j -f` reads it).
-pub fn ruleset(want: &Want) -> Value {
+pub(crate) fn ruleset(want: &Want) -> Value {
     json!({"nftables": commands(want)})
 }
 
 /// Puts the table in the state `want` says, in the calling process's network namespace.
-pub fn apply(want: &Want) -> Result<(), NatError> {
+pub(crate) fn apply(want: &Want) -> Result<(), NatError> {
     let r: nftables::schema::Nftables = serde_json::from_value(ruleset(want))?;
     nftables::helper::apply_ruleset(&r)?;
     Ok(())

@@ -16,7 +16,7 @@ use speaker_config::{BfdConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME, prefix_
 
 /// A neighbour as the speaker should have it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WantPeer {
+pub(crate) struct WantPeer {
     /// The BGPPeer's name (the speaker's neighbour name).
     pub name: String,
     pub address: IpAddr,
@@ -34,7 +34,7 @@ pub struct WantPeer {
 
 impl WantPeer {
     /// The settings the speaker reports back, with its defaults filled in.
-    pub fn knobs(&self) -> Knobs {
+    pub(crate) fn knobs(&self) -> Knobs {
         let bfd_default = BfdConfig::default();
         Knobs {
             restart_time: self
@@ -95,7 +95,7 @@ impl WantPeer {
 /// restart, BFD and policy. A BGPPeer that changes any is deleted from the speaker and added
 /// again, so its session restarts with them (as FRR resets a session whose timers change).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Knobs {
+pub(crate) struct Knobs {
     /// Graceful restart's restart time; `None`: off.
     pub restart_time: Option<u32>,
     /// `None`: no BFD.
@@ -129,7 +129,7 @@ impl Default for Knobs {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImportRule {
+pub(crate) struct ImportRule {
     pub prefix: String,
     pub ge: u32,
     pub le: u32,
@@ -137,7 +137,7 @@ pub struct ImportRule {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BfdKnobs {
+pub(crate) struct BfdKnobs {
     pub interval_ms: u32,
     pub multiplier: u32,
     pub multihop: bool,
@@ -148,7 +148,7 @@ pub struct BfdKnobs {
 
 /// A neighbour as the speaker has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HavePeer {
+pub(crate) struct HavePeer {
     pub address: IpAddr,
     pub asn: u32,
     pub name: String,
@@ -174,7 +174,7 @@ impl HavePeer {
 
 /// The speaker's state, as read through the API.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Have {
+pub(crate) struct Have {
     pub asn: u32,
     pub router_id: Option<Ipv4Addr>,
     pub multipath: bool,
@@ -185,7 +185,7 @@ pub struct Have {
 
 /// One API call, in the order they must be made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     SetAs(u32),
     SetRouterId(Ipv4Addr),
     MultiPath(bool),
@@ -203,7 +203,7 @@ pub enum PlanError {
 
 /// The BGPPeers of this node, keyed by address; the oldest (then first by name) wins when two
 /// name the same address.
-pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
+pub(crate) fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
     let mut sorted: Vec<&BGPPeer> = peers
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -239,7 +239,7 @@ pub fn want_peers(peers: &[BGPPeer]) -> BTreeMap<IpAddr, WantPeer> {
 
 /// What the node originates, and the advertisements it refuses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Paths {
+pub(crate) struct Paths {
     pub want: BTreeSet<IpNet>,
     /// `namespace/name cidr` of advertisements for our peers whose prefix lies in no valid
     /// AddressPool of their type: whoever can write a BGPAdvertisement must not be able to make
@@ -249,7 +249,7 @@ pub struct Paths {
 
 /// Prefixes this node must originate: those of advertisements that ask any of `peers` (BGPPeer
 /// names) for `NotAdvertised` or `Advertised`, and lie inside one of `pools` of their type.
-pub fn want_paths(
+pub(crate) fn want_paths(
     ads: &[BGPAdvertisement],
     peers: &BTreeSet<String>,
     pools: &[(IpNet, AddressType)],
@@ -290,7 +290,7 @@ pub fn want_paths(
 /// The calls that turn `have` into what the NodeBGP, peers and paths ask for. A neighbour whose
 /// AS, graceful restart or BFD changed is deleted and added again (a session cannot change its
 /// peer AS or its capabilities in place).
-pub fn plan(
+pub(crate) fn plan(
     node_bgp: &NodeBGPSpec,
     peers: &BTreeMap<IpAddr, WantPeer>,
     paths: &BTreeSet<IpNet>,
@@ -337,7 +337,7 @@ pub fn plan(
 
 /// With no NodeBGP for the node: every neighbour and every path goes (AS and router id stay,
 /// so sessions come back at once if a NodeBGP appears).
-pub fn unconfigure(have: &Have) -> Vec<Step> {
+pub(crate) fn unconfigure(have: &Have) -> Vec<Step> {
     have.paths
         .iter()
         .map(|p| Step::DeletePath(*p))
@@ -348,7 +348,7 @@ pub fn unconfigure(have: &Have) -> Vec<Step> {
 /// The new `status.peers` of an advertisement after this node's speaker originates (or not)
 /// its prefix: our peers asked for it become `Advertised` once the session is up, and
 /// `Withdraw` entries of our peers are dropped once the prefix is gone. `None` when unchanged.
-pub fn advertisement_status(
+pub(crate) fn advertisement_status(
     ad: &BGPAdvertisement,
     our_peers: &BTreeMap<String, bool>,
     originated: bool,

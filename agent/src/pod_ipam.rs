@@ -19,26 +19,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ipam::{AddressAllocator, AddressError, IpFamily, Usable};
+use ipam::{AddressAllocator, AddressError, Usable};
 use ipnet::IpNet;
 
 use super::pod_pool::Choice;
 
 /// One attachment, as the CNI names it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Attachment {
+pub(crate) struct Attachment {
     pub container_id: String,
     pub ifname: String,
 }
 
 /// What an attachment holds: each address with the block it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub addresses: Vec<(IpAddr, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum IpamError {
+pub(crate) enum IpamError {
     #[error("block {block} ({cidr}): {source}")]
     BadBlock {
         block: String,
@@ -63,7 +63,7 @@ pub enum IpamError {
 
 /// The answer to an ADD.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Allocation {
+pub(crate) enum Allocation {
     /// The attachment's addresses (new, or those it already had).
     Done(Vec<IpAddr>),
     /// Every block of this pool is full (or there is none yet): ask for one, then try again.
@@ -91,7 +91,7 @@ struct Block {
 
 /// A block's use, for its status and the node CLI.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockUse {
+pub(crate) struct BlockUse {
     pub name: String,
     pub pool: String,
     pub cidr: IpNet,
@@ -108,13 +108,13 @@ pub struct BlockUse {
 
 /// An address of one of this node's blocks lent to another node.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Loan {
+pub(crate) struct Loan {
     pub block: String,
     pub ip: IpAddr,
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct NodeIpam {
+pub(crate) struct NodeIpam {
     blocks: BTreeMap<String, Block>,
     records: BTreeMap<Attachment, Record>,
     /// By host block name (the borrower's block).
@@ -125,12 +125,17 @@ pub struct NodeIpam {
 
 impl NodeIpam {
     /// Adds a block of this node (idempotent for the same pool and CIDR).
-    pub fn add_block(&mut self, name: &str, pool: &str, cidr: IpNet) -> Result<(), IpamError> {
+    pub(crate) fn add_block(
+        &mut self,
+        name: &str,
+        pool: &str,
+        cidr: IpNet,
+    ) -> Result<(), IpamError> {
         self.add(name, pool, cidr, None)
     }
 
     /// Adds (or updates) a host block borrowed from another node, usable once `lent`.
-    pub fn add_borrowed(
+    pub(crate) fn add_borrowed(
         &mut self,
         name: &str,
         pool: &str,
@@ -177,7 +182,7 @@ impl NodeIpam {
 
     /// Lends `ip` of this node's block `block` to host block `host` of another node: the address
     /// is kept from this node's pods until [`Self::end_loan`]. Idempotent.
-    pub fn lend(&mut self, host: &str, block: &str, ip: IpAddr) -> Result<(), IpamError> {
+    pub(crate) fn lend(&mut self, host: &str, block: &str, ip: IpAddr) -> Result<(), IpamError> {
         if self.loans.contains_key(host) {
             return Ok(());
         }
@@ -199,7 +204,7 @@ impl NodeIpam {
     }
 
     /// The borrower's host block is gone: the address is this node's to give again.
-    pub fn end_loan(&mut self, host: &str) -> Option<Loan> {
+    pub(crate) fn end_loan(&mut self, host: &str) -> Option<Loan> {
         let loan = self.loans.remove(host)?;
         if !self.reserved.contains(&loan.ip)
             && let Some(b) = self.blocks.get_mut(&loan.block)
@@ -210,7 +215,7 @@ impl NodeIpam {
     }
 
     /// Keeps `ip` for a reservation when one of this node's blocks holds it (whether it does).
-    pub fn reserve(&mut self, ip: IpAddr) -> bool {
+    pub(crate) fn reserve(&mut self, ip: IpAddr) -> bool {
         let Some(b) = self
             .blocks
             .values_mut()
@@ -227,7 +232,7 @@ impl NodeIpam {
     }
 
     /// The reservation ended: the address is free once nobody has it.
-    pub fn unreserve(&mut self, ip: IpAddr) {
+    pub(crate) fn unreserve(&mut self, ip: IpAddr) {
         if !self.reserved.remove(&ip) || self.held(ip) {
             return;
         }
@@ -240,7 +245,7 @@ impl NodeIpam {
         }
     }
 
-    pub fn reserved(&self) -> &BTreeSet<IpAddr> {
+    pub(crate) fn reserved(&self) -> &BTreeSet<IpAddr> {
         &self.reserved
     }
 
@@ -258,13 +263,13 @@ impl NodeIpam {
     }
 
     /// Every loan, by host block name.
-    pub fn loans(&self) -> &BTreeMap<String, Loan> {
+    pub(crate) fn loans(&self) -> &BTreeMap<String, Loan> {
         &self.loans
     }
 
     /// The block of this node `ip` lies in: one of its own, or a host block borrowed for it
     /// (the narrowest).
-    pub fn block_of(&self, ip: IpAddr) -> Option<&str> {
+    pub(crate) fn block_of(&self, ip: IpAddr) -> Option<&str> {
         self.blocks
             .iter()
             .filter(|(_, b)| b.alloc.range().contains(&ip))
@@ -273,7 +278,7 @@ impl NodeIpam {
     }
 
     /// The attachment holding `ip`, if a pod of this node has it.
-    pub fn holder(&self, ip: IpAddr) -> Option<&Attachment> {
+    pub(crate) fn holder(&self, ip: IpAddr) -> Option<&Attachment> {
         self.records
             .iter()
             .find(|(_, r)| r.addresses.iter().any(|(a, _)| *a == ip))
@@ -281,7 +286,7 @@ impl NodeIpam {
     }
 
     /// Drops an empty block (one holding addresses is refused).
-    pub fn remove_block(&mut self, name: &str) -> Result<(), IpamError> {
+    pub(crate) fn remove_block(&mut self, name: &str) -> Result<(), IpamError> {
         match self.blocks.get(name) {
             None => Ok(()),
             Some(b) if b.alloc.allocated() > 0 => Err(IpamError::BlockInUse {
@@ -296,7 +301,7 @@ impl NodeIpam {
     }
 
     /// Stops (or, with `false`, resumes) giving out addresses of a block; whether it exists.
-    pub fn drain(&mut self, name: &str, draining: bool) -> bool {
+    pub(crate) fn drain(&mut self, name: &str, draining: bool) -> bool {
         match self.blocks.get_mut(name) {
             Some(b) => {
                 b.draining = draining;
@@ -307,7 +312,7 @@ impl NodeIpam {
     }
 
     /// Every block with its use, by name.
-    pub fn usage(&self) -> Vec<BlockUse> {
+    pub(crate) fn usage(&self) -> Vec<BlockUse> {
         self.blocks
             .iter()
             .map(|(name, b)| BlockUse {
@@ -329,7 +334,7 @@ impl NodeIpam {
     }
 
     /// Whether a pool has a block that could give an address now.
-    pub fn has_room(&self, pool: &str) -> bool {
+    pub(crate) fn has_room(&self, pool: &str) -> bool {
         self.blocks
             .values()
             .any(|b| b.pool == pool && b.gives_out() && b.alloc.free() > 0)
@@ -338,13 +343,13 @@ impl NodeIpam {
     /// Whether the node should ask for another block of `pool` before an ADD needs it: the pool
     /// is in use here, and what its blocks (not draining) have free is at most `percent` of one
     /// block. 0 never asks ahead.
-    pub fn running_low(&self, pool: &str, percent: u32) -> bool {
+    pub(crate) fn running_low(&self, pool: &str, percent: u32) -> bool {
         self.low_without(pool, percent, None)
     }
 
     /// Whether an empty block is kept rather than released: without it, its pool would be
     /// running low and ask for a block again at the next ADD.
-    pub fn keep_as_spare(&self, name: &str, percent: u32) -> bool {
+    pub(crate) fn keep_as_spare(&self, name: &str, percent: u32) -> bool {
         self.blocks
             .get(name)
             .is_some_and(|b| self.low_without(&b.pool, percent, Some(name)))
@@ -361,8 +366,9 @@ impl NodeIpam {
         percent > 0 && block > 0 && free.saturating_mul(100) <= block.saturating_mul(percent.into())
     }
 
-    /// Blocks holding no address: candidates for release after a grace period.
-    pub fn empty_blocks(&self) -> Vec<String> {
+    /// Blocks holding no address (the shell reads [`Self::usage`]).
+    #[cfg(test)]
+    pub(crate) fn empty_blocks(&self) -> Vec<String> {
         self.blocks
             .iter()
             .filter(|(_, b)| b.alloc.allocated() == 0)
@@ -370,16 +376,21 @@ impl NodeIpam {
             .collect()
     }
 
-    pub fn record(&self, a: &Attachment) -> Option<&Record> {
+    pub(crate) fn record(&self, a: &Attachment) -> Option<&Record> {
         self.records.get(a)
     }
 
-    pub fn records(&self) -> impl Iterator<Item = (&Attachment, &Record)> {
+    #[cfg(test)]
+    pub(crate) fn records(&self) -> impl Iterator<Item = (&Attachment, &Record)> {
         self.records.iter()
     }
 
     /// Gives `a` its addresses as `choice` says. Nothing is taken unless everything is.
-    pub fn allocate(&mut self, a: &Attachment, choice: &Choice) -> Result<Allocation, IpamError> {
+    pub(crate) fn allocate(
+        &mut self,
+        a: &Attachment,
+        choice: &Choice,
+    ) -> Result<Allocation, IpamError> {
         if let Some(r) = self.records.get(a) {
             return Ok(Allocation::Done(
                 r.addresses.iter().map(|(ip, _)| *ip).collect(),
@@ -422,7 +433,7 @@ impl NodeIpam {
     }
 
     /// Frees what `a` holds; what it returns was freed (nothing, the second time).
-    pub fn release(&mut self, a: &Attachment) -> Vec<IpAddr> {
+    pub(crate) fn release(&mut self, a: &Attachment) -> Vec<IpAddr> {
         let Some(r) = self.records.remove(a) else {
             return Vec::new();
         };
@@ -437,8 +448,10 @@ impl NodeIpam {
         r.addresses.into_iter().map(|(ip, _)| ip).collect()
     }
 
-    /// Frees every attachment not in `valid` (CNI GC); the ones freed.
-    pub fn gc(&mut self, valid: &BTreeSet<Attachment>) -> Vec<Attachment> {
+    /// Frees every attachment not in `valid`; the ones freed. (The shell collects per
+    /// network, through its own records.)
+    #[cfg(test)]
+    pub(crate) fn gc(&mut self, valid: &BTreeSet<Attachment>) -> Vec<Attachment> {
         let stale: Vec<Attachment> = self
             .records
             .keys()
@@ -452,7 +465,7 @@ impl NodeIpam {
     }
 
     /// Takes a persisted record back after a restart (the blocks first).
-    pub fn restore(&mut self, a: Attachment, r: Record) -> Result<(), IpamError> {
+    pub(crate) fn restore(&mut self, a: Attachment, r: Record) -> Result<(), IpamError> {
         let mut next = self.blocks.clone();
         for (ip, block) in &r.addresses {
             let free_reserved = self.reserved.contains(ip) && !self.held(*ip);
@@ -469,13 +482,14 @@ impl NodeIpam {
     }
 
     /// The families an attachment has addresses of.
-    pub fn families(&self, a: &Attachment) -> BTreeSet<IpFamily> {
+    #[cfg(test)]
+    pub(crate) fn families(&self, a: &Attachment) -> BTreeSet<ipam::IpFamily> {
         self.records
             .get(a)
             .map(|r| {
                 r.addresses
                     .iter()
-                    .map(|(ip, _)| IpFamily::of(*ip))
+                    .map(|(ip, _)| ipam::IpFamily::of(*ip))
                     .collect()
             })
             .unwrap_or_default()
@@ -486,6 +500,7 @@ impl NodeIpam {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use ipam::IpFamily;
     use proptest::prelude::*;
 
     fn att(id: &str) -> Attachment {

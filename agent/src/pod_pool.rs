@@ -19,12 +19,12 @@ use k8s::crd::{ADDRESS_POOL_ANNOTATION, AddressType};
 use k8s::pools::{ValidPool, auto_pool};
 
 /// Static pod addresses (ours; sart had none).
-pub const IPS_ANNOTATION: &str = "sart.terassyi.net/ips";
+pub(crate) const IPS_ANNOTATION: &str = "sart.terassyi.net/ips";
 
 /// Whether a pod keeps its first addresses for its name (`sart.terassyi.net/sticky: "true"` on
 /// the pod, else on its namespace), and the annotations its choice is made from: a sticky pod's
 /// reservation stands for the static-address annotation, unless that is set (it wins).
-pub fn sticky_annotations(
+pub(crate) fn sticky_annotations(
     pod: &BTreeMap<String, String>,
     namespace: &BTreeMap<String, String>,
     reserved: Option<&[String]>,
@@ -45,7 +45,7 @@ pub fn sticky_annotations(
 
 /// Where a pod's addresses come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// These addresses, each with the pool that holds it.
     Static(Vec<(IpAddr, String)>),
     /// One address from each of these pools (one pool per family).
@@ -53,7 +53,7 @@ pub enum Choice {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChoiceError {
+pub(crate) enum ChoiceError {
     #[error("annotation {IPS_ANNOTATION}: {0:?} is not an IP address")]
     BadAddress(String),
     #[error("annotation {IPS_ANNOTATION}: two {0} addresses (one per family)")]
@@ -77,7 +77,7 @@ pub enum ChoiceError {
 
 /// What of a pod's namespace the choice depends on.
 #[derive(Clone, Copy, Debug)]
-pub struct NamespaceView<'a> {
+pub(crate) struct NamespaceView<'a> {
     pub name: &'a str,
     pub annotations: &'a BTreeMap<String, String>,
     pub labels: &'a BTreeMap<String, String>,
@@ -88,7 +88,7 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Decides for one pod. `pools` are the valid pools (any type; only pod pools are used).
-pub fn choose(
+pub(crate) fn choose(
     pod: &BTreeMap<String, String>,
     namespace: NamespaceView<'_>,
     pools: &[ValidPool],

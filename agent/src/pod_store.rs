@@ -18,7 +18,7 @@ use super::pod_ipam::{Attachment, Record};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StoredAddress {
+pub(crate) struct StoredAddress {
     pub ip: IpAddr,
     pub block: String,
 }
@@ -26,7 +26,7 @@ pub struct StoredAddress {
 /// One attachment as the agent keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Stored {
+pub(crate) struct Stored {
     pub container_id: String,
     pub ifname: String,
     /// The CNI network name (GC is per network).
@@ -46,14 +46,14 @@ pub struct Stored {
 }
 
 impl Stored {
-    pub fn attachment(&self) -> Attachment {
+    pub(crate) fn attachment(&self) -> Attachment {
         Attachment {
             container_id: self.container_id.clone(),
             ifname: self.ifname.clone(),
         }
     }
 
-    pub fn record(&self) -> Record {
+    pub(crate) fn record(&self) -> Record {
         Record {
             addresses: self
                 .addresses
@@ -79,13 +79,13 @@ pub enum StoreError {
 }
 
 #[derive(Clone, Debug)]
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
 }
 
 impl Store {
     /// Creates the directory (root only) if needed.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -106,7 +106,7 @@ impl Store {
         self.dir.join(format!("{host_ifname}.json"))
     }
 
-    pub fn save(&self, s: &Stored) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, s: &Stored) -> Result<(), StoreError> {
         let path = self.path(&s.host_ifname);
         let tmp = path.with_extension("json.tmp");
         let io = |source| StoreError::Io {
@@ -125,7 +125,7 @@ impl Store {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
-    pub fn remove(&self, host_ifname: &str) -> Result<(), StoreError> {
+    pub(crate) fn remove(&self, host_ifname: &str) -> Result<(), StoreError> {
         let path = self.path(host_ifname);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -135,7 +135,7 @@ impl Store {
     }
 
     /// The host interface names of every record file, readable or not.
-    pub fn names(&self) -> std::collections::BTreeSet<String> {
+    pub(crate) fn names(&self) -> std::collections::BTreeSet<String> {
         std::fs::read_dir(&self.dir)
             .map(|rd| {
                 rd.flatten()
@@ -151,7 +151,7 @@ impl Store {
     }
 
     /// Every record; a file that cannot be read is reported, not dropped (it stays on disk).
-    pub fn load(&self) -> Result<(Vec<Stored>, Vec<StoreError>), StoreError> {
+    pub(crate) fn load(&self) -> Result<(Vec<Stored>, Vec<StoreError>), StoreError> {
         let rd = std::fs::read_dir(&self.dir).map_err(|source| StoreError::Io {
             path: self.dir.clone(),
             source,

@@ -30,14 +30,14 @@ use super::guard::POD_LINK_GROUP;
 use daemon::routes::{each_route, table_of};
 
 /// Pod routes on the node carry this protocol number (`ip route show proto 50`), sart's.
-pub const ROUTE_PROTOCOL: u8 = 50;
+pub(crate) const ROUTE_PROTOCOL: u8 = 50;
 /// The alias of every host veth the agent makes (`ip link` shows it), so that one left behind
 /// can be told from anyone else's.
-pub const ALIAS_PREFIX: &str = "sart-cni:";
+pub(crate) const ALIAS_PREFIX: &str = "sart-cni:";
 /// The IPv4 gateway when the node has no IPv4 InternalIP.
-pub const LINK_LOCAL_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+pub(crate) const LINK_LOCAL_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// The IPv6 gateway when the node has no IPv6 InternalIP.
-pub const LINK_LOCAL_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+pub(crate) const LINK_LOCAL_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -67,14 +67,14 @@ pub enum NetError {
 
 /// The gateway addresses pods route through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Gateways {
+pub(crate) struct Gateways {
     pub v4: Ipv4Addr,
     pub v6: Ipv6Addr,
 }
 
 impl Gateways {
     /// From the node's addresses: its first of each family, else the link-local one.
-    pub fn from_node(addrs: &[IpAddr]) -> Self {
+    pub(crate) fn from_node(addrs: &[IpAddr]) -> Self {
         let v4 = addrs.iter().find_map(|a| match a {
             IpAddr::V4(v) => Some(*v),
             IpAddr::V6(_) => None,
@@ -89,7 +89,7 @@ impl Gateways {
         }
     }
 
-    pub fn for_ip(&self, ip: IpAddr) -> IpAddr {
+    pub(crate) fn for_ip(&self, ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V4(_) => self.v4.into(),
             IpAddr::V6(_) => self.v6.into(),
@@ -100,7 +100,7 @@ impl Gateways {
 /// The node-side name of an attachment's veth: stable across restarts and versions (FNV-1a,
 /// not std's hasher, whose output may change between Rust releases), 15 bytes at most.
 /// Whether `name` has the shape of [`host_ifname`]'s names.
-pub fn is_host_ifname(name: &str) -> bool {
+pub(crate) fn is_host_ifname(name: &str) -> bool {
     name.len() == 15
         && name.starts_with("veth")
         && name[4..]
@@ -108,7 +108,7 @@ pub fn is_host_ifname(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-pub fn host_ifname(container_id: &str, ifname: &str) -> String {
+pub(crate) fn host_ifname(container_id: &str, ifname: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in container_id
         .bytes()
@@ -123,7 +123,7 @@ pub fn host_ifname(container_id: &str, ifname: &str) -> String {
 
 /// What to set up for one attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodLink {
+pub(crate) struct PodLink {
     pub netns: PathBuf,
     pub ifname: String,
     pub host_ifname: String,
@@ -133,7 +133,7 @@ pub struct PodLink {
 
 /// What the runtime is told about the interfaces made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Made {
+pub(crate) struct Made {
     pub host_mac: String,
     pub pod_mac: String,
 }
@@ -317,7 +317,7 @@ async fn delete_link(h: &Handle, name: &str) -> Result<bool, NetError> {
 
 /// Makes the attachment's interfaces, addresses and routes. Idempotent: an earlier attempt's
 /// veth is replaced.
-pub async fn setup(link: PodLink) -> Result<Made, NetError> {
+pub(crate) async fn setup(link: PodLink) -> Result<Made, NetError> {
     on_thread("sart-podnet", move || async move {
         let ns = open_netns(&link.netns)?;
         // On the node (this thread starts in the agent's namespace).
@@ -435,7 +435,7 @@ pub async fn setup(link: PodLink) -> Result<Made, NetError> {
 /// grace periods, tens of milliseconds that nothing needs to wait for, so the veth is deleted by
 /// a thread of its own, by index (a veth made again under the same name is never touched).
 /// `None` when there was no veth; else a receiver that turns `true` once the veth is gone.
-pub async fn teardown(
+pub(crate) async fn teardown(
     host_ifname: String,
     addresses: Vec<IpAddr>,
 ) -> Result<Option<Deletion>, NetError> {
@@ -474,7 +474,7 @@ pub async fn teardown(
 }
 
 /// Turns `true` when a veth [`teardown`] started deleting is gone.
-pub type Deletion = tokio::sync::watch::Receiver<bool>;
+pub(crate) type Deletion = tokio::sync::watch::Receiver<bool>;
 
 async fn delete_by_index(h: &Handle, index: u32) -> Result<(), NetError> {
     match h.link().del(index).execute().await {
@@ -503,7 +503,7 @@ fn delete_in_background(name: String, index: u32) {
 /// Deletes veths this agent made (their alias says so) whose names are not in `known`: left by
 /// an agent that died between a DEL and the end of its deletion. How many. The others are put
 /// in the pod link group if an older agent made them without it.
-pub async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, NetError> {
+pub(crate) async fn sweep(known: std::collections::BTreeSet<String>) -> Result<usize, NetError> {
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
         let links = all_links(&h).await?;
@@ -570,7 +570,7 @@ async fn all_routes(
 
 /// Every host route to a pod address of the pod route protocol, in the main table and in
 /// sart's table 120, with the veth it goes through (see [`super::adopt`]).
-pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
+pub(crate) async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
     use super::adopt::{MAIN_TABLE, PodRoute, SART_TABLE};
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
@@ -623,7 +623,7 @@ pub async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
 
 /// Moves an adopted pod's routes from sart's table 120 to the main table, through the same
 /// veth, and puts the veth in the pod link group (source validation covers it from then on).
-pub async fn migrate(host_ifname: String, ips: Vec<IpAddr>) -> Result<(), NetError> {
+pub(crate) async fn migrate(host_ifname: String, ips: Vec<IpAddr>) -> Result<(), NetError> {
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
         let l = link_by_name(&h, &host_ifname)
@@ -649,7 +649,7 @@ pub async fn migrate(host_ifname: String, ips: Vec<IpAddr>) -> Result<(), NetErr
 
 /// Removes sart's `ip rule … lookup 120` (both families) once no route is left in table 120.
 /// Whether it was removed (or was not there).
-pub async fn drop_sart_rule() -> Result<bool, NetError> {
+pub(crate) async fn drop_sart_rule() -> Result<bool, NetError> {
     use rtnetlink::IpVersion;
     use rtnetlink::packet_route::rule::RuleAttribute;
     on_thread("sart-podnet", move || async move {
@@ -694,7 +694,7 @@ pub async fn drop_sart_rule() -> Result<bool, NetError> {
 
 /// Checks the attachment as [`setup`] left it: the host veth up with a route to each address,
 /// and the pod's interface holding every address with a default route per family.
-pub async fn check(link: PodLink) -> Result<(), NetError> {
+pub(crate) async fn check(link: PodLink) -> Result<(), NetError> {
     on_thread("sart-podnet", move || async move {
         let ns = open_netns(&link.netns)?;
         let h = connect()?;

@@ -89,7 +89,7 @@ struct State {
 }
 
 /// What the agent's pod side reads from the cluster.
-pub struct Caches {
+pub(crate) struct Caches {
     pub pools: reflector::Store<AddressPool>,
     /// This node's AddressBlocks.
     pub blocks: reflector::Store<AddressBlock>,
@@ -102,7 +102,7 @@ pub struct Caches {
     pub reservations: reflector::Store<AddressReservation>,
 }
 
-pub struct PodNetwork {
+pub(crate) struct PodNetwork {
     opts: PodOptions,
     client: Client,
     store: Store,
@@ -183,7 +183,7 @@ fn kube_status(what: &str, e: kube::Error) -> Status {
 }
 
 impl PodNetwork {
-    pub fn new(
+    pub(crate) fn new(
         opts: PodOptions,
         client: Client,
         caches: Caches,
@@ -332,7 +332,7 @@ impl PodNetwork {
     }
 
     /// Takes the records of an earlier run back (after the caches are ready).
-    pub fn restore(&self) -> Result<usize, super::pod_store::StoreError> {
+    pub(crate) fn restore(&self) -> Result<usize, super::pod_store::StoreError> {
         let (records, bad) = self.store.load()?;
         for e in bad {
             warn!(error = %e, "CNI record unreadable; left on disk");
@@ -358,7 +358,7 @@ impl PodNetwork {
     /// Records the running pods of this node that no record names, with the addresses the API
     /// shows for them (see [`super::adopt`]), and moves sart's routes of those pods into the
     /// main table. How many pods were taken in.
-    pub async fn adopt(&self) -> Result<usize, NetError> {
+    pub(crate) async fn adopt(&self) -> Result<usize, NetError> {
         if let Err(e) = k8s::cache::ready(&self.pods).await {
             warn!(error = %e, "pods of this node unknown: none adopted");
             return Ok(0);
@@ -450,7 +450,7 @@ impl PodNetwork {
 
     /// Deletes veths of ours that no record names (an agent killed between a DEL and the end
     /// of its veth's deletion leaves one).
-    pub async fn sweep(&self) -> Result<usize, NetError> {
+    pub(crate) async fn sweep(&self) -> Result<usize, NetError> {
         let mut known = self.store.names();
         known.extend(self.attachments().into_iter().map(|s| s.host_ifname));
         podnet::sweep(known).await
@@ -501,7 +501,7 @@ impl PodNetwork {
         Ok(g)
     }
 
-    pub async fn add(&self, a: &pb::Args) -> Result<pb::CniResult, Status> {
+    pub(crate) async fn add(&self, a: &pb::Args) -> Result<pb::CniResult, Status> {
         let att = attachment(a)?;
         if a.netns.is_empty() {
             return Err(Status::invalid_argument("CNI_NETNS is required for ADD"));
@@ -844,7 +844,7 @@ impl PodNetwork {
         Ok(())
     }
 
-    pub async fn del(&self, a: &pb::Args) -> Result<(), Status> {
+    pub(crate) async fn del(&self, a: &pb::Args) -> Result<(), Status> {
         let att = attachment(a)?;
         let _slot = self.slot().await?;
         let _busy = self.claim(&att)?;
@@ -886,7 +886,7 @@ impl PodNetwork {
         Ok(())
     }
 
-    pub async fn check(&self, a: &pb::Args) -> Result<(), Status> {
+    pub(crate) async fn check(&self, a: &pb::Args) -> Result<(), Status> {
         let att = attachment(a)?;
         let _slot = self.slot().await?;
         let _busy = self.claim(&att)?;
@@ -914,7 +914,11 @@ impl PodNetwork {
     }
 
     /// Frees every attachment of `network` that is not in `valid`.
-    pub async fn gc(&self, network: &str, valid: &BTreeSet<Attachment>) -> Result<usize, Status> {
+    pub(crate) async fn gc(
+        &self,
+        network: &str,
+        valid: &BTreeSet<Attachment>,
+    ) -> Result<usize, Status> {
         let _slot = self.slot().await?;
         let stale: Vec<Stored> = self
             .lock()
@@ -939,7 +943,7 @@ impl PodNetwork {
     /// name), or whose network namespace is gone: the runtime never said DEL for them, and would
     /// not now. Attachments younger than
     /// `min_age` are left alone (their pod may be on its way). How many were freed.
-    pub async fn collect_leaks(&self, min_age: Duration) -> usize {
+    pub(crate) async fn collect_leaks(&self, min_age: Duration) -> usize {
         let cutoff = unix_now().saturating_sub(min_age.as_secs());
         let old: Vec<Stored> = self
             .lock()
@@ -1008,7 +1012,7 @@ impl PodNetwork {
 
     /// Asks ahead for the blocks [`Self::queue_ahead`] queued, each pool in a task of its own so
     /// a slow or refused request for one never holds up another.
-    pub async fn ask_ahead(self: Arc<Self>) {
+    pub(crate) async fn ask_ahead(self: Arc<Self>) {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
@@ -1276,18 +1280,18 @@ impl PodNetwork {
         }
     }
 
-    pub fn leak_gc_interval(&self) -> Duration {
+    pub(crate) fn leak_gc_interval(&self) -> Duration {
         self.opts.leak_gc_interval.max(Duration::from_secs(1))
     }
 
     /// Called on every block cache change.
-    pub fn blocks_changed(&self) {
+    pub(crate) fn blocks_changed(&self) {
         self.blocks_changed.notify_waiters();
     }
 
     /// Keeps this node's blocks: our finalizer on each, deleting blocks let go once empty, empty
     /// blocks released after the grace period.
-    pub async fn tend_blocks(&self) {
+    pub(crate) async fn tend_blocks(&self) {
         let cached = self.cached_blocks();
         let cached_names: BTreeSet<String> = cached.iter().map(|b| b.name_any()).collect();
         let (let_go, release) = {
@@ -1439,7 +1443,7 @@ impl PodNetwork {
     }
 
     /// What the egress NAT table should hold now.
-    pub fn nat_want(&self) -> super::nat::Want {
+    pub(crate) fn nat_want(&self) -> super::nat::Want {
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
         let verdicts = pools::validate(&all);
         let pod_pools: Vec<(ipnet::IpNet, bool)> = all
@@ -1455,7 +1459,7 @@ impl PodNetwork {
 
     /// Whether a valid IPv6 AddressPool exists, of either type (the node forwards IPv6 only
     /// then: for pods, and for Service addresses whose endpoints are elsewhere).
-    pub fn ipv6_pool(&self) -> bool {
+    pub(crate) fn ipv6_pool(&self) -> bool {
         let all: Vec<AddressPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
         pools::validate(&all)
             .into_values()
@@ -1464,17 +1468,17 @@ impl PodNetwork {
     }
 
     /// Blocks and their use, for the CLI.
-    pub fn usage(&self) -> Vec<super::pod_ipam::BlockUse> {
+    pub(crate) fn usage(&self) -> Vec<super::pod_ipam::BlockUse> {
         self.lock().ipam.usage()
     }
 
-    pub fn attachments(&self) -> Vec<Stored> {
+    pub(crate) fn attachments(&self) -> Vec<Stored> {
         self.lock().attachments.values().cloned().collect()
     }
 
     /// Addresses of this node's blocks held for someone not here: (address, "lent" or
     /// "reserved", the host block or the sticky pod).
-    pub fn held(&self) -> Vec<(IpAddr, &'static str, String)> {
+    pub(crate) fn held(&self) -> Vec<(IpAddr, &'static str, String)> {
         let (loans, reserved) = {
             let st = self.lock();
             let loans: Vec<(IpAddr, String)> = st
@@ -1505,7 +1509,7 @@ impl PodNetwork {
 }
 
 /// The CNI network's `name` in a configuration as `sart-cni` received it (empty if none).
-pub fn network_name(conf: &str) -> String {
+pub(crate) fn network_name(conf: &str) -> String {
     serde_json::from_str::<serde_json::Value>(conf)
         .ok()
         .and_then(|v| v["name"].as_str().map(str::to_owned))

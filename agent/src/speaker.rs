@@ -26,7 +26,7 @@ pub enum SpeakerError {
 
 /// The speaker's API takes the node's BGP passwords and drives its routing: the agent reaches
 /// it only on this node, over a unix socket or a loopback address, whatever a NodeBGP says.
-pub fn local(endpoint: &str) -> Result<(), String> {
+pub(crate) fn local(endpoint: &str) -> Result<(), String> {
     if let Some(p) = proto::unix_path(endpoint) {
         return if p.starts_with('/') {
             Ok(())
@@ -55,13 +55,13 @@ pub fn local(endpoint: &str) -> Result<(), String> {
 
 /// What a new neighbour needs from Secrets: its TCP MD5 password and its BFD key.
 #[derive(Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub md5: Option<String>,
     pub bfd: Option<String>,
 }
 
 #[derive(Clone)]
-pub struct Speaker {
+pub(crate) struct Speaker {
     endpoint: String,
     client: BgpApiClient<Channel>,
 }
@@ -81,7 +81,7 @@ fn family(net: &IpNet) -> v1::AddressFamily {
     }
 }
 
-pub fn peer_state(s: i32) -> PeerState {
+pub(crate) fn peer_state(s: i32) -> PeerState {
     use v1::peer::State;
     match State::try_from(s) {
         Ok(State::Idle) => PeerState::Idle,
@@ -97,7 +97,7 @@ pub fn peer_state(s: i32) -> PeerState {
 impl Speaker {
     /// `unix:///path`, or `host:port` / a URL on loopback; nothing is dialled until the first
     /// call.
-    pub fn new(endpoint: &str, timeout: Duration) -> Result<Speaker, SpeakerError> {
+    pub(crate) fn new(endpoint: &str, timeout: Duration) -> Result<Speaker, SpeakerError> {
         let bad = |reason: String| SpeakerError::Endpoint {
             endpoint: endpoint.to_owned(),
             reason,
@@ -111,12 +111,12 @@ impl Speaker {
         })
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// AS, router id, multipath, neighbours (with their states) and local paths.
-    pub async fn read(&self) -> Result<(Have, Vec<(IpAddr, PeerState)>), SpeakerError> {
+    pub(crate) async fn read(&self) -> Result<(Have, Vec<(IpAddr, PeerState)>), SpeakerError> {
         let mut c = self.client.clone();
         let info = c
             .get_bgp_info(v1::GetBgpInfoRequest {})
@@ -208,7 +208,7 @@ impl Speaker {
     }
 
     /// Carries out one step; `password` is the resolved TCP MD5 key of an AddPeer.
-    pub async fn apply(&self, step: &Step, secrets: Secrets) -> Result<(), SpeakerError> {
+    pub(crate) async fn apply(&self, step: &Step, secrets: Secrets) -> Result<(), SpeakerError> {
         let mut c = self.client.clone();
         match step {
             Step::SetAs(asn) => {
@@ -313,7 +313,7 @@ impl Speaker {
     }
 
     /// The speaker's peer state changes, until the stream breaks.
-    pub async fn watch(&self) -> Result<tonic::Streaming<v1::WatchEvent>, SpeakerError> {
+    pub(crate) async fn watch(&self) -> Result<tonic::Streaming<v1::WatchEvent>, SpeakerError> {
         let mut c = self.client.clone();
         Ok(c.watch(v1::WatchRequest {
             peers: true,

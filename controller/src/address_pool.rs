@@ -78,7 +78,7 @@ async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
     }
 }
 
-pub async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = pool.name_any();
     let api: Api<AddressPool> = Api::all(ctx.client.clone());
     let all: Vec<AddressPool> = ctx.pools.state().iter().map(|p| (**p).clone()).collect();

@@ -13,7 +13,7 @@ use k8s::crd::BGPAdvertisement;
 
 /// Makes `want` (name, namespace, spec, labels, owner) exist with `targets` in its status;
 /// `found` is the cached copy, if any.
-pub async fn ensure(
+pub(crate) async fn ensure(
     ctx: &Context,
     found: Option<&BGPAdvertisement>,
     want: &BGPAdvertisement,
@@ -60,7 +60,7 @@ pub async fn ensure(
 }
 
 /// Deletes an advertisement; one already gone is fine.
-pub async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
+pub(crate) async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
     ctx.ads_created
         .forget(|(n, a)| n.as_str() == ns && a.as_str() == name);
     let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), ns);

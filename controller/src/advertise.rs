@@ -16,7 +16,7 @@ use k8s::crd::{AdvertiseStatus, BGPPeer};
 /// Name of the advertisement of `ip` for a Service: `<service>-<address with . and : as ->`.
 /// An IPv6 address that ends in `::` is written as ending in `::0`: a name must end in a letter
 /// or digit (RFC 1123).
-pub fn name(service: &str, ip: IpAddr) -> String {
+pub(crate) fn name(service: &str, ip: IpAddr) -> String {
     let mut text = ip.to_string();
     if text.ends_with(':') {
         text.push('0');
@@ -27,7 +27,7 @@ pub fn name(service: &str, ip: IpAddr) -> String {
 /// What [`ready_nodes`] reads of a slice, for the cache: its name, namespace and labels, and of
 /// each endpoint its node and readiness (a slice of 100 pods is mostly addresses and pod
 /// references).
-pub fn trim_slice(s: &mut EndpointSlice) {
+pub(crate) fn trim_slice(s: &mut EndpointSlice) {
     s.metadata.annotations = None;
     s.metadata.owner_references = None;
     s.ports = None;
@@ -45,7 +45,7 @@ pub fn trim_slice(s: &mut EndpointSlice) {
 }
 
 /// Nodes with at least one ready endpoint of the Service.
-pub fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
+pub(crate) fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
     let ns = svc.namespace();
     let name = svc.name_any();
     slices
@@ -60,7 +60,7 @@ pub fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> 
 }
 
 /// The BGPPeers (by name) that should announce the Service's addresses.
-pub fn target_peers(
+pub(crate) fn target_peers(
     svc: &Service,
     peers: &[BGPPeer],
     slices: &[EndpointSlice],
@@ -101,7 +101,7 @@ pub fn target_peers(
 /// The next `status.peers`: targets that are new or were being withdrawn start over at
 /// `NotAdvertised`; peers no longer targeted go to `Withdraw` (the agent drops the entry once the
 /// prefix is gone); everything else is left as the agents wrote it.
-pub fn next_status(
+pub(crate) fn next_status(
     current: &BTreeMap<String, AdvertiseStatus>,
     targets: &BTreeSet<String>,
 ) -> BTreeMap<String, AdvertiseStatus> {

@@ -6,12 +6,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 /// Whether `c` already says this.
-pub fn says(c: &Condition, status: &str, reason: &str, message: &str) -> bool {
+pub(crate) fn says(c: &Condition, status: &str, reason: &str, message: &str) -> bool {
     c.status == status && c.reason == reason && c.message == message
 }
 
 /// A condition that changes now.
-pub fn new(
+pub(crate) fn new(
     type_: &str,
     status: &str,
     reason: &str,

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 /// What a candidate should do with the Lease as it is now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Nobody holds it, or the holder let it expire: take it.
     Take,
     /// We hold it: renew it.
@@ -24,7 +24,7 @@ pub enum Decision {
 
 /// RFC-free but the usual rule (client-go's): a Lease is held until `renewTime +
 /// leaseDurationSeconds`; an empty holder means free.
-pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
+pub(crate) fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
     let Some(spec) = spec else {
         return Decision::Take;
     };
@@ -56,7 +56,7 @@ pub enum Error {
 }
 
 /// A Lease in one namespace, for one identity.
-pub struct Elector {
+pub(crate) struct Elector {
     api: Api<Lease>,
     name: String,
     me: String,
@@ -64,7 +64,7 @@ pub struct Elector {
 }
 
 impl Elector {
-    pub fn new(api: Api<Lease>, name: &str, me: &str, duration: Duration) -> Elector {
+    pub(crate) fn new(api: Api<Lease>, name: &str, me: &str, duration: Duration) -> Elector {
         Elector {
             api,
             name: name.to_owned(),
@@ -81,7 +81,7 @@ impl Elector {
     }
 
     /// One attempt: `Ok(None)` when we hold the Lease now, `Ok(Some(wait))` when someone else does.
-    pub async fn try_acquire(&self) -> Result<Option<Duration>, Error> {
+    pub(crate) async fn try_acquire(&self) -> Result<Option<Duration>, Error> {
         let current = self
             .api
             .get_opt(&self.name)
@@ -142,7 +142,7 @@ impl Elector {
     }
 
     /// Waits until we hold the Lease.
-    pub async fn acquire(&self) -> Result<(), Error> {
+    pub(crate) async fn acquire(&self) -> Result<(), Error> {
         let mut logged = false;
         loop {
             match self.try_acquire().await {
@@ -168,7 +168,7 @@ impl Elector {
 
     /// Renews every third of the duration; returns (an error) only when leadership is lost or
     /// could not be renewed before it ran out, so the caller stops allocating.
-    pub async fn keep(&self) -> Error {
+    pub(crate) async fn keep(&self) -> Error {
         let period = self.duration / 3;
         let mut last_ok = tokio::time::Instant::now();
         loop {

@@ -3,21 +3,23 @@
 //! cluster already shows, and only then starts giving out new ones, so that a restart changes
 //! nothing.
 
-pub mod address_pool;
-pub mod ads;
-pub mod advertise;
-pub mod condition;
-pub mod lease;
+#![warn(unreachable_pub)]
+
+mod address_pool;
+mod ads;
+mod advertise;
+mod condition;
+mod lease;
 pub mod metrics;
-pub mod node_bgp;
-pub mod node_bgp_plan;
-pub mod pod_block;
-pub mod pod_block_plan;
+mod node_bgp;
+mod node_bgp_plan;
+mod pod_block;
+mod pod_block_plan;
 
 mod recent;
-pub mod reservations;
+mod reservations;
 pub mod service;
-pub mod service_gone;
+mod service_gone;
 pub mod takeover;
 pub mod webhook;
 

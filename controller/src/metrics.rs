@@ -106,11 +106,11 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn leader(&self, leading: bool) {
+    pub(crate) fn leader(&self, leading: bool) {
         self.0.leader.set(i64::from(leading));
     }
 
-    pub fn reconciled(&self, controller: &'static str, ok: bool) {
+    pub(crate) fn reconciled(&self, controller: &'static str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.0
             .reconciles
@@ -118,7 +118,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn pool(&self, pool: &str, allocated: i64, free: i64, blocks: i64) {
+    pub(crate) fn pool(&self, pool: &str, allocated: i64, free: i64, blocks: i64) {
         for (state, v) in [("allocated", allocated), ("free", free)] {
             self.0
                 .pool_addresses
@@ -135,7 +135,7 @@ impl Metrics {
     }
 
     /// A pool that is gone or refused leaves the metrics.
-    pub fn forget_pool(&self, pool: &str) {
+    pub(crate) fn forget_pool(&self, pool: &str) {
         for state in ["allocated", "free"] {
             self.0.pool_addresses.remove(&PoolLabels {
                 pool: pool.into(),
@@ -147,7 +147,7 @@ impl Metrics {
             .remove(&BlockLabels { pool: pool.into() });
     }
 
-    pub fn admitted(&self, webhook: &'static str, allowed: bool) {
+    pub(crate) fn admitted(&self, webhook: &'static str, allowed: bool) {
         let allowed = if allowed { "true" } else { "false" };
         self.0
             .admissions

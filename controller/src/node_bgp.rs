@@ -42,7 +42,7 @@ fn cluster_bgps(ctx: &Context) -> Vec<ClusterBGP> {
         .collect()
 }
 
-pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = node.name_any();
     let node_bgps: Api<NodeBGP> = Api::all(ctx.client.clone());
     let peers: Api<BGPPeer> = Api::all(ctx.client.clone());
@@ -145,7 +145,10 @@ async fn apply(
 
 /// ClusterBGP status: the nodes it selects (`desiredNodes`) and those whose NodeBGP could be
 /// made (`nodes`).
-pub async fn reconcile_cluster_bgp(c: Arc<ClusterBGP>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile_cluster_bgp(
+    c: Arc<ClusterBGP>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if c.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -17,13 +17,13 @@ use k8s::crd::{
 
 /// The node's NodeBGP, and the ClusterBGPs it comes from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub spec: NodeBGPSpec,
     pub cluster_bgps: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     #[error("ClusterBGP {cluster_bgp}: {what}")]
     Invalid { cluster_bgp: String, what: String },
     #[error("ClusterBGPs {first} and {second} give node {node} different {what}")]
@@ -43,7 +43,7 @@ fn selected(
 }
 
 /// ClusterBGPs (by name) that select the node.
-pub fn selecting<'a>(node: &Node, cluster_bgps: &'a [ClusterBGP]) -> Vec<&'a ClusterBGP> {
+pub(crate) fn selecting<'a>(node: &Node, cluster_bgps: &'a [ClusterBGP]) -> Vec<&'a ClusterBGP> {
     let mut v: Vec<&ClusterBGP> = cluster_bgps
         .iter()
         .filter(|c| c.metadata.deletion_timestamp.is_none())
@@ -54,7 +54,7 @@ pub fn selecting<'a>(node: &Node, cluster_bgps: &'a [ClusterBGP]) -> Vec<&'a Clu
 }
 
 /// The first IPv4 `InternalIP` of the node.
-pub fn internal_ipv4(node: &Node) -> Option<Ipv4Addr> {
+pub(crate) fn internal_ipv4(node: &Node) -> Option<Ipv4Addr> {
     node.status
         .as_ref()?
         .addresses
@@ -183,7 +183,7 @@ fn peer(
 }
 
 /// The node's NodeBGP; `None` when no ClusterBGP selects it.
-pub fn plan(
+pub(crate) fn plan(
     node: &Node,
     cluster_bgps: &[ClusterBGP],
     templates: &BTreeMap<String, BGPPeerTemplateSpec>,

@@ -31,14 +31,17 @@ use k8s::pools;
 
 /// What pod pools remember between reconciles.
 #[derive(Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// (pool, index) of blocks just created, or found taken by a name we did not expect.
     claims: Recent<(String, u128), ()>,
     /// Request uid → the block made for it.
     served: Recent<String, String>,
 }
 
-pub async fn reconcile_request(req: Arc<BlockRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile_request(
+    req: Arc<BlockRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if req.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -261,7 +264,10 @@ async fn live_node(ctx: &Context, node: &str) -> Result<Option<Node>, Error> {
         .map_err(Error::Kube)
 }
 
-pub async fn reconcile_block(block: Arc<AddressBlock>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile_block(
+    block: Arc<AddressBlock>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if block.spec.block_type != AddressType::Pod {
         return Ok(Action::await_change());
     }

@@ -23,7 +23,7 @@ use k8s::pools::{Refusal as PoolRefusal, ValidPool};
 
 /// The block to create for a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewBlock {
+pub(crate) struct NewBlock {
     pub name: String,
     pub index: u128,
     pub cidr: IpNet,
@@ -35,14 +35,14 @@ pub struct NewBlock {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lender {
+pub(crate) struct Lender {
     pub block: String,
     pub node: String,
 }
 
 /// Why a request cannot be served now; `reason()` goes into its condition and an Event.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("AddressPool {0} does not exist")]
     UnknownPool(String),
     #[error("AddressPool {0} is for Services, not pods")]
@@ -66,7 +66,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Refusal::UnknownPool(_) => "PoolNotFound",
             Refusal::NotPodPool(_) => "NotPodPool",
@@ -84,7 +84,7 @@ impl Refusal {
 
 /// What to do about a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// This block already answers it.
     Served(String),
     Create(NewBlock),
@@ -92,13 +92,13 @@ pub enum Decision {
 }
 
 /// The pool as the request sees it: `None` when no AddressPool has the name.
-pub struct PoolView<'a> {
+pub(crate) struct PoolView<'a> {
     pub verdict: Option<Result<&'a ValidPool, &'a PoolRefusal>>,
     pub deleting: bool,
 }
 
 /// The block's position in its pool, from its CIDR (what the addresses are), else its status.
-pub fn index_of(pool: &ValidPool, block: &AddressBlock) -> Option<u128> {
+pub(crate) fn index_of(pool: &ValidPool, block: &AddressBlock) -> Option<u128> {
     match block.spec.cidr.parse::<IpNet>() {
         Ok(cidr) => pool.pool.index_of(cidr),
         Err(_) => block.status.as_ref().map(|s| u128::from(s.index)),
@@ -117,7 +117,7 @@ fn occupied(pool: &ValidPool, block: &AddressBlock) -> Option<u128> {
 
 /// Decides a request. `blocks` is every AddressBlock; `claimed` holds indexes of the pool
 /// taken moments ago that `blocks` may not show yet.
-pub fn decide(
+pub(crate) fn decide(
     req: &BlockRequest,
     pool: PoolView<'_>,
     node_exists: bool,
@@ -279,12 +279,12 @@ fn for_address(
     })
 }
 
-pub fn block_name(pool: &str, index: u128) -> String {
+pub(crate) fn block_name(pool: &str, index: u128) -> String {
     format!("{pool}-{index}")
 }
 
 /// The BGPPeers that announce a node's pod block: every peer of the node.
-pub fn block_peers(node: &str, peers: &[BGPPeer]) -> BTreeSet<String> {
+pub(crate) fn block_peers(node: &str, peers: &[BGPPeer]) -> BTreeSet<String> {
     peers
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())

@@ -12,7 +12,7 @@ use super::locked;
 const REMEMBER: Duration = Duration::from_secs(60);
 
 /// Writes of ours the caches may not show yet, forgotten after [`REMEMBER`].
-pub struct Recent<K, V>(Mutex<HashMap<K, (V, Instant)>>);
+pub(crate) struct Recent<K, V>(Mutex<HashMap<K, (V, Instant)>>);
 
 impl<K, V> Default for Recent<K, V> {
     fn default() -> Self {
@@ -21,19 +21,19 @@ impl<K, V> Default for Recent<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
-    pub fn insert(&self, k: K, v: V) {
+    pub(crate) fn insert(&self, k: K, v: V) {
         let mut m = locked(&self.0);
         m.retain(|_, (_, at)| at.elapsed() < REMEMBER);
         m.insert(k, (v, Instant::now()));
     }
 
     /// Forgets what the caches now show.
-    pub fn forget(&self, shown: impl Fn(&K) -> bool) {
+    pub(crate) fn forget(&self, shown: impl Fn(&K) -> bool) {
         let mut m = locked(&self.0);
         m.retain(|k, _| !shown(k));
     }
 
-    pub fn entries(&self) -> Vec<(K, V)> {
+    pub(crate) fn entries(&self) -> Vec<(K, V)> {
         let m = locked(&self.0);
         m.iter()
             .filter(|(_, (_, at))| at.elapsed() < REMEMBER)
@@ -41,7 +41,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
             .collect()
     }
 
-    pub fn contains(&self, k: &K) -> bool {
+    pub(crate) fn contains(&self, k: &K) -> bool {
         let m = locked(&self.0);
         m.get(k).is_some_and(|(_, at)| at.elapsed() < REMEMBER)
     }

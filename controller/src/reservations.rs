@@ -18,13 +18,13 @@ use k8s::crd::AddressReservation;
 use k8s::crd::address_reservation::POD_GONE_ANNOTATION;
 
 /// How long a reservation outlives a pod that has no StatefulSet.
-pub const GRACE: Duration = Duration::from_secs(600);
+pub(crate) const GRACE: Duration = Duration::from_secs(600);
 /// How often reservations are looked at.
-pub const EVERY: Duration = Duration::from_secs(15);
+pub(crate) const EVERY: Duration = Duration::from_secs(15);
 
 /// What the reservation's owner says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// A StatefulSet with this many replicas (`None`: it is gone).
     StatefulSet(Option<i32>),
     /// No owner, or one that names its pods afresh (a ReplicaSet, a Job): the grace period.
@@ -32,7 +32,7 @@ pub enum Owner {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Keep,
     /// The pod is gone: note since when.
     MarkGone,
@@ -42,7 +42,7 @@ pub enum Verdict {
 }
 
 /// Decides one reservation: `gone_since` is its note, `pod_exists` whether the pod is there.
-pub fn verdict(
+pub(crate) fn verdict(
     name: &str,
     owner: Owner,
     pod_exists: bool,
@@ -81,7 +81,7 @@ pub fn verdict(
 }
 
 /// Looks at every reservation each [`EVERY`], until the process ends.
-pub async fn run(client: Client) {
+pub(crate) async fn run(client: Client) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;

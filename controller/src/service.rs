@@ -37,11 +37,11 @@ pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
 /// The condition we keep on Services: whether their addresses are assigned.
 pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
 /// Label naming an advertisement's Service (as EndpointSlices name theirs).
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A Service annotation we cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("annotation {annotation}: {value:?} is not an IP address")]
     BadIp {
         annotation: &'static str,
@@ -71,7 +71,7 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 /// addresses from our annotations (`spec.loadBalancerIP` too, as MetalLB users expect, when the
 /// annotation is absent), the sharing key and ports, and for `externalTrafficPolicy: Local` the
 /// selector (Services sharing an address must be announced from the same nodes).
-pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
+pub(crate) fn request(svc: &Service) -> Result<LbRequest, RequestError> {
     let spec = svc.spec.clone().unwrap_or_default();
     let ann = svc.annotations();
     let mut families = Vec::new();
@@ -147,7 +147,7 @@ pub fn request(svc: &Service) -> Result<LbRequest, RequestError> {
 
 /// What the Service cache keeps beyond [`request`]'s fields, our status and the metadata: the
 /// rest of the spec is read by no decision here.
-pub fn trim(svc: &mut Service) {
+pub(crate) fn trim(svc: &mut Service) {
     if let Some(spec) = svc.spec.as_mut() {
         spec.cluster_ip = None;
         spec.cluster_ips = None;
@@ -165,7 +165,7 @@ pub fn trim(svc: &mut Service) {
     }
 }
 
-pub fn key(svc: &Service) -> ServiceKey {
+pub(crate) fn key(svc: &Service) -> ServiceKey {
     ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
@@ -196,7 +196,7 @@ fn reason(e: &LbError) -> &'static str {
 
 /// Records every Service's current addresses before anything new is given out, oldest Service
 /// first, so that a restarted controller hands out exactly what the cluster already shows.
-pub fn restore_all(
+pub(crate) fn restore_all(
     alloc: &mut ipam::Allocator,
     services: &[Service],
 ) -> Vec<(ServiceKey, LbError)> {
@@ -220,7 +220,7 @@ pub fn restore_all(
     conflicts
 }
 
-pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
     let k = key(&svc);
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &k.namespace);
     let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
@@ -407,7 +407,7 @@ async fn namespace_labels(
 
 /// Our status as last written on a Service.
 #[derive(Clone, Debug)]
-pub struct Written {
+pub(crate) struct Written {
     pub condition: Condition,
     pub ips: Vec<IpAddr>,
     /// resourceVersion of the object the write was made on: a reconcile that still sees that

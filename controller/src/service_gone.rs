@@ -34,11 +34,11 @@ use k8s::cache;
 use k8s::crd::{AddressType, BGPAdvertisement};
 
 /// How often everything held is checked against the cache, whatever the watch said.
-pub const EVERY: Duration = Duration::from_secs(60);
+pub(crate) const EVERY: Duration = Duration::from_secs(60);
 
 /// What the Service watch says that may leave addresses behind.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Gone {
+pub(crate) enum Gone {
     /// This Service was deleted.
     Deleted(ServiceKey),
     /// A (re)list completed: deletions during the gap were never seen one by one.
@@ -46,7 +46,7 @@ pub enum Gone {
 }
 
 /// Reads one watch event (after the reflector applied it to the cache).
-pub fn gone(ev: &watcher::Event<Service>) -> Option<Gone> {
+pub(crate) fn gone(ev: &watcher::Event<Service>) -> Option<Gone> {
     match ev {
         watcher::Event::Delete(s) => Some(Gone::Deleted(key(s))),
         watcher::Event::InitDone => Some(Gone::Relisted),
@@ -55,7 +55,7 @@ pub fn gone(ev: &watcher::Event<Service>) -> Option<Gone> {
 }
 
 /// Services the allocator holds addresses for that are not `present`.
-pub fn stale_holders<'a>(
+pub(crate) fn stale_holders<'a>(
     held: impl IntoIterator<Item = &'a ServiceKey>,
     present: impl Fn(&ServiceKey) -> bool,
 ) -> Vec<ServiceKey> {
@@ -73,7 +73,7 @@ fn ad_service(ad: &BGPAdvertisement) -> Option<ServiceKey> {
 
 /// Service advertisements (namespace, name) whose Service is not `present`; ones already being
 /// deleted are left to finish.
-pub fn orphan_ads(
+pub(crate) fn orphan_ads(
     ads: &[Arc<BGPAdvertisement>],
     present: impl Fn(&ServiceKey) -> bool,
 ) -> Vec<(String, String)> {
@@ -137,7 +137,7 @@ async fn collect(ctx: &Context, only: Option<&ServiceKey>) {
 }
 
 /// Gives back what gone Services held, as the watch reports them, until `gone` closes.
-pub async fn run(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver<Gone>) {
+pub(crate) async fn run(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver<Gone>) {
     // Before its first list the cache is empty, and everything would look gone.
     if cache::ready(&ctx.caches.services).await.is_err() {
         return;

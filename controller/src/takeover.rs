@@ -30,13 +30,13 @@ use k8s::crd::{
 use k8s::finalizer;
 
 /// How often the sweep runs again after start.
-pub const PERIOD: Duration = Duration::from_secs(600);
+pub(crate) const PERIOD: Duration = Duration::from_secs(600);
 
 pub const NODE_FINALIZER: &str = "node.sart.terassyi.net/finalizer";
 pub const ENDPOINTSLICE_FINALIZER: &str = "endpointslice.sart.terassyi.net/finalizer";
 
 /// Finalizers sart set that nothing here removes: on kinds this controller never finalizes.
-pub const SART_FINALIZERS: [&str; 8] = [
+pub(crate) const SART_FINALIZERS: [&str; 8] = [
     NODE_FINALIZER,
     ENDPOINTSLICE_FINALIZER,
     super::service::FINALIZER,
@@ -48,7 +48,7 @@ pub const SART_FINALIZERS: [&str; 8] = [
 ];
 
 /// The finalizers to keep, when some of sart's are among them.
-pub fn without_sarts(finalizers: &[String]) -> Option<Vec<String>> {
+pub(crate) fn without_sarts(finalizers: &[String]) -> Option<Vec<String>> {
     let kept: Vec<String> = finalizers
         .iter()
         .filter(|f| !SART_FINALIZERS.contains(&f.as_str()))
@@ -58,13 +58,13 @@ pub fn without_sarts(finalizers: &[String]) -> Option<Vec<String>> {
 }
 
 /// Whether an AddressBlock is one of sart's Service blocks (ours are all `type: pod`).
-pub fn is_service_block(b: &AddressBlock) -> bool {
+pub(crate) fn is_service_block(b: &AddressBlock) -> bool {
     b.spec.block_type == AddressType::Service
 }
 
 /// What a sweep changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Swept {
+pub(crate) struct Swept {
     pub finalizers: usize,
     pub service_blocks: usize,
 }
@@ -166,7 +166,7 @@ async fn sweep_service_blocks(api: &Api<AddressBlock>) -> Result<usize, kube::Er
 }
 
 /// One sweep over every kind; a kind that fails (e.g. no permission) is logged and skipped.
-pub async fn sweep(client: &Client) -> Swept {
+pub(crate) async fn sweep(client: &Client) -> Swept {
     let mut s = Swept::default();
     let mut add = |kind: &str, r: Result<usize, kube::Error>| match r {
         Ok(0) => {}
@@ -200,7 +200,7 @@ pub async fn sweep(client: &Client) -> Swept {
 }
 
 /// Sweeps now and every [`PERIOD`].
-pub async fn run(client: Client) {
+pub(crate) async fn run(client: Client) {
     let mut tick = tokio::time::interval(PERIOD);
     loop {
         tick.tick().await;

@@ -2,6 +2,8 @@
 //! the right owner and mode, the HTTP router for health probes and metrics, and reading the
 //! kernel's routing tables.
 
+#![warn(unreachable_pub)]
+
 pub mod api_listener;
 pub mod health;
 pub mod routes;

@@ -2,6 +2,8 @@
 //! with their names, labels and finalizers, the rules that make a pool usable, the trimmed
 //! caches the daemons watch through, and the CRD manifests generated from the types.
 
+#![warn(unreachable_pub)]
+
 pub mod cache;
 pub mod crd;
 pub mod crdgen;

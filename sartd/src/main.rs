@@ -36,7 +36,7 @@ enum Command {
     /// sart's FIB process: channels from a speaker (`sartd bgp --fib HOST:PORT`) or kernel
     /// tables to kernel tables or a speaker's API. One table needs no second process:
     /// `sartd bgp --fib kernel`.
-    Fib(FibArgs),
+    Fib(speaker::FibArgs),
     /// Kubernetes controller: AddressPools and LoadBalancer Services.
     Controller(ControllerArgs),
     /// Node agent: drives the local speaker from the node's NodeBGP, BGPPeers and
@@ -46,58 +46,6 @@ enum Command {
     InstallCni(InstallCniArgs),
     /// Prints the version (as sart's `sartd version` did).
     Version,
-}
-
-#[derive(clap::Args)]
-struct FibArgs {
-    /// sart's channel file.
-    #[arg(short = 'f', long)]
-    file: Option<std::path::PathBuf>,
-    /// Where the FibManagerApi listens (default: the file's `endpoint`, else 127.0.0.1:5001).
-    #[arg(short = 'e', long)]
-    endpoint: Option<String>,
-}
-
-fn fib(args: FibArgs) -> ExitCode {
-    let Some(path) = args.file else {
-        eprintln!(
-            "error: sartd fib: -f FILE (sart's channel file) is required; for BGP routes into one \
-             table, `sartd bgp --fib kernel` needs no second process"
-        );
-        return ExitCode::from(2);
-    };
-    let config = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|text| speaker::fib::channels::parse(&text));
-    let mut config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: sartd fib: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(e) = args.endpoint {
-        config.endpoint = e;
-    }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: sartd fib: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(speaker::fib::daemon::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: sartd fib: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 #[derive(clap::Args)]
@@ -302,7 +250,7 @@ fn agent(args: AgentArgs) -> ExitCode {
         cni: (mode != Mode::Lb).then(|| {
             (
                 cni_socket,
-                agent::pods::PodOptions {
+                agent::PodOptions {
                     node,
                     state_dir: args.cni_state_dir,
                     parallel: args.cni_parallel,
@@ -544,7 +492,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Bgp(args) => speaker::main(args),
-        Command::Fib(args) => fib(args),
+        Command::Fib(args) => speaker::fib_main(args),
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),
         Command::InstallCni(args) => install_cni(args),

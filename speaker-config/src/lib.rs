@@ -5,6 +5,8 @@
 //! (unknown keys are errors), then `validate` turns them into typed values, naming the key of
 //! anything wrong.
 
+#![warn(unreachable_pub)]
+
 mod neighbor;
 
 use std::collections::BTreeSet;

@@ -22,7 +22,7 @@ use speaker_config::{
     PrefixRuleInput, Ttl,
 };
 
-pub struct Api {
+pub(crate) struct Api {
     pub tx: mpsc::Sender<request::Request>,
 }
 

@@ -23,7 +23,7 @@ use super::request::BfdView;
 use speaker_config::BfdConfig;
 
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// `local`: the BGP session's source address when configured; packets must come from it,
     /// since a multihop peer finds its session by the address pair (RFC 5883 §4).
     Add {
@@ -36,13 +36,13 @@ pub enum Command {
 
 /// A session went Up, or left Up.
 #[derive(Debug, Clone, Copy)]
-pub struct BfdEvent {
+pub(crate) struct BfdEvent {
     pub peer: IpAddr,
     pub up: bool,
     pub diag: bfd::Diagnostic,
 }
 
-pub struct BfdHandle {
+pub(crate) struct BfdHandle {
     pub tx: mpsc::Sender<Command>,
     pub status: watch::Receiver<HashMap<IpAddr, BfdView>>,
 }
@@ -65,7 +65,7 @@ struct Receivers {
 /// Starts the task. Sockets are opened with the first session, so a speaker without BFD
 /// neighbours never binds ports 3784 and 4784. Both are opened, whatever the sessions are:
 /// packets on the other port tell an operator that the two ends disagree on multihop.
-pub fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
+pub(crate) fn start(events: mpsc::Sender<BfdEvent>) -> BfdHandle {
     let (tx, mut rx) = mpsc::channel::<Command>(64);
     let (status_tx, status) = watch::channel(HashMap::new());
     tokio::spawn(async move {

@@ -17,7 +17,7 @@ use crate::fib::plan::{METRIC_EBGP, METRIC_IBGP, Want};
 
 /// What the RIB needs to know to export to a session that just came up: next hops from the
 /// local address of its connection (RFC 4271 §5.1.3, RFC 8950) and what the peer may get.
-pub fn params(n: &Negotiated, local: IpAddr, export: Export) -> ExportParams {
+pub(crate) fn params(n: &Negotiated, local: IpAddr, export: Export) -> ExportParams {
     let local = local.to_canonical();
     let ext_nh = n
         .extended_next_hop
@@ -58,7 +58,7 @@ fn push_message(o: &mut Outbox, m: bgp::Message) {
 }
 
 /// A session came up: the full table, then End-of-RIB for every family (RFC 4724 §2).
-pub fn initial_table(output: &Output, table: &[OutUpdate], families: &[Family]) {
+pub(crate) fn initial_table(output: &Output, table: &[OutUpdate], families: &[Family]) {
     output.with(|o| {
         for out in table {
             o.push_own(out);
@@ -72,7 +72,7 @@ pub fn initial_table(output: &Output, table: &[OutUpdate], families: &[Family]) 
 /// The table of one family again, after the peer asked for it (RFC 2918). With enhanced route
 /// refresh it is bracketed by BoRR/EoRR, so the peer can drop what we no longer advertise (RFC
 /// 7313 §4). Returns false when a refresh of that family is still on its way.
-pub fn refreshed_table(
+pub(crate) fn refreshed_table(
     output: &Output,
     family: Family,
     enhanced: bool,
@@ -105,7 +105,7 @@ pub fn refreshed_table(
 }
 
 /// The table again without asking the peer anything (soft reset out).
-pub fn table_again(output: &Output, table: &[OutUpdate]) {
+pub(crate) fn table_again(output: &Output, table: &[OutUpdate]) {
     output.with(|o| {
         for out in table {
             o.push_own(out);
@@ -114,7 +114,7 @@ pub fn table_again(output: &Output, table: &[OutUpdate]) {
 }
 
 /// One established session as the drain sees it.
-pub struct Member<'a> {
+pub(crate) struct Member<'a> {
     pub send: &'a bgp::Context,
     pub output: &'a Output,
 }
@@ -122,7 +122,7 @@ pub struct Member<'a> {
 /// Puts a drain's changes into the members' outboxes. A group's change is encoded once, when
 /// its first member needs the bytes, and shared; a member whose outbox is full coalesces it by
 /// prefix instead, so the others are written to as fast as they read.
-pub fn write_drained(
+pub(crate) fn write_drained(
     groups: Vec<(GroupId, Vec<OutUpdate>)>,
     peers: Vec<(PeerId, Vec<OutUpdate>)>,
     rib: &Rib,
@@ -160,7 +160,7 @@ pub fn write_drained(
 /// What the kernel should hold for each changed prefix: the ECMP next hops of a learned best
 /// path, with the metric of its session's kind. Local paths are not installed; `peer_asn`
 /// names the AS of a RIB peer.
-pub fn fib_changes(
+pub(crate) fn fib_changes(
     best: &[BestChange],
     local_asn: u32,
     peer_asn: impl Fn(PeerId) -> Option<u32>,

@@ -15,11 +15,11 @@ use bgp::{Family, FamilySet, Negotiated};
 
 /// How long stale paths wait for End-of-RIB once the restarted peer is back (FRR's and
 /// GoBGP's stale-path time).
-pub const STALE_PATH_TIME: Duration = Duration::from_secs(360);
+pub(crate) const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 
 /// What to do with a peer's paths when its session goes down.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnDown {
+pub(crate) enum OnDown {
     /// Keep the paths of these families, stale; the restart time is the peer's.
     Keep {
         families: FamilySet,
@@ -31,14 +31,14 @@ pub enum OnDown {
 
 /// One peer's stale state: the families whose stale paths wait, and until when.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stale {
+pub(crate) struct Stale {
     families: FamilySet,
     deadline: Option<Instant>,
 }
 
 impl Stale {
     /// Whether any of the peer's paths are stale (the RIB is asked how many only then).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.families.is_empty()
     }
 
@@ -49,7 +49,7 @@ impl Stale {
 
     /// The session left Established. `we_do_gr`: graceful restart is configured for this
     /// neighbour; `negotiated`: what the ended session had agreed.
-    pub fn down(
+    pub(crate) fn down(
         &mut self,
         we_do_gr: bool,
         negotiated: Option<&Negotiated>,
@@ -79,7 +79,7 @@ impl Stale {
 
     /// The session is Established again: the families whose stale paths go now, because the
     /// peer no longer preserves forwarding for them (or no longer does graceful restart).
-    pub fn established(&mut self, negotiated: &Negotiated, now: Instant) -> Vec<Family> {
+    pub(crate) fn established(&mut self, negotiated: &Negotiated, now: Instant) -> Vec<Family> {
         if self.families.is_empty() {
             return Vec::new();
         }
@@ -99,7 +99,7 @@ impl Stale {
 
     /// End-of-RIB for `family`: whether its stale paths go now (those the peer did not send
     /// again).
-    pub fn end_of_rib(&mut self, family: Family) -> bool {
+    pub(crate) fn end_of_rib(&mut self, family: Family) -> bool {
         if !self.families.contains(family) {
             return false;
         }
@@ -111,7 +111,7 @@ impl Stale {
     }
 
     /// Whether the restart or stale-path time ran out: then every stale path goes.
-    pub fn expire(&mut self, now: Instant) -> bool {
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
         if self.deadline.is_some_and(|d| d <= now) {
             *self = Stale::default();
             true

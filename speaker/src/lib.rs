@@ -1,11 +1,13 @@
 //! `sartd bgp`: the BGP speaker. A thin tokio shell around the `bgp` crate: one task per
 //! neighbour session, a listener, the speaker task owning the RIB, and the gRPC API.
 
+#![warn(unreachable_pub)]
+
 mod api;
 mod bfd;
 mod core;
 mod export;
-pub mod fib;
+mod fib;
 mod graceful;
 mod listener;
 mod log_limit;
@@ -13,9 +15,11 @@ mod metrics;
 mod neighbors;
 mod outbox;
 mod request;
-pub mod session;
+mod session;
 mod speaker;
 mod timers;
+
+pub use fib::command::{FibArgs, fib_main};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use tracing::warn;
 
 /// Binds `[::]:port`, which on Linux also accepts IPv4 (as v4-mapped addresses, turned back into
 /// IPv4 here); falls back to `0.0.0.0:port` where IPv6 is off.
-pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(port: u16) -> std::io::Result<TcpListener> {
     match listen(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
         Ok(l) => Ok(l),
         Err(_) => listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
@@ -35,7 +35,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Installs (or with `None`, removes) a neighbour's TCP MD5 key on the listener, so that the
 /// kernel verifies its SYNs (RFC 2385).
-pub fn set_password(
+pub(crate) fn set_password(
     listener: &TcpListener,
     peer: IpAddr,
     key: Option<&[u8]>,
@@ -46,13 +46,13 @@ pub fn set_password(
 
 /// Has the listener answer SYNs with TTL 255, for neighbours with GTSM (RFC 5082) that connect
 /// to us: they drop anything less. Harmless for the others, so it is never undone.
-pub fn send_with_ttl_255(listener: &TcpListener) -> std::io::Result<()> {
+pub(crate) fn send_with_ttl_255(listener: &TcpListener) -> std::io::Result<()> {
     let v6 = listener.local_addr()?.is_ipv6();
     sockopt::send_with_ttl_255(listener.as_fd(), v6)
 }
 
 /// Accepts forever, sending (stream, peer address) to the speaker.
-pub async fn serve(listener: Arc<TcpListener>, tx: mpsc::Sender<(TcpStream, IpAddr)>) {
+pub(crate) async fn serve(listener: Arc<TcpListener>, tx: mpsc::Sender<(TcpStream, IpAddr)>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {

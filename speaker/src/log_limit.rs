@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 /// At most `burst` lines per `window`; lines held back are counted and reported with the next
 /// line let through.
 #[derive(Debug, Clone)]
-pub struct LogLimit {
+pub(crate) struct LogLimit {
     window: Duration,
     burst: u32,
     started: Option<Instant>,
@@ -16,7 +16,7 @@ pub struct LogLimit {
 }
 
 impl LogLimit {
-    pub fn new(window: Duration, burst: u32) -> Self {
+    pub(crate) fn new(window: Duration, burst: u32) -> Self {
         LogLimit {
             window,
             burst,
@@ -28,7 +28,7 @@ impl LogLimit {
 
     /// `Some(n)`: log now, saying that `n` lines were held back since the last one; `None`:
     /// hold this one back.
-    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
         if self
             .started
             .is_none_or(|s| now.saturating_duration_since(s) >= self.window)

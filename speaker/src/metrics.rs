@@ -21,7 +21,7 @@ use super::session::Counters;
 
 /// One session as the metrics show it.
 #[derive(Debug, Clone)]
-pub struct PeerSample {
+pub(crate) struct PeerSample {
     pub name: String,
     pub address: String,
     pub state: State,
@@ -212,7 +212,7 @@ impl Collector for Peers {
 }
 
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Arc<Registry>,
     peers: Arc<Peers>,
     pub best_path_changes: Counter,
@@ -221,7 +221,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let peers = Arc::new(Peers::default());
         registry.register_collector(Box::new(peers.clone()));
@@ -245,7 +245,7 @@ impl Metrics {
         }
     }
 
-    pub fn set_peers(&self, samples: Vec<PeerSample>) {
+    pub(crate) fn set_peers(&self, samples: Vec<PeerSample>) {
         match self.peers.0.lock() {
             Ok(mut p) => *p = samples,
             Err(poisoned) => *poisoned.into_inner() = samples,
@@ -260,7 +260,7 @@ impl Metrics {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until the process ends.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     health: &Arc<daemon::health::Health>,

@@ -15,7 +15,7 @@ use speaker_config::Neighbor;
 
 /// What the speaker keeps of one neighbour; its session task is the driver's.
 #[derive(Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     pub neighbor: Neighbor,
     pub id: PeerId,
     /// What the session negotiated and where its UPDATEs go, while established.
@@ -29,13 +29,13 @@ pub struct Peer {
 
 /// An established session.
 #[derive(Debug)]
-pub struct Up {
+pub(crate) struct Up {
     pub negotiated: Negotiated,
     pub output: Arc<Output>,
 }
 
 impl Peer {
-    pub fn new(neighbor: Neighbor, id: PeerId) -> Peer {
+    pub(crate) fn new(neighbor: Neighbor, id: PeerId) -> Peer {
         Peer {
             neighbor,
             id,
@@ -46,12 +46,12 @@ impl Peer {
         }
     }
 
-    pub fn negotiated(&self) -> Option<&Negotiated> {
+    pub(crate) fn negotiated(&self) -> Option<&Negotiated> {
         self.up.as_ref().map(|u| &u.negotiated)
     }
 
     /// Whether the running session keeps our routes when we go away (RFC 4724 §4.1).
-    pub fn keeps_our_routes(&self) -> bool {
+    pub(crate) fn keeps_our_routes(&self) -> bool {
         self.neighbor.graceful_restart.is_some()
             && self
                 .negotiated()
@@ -60,7 +60,7 @@ impl Peer {
 }
 
 /// The session of `n` for a speaker of `asn`/`router_id`; `restarting` sets the R bit.
-pub fn session_config(
+pub(crate) fn session_config(
     asn: u32,
     router_id: Ipv4Addr,
     n: &Neighbor,
@@ -75,7 +75,7 @@ pub fn session_config(
     sc
 }
 
-pub fn endpoint(n: &Neighbor, port: u16) -> Endpoint {
+pub(crate) fn endpoint(n: &Neighbor, port: u16) -> Endpoint {
     Endpoint {
         address: n.address,
         port,

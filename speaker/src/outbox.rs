@@ -23,7 +23,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use tracing::warn;
 
 /// Octets of encoded UPDATEs queued for a peer before changes are coalesced instead.
-pub const DEFAULT_LIMIT: usize = 2 << 20;
+pub(crate) const DEFAULT_LIMIT: usize = 2 << 20;
 
 /// Coalesced prefixes encoded per [`Outbox::take`]: bounds what the writer holds at once.
 const TAKE_PREFIXES: usize = 4096;
@@ -129,7 +129,7 @@ fn group<P: Ord + Copy>(
 
 /// One session's unsent output; see the module documentation.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     /// How to encode for this peer (what the session negotiated).
     ctx: Context,
     items: VecDeque<Item>,
@@ -142,7 +142,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(ctx: Context, limit: usize) -> Self {
+    pub(crate) fn new(ctx: Context, limit: usize) -> Self {
         Outbox {
             ctx,
             items: VecDeque::new(),
@@ -154,14 +154,18 @@ impl Outbox {
     }
 
     /// How to encode for this peer.
-    pub fn context(&self) -> &Context {
+    pub(crate) fn context(&self) -> &Context {
         &self.ctx
     }
 
     /// Queues a change. `encoded` gives `out` as UPDATEs for this peer's context (an update
     /// group's shared messages, or encoded here), called only while the queue is under its
     /// limit; past it the change is coalesced instead.
-    pub fn push(&mut self, out: &OutUpdate, encoded: impl FnOnce(&Context) -> Vec<Arc<Vec<u8>>>) {
+    pub(crate) fn push(
+        &mut self,
+        out: &OutUpdate,
+        encoded: impl FnOnce(&Context) -> Vec<Arc<Vec<u8>>>,
+    ) {
         if out.prefixes.is_empty() {
             return;
         }
@@ -181,19 +185,19 @@ impl Outbox {
     }
 
     /// Queues a change of this peer alone, encoded here if it is not coalesced.
-    pub fn push_own(&mut self, out: &OutUpdate) {
+    pub(crate) fn push_own(&mut self, out: &OutUpdate) {
         self.push(out, |ctx| encode(out, ctx));
     }
 
     /// Queues a message in order: End-of-RIB, a route refresh's BoRR or EoRR.
-    pub fn push_message(&mut self, m: Arc<Vec<u8>>) {
+    pub(crate) fn push_message(&mut self, m: Arc<Vec<u8>>) {
         self.queued += m.len();
         self.items.push_back(Item::Message(m));
     }
 
     /// Whether a route refresh of `family` should be queued now: not while one is on its way.
     /// When it returns true the caller queues the table and then [`Self::end_refresh`].
-    pub fn start_refresh(&mut self, family: Family) -> bool {
+    pub(crate) fn start_refresh(&mut self, family: Family) -> bool {
         if self.refreshing.contains(family) {
             return false;
         }
@@ -201,13 +205,13 @@ impl Outbox {
         true
     }
 
-    pub fn end_refresh(&mut self, family: Family) {
+    pub(crate) fn end_refresh(&mut self, family: Family) {
         self.items.push_back(Item::RefreshEnd(family));
     }
 
     /// Messages to write next, in order: at least one when anything is queued, and no more
     /// than about `max_octets` (a coalesced set is encoded [`TAKE_PREFIXES`] prefixes at a time).
-    pub fn take(&mut self, max_octets: usize) -> Vec<Arc<Vec<u8>>> {
+    pub(crate) fn take(&mut self, max_octets: usize) -> Vec<Arc<Vec<u8>>> {
         let mut out = Vec::new();
         let mut octets = 0;
         while octets < max_octets {
@@ -242,23 +246,24 @@ impl Outbox {
         out
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Octets of encoded messages queued.
-    pub fn queued_octets(&self) -> usize {
+    pub(crate) fn queued_octets(&self) -> usize {
         self.queued
     }
 
     /// Prefixes whose change waits coalesced.
-    pub fn coalesced_prefixes(&self) -> usize {
+    pub(crate) fn coalesced_prefixes(&self) -> usize {
         self.coalesced
     }
 }
 
 /// `out` as UPDATEs for `ctx`, split to its maximum message size.
-pub fn encode(out: &OutUpdate, ctx: &Context) -> Vec<Arc<Vec<u8>>> {
+pub(crate) fn encode(out: &OutUpdate, ctx: &Context) -> Vec<Arc<Vec<u8>>> {
     match out.to_update().encode_split(ctx) {
         Ok(v) => v.into_iter().map(Arc::new).collect(),
         Err(e) => {

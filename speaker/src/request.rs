@@ -14,7 +14,7 @@ use speaker_config::{Neighbor, PathSpec};
 
 /// Requests from the API, each with its reply channel.
 #[derive(Debug)]
-pub enum Request {
+pub(crate) enum Request {
     Info(oneshot::Sender<Info>),
     Neighbors(oneshot::Sender<Vec<NeighborView>>),
     AddNeighbor(Box<Neighbor>, oneshot::Sender<Result<(), ApiError>>),
@@ -45,27 +45,27 @@ pub enum Request {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetKind {
+pub(crate) enum ResetKind {
     SoftIn,
     SoftOut,
     Hard,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     NotFound(String),
     InvalidArgument(String),
     FailedPrecondition(String),
 }
 
 impl ApiError {
-    pub fn no_neighbor(addr: IpAddr) -> ApiError {
+    pub(crate) fn no_neighbor(addr: IpAddr) -> ApiError {
         ApiError::NotFound(format!("no neighbor {addr}"))
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Info {
+pub(crate) struct Info {
     pub asn: u32,
     pub router_id: Ipv4Addr,
     pub port: u16,
@@ -73,7 +73,7 @@ pub struct Info {
 }
 
 #[derive(Debug, Clone)]
-pub struct NeighborView {
+pub(crate) struct NeighborView {
     pub config: Neighbor,
     pub status: Status,
     pub prefixes_received: usize,
@@ -83,7 +83,7 @@ pub struct NeighborView {
 
 /// A BFD session as the API shows it.
 #[derive(Debug, Clone)]
-pub struct BfdView {
+pub(crate) struct BfdView {
     pub state: &'static str,
     pub remote_diagnostic: &'static str,
     pub detect_time_ms: u32,
@@ -93,7 +93,7 @@ pub struct BfdView {
 
 /// One path as the API shows it.
 #[derive(Debug, Clone)]
-pub struct RouteView {
+pub(crate) struct RouteView {
     pub prefix: IpNet,
     pub path_id: u32,
     pub peer: Option<IpAddr>,
@@ -108,7 +108,7 @@ pub struct RouteView {
 
 /// Events for `Watch` subscribers.
 #[derive(Debug, Clone)]
-pub enum WatchEvent {
+pub(crate) enum WatchEvent {
     Peer {
         name: String,
         address: IpAddr,
@@ -121,7 +121,7 @@ pub enum WatchEvent {
     },
 }
 
-pub fn next_hop_text(nh: &NextHop) -> String {
+pub(crate) fn next_hop_text(nh: &NextHop) -> String {
     match nh {
         NextHop::V4(a) => a.to_string(),
         NextHop::V6(v) => v.global.to_string(),

@@ -34,7 +34,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Commands to a session task.
 #[derive(Debug)]
-pub enum ToSession {
+pub(crate) enum ToSession {
     Start,
     Stop(Option<String>),
     /// Close with this NOTIFICATION and start again as `Restart` says.
@@ -47,7 +47,7 @@ pub enum ToSession {
 
 /// What a session reports to the speaker.
 #[derive(Debug)]
-pub enum FromSession {
+pub(crate) enum FromSession {
     Established {
         peer: IpAddr,
         negotiated: Box<Negotiated>,
@@ -71,7 +71,7 @@ pub enum FromSession {
 
 /// Message counters by type, for the API and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub open: u64,
     pub update: u64,
     pub notification: u64,
@@ -93,7 +93,7 @@ impl Counters {
 
 /// Live view of a session for the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub state: State,
     /// Unix seconds when the session last became Established.
     pub established_at: Option<u64>,
@@ -151,7 +151,7 @@ impl Written {
 /// it with the connection), the speaker (which fills it) and the writer (which empties it).
 /// Nobody waits on it: the lock is held only to queue or take.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     outbox: Mutex<Option<Outbox>>,
     ready: Notify,
 }
@@ -185,14 +185,14 @@ impl Output {
 
     /// Runs `f` on the outbox if the connection is open (and then wakes the writer); `None`
     /// once it closed, when whatever was meant for it no longer matters.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
         let r = self.lock().as_mut().map(f);
         self.ready.notify_one();
         r
     }
 
     /// Octets queued and prefixes coalesced, for metrics.
-    pub fn backlog(&self) -> (usize, usize) {
+    pub(crate) fn backlog(&self) -> (usize, usize) {
         self.lock()
             .as_ref()
             .map_or((0, 0), |o| (o.queued_octets(), o.coalesced_prefixes()))
@@ -208,7 +208,7 @@ impl Output {
 
 /// How to reach the neighbour.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub address: IpAddr,
     pub port: u16,
     pub local_address: Option<IpAddr>,
@@ -219,7 +219,7 @@ pub struct Endpoint {
     pub password: Option<Password>,
 }
 
-pub struct SessionHandle {
+pub(crate) struct SessionHandle {
     /// Commands are few and never wait: a session is always free to take them.
     pub tx: mpsc::UnboundedSender<ToSession>,
     pub status: watch::Receiver<Status>,
@@ -227,7 +227,7 @@ pub struct SessionHandle {
 }
 
 /// Starts the task of one neighbour.
-pub fn spawn(
+pub(crate) fn spawn(
     config: SessionConfig,
     endpoint: Endpoint,
     out: mpsc::Sender<FromSession>,

@@ -27,7 +27,7 @@ struct Session {
     published: State,
 }
 
-pub struct Speaker {
+pub(crate) struct Speaker {
     core: Core,
     sessions: HashMap<IpAddr, Session>,
     /// Tasks of forgotten sessions, awaited only when the speaker stops them all.
@@ -43,7 +43,7 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         port: u16,
         to_speaker: mpsc::Sender<FromSession>,
@@ -64,18 +64,18 @@ impl Speaker {
     }
 
     /// BFD sessions for neighbours with `bfd` go through this task.
-    pub fn set_bfd(&mut self, bfd: BfdHandle) {
+    pub(crate) fn set_bfd(&mut self, bfd: BfdHandle) {
         self.bfd = Some(bfd);
     }
 
     /// Hands best-route changes to the kernel FIB from now on.
-    pub fn set_fib(&mut self, fib: mpsc::Sender<crate::fib::Command>) {
+    pub(crate) fn set_fib(&mut self, fib: mpsc::Sender<crate::fib::Command>) {
         self.fib = Some(fib);
         self.core.set_fib();
     }
 
     /// Starts the configured neighbours (once AS and router id are known).
-    pub async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         if !self.core.ready() {
             tracing::info!("AS number or router id not set: sessions wait for SetAS/SetRouterId");
             return;
@@ -194,17 +194,17 @@ impl Speaker {
         }
     }
 
-    pub async fn bfd_event(&mut self, ev: BfdEvent) {
+    pub(crate) async fn bfd_event(&mut self, ev: BfdEvent) {
         self.core.bfd_changed(ev.peer, ev.up, ev.diag.name());
         self.execute().await;
     }
 
-    pub async fn session_event(&mut self, ev: FromSession) {
+    pub(crate) async fn session_event(&mut self, ev: FromSession) {
         self.core.session_event(ev, Instant::now());
         self.execute().await;
     }
 
-    pub async fn accepted(&mut self, stream: TcpStream, from: IpAddr) {
+    pub(crate) async fn accepted(&mut self, stream: TcpStream, from: IpAddr) {
         match self.sessions.get(&from) {
             Some(s) => {
                 let _ = s.handle.tx.send(ToSession::Accepted(stream));
@@ -214,17 +214,17 @@ impl Speaker {
     }
 
     /// Drops stale paths whose restart or stale-path timer ran out. Returns whether any went.
-    pub fn expire_stale(&mut self, now: Instant) -> bool {
+    pub(crate) fn expire_stale(&mut self, now: Instant) -> bool {
         self.core.expire_stale(now)
     }
 
-    pub async fn check_converged(&mut self) {
+    pub(crate) async fn check_converged(&mut self) {
         self.core.check_converged(Instant::now());
         self.execute().await;
     }
 
     /// Writes what the RIB produced since the last drain, and tells watchers.
-    pub async fn flush(&mut self) {
+    pub(crate) async fn flush(&mut self) {
         self.publish_peer_states();
         self.closing.clear();
         self.core.flush(!self.watchers.is_empty());
@@ -234,7 +234,7 @@ impl Speaker {
     /// The process is exiting. Sessions that negotiated graceful restart are dropped without a
     /// NOTIFICATION, so those peers keep our routes and forwarding until we are back (RFC 4724
     /// §4.1); the others get a Cease with `message`.
-    pub async fn exit(&mut self, message: &str) {
+    pub(crate) async fn exit(&mut self, message: &str) {
         let keep = self.core.keep_fib_routes();
         self.core.stop_all(message, true);
         self.execute().await;
@@ -283,7 +283,7 @@ impl Speaker {
     }
 
     /// True when some session changed state since it was last published (the run loop polls).
-    pub fn peer_state_changed(&self) -> bool {
+    pub(crate) fn peer_state_changed(&self) -> bool {
         self.sessions
             .values()
             .any(|s| s.handle.status.borrow().state != s.published)
@@ -296,7 +296,7 @@ impl Speaker {
     }
 
     /// Refreshes the per-session metrics snapshot.
-    pub fn sample_metrics(&self) {
+    pub(crate) fn sample_metrics(&self) {
         let samples = self
             .core
             .peers()
@@ -365,7 +365,7 @@ impl Speaker {
         Ok(())
     }
 
-    pub async fn request(&mut self, req: Request) {
+    pub(crate) async fn request(&mut self, req: Request) {
         match req {
             Request::Info(tx) => {
                 let _ = tx.send(self.core.info());

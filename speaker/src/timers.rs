@@ -24,28 +24,28 @@ fn slot(t: Timer) -> usize {
 }
 
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     deadlines: [Option<Instant>; 5],
 }
 
 impl Timers {
-    pub fn start(&mut self, t: Timer, after: Duration) {
+    pub(crate) fn start(&mut self, t: Timer, after: Duration) {
         self.deadlines[slot(t)] = Some(Instant::now() + after);
     }
 
-    pub fn stop(&mut self, t: Timer) {
+    pub(crate) fn stop(&mut self, t: Timer) {
         self.deadlines[slot(t)] = None;
     }
 
     /// The earliest running timer and its deadline.
-    pub fn next(&self) -> Option<(Timer, Instant)> {
+    pub(crate) fn next(&self) -> Option<(Timer, Instant)> {
         ALL.iter()
             .filter_map(|t| self.deadlines[slot(*t)].map(|d| (*t, d)))
             .min_by_key(|(_, d)| *d)
     }
 
     /// Takes the timer off the list (it fired).
-    pub fn fire(&mut self, t: Timer) {
+    pub(crate) fn fire(&mut self, t: Timer) {
         self.stop(t);
     }
 }

@@ -3,7 +3,7 @@
 //! BGPPeer validation, and the node labels on BGPPeers and pod AddressBlocks. The rules are in
 //! [`rules`]; the certificate and the listener in [`tls`].
 
-pub mod rules;
+mod rules;
 pub mod tls;
 
 use std::future::Future;
@@ -26,16 +26,16 @@ use tracing::{info, warn};
 use crate::metrics::Metrics;
 use k8s::crd::{AddressBlock, AddressPool, BGPPeer};
 
-pub const VALIDATE_ADDRESS_POOL: &str = "/validate-sart-terassyi-net-v1alpha2-addresspool";
-pub const VALIDATE_BGP_PEER: &str = "/validate-sart-terassyi-net-v1alpha2-bgppeer";
-pub const VALIDATE_BGP_ADVERTISEMENT: &str =
+pub(crate) const VALIDATE_ADDRESS_POOL: &str = "/validate-sart-terassyi-net-v1alpha2-addresspool";
+pub(crate) const VALIDATE_BGP_PEER: &str = "/validate-sart-terassyi-net-v1alpha2-bgppeer";
+pub(crate) const VALIDATE_BGP_ADVERTISEMENT: &str =
     "/validate-sart-terassyi-net-v1alpha2-bgpadvertisement";
-pub const MUTATE_BGP_PEER: &str = "/mutate-sart-terassyi-net-v1alpha2-bgppeer";
-pub const MUTATE_ADDRESS_BLOCK: &str = "/mutate-sart-terassyi-net-v1alpha2-addressblock";
+pub(crate) const MUTATE_BGP_PEER: &str = "/mutate-sart-terassyi-net-v1alpha2-bgppeer";
+pub(crate) const MUTATE_ADDRESS_BLOCK: &str = "/mutate-sart-terassyi-net-v1alpha2-addressblock";
 /// sart's Service webhook (it kept released addresses in an annotation). Ours has none, but a
 /// configuration left from sart still sends every Service here with `failurePolicy: Fail`: it
 /// is answered "allowed, unchanged" rather than 404, which would block every Service.
-pub const MUTATE_SERVICE: &str = "/mutate-v1-service";
+pub(crate) const MUTATE_SERVICE: &str = "/mutate-v1-service";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -117,7 +117,7 @@ pub async fn run(client: Client, opts: Options, metrics: Metrics) -> Result<(), 
     }
 }
 
-pub fn router(client: Client, metrics: Metrics) -> Router {
+pub(crate) fn router(client: Client, metrics: Metrics) -> Router {
     let (c1, c2) = (client.clone(), client);
     let m = [0; 6].map(|_| metrics.clone());
     let [m1, m2, m3, m4, m5, m6] = m;

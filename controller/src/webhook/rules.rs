@@ -18,7 +18,7 @@ use speaker_config::{
 
 /// A pool is checked as the controller will see it once stored: against every other pool, the
 /// older one winning an overlap. A new pool is the youngest.
-pub fn check_pool(
+pub(super) fn check_pool(
     new: &AddressPool,
     old: Option<&AddressPool>,
     all: &[AddressPool],
@@ -69,7 +69,11 @@ pub fn check_pool(
 /// sart's BGPPeer rules: one peer per (asn, addr, node); those never change; the node label, if
 /// set, names the peer's node. Timer values the speaker would refuse are refused here, so the
 /// error reaches whoever applies the object rather than a node's log.
-pub fn check_peer(new: &BGPPeer, old: Option<&BGPPeer>, all: &[BGPPeer]) -> Result<(), String> {
+pub(super) fn check_peer(
+    new: &BGPPeer,
+    old: Option<&BGPPeer>,
+    all: &[BGPPeer],
+) -> Result<(), String> {
     let s = &new.spec;
     neighbor_input(s)
         .validate()
@@ -194,7 +198,7 @@ fn add_label(labels_present: bool, key: &str, value: &str) -> Value {
 }
 
 /// The node label on a peer, when it is missing.
-pub fn mutate_peer(p: &BGPPeer) -> Option<Value> {
+pub(super) fn mutate_peer(p: &BGPPeer) -> Option<Value> {
     if p.labels().contains_key(bgp_peer::NODE_LABEL) {
         return None;
     }
@@ -206,7 +210,7 @@ pub fn mutate_peer(p: &BGPPeer) -> Option<Value> {
 }
 
 /// A pod block must name its node, and carries it as a label.
-pub fn mutate_block(b: &AddressBlock) -> Result<Option<Value>, String> {
+pub(super) fn mutate_block(b: &AddressBlock) -> Result<Option<Value>, String> {
     if b.spec.block_type != AddressType::Pod {
         return Ok(None);
     }

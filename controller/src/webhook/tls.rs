@@ -61,7 +61,7 @@ impl std::fmt::Debug for Pems {
 }
 
 /// A CA and a server certificate for `hosts` (DNS names or IP addresses) signed by it.
-pub fn generate(hosts: &[String]) -> Result<Pems, Error> {
+pub(super) fn generate(hosts: &[String]) -> Result<Pems, Error> {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     ca_params
@@ -116,7 +116,7 @@ impl ResolvesServerCert for Current {
 
 /// Reads `tls.crt` and `tls.key` (and `ca.crt` if there) from a mounted directory; `None` when
 /// nothing is mounted.
-pub fn read_dir(dir: &Path) -> Result<Option<Pems>, Error> {
+pub(super) fn read_dir(dir: &Path) -> Result<Option<Pems>, Error> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
@@ -190,7 +190,7 @@ pub async fn from_secret(
 
 /// Writes `ca` into every webhook of our two configurations that does not have it yet. A
 /// configuration that does not exist is skipped (nothing calls us through it).
-pub async fn inject_ca(
+pub(super) async fn inject_ca(
     client: &Client,
     validating: &str,
     mutating: &str,
@@ -246,7 +246,7 @@ where
 
 /// A TLS listener for `axum::serve`: handshakes run on their own tasks (a slow or broken client
 /// holds up no one), finished connections are handed over in order.
-pub struct TlsListener {
+pub(super) struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
     local: std::net::SocketAddr,
     current: Arc<Current>,
@@ -254,7 +254,7 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, pems: &Pems) -> Result<TlsListener, Error> {
+    pub(super) fn new(tcp: TcpListener, pems: &Pems) -> Result<TlsListener, Error> {
         let local = tcp.local_addr().map_err(|source| Error::Read {
             path: "listener".into(),
             source,
@@ -299,16 +299,16 @@ impl TlsListener {
     }
 
     /// A handle that can swap the certificate after the listener moved into the server.
-    pub fn reloader(&self) -> Reloader {
+    pub(super) fn reloader(&self) -> Reloader {
         Reloader(self.current.clone())
     }
 }
 
 /// Swaps the certificate of a running [`TlsListener`].
-pub struct Reloader(Arc<Current>);
+pub(super) struct Reloader(Arc<Current>);
 
 impl Reloader {
-    pub fn replace(&self, pems: &Pems) -> Result<(), Error> {
+    pub(super) fn replace(&self, pems: &Pems) -> Result<(), Error> {
         let key = certified_key(pems)?;
         *self.0.0.write().unwrap_or_else(|p| p.into_inner()) = key;
         Ok(())

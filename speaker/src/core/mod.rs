@@ -30,7 +30,7 @@ use speaker_config::{Config, Neighbor, PathSpec};
 
 /// What the driver is to do, in order.
 #[derive(Debug)]
-pub enum Effect {
+pub(crate) enum Effect {
     /// Start a session task for a neighbour just added, and start it.
     Spawn {
         config: Box<SessionConfig>,
@@ -57,7 +57,7 @@ pub enum Effect {
 }
 
 /// A neighbour's counts, for the API and metrics.
-pub struct PeerCounts<'a> {
+pub(crate) struct PeerCounts<'a> {
     pub neighbor: &'a Neighbor,
     pub prefixes_received: usize,
     pub stale_paths: usize,
@@ -66,7 +66,7 @@ pub struct PeerCounts<'a> {
     pub backlog: (usize, usize),
 }
 
-pub struct Core {
+pub(crate) struct Core {
     config: Config,
     port: u16,
     rib: Rib,
@@ -101,7 +101,7 @@ fn rib_config(c: &Config) -> RibConfig {
     }
 }
 
-pub fn local_route(spec: &PathSpec) -> LocalRoute {
+pub(crate) fn local_route(spec: &PathSpec) -> LocalRoute {
     LocalRoute {
         origin: spec.origin,
         local_pref: spec.local_pref,
@@ -132,7 +132,7 @@ fn view(sources: &HashMap<PeerId, (IpAddr, u32)>, prefix: IpNet, p: &PathView) -
 
 impl Core {
     /// `started`: when this speaker started, for the R bit and the convergence deadline.
-    pub fn new(config: Config, port: u16, metrics: Metrics, started: Instant) -> Core {
+    pub(crate) fn new(config: Config, port: u16, metrics: Metrics, started: Instant) -> Core {
         let mut c = Core {
             rib: Rib::new(rib_config(&config)),
             port,
@@ -157,21 +157,21 @@ impl Core {
     }
 
     /// What the driver is to do after the inputs since the last call.
-    pub fn take_effects(&mut self) -> Vec<Effect> {
+    pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
     }
 
     /// Best-route changes go to the kernel from now on.
-    pub fn set_fib(&mut self) {
+    pub(crate) fn set_fib(&mut self) {
         self.fib = true;
     }
 
     /// Whether AS number and router id are known, so sessions can run.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.config.asn != 0 && !self.config.router_id.is_unspecified()
     }
 
-    pub fn info(&self) -> Info {
+    pub(crate) fn info(&self) -> Info {
         Info {
             asn: self.config.asn,
             router_id: self.config.router_id,
@@ -181,15 +181,15 @@ impl Core {
     }
 
     /// The neighbours to start with, from the configuration.
-    pub fn configured_neighbors(&self) -> Vec<Neighbor> {
+    pub(crate) fn configured_neighbors(&self) -> Vec<Neighbor> {
         self.config.neighbors.clone()
     }
 
-    pub fn neighbor(&self, addr: IpAddr) -> Option<&Neighbor> {
+    pub(crate) fn neighbor(&self, addr: IpAddr) -> Option<&Neighbor> {
         self.peers.get(&addr).map(|p| &p.neighbor)
     }
 
-    pub fn peers(&self) -> impl Iterator<Item = PeerCounts<'_>> {
+    pub(crate) fn peers(&self) -> impl Iterator<Item = PeerCounts<'_>> {
         self.peers.values().map(|p| PeerCounts {
             neighbor: &p.neighbor,
             prefixes_received: self.rib.path_count(p.id),
@@ -213,7 +213,7 @@ impl Core {
 
     /// Whether `n` may join the table (checked again by `add_neighbor`): the driver asks
     /// before it sets the listener's socket options for it.
-    pub fn admit(&self, n: &Neighbor) -> Result<(), ApiError> {
+    pub(crate) fn admit(&self, n: &Neighbor) -> Result<(), ApiError> {
         if self.peers.contains_key(&n.address) {
             return Err(ApiError::InvalidArgument(format!(
                 "neighbor {} already exists",
@@ -228,7 +228,7 @@ impl Core {
         Ok(())
     }
 
-    pub fn add_neighbor(&mut self, n: Neighbor, now: Instant) -> Result<(), ApiError> {
+    pub(crate) fn add_neighbor(&mut self, n: Neighbor, now: Instant) -> Result<(), ApiError> {
         self.admit(&n)?;
         let id = self
             .rib
@@ -263,7 +263,7 @@ impl Core {
         Ok(())
     }
 
-    pub fn delete_neighbor(&mut self, addr: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn delete_neighbor(&mut self, addr: IpAddr) -> Result<(), ApiError> {
         let p = self
             .peers
             .remove(&addr)
@@ -287,7 +287,7 @@ impl Core {
     /// Ends every session: with a Cease carrying `message` (RFC 8203), or, with
     /// `keep_graceful`, silently where the peer keeps our routes while we restart (RFC 4724
     /// §4.1). The table is empty afterwards.
-    pub fn stop_all(&mut self, message: &str, keep_graceful: bool) {
+    pub(crate) fn stop_all(&mut self, message: &str, keep_graceful: bool) {
         for (addr, p) in self.peers.drain() {
             if keep_graceful && p.keeps_our_routes() {
                 info!(peer = %addr, "leaving without a NOTIFICATION: the peer keeps our routes (graceful restart)");
@@ -307,7 +307,7 @@ impl Core {
 
     /// Whether the kernel routes stay when sartd exits: with graceful restart, forwarding goes
     /// on while we restart.
-    pub fn keep_fib_routes(&self) -> bool {
+    pub(crate) fn keep_fib_routes(&self) -> bool {
         self.config.graceful_restart.is_some()
             || self
                 .peers
@@ -318,7 +318,7 @@ impl Core {
     /// BFD says the path to a neighbour went (or came back). Down tears the BGP session down
     /// at once (RFC 5882 §4.3), with Cease/BFD Down (RFC 9384), so its routes are withdrawn
     /// instead of waiting out the hold timer.
-    pub fn bfd_changed(&mut self, peer: IpAddr, up: bool, diag: &str) {
+    pub(crate) fn bfd_changed(&mut self, peer: IpAddr, up: bool, diag: &str) {
         if !self.peers.contains_key(&peer) {
             return;
         }
@@ -334,7 +334,7 @@ impl Core {
         ));
     }
 
-    pub fn session_event(&mut self, ev: FromSession, now: Instant) {
+    pub(crate) fn session_event(&mut self, ev: FromSession, now: Instant) {
         match ev {
             FromSession::Established {
                 peer,
@@ -474,7 +474,7 @@ impl Core {
     }
 
     /// Drops stale paths whose restart or stale-path timer ran out. Returns whether any went.
-    pub fn expire_stale(&mut self, now: Instant) -> bool {
+    pub(crate) fn expire_stale(&mut self, now: Instant) -> bool {
         let mut any = false;
         for (addr, p) in &mut self.peers {
             if p.stale.expire(now) {
@@ -489,7 +489,7 @@ impl Core {
     /// Tells the FIB once the RIB has converged after start: every neighbour is established and
     /// every graceful-restart one sent End-of-RIB for every family it negotiated (RFC 4724
     /// §4.1), or the speaker's restart time passed.
-    pub fn check_converged(&mut self, now: Instant) {
+    pub(crate) fn check_converged(&mut self, now: Instant) {
         if self.converged || !self.fib {
             return;
         }
@@ -521,7 +521,7 @@ impl Core {
 
     /// Hands what the RIB produced since the last drain to the outboxes, the FIB and, when
     /// someone `watches`, the watchers.
-    pub fn flush(&mut self, watched: bool) {
+    pub(crate) fn flush(&mut self, watched: bool) {
         let Drained {
             best,
             groups,
@@ -566,7 +566,7 @@ impl Core {
         }
     }
 
-    pub fn add_paths(&mut self, prefixes: Vec<IpNet>, spec: &PathSpec) {
+    pub(crate) fn add_paths(&mut self, prefixes: Vec<IpNet>, spec: &PathSpec) {
         let route = local_route(spec);
         let t = unix_now();
         for p in prefixes {
@@ -575,7 +575,7 @@ impl Core {
         }
     }
 
-    pub fn delete_paths(&mut self, prefixes: Vec<IpNet>) {
+    pub(crate) fn delete_paths(&mut self, prefixes: Vec<IpNet>) {
         for p in prefixes {
             self.local.remove(&p);
             self.rib.withdraw_local(p);
@@ -583,7 +583,12 @@ impl Core {
     }
 
     /// `state`: where the neighbour's session is now.
-    pub fn reset(&mut self, addr: IpAddr, kind: ResetKind, state: State) -> Result<(), ApiError> {
+    pub(crate) fn reset(
+        &mut self,
+        addr: IpAddr,
+        kind: ResetKind,
+        state: State,
+    ) -> Result<(), ApiError> {
         let p = self
             .peers
             .get(&addr)
@@ -624,7 +629,10 @@ impl Core {
     /// starts over on a fresh RIB (a router cannot change its AS under live sessions). Returns
     /// whether anything changed; the driver then waits for the sessions to end and adds
     /// `configured_neighbors()` again.
-    pub fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) -> Result<bool, ApiError> {
+    pub(crate) fn reconfigure(
+        &mut self,
+        change: impl FnOnce(&mut Config),
+    ) -> Result<bool, ApiError> {
         let mut c = self.config.clone();
         change(&mut c);
         if c == self.config {
@@ -655,15 +663,15 @@ impl Core {
         Ok(true)
     }
 
-    pub fn set_as(&mut self, asn: u32) -> Result<bool, ApiError> {
+    pub(crate) fn set_as(&mut self, asn: u32) -> Result<bool, ApiError> {
         self.reconfigure(|c| c.asn = asn)
     }
 
-    pub fn set_router_id(&mut self, id: Ipv4Addr) -> Result<bool, ApiError> {
+    pub(crate) fn set_router_id(&mut self, id: Ipv4Addr) -> Result<bool, ApiError> {
         self.reconfigure(|c| c.router_id = id)
     }
 
-    pub fn set_max_paths(&mut self, n: usize) -> Result<bool, ApiError> {
+    pub(crate) fn set_max_paths(&mut self, n: usize) -> Result<bool, ApiError> {
         self.reconfigure(|c| c.max_paths = n)
     }
 
@@ -687,15 +695,19 @@ impl Core {
             .collect()
     }
 
-    pub fn routes(&self, family: Family) -> Vec<RouteView> {
+    pub(crate) fn routes(&self, family: Family) -> Vec<RouteView> {
         self.route_views(self.rib.routes(family))
     }
 
-    pub fn lookup(&self, prefix: IpNet) -> Vec<RouteView> {
+    pub(crate) fn lookup(&self, prefix: IpNet) -> Vec<RouteView> {
         self.route_views(self.rib.lookup(prefix).into_iter().collect())
     }
 
-    pub fn adj_rib_in(&self, addr: IpAddr, family: Family) -> Result<Vec<RouteView>, ApiError> {
+    pub(crate) fn adj_rib_in(
+        &self,
+        addr: IpAddr,
+        family: Family,
+    ) -> Result<Vec<RouteView>, ApiError> {
         let p = self
             .peers
             .get(&addr)
@@ -709,7 +721,11 @@ impl Core {
             .collect())
     }
 
-    pub fn adj_rib_out(&self, addr: IpAddr, family: Family) -> Result<Vec<RouteView>, ApiError> {
+    pub(crate) fn adj_rib_out(
+        &self,
+        addr: IpAddr,
+        family: Family,
+    ) -> Result<Vec<RouteView>, ApiError> {
         let p = self
             .peers
             .get(&addr)

@@ -28,7 +28,7 @@ const CHUNK: usize = 1000;
 const RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
-pub enum Msg {
+pub(super) enum Msg {
     /// Whether the channel has a route for this destination.
     Set(IpNet, bool),
     /// Withdraw everything sent, then answer.
@@ -61,7 +61,7 @@ struct Announcer {
     connected: bool,
 }
 
-pub fn start(endpoint: &str, attributes: &PathSpec) -> Result<mpsc::Sender<Msg>, String> {
+pub(super) fn start(endpoint: &str, attributes: &PathSpec) -> Result<mpsc::Sender<Msg>, String> {
     let channel = proto::lazy_channel(endpoint, Duration::from_secs(1), Duration::from_secs(10))
         .map_err(|e| format!("BGP publisher {endpoint}: {e}"))?;
     let mut a = Announcer {
@@ -310,7 +310,7 @@ async fn call(
 }
 
 /// A publisher's attributes as `AddPath` carries them.
-pub fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
+pub(super) fn any_attributes(a: &PathSpec) -> Vec<prost_types::Any> {
     let mut out = vec![proto::any(
         "OriginAttribute",
         &v1::OriginAttribute {

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 /// One route a subscriber offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// Empty for a route through an interface only (a connected route).
     pub next_hops: BTreeSet<IpAddr>,
     pub distance: u8,
@@ -24,7 +24,7 @@ pub struct Route {
 /// Where a route comes from: the subscriber's place in the channel, and for a kernel
 /// subscriber the table and metric that tell its routes for one destination apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
+pub(crate) struct Origin {
     pub subscriber: usize,
     pub table: u32,
     pub metric: u32,
@@ -32,7 +32,7 @@ pub struct Origin {
 
 impl Origin {
     /// A BGP subscriber holds one route per destination.
-    pub fn bgp(subscriber: usize) -> Origin {
+    pub(crate) fn bgp(subscriber: usize) -> Origin {
         Origin {
             subscriber,
             table: 0,
@@ -43,40 +43,36 @@ impl Origin {
 
 /// The channel's selection for a destination changed (`None`: nothing is selected any more).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub prefix: IpNet,
     pub best: Option<Route>,
 }
 
 #[derive(Debug, Default)]
-pub struct Rib {
+pub(crate) struct Rib {
     routes: BTreeMap<IpNet, BTreeMap<Origin, Route>>,
 }
 
 impl Rib {
     /// The selected route for `prefix`.
-    pub fn best(&self, prefix: &IpNet) -> Option<&Route> {
+    pub(crate) fn best(&self, prefix: &IpNet) -> Option<&Route> {
         self.routes.get(prefix).and_then(select)
     }
 
     /// Every destination with its selected route.
-    pub fn selected(&self) -> impl Iterator<Item = (IpNet, &Route)> {
+    pub(crate) fn selected(&self) -> impl Iterator<Item = (IpNet, &Route)> {
         self.routes
             .iter()
             .filter_map(|(p, rs)| select(rs).map(|r| (*p, r)))
     }
 
-    /// The routes one origin offers (a BGP subscriber's, for its callers' `ListRoutes`).
-    pub fn offered_by(&self, subscriber: usize) -> impl Iterator<Item = (IpNet, &Route)> {
-        self.routes.iter().flat_map(move |(p, rs)| {
-            rs.iter()
-                .filter(move |(o, _)| o.subscriber == subscriber)
-                .map(move |(_, r)| (*p, r))
-        })
-    }
-
     /// What `origin` offers for `prefix` now (`None`: nothing). The change of selection, if any.
-    pub fn set(&mut self, origin: Origin, prefix: IpNet, route: Option<Route>) -> Option<Change> {
+    pub(crate) fn set(
+        &mut self,
+        origin: Origin,
+        prefix: IpNet,
+        route: Option<Route>,
+    ) -> Option<Change> {
         let before = self.best(&prefix).cloned();
         match route {
             Some(r) => {
@@ -99,7 +95,7 @@ impl Rib {
     }
 
     /// Everything a subscriber's `table` holds now (a dump): routes not in it are gone.
-    pub fn replace_table(
+    pub(crate) fn replace_table(
         &mut self,
         subscriber: usize,
         table: u32,
@@ -142,7 +138,7 @@ fn select(rs: &BTreeMap<Origin, Route>) -> Option<&Route> {
 /// The administrative distance of a kernel route by its protocol: what the kernel made for an
 /// address (connected) ranks first, static routes next, then routing daemons by their usual
 /// distances; anything else ranks as static.
-pub fn kernel_distance(protocol: u8) -> u8 {
+pub(crate) fn kernel_distance(protocol: u8) -> u8 {
     match protocol {
         2 => 0,     // kernel
         186 => 20,  // bgp
@@ -228,8 +224,6 @@ mod tests {
                 best: Some(route("198.18.0.9", 1, 5))
             }]
         );
-        assert_eq!(rib.offered_by(0).count(), 2);
-        assert_eq!(rib.offered_by(1).count(), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use speaker_config::{PathSpec, RawAttributes, path_attributes};
 
 /// sart's default FibManagerApi address.
-pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:5001";
+pub(crate) const DEFAULT_ENDPOINT: &str = "127.0.0.1:5001";
 
 #[derive(Debug, Deserialize)]
 struct RawConfig {
@@ -62,13 +62,13 @@ enum RawEnd {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     pub endpoint: String,
     pub channels: Vec<Channel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Channel {
+pub(crate) struct Channel {
     pub name: String,
     pub versions: Versions,
     pub subscribers: Vec<Subscriber>,
@@ -77,14 +77,14 @@ pub struct Channel {
 
 /// The address families a channel carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Versions {
+pub(crate) enum Versions {
     V4,
     V6,
     Both,
 }
 
 impl Versions {
-    pub fn carries(self, prefix: &ipnet::IpNet) -> bool {
+    pub(crate) fn carries(self, prefix: &ipnet::IpNet) -> bool {
         match self {
             Versions::Both => true,
             Versions::V4 => prefix.addr().is_ipv4(),
@@ -94,7 +94,7 @@ impl Versions {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subscriber {
+pub(crate) enum Subscriber {
     /// A FibApi served at `endpoint` for a speaker to send its best routes to.
     Bgp { endpoint: String },
     /// The routes of these kernel tables (other than BGP's own).
@@ -102,7 +102,7 @@ pub enum Subscriber {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Publisher {
+pub(crate) enum Publisher {
     /// The speaker whose API is at `endpoint` announces the channel's destinations with these
     /// attributes.
     Bgp {
@@ -113,7 +113,7 @@ pub enum Publisher {
     Kernel { tables: Vec<u32> },
 }
 
-pub fn parse(yaml: &str) -> Result<Config, String> {
+pub(crate) fn parse(yaml: &str) -> Result<Config, String> {
     let raw: RawConfig =
         serde_saphyr::from_str(yaml).map_err(|e| format!("fib configuration: {e}"))?;
     check(raw)

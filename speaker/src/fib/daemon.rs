@@ -41,7 +41,7 @@ use daemon::api_listener::Listener;
 use daemon::routes::table_of;
 
 /// The latest a written table's leftovers wait for the subscribers to have said everything.
-pub const CONVERGE_AFTER: Duration = Duration::from_secs(120);
+pub(crate) const CONVERGE_AFTER: Duration = Duration::from_secs(120);
 
 enum Input {
     Bgp {
@@ -103,7 +103,7 @@ struct Daemon {
 /// Inputs handled before the tables' changes are handed on.
 const BATCH: usize = 1024;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Input>(4096);
     let mut d = Daemon {
         chans: Vec::new(),

@@ -20,10 +20,10 @@ use super::plan::{Kernel, Want};
 /// FIB and FRR's zebra do: an upgraded node's routes from sart are ours to keep or remove, and
 /// tools that look for BGP routes find them. Every route of this protocol in our table is taken
 /// as ours, so no other BGP daemon may write the same table. Pod routes of the CNI carry 50.
-pub const ROUTE_PROTOCOL: u8 = 186;
+pub(crate) const ROUTE_PROTOCOL: u8 = 186;
 
 #[derive(Debug, thiserror::Error)]
-pub enum KernelError {
+pub(crate) enum KernelError {
     #[error("netlink socket: {0}")]
     Socket(#[source] std::io::Error),
     #[error("{what}: {source}")]
@@ -38,7 +38,7 @@ pub enum KernelError {
 
 /// One route of the table, as a notification or a dump shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub prefix: IpNet,
     pub metric: u32,
     pub ours: bool,
@@ -47,7 +47,7 @@ pub struct Seen {
 
 /// A notification about the table: a route appeared (or changed) or went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     New(Seen),
     Del(Seen),
 }
@@ -70,7 +70,7 @@ fn gateway(attrs: &[RouteAttribute]) -> Option<IpAddr> {
 }
 
 /// The route of `table` a message describes; `None` for other tables and non-unicast routes.
-pub fn parse(m: &RouteMessage, table: u32) -> Option<Seen> {
+pub(crate) fn parse(m: &RouteMessage, table: u32) -> Option<Seen> {
     if table_of(m) != table || m.header.kind != RouteType::Unicast {
         return None;
     }
@@ -113,7 +113,7 @@ pub fn parse(m: &RouteMessage, table: u32) -> Option<Seen> {
 }
 
 /// A notification from the route multicast groups, if it is about `table`.
-pub fn event(msg: &NetlinkMessage<RouteNetlinkMessage>, table: u32) -> Option<Event> {
+pub(crate) fn event(msg: &NetlinkMessage<RouteNetlinkMessage>, table: u32) -> Option<Event> {
     match &msg.payload {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => {
             parse(m, table).map(Event::New)
@@ -126,7 +126,7 @@ pub fn event(msg: &NetlinkMessage<RouteNetlinkMessage>, table: u32) -> Option<Ev
 }
 
 /// Everything in `table`, both families.
-pub async fn dump(handle: &Handle, table: u32) -> Result<Kernel, KernelError> {
+pub(crate) async fn dump(handle: &Handle, table: u32) -> Result<Kernel, KernelError> {
     let mut k = Kernel::default();
     each_route(handle, |m| {
         let Some(seen) = parse(m, table) else {
@@ -162,7 +162,7 @@ fn base(
 }
 
 /// Adds or replaces our route: one next hop, or one multipath route for ECMP.
-pub async fn replace(
+pub(crate) async fn replace(
     handle: &Handle,
     table: u32,
     prefix: IpNet,
@@ -202,7 +202,7 @@ pub async fn replace(
 }
 
 /// Deletes our route (destination, metric). A route already gone is not an error.
-pub async fn delete(
+pub(crate) async fn delete(
     handle: &Handle,
     table: u32,
     prefix: IpNet,

@@ -21,13 +21,14 @@
 //!   forwarding to them); without, they are removed.
 
 mod announce;
-pub mod channel;
-pub mod channels;
-pub mod daemon;
-pub mod kernel;
-pub mod plan;
-pub mod remote;
-pub mod wire;
+pub(crate) mod channel;
+pub(crate) mod channels;
+pub(crate) mod command;
+pub(crate) mod daemon;
+pub(crate) mod kernel;
+pub(crate) mod plan;
+pub(crate) mod remote;
+pub(crate) mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -58,12 +59,12 @@ async fn job_done<O>(
 }
 
 /// Full dump-and-diff period.
-pub const RESYNC: Duration = Duration::from_secs(30);
+pub(crate) const RESYNC: Duration = Duration::from_secs(30);
 /// Kernel writes in flight at once.
 const PARALLEL: usize = 64;
 
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Best routes changed: the wanted state of each prefix (`None`: not wanted).
     Routes(Vec<(IpNet, Option<Want>)>),
     /// The RIB has converged after start: a previous run's leftovers may go.
@@ -77,7 +78,7 @@ pub enum Command {
 
 /// Counters for metrics and tests.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub installed: u64,
     pub deleted: u64,
     pub repaired: u64,
@@ -100,7 +101,7 @@ struct Fib {
 
 /// Opens the netlink socket (subscribed to route notifications), reads the table and starts the
 /// task. Fails when netlink is unusable, so a misconfiguration shows at start.
-pub async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
+pub(crate) async fn start(table: u32) -> Result<mpsc::Sender<Command>, KernelError> {
     let (mut conn, handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Ipv4Route,
         MulticastGroup::Ipv6Route,

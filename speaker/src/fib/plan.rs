@@ -14,13 +14,13 @@ use ipnet::IpNet;
 
 /// Kernel metric of a route learned over eBGP and over iBGP (administrative distances, as sart
 /// and FRR use), so a route from a better protocol with a lower metric wins.
-pub const METRIC_EBGP: u32 = 20;
-pub const METRIC_IBGP: u32 = 200;
+pub(crate) const METRIC_EBGP: u32 = 20;
+pub(crate) const METRIC_IBGP: u32 = 200;
 
 /// A route as the RIB wants it in the kernel. `next_hops` has one entry, or several for ECMP
 /// (one multipath route).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Want {
+pub(crate) struct Want {
     pub next_hops: BTreeSet<IpAddr>,
     pub metric: u32,
 }
@@ -28,21 +28,21 @@ pub struct Want {
 /// What a dump of the table says: our routes by (destination, metric) with their next hops,
 /// and the (destination, metric) pairs held by other protocols.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     pub ours: BTreeMap<(IpNet, u32), BTreeSet<IpAddr>>,
     pub foreign: BTreeSet<(IpNet, u32)>,
 }
 
 /// Whether routes of ours that the RIB does not want are deleted yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stale {
+pub(crate) enum Stale {
     /// The RIB is converging after a restart: keep them.
     Keep,
     Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// Add or replace (NLM_F_REPLACE) our route.
     Replace(IpNet, Want),
     Delete(IpNet, u32),
@@ -52,7 +52,7 @@ pub enum Op {
 
 /// The operations that make the kernel match `want` for every prefix in it, and delete the
 /// routes of ours it does not mention (subject to `stale`).
-pub fn plan(want: &BTreeMap<IpNet, Want>, kernel: &Kernel, stale: Stale) -> Vec<Op> {
+pub(crate) fn plan(want: &BTreeMap<IpNet, Want>, kernel: &Kernel, stale: Stale) -> Vec<Op> {
     let mut ops = Vec::new();
     for (prefix, w) in want {
         if kernel.foreign.contains(&(*prefix, w.metric)) {
@@ -77,7 +77,7 @@ pub fn plan(want: &BTreeMap<IpNet, Want>, kernel: &Kernel, stale: Stale) -> Vec<
 
 /// The operations for one prefix whose wanted state changed (`None`: no longer wanted), given
 /// what we believe the kernel holds for it. The incremental path: no dump.
-pub fn plan_one(
+pub(crate) fn plan_one(
     prefix: IpNet,
     want: Option<&Want>,
     installed: &BTreeMap<u32, BTreeSet<IpAddr>>,

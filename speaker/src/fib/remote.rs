@@ -57,7 +57,7 @@ struct Remote {
 
 /// Starts the task. Nothing is dialled until there is something to say; an unreachable
 /// endpoint is retried every second and reported once.
-pub fn start(endpoint: &str, table: u32) -> Result<mpsc::Sender<Command>, String> {
+pub(crate) fn start(endpoint: &str, table: u32) -> Result<mpsc::Sender<Command>, String> {
     let channel = proto::lazy_channel(endpoint, Duration::from_secs(1), Duration::from_secs(10))
         .map_err(|e| format!("FIB endpoint {endpoint}: {e}"))?;
     let mut r = Remote {

@@ -10,10 +10,10 @@ use super::channel;
 use super::plan::{METRIC_IBGP, Want};
 
 /// The kernel's protocol number for BGP routes.
-pub const PROTOCOL_BGP: u8 = 186;
+pub(crate) const PROTOCOL_BGP: u8 = 186;
 
 /// A route the speaker wants in the kernel, as the FibApi carries it.
-pub fn from_want(prefix: IpNet, want: &Want, table: u32) -> v1::Route {
+pub(crate) fn from_want(prefix: IpNet, want: &Want, table: u32) -> v1::Route {
     let distance = if want.metric == METRIC_IBGP { 200 } else { 20 };
     encode(
         prefix,
@@ -28,14 +28,14 @@ pub fn from_want(prefix: IpNet, want: &Want, table: u32) -> v1::Route {
 }
 
 /// sart's `IpVersion` of a prefix.
-pub fn version(prefix: IpNet) -> v1::IpVersion {
+pub(crate) fn version(prefix: IpNet) -> v1::IpVersion {
     match prefix {
         IpNet::V4(_) => v1::IpVersion::V4,
         IpNet::V6(_) => v1::IpVersion::V6,
     }
 }
 
-pub fn encode(prefix: IpNet, r: &channel::Route, table: u32) -> v1::Route {
+pub(crate) fn encode(prefix: IpNet, r: &channel::Route, table: u32) -> v1::Route {
     v1::Route {
         table,
         version: version(prefix) as i32,
@@ -62,7 +62,7 @@ pub fn encode(prefix: IpNet, r: &channel::Route, table: u32) -> v1::Route {
 
 /// A FibApi route: its destination, and the route with its distance (sart's `ad`) and metric
 /// (sart's `priority`, else the distance, as sart's speaker leaves it 0).
-pub fn decode(r: &v1::Route) -> Result<(IpNet, channel::Route), String> {
+pub(crate) fn decode(r: &v1::Route) -> Result<(IpNet, channel::Route), String> {
     let prefix: IpNet = r
         .destination
         .parse()
@@ -101,7 +101,7 @@ pub fn decode(r: &v1::Route) -> Result<(IpNet, channel::Route), String> {
 
 /// What a kernel table gets for a selected route: `None` for a route without a gateway, which
 /// only makes sense in the table it came from.
-pub fn want(r: &channel::Route) -> Option<Want> {
+pub(crate) fn want(r: &channel::Route) -> Option<Want> {
     (!r.next_hops.is_empty()).then(|| Want {
         next_hops: r.next_hops.clone(),
         metric: r.metric,
