@@ -16,8 +16,10 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
-use super::pod_ipam::Attachment;
-use super::pods::PodNetwork;
+use super::pod_ipam::{Attachment, IpamError};
+use super::pod_pool::ChoiceError;
+use super::podnet::NetError;
+use super::pods::{PodError, PodNetwork};
 
 /// What STATUS depends on, kept current by the agent's loop.
 #[derive(Debug, Default)]
@@ -102,6 +104,30 @@ impl Server {
     }
 }
 
+/// The gRPC status of a pod operation's error. sart-cni turns its code into the CNI error code
+/// ([`proto::cni_error_code`]): "try again later" for what may pass, "invalid" for what will not.
+fn status(e: PodError) -> Status {
+    let m = e.to_string();
+    match e {
+        PodError::NoPod(_) => Status::not_found(m),
+        PodError::Taken(_)
+        | PodError::Choice(ChoiceError::OutsidePools(_))
+        | PodError::Ipam(IpamError::Taken { .. } | IpamError::NotOnThisNode { .. }) => {
+            Status::already_exists(m)
+        }
+        PodError::Exhausted(_) | PodError::Choice(ChoiceError::NoPool) => Status::out_of_range(m),
+        PodError::BadRequest(_)
+        | PodError::Choice(_)
+        | PodError::Net(NetError::Netns { .. } | NetError::Setns { .. }) => {
+            Status::invalid_argument(m)
+        }
+        PodError::TryAgain(_) | PodError::Kube { .. } => Status::unavailable(m),
+        PodError::TooMany(_) => Status::resource_exhausted(m),
+        PodError::NotAsRecorded(_) => Status::failed_precondition(m),
+        PodError::Ipam(_) | PodError::Net(_) | PodError::Store(_) => Status::internal(m),
+    }
+}
+
 /// The status with the CNI error as upstream sart's agent put it in the details
 /// (`{"code", "msg", "details"}` JSON), which a sart-cni of sart's, left on a node during an
 /// upgrade, turns into its CNI error; ours reads the status code.
@@ -126,16 +152,16 @@ impl CniApi for Server {
         if let Some(why) = self.ready.blocker() {
             return self.logged("ADD", &a.container_id, Err(Status::unavailable(why)));
         }
-        self.logged("ADD", &a.container_id, self.pods.add(&a).await)
-            .map(Response::new)
+        let r = self.pods.add(&a).await.map_err(status);
+        self.logged("ADD", &a.container_id, r).map(Response::new)
     }
 
     async fn del(&self, req: Request<Args>) -> Result<Response<CniResult>, Status> {
         let a = req.into_inner();
         debug!(container = %a.container_id, "CNI DEL");
         let r = async {
-            self.restored().map(drop)?;
-            self.pods.del(&a).await
+            self.restored()?;
+            self.pods.del(&a).await.map_err(status)
         }
         .await;
         self.logged("DEL", &a.container_id, r)?;
@@ -146,7 +172,7 @@ impl CniApi for Server {
         let a = req.into_inner();
         let r = async {
             self.restored()?;
-            self.pods.check(&a).await
+            self.pods.check(&a).await.map_err(status)
         }
         .await;
         self.logged("CHECK", &a.container_id, r)?;
@@ -166,7 +192,7 @@ impl CniApi for Server {
             .collect();
         let r = async {
             self.restored()?;
-            self.pods.gc(&network, &valid).await
+            self.pods.gc(&network, &valid).await.map_err(status)
         }
         .await;
         let n = self.logged("GC", "", r)?;
@@ -272,6 +298,57 @@ mod tests {
             serde_json::from_slice(with_sart_details(Status::unavailable("busy")).details())
                 .unwrap();
         assert_eq!(d["code"], 11);
+    }
+
+    #[test]
+    fn pod_errors_keep_the_codes_the_runtime_acts_on() {
+        let code = |e: PodError| status(e).code();
+        let ip = "198.18.0.1".parse().unwrap();
+        // "Try again later" (CNI 11) only where a retry may pass.
+        assert_eq!(
+            code(PodError::TryAgain("x".into())),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(
+            code(PodError::TooMany("x".into())),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            code(PodError::Choice(ChoiceError::NoPool)),
+            tonic::Code::OutOfRange
+        );
+        assert_eq!(
+            code(PodError::Exhausted("x".into())),
+            tonic::Code::OutOfRange
+        );
+        assert_eq!(
+            code(PodError::Ipam(IpamError::Taken { ip })),
+            tonic::Code::AlreadyExists
+        );
+        assert_eq!(
+            code(PodError::Choice(ChoiceError::OutsidePools(ip))),
+            tonic::Code::AlreadyExists
+        );
+        assert_eq!(
+            code(PodError::Choice(ChoiceError::BadAddress("x".into()))),
+            tonic::Code::InvalidArgument
+        );
+        let netns = NetError::Netns {
+            path: "/run/netns/gone".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(code(PodError::Net(netns)), tonic::Code::InvalidArgument);
+        let socket = NetError::Socket(std::io::Error::from(std::io::ErrorKind::Other));
+        assert_eq!(code(PodError::Net(socket)), tonic::Code::Internal);
+        assert_eq!(
+            code(PodError::NotAsRecorded("x".into())),
+            tonic::Code::FailedPrecondition
+        );
+        // The message is the error's own.
+        assert_eq!(
+            status(PodError::NoPod("pod a/b does not exist".into())).message(),
+            "pod a/b does not exist"
+        );
     }
 
     #[test]
