@@ -159,9 +159,13 @@ async fn sarts_finalizers_and_service_blocks_are_taken_off_and_nothing_else() {
             Err(format!("{:?}: {err}", out.status))
         }
     };
-    // The policy takes a moment to be enforced after it is created.
+    // The policy takes a moment to be enforced after it is created. Each try is a new value:
+    // kubectl sends nothing for a label the node already has, so a try that got through
+    // before the policy was enforced would make every later one "succeed" unasked.
+    let tries = std::sync::atomic::AtomicU32::new(0);
     eventually("a label change refused", WAIT, || async {
-        denied(&["label", "node", "t1", "x=y"])
+        let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        denied(&["label", "--overwrite", "node", "t1", &format!("x=y{n}")])
     })
     .await;
     let add = json!({"metadata": {"finalizers": [KEEP, "example.com/more"]}}).to_string();
