@@ -14,7 +14,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, condition, set_finalizer};
+use super::context::PoolContext;
+use super::{Error, condition, set_finalizer};
 use k8s::crd::address_pool::FINALIZER;
 use k8s::crd::{AddressPool, AddressType};
 use k8s::pools::{self, ValidPool};
@@ -34,10 +35,10 @@ fn cap(n: u128) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
+async fn usage(pool: &ValidPool, ctx: &PoolContext) -> Result<Use, Error> {
     match pool.kind {
         AddressType::Service => {
-            let alloc = ctx.lock();
+            let alloc = ctx.addresses.lock();
             let mut ips = BTreeSet::<IpAddr>::new();
             let mut users = Vec::new();
             for (k, held) in alloc.services() {
@@ -56,7 +57,7 @@ async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
             })
         }
         AddressType::Pod => {
-            let all = ctx.caches.blocks.state();
+            let all = ctx.blocks.state();
             let mine: Vec<_> = all
                 .iter()
                 .filter(|b| b.spec.pool_ref == pool.name)
@@ -78,7 +79,10 @@ async fn usage(pool: &ValidPool, ctx: &Context) -> Result<Use, Error> {
     }
 }
 
-pub(crate) async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(
+    pool: Arc<AddressPool>,
+    ctx: Arc<PoolContext>,
+) -> Result<Action, Error> {
     let name = pool.name_any();
     let api: Api<AddressPool> = Api::all(ctx.client.clone());
     let all: Vec<AddressPool> = ctx.pools.state().iter().map(|p| (**p).clone()).collect();
@@ -86,15 +90,15 @@ pub(crate) async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Resu
         .remove(&name)
         .unwrap_or_else(|| pools::parse(&pool));
     let has_finalizer = pool.finalizers().iter().any(|f| f == FINALIZER);
-    if ctx.sync_pools() {
-        ctx.services_changed();
+    if ctx.addresses.sync_pools() {
+        ctx.refresh.services();
     }
 
     if pool.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
             return Ok(Action::await_change());
         }
-        if !ctx.restored() {
+        if !ctx.addresses.restored() {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
         if let Ok(v) = &verdict {
@@ -107,7 +111,8 @@ pub(crate) async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Resu
                     shown.join(", "),
                     if u.users.len() > 5 { ", ..." } else { "" }
                 );
-                ctx.event(&*pool, EventType::Warning, "InUse", "Delete", &note)
+                ctx.events
+                    .event(&*pool, EventType::Warning, "InUse", "Delete", &note)
                     .await;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
@@ -157,7 +162,8 @@ pub(crate) async fn reconcile(pool: Arc<AddressPool>, ctx: Arc<Context>) -> Resu
     if !same {
         if ready == "False" {
             warn!(pool = %name, %message, "pool refused");
-            ctx.event(&*pool, EventType::Warning, reason, "Validate", &message)
+            ctx.events
+                .event(&*pool, EventType::Warning, reason, "Validate", &message)
                 .await;
         }
         let c = condition::new("Ready", ready, reason, message, pool.metadata.generation);

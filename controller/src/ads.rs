@@ -8,13 +8,14 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{Context, Error, advertise, conflict};
+use super::context::Ads;
+use super::{Error, advertise, conflict};
 use k8s::crd::BGPAdvertisement;
 
 /// Makes `want` (name, namespace, spec, labels, owner) exist with `targets` in its status;
 /// `found` is the cached copy, if any.
 pub(crate) async fn ensure(
-    ctx: &Context,
+    ads: &Ads,
     found: Option<&BGPAdvertisement>,
     want: &BGPAdvertisement,
     targets: &BTreeSet<String>,
@@ -22,20 +23,20 @@ pub(crate) async fn ensure(
     let ns = want.namespace().unwrap_or_default();
     let name = want.name_any();
     let what = || format!("BGPAdvertisement {ns}/{name}");
-    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<BGPAdvertisement> = Api::namespaced(ads.client.clone(), &ns);
     let key = (ns.clone(), name.clone());
     let ad = match found {
         Some(a) => a.clone(),
         // Made moments ago by the reconcile whose write woke this one: look again shortly
         // rather than ask the API server to refuse a second create.
-        None if ctx.ads_created.contains(&key) => return Err(Error::Conflict(what())),
+        None if ads.created.contains(&key) => return Err(Error::Conflict(what())),
         // A 409: our cache is behind; the retry finds it.
         None => {
             let a = api
                 .create(&PostParams::default(), want)
                 .await
                 .map_err(|e| conflict(e, what()))?;
-            ctx.ads_created.insert(key, ());
+            ads.created.insert(key, ());
             a
         }
     };
@@ -60,10 +61,10 @@ pub(crate) async fn ensure(
 }
 
 /// Deletes an advertisement; one already gone is fine.
-pub(crate) async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
-    ctx.ads_created
+pub(crate) async fn delete(ads: &Ads, ns: &str, name: &str) -> Result<(), Error> {
+    ads.created
         .forget(|(n, a)| n.as_str() == ns && a.as_str() == name);
-    let api: Api<BGPAdvertisement> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<BGPAdvertisement> = Api::namespaced(ads.client.clone(), ns);
     match api.delete(name, &Default::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

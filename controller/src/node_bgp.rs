@@ -15,8 +15,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::Error;
+use super::context::NodeContext;
 use super::node_bgp_plan::{self, Plan};
-use super::{Context, Error};
 use k8s::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use k8s::crd::{
     BGPPeer, BGPPeerTemplate, BGPPeerTemplateSpec, ClusterBGP, ClusterBGPStatus, NodeBGP,
@@ -24,7 +25,7 @@ use k8s::crd::{
 
 const MANAGER: &str = "sart-controller";
 
-fn templates(ctx: &Context) -> BTreeMap<String, BGPPeerTemplateSpec> {
+fn templates(ctx: &NodeContext) -> BTreeMap<String, BGPPeerTemplateSpec> {
     ctx.caches
         .templates
         .state()
@@ -33,7 +34,7 @@ fn templates(ctx: &Context) -> BTreeMap<String, BGPPeerTemplateSpec> {
         .collect()
 }
 
-fn cluster_bgps(ctx: &Context) -> Vec<ClusterBGP> {
+fn cluster_bgps(ctx: &NodeContext) -> Vec<ClusterBGP> {
     ctx.caches
         .cluster_bgps
         .state()
@@ -42,11 +43,11 @@ fn cluster_bgps(ctx: &Context) -> Vec<ClusterBGP> {
         .collect()
 }
 
-pub(crate) async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(node: Arc<Node>, ctx: Arc<NodeContext>) -> Result<Action, Error> {
     let name = node.name_any();
     let node_bgps: Api<NodeBGP> = Api::all(ctx.client.clone());
     let peers: Api<BGPPeer> = Api::all(ctx.client.clone());
-    ctx.cluster_bgp_changed();
+    ctx.refresh.cluster_bgps();
     if node.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -54,14 +55,15 @@ pub(crate) async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Acti
         Ok(p) => p,
         Err(e) => {
             warn!(node = %name, error = %e, "no NodeBGP");
-            ctx.event(
-                &*node,
-                EventType::Warning,
-                "InvalidBGPConfig",
-                "Configure",
-                &e.to_string(),
-            )
-            .await;
+            ctx.events
+                .event(
+                    &*node,
+                    EventType::Warning,
+                    "InvalidBGPConfig",
+                    "Configure",
+                    &e.to_string(),
+                )
+                .await;
             // Leave what exists: a typo in a ClusterBGP must not tear down working sessions.
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
@@ -147,7 +149,7 @@ async fn apply(
 /// made (`nodes`).
 pub(crate) async fn reconcile_cluster_bgp(
     c: Arc<ClusterBGP>,
-    ctx: Arc<Context>,
+    ctx: Arc<NodeContext>,
 ) -> Result<Action, Error> {
     if c.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());

@@ -16,9 +16,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::context::BlockContext;
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView};
 use super::recent::Recent;
-use super::{Context, Error, ads, condition, conflict, set_finalizer};
+use super::{Error, ads, condition, conflict, set_finalizer};
 use k8s::crd::address_block::REQUEST_ANNOTATION;
 use k8s::crd::address_block::{AGENT_FINALIZER, CONTROLLER_FINALIZER, LENDER_LABEL, NODE_LABEL};
 use k8s::crd::bgp_advertisement::POD_ADVERTISEMENT_NAMESPACE;
@@ -40,7 +41,7 @@ pub(crate) struct Memory {
 
 pub(crate) async fn reconcile_request(
     req: Arc<BlockRequest>,
-    ctx: Arc<Context>,
+    ctx: Arc<BlockContext>,
 ) -> Result<Action, Error> {
     if req.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -102,14 +103,15 @@ pub(crate) async fn reconcile_request(
         Decision::Refuse(r) => {
             if write_condition(&ctx, &req, Err(&r)).await? {
                 warn!(request = %req.name_any(), refusal = %r, "block request refused");
-                ctx.event(
-                    &*req,
-                    EventType::Warning,
-                    r.reason(),
-                    "Allocate",
-                    &r.to_string(),
-                )
-                .await;
+                ctx.events
+                    .event(
+                        &*req,
+                        EventType::Warning,
+                        r.reason(),
+                        "Allocate",
+                        &r.to_string(),
+                    )
+                    .await;
             }
             // Pools and nodes come and go; look again.
             Ok(Action::requeue(Duration::from_secs(10)))
@@ -123,7 +125,7 @@ pub(crate) async fn reconcile_request(
 }
 
 async fn create_block(
-    ctx: &Context,
+    ctx: &BlockContext,
     req: &BlockRequest,
     nb: &NewBlock,
     node: Option<&Node>,
@@ -174,24 +176,25 @@ async fn create_block(
         .insert(req.uid().unwrap_or_default(), nb.name.clone());
     write_index(&api, &created, nb.index).await?;
     info!(block = %nb.name, cidr = %nb.cidr, node = %nb.node, "block allocated");
-    ctx.event(
-        req,
-        EventType::Normal,
-        "BlockAllocated",
-        "Allocate",
-        &match &nb.lent {
-            None => format!(
-                "AddressBlock {} ({}) for node {}",
-                nb.name, nb.cidr, nb.node
-            ),
-            Some(l) => format!(
-                "AddressBlock {} ({}) for node {}, lent from {} of node {}",
-                nb.name, nb.cidr, nb.node, l.block, l.node
-            ),
-        },
-    )
-    .await;
-    ctx.pools_changed();
+    ctx.events
+        .event(
+            req,
+            EventType::Normal,
+            "BlockAllocated",
+            "Allocate",
+            &match &nb.lent {
+                None => format!(
+                    "AddressBlock {} ({}) for node {}",
+                    nb.name, nb.cidr, nb.node
+                ),
+                Some(l) => format!(
+                    "AddressBlock {} ({}) for node {}, lent from {} of node {}",
+                    nb.name, nb.cidr, nb.node, l.block, l.node
+                ),
+            },
+        )
+        .await;
+    ctx.refresh.pools();
     Ok(())
 }
 
@@ -220,7 +223,7 @@ async fn write_index(
 
 /// Writes the request's `Ready` condition; whether it changed.
 async fn write_condition(
-    ctx: &Context,
+    ctx: &BlockContext,
     req: &BlockRequest,
     outcome: Result<&str, &plan::Refusal>,
 ) -> Result<bool, Error> {
@@ -256,7 +259,7 @@ async fn write_condition(
 
 /// The Node, unless it is gone or going. Asks the API server, not a cache: deleting a node's
 /// blocks must not follow a stale view.
-async fn live_node(ctx: &Context, node: &str) -> Result<Option<Node>, Error> {
+async fn live_node(ctx: &BlockContext, node: &str) -> Result<Option<Node>, Error> {
     let api: Api<Node> = Api::all(ctx.client.clone());
     api.get_opt(node)
         .await
@@ -266,7 +269,7 @@ async fn live_node(ctx: &Context, node: &str) -> Result<Option<Node>, Error> {
 
 pub(crate) async fn reconcile_block(
     block: Arc<AddressBlock>,
-    ctx: Arc<Context>,
+    ctx: Arc<BlockContext>,
 ) -> Result<Action, Error> {
     if block.spec.block_type != AddressType::Pod {
         return Ok(Action::await_change());
@@ -287,7 +290,7 @@ pub(crate) async fn reconcile_block(
         if node_alive && agent_holds {
             return Ok(Action::await_change());
         }
-        ads::delete(&ctx, POD_ADVERTISEMENT_NAMESPACE, &name).await?;
+        ads::delete(&ctx.ads, POD_ADVERTISEMENT_NAMESPACE, &name).await?;
         let keep: Vec<String> = block
             .finalizers()
             .iter()
@@ -298,7 +301,7 @@ pub(crate) async fn reconcile_block(
             .await
             .map_err(|e| conflict(e, format!("AddressBlock {name}")))?;
         info!(block = %name, node = %node, "block released");
-        ctx.pools_changed();
+        ctx.refresh.pools();
         return Ok(Action::await_change());
     }
     if !node_alive {
@@ -348,7 +351,11 @@ pub(crate) async fn reconcile_block(
 }
 
 /// The block's advertisement, announced by every peer of its node.
-async fn advertise_block(ctx: &Context, block: &AddressBlock, node: &str) -> Result<(), Error> {
+async fn advertise_block(
+    ctx: &BlockContext,
+    block: &AddressBlock,
+    node: &str,
+) -> Result<(), Error> {
     let name = block.name_any();
     let protocol = if block.spec.cidr.contains(':') {
         Protocol::Ipv6
@@ -387,5 +394,5 @@ async fn advertise_block(ctx: &Context, block: &AddressBlock, node: &str) -> Res
         .caches
         .ads
         .get(&ObjectRef::new(&name).within(POD_ADVERTISEMENT_NAMESPACE));
-    ads::ensure(ctx, found.as_deref(), &want, &targets).await
+    ads::ensure(&ctx.ads, found.as_deref(), &want, &targets).await
 }

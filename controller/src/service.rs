@@ -23,7 +23,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::condition::{self, says};
-use super::{Context, Error, ads, advertise, locked, set_finalizer};
+use super::context::ServiceContext;
+use super::{Error, ads, advertise, locked, set_finalizer};
 use k8s::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
     LOAD_BALANCER_IPS_ANNOTATION,
@@ -220,12 +221,15 @@ pub(crate) fn restore_all(
     conflicts
 }
 
-pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(
+    svc: Arc<Service>,
+    ctx: Arc<ServiceContext>,
+) -> Result<Action, Error> {
     let k = key(&svc);
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &k.namespace);
     let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
     if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
-        let released = ctx.lock().release(&k);
+        let released = ctx.addresses.lock().release(&k);
         locked(&ctx.written).remove(&k);
         // Held here, or released already by the sweep of `service_gone` while its status still
         // says we assigned it.
@@ -262,9 +266,9 @@ pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Ac
             }
         }
         if !released.is_empty() {
-            ctx.pools_changed();
+            ctx.refresh.pools();
             // Freed addresses may be what a waiting Service needs.
-            ctx.services_changed();
+            ctx.refresh.services();
         }
         return Ok(Action::await_change());
     }
@@ -284,24 +288,24 @@ pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Ac
         }
     };
     // Read and validated once for both: the allocator's pools and the namespace's.
-    let valid = ctx.valid_service_pools();
-    ctx.sync_pools_from(&valid);
+    let valid = ctx.addresses.valid_service_pools();
+    ctx.addresses.sync_pools_from(&valid);
     let mut req = req;
     let labels = namespace_labels(&ctx, &k.namespace).await?;
     req.allowed_pools = Some(k8s::pools::usable_by(&valid, labels.as_ref()));
     let req_for_retain = req.clone();
     let (held, assigned) = {
-        let mut alloc = ctx.lock();
+        let mut alloc = ctx.addresses.lock();
         let held = alloc.ips(&k).map(<[IpAddr]>::to_vec).unwrap_or_default();
         (held, alloc.assign(&k, req))
     };
     // Deleted while this reconcile ran: the watch's release may have come before the assignment
     // above, and the cache dropped the Service before that release, so looking now is enough.
     if !still_cached(&ctx, &svc) {
-        let released = ctx.lock().release(&k);
+        let released = ctx.addresses.lock().release(&k);
         info!(service = %k, ips = ?released, "Service gone while assigning: addresses released");
-        ctx.pools_changed();
-        ctx.services_changed();
+        ctx.refresh.pools();
+        ctx.refresh.services();
         return Ok(Action::await_change());
     }
     match assigned {
@@ -323,7 +327,7 @@ pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Ac
                 tokio::spawn(async move {
                     c.normal(&s, "AddressAssigned", &list.join(",")).await;
                 });
-                ctx.pools_changed();
+                ctx.refresh.pools();
             }
             // The advertisement first: it is what the agents act on, so the route does not wait
             // for the status write.
@@ -347,11 +351,11 @@ pub(crate) async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Ac
             // A pool its namespace may no longer use: what it holds there goes (status,
             // advertisements); other refusals leave its addresses as they are.
             let ips = if matches!(e, LbError::PoolNotAllowed { .. }) {
-                let kept = ctx.lock().retain_allowed(&k, &req_for_retain);
+                let kept = ctx.addresses.lock().retain_allowed(&k, &req_for_retain);
                 if kept != held {
                     info!(service = %k, ips = ?kept, before = ?held, "addresses of a pool the namespace may not use released");
                     sync_ads(&svc, &kept, &ctx).await?;
-                    ctx.pools_changed();
+                    ctx.refresh.pools();
                 }
                 kept
             } else {
@@ -376,7 +380,7 @@ fn says_assigned(svc: &Service) -> bool {
 }
 
 /// Whether the Service cache still holds this very Service (same UID).
-fn still_cached(ctx: &Context, svc: &Service) -> bool {
+fn still_cached(ctx: &ServiceContext, svc: &Service) -> bool {
     let at = kube::runtime::reflector::ObjectRef::from_obj(svc);
     ctx.caches
         .services
@@ -387,7 +391,7 @@ fn still_cached(ctx: &Context, svc: &Service) -> bool {
 /// A namespace's labels: from the cache, else (created a moment ago) from the API server;
 /// `None` for a namespace that does not exist.
 async fn namespace_labels(
-    ctx: &Context,
+    ctx: &ServiceContext,
     namespace: &str,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>, Error> {
     if let Some(n) = ctx
@@ -418,7 +422,7 @@ pub(crate) struct Written {
 /// Writes ingress and our condition, only when they differ from what the Service shows (or,
 /// when the Service is seen from before our last write, from what we wrote).
 async fn write_status(
-    ctx: &Context,
+    ctx: &ServiceContext,
     api: &Api<Service>,
     svc: &Service,
     ips: &[IpAddr],
@@ -494,7 +498,7 @@ async fn write_status(
 /// One BGPAdvertisement per address, owned by the Service (Kubernetes deletes them with it), with
 /// `status.peers` moved towards the peers that should announce it; advertisements of addresses
 /// the Service no longer holds are deleted, and the agents withdraw what has no advertisement.
-async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Error> {
+async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &ServiceContext) -> Result<(), Error> {
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
     let existing: Vec<Arc<BGPAdvertisement>> = ctx
@@ -509,7 +513,7 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
     for a in &existing {
         if !wanted.contains(&a.name_any()) && a.metadata.deletion_timestamp.is_none() {
             info!(advertisement = %a.name_any(), "address released: advertisement deleted");
-            ads::delete(ctx, &ns, &a.name_any()).await?;
+            ads::delete(&ctx.ads, &ns, &a.name_any()).await?;
         }
     }
     if ips.is_empty() {
@@ -553,19 +557,20 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &Context) -> Result<(), Er
         want.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), name.clone())].into());
         want.metadata.owner_references = svc.controller_owner_ref(&()).map(|o| vec![o]);
         let found = existing.iter().find(|a| a.name_any() == ad_name);
-        ads::ensure(ctx, found.map(|a| &**a), &want, &targets).await?;
+        ads::ensure(&ctx.ads, found.map(|a| &**a), &want, &targets).await?;
     }
     Ok(())
 }
 
-impl Context {
+impl ServiceContext {
     async fn warn(&self, svc: &Service, reason: &str, note: &str) {
-        self.event(svc, EventType::Warning, reason, "Allocate", note)
+        self.events
+            .event(svc, EventType::Warning, reason, "Allocate", note)
             .await;
     }
 
     async fn normal(&self, svc: &Service, reason: &str, note: &str) {
-        self.event_once(svc, reason, "Allocate", note).await;
+        self.events.event_once(svc, reason, "Allocate", note).await;
     }
 }
 

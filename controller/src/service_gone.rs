@@ -28,8 +28,9 @@ use kube::runtime::{reflector, watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::context::ServiceContext;
 use super::service::{SERVICE_NAME_LABEL, is_ours, key};
-use super::{Context, ads, locked};
+use super::{ads, locked};
 use k8s::cache;
 use k8s::crd::{AddressType, BGPAdvertisement};
 
@@ -92,11 +93,11 @@ fn present(services: &reflector::Store<Service>, k: &ServiceKey) -> bool {
 }
 
 /// Releases what Services no longer in the cache hold: `only` one Service, or every one.
-async fn collect(ctx: &Context, only: Option<&ServiceKey>) {
+async fn collect(ctx: &ServiceContext, only: Option<&ServiceKey>) {
     let services = &ctx.caches.services;
     let is_present = |k: &ServiceKey| present(services, k);
     let released: Vec<(ServiceKey, Vec<std::net::IpAddr>)> = {
-        let mut alloc = ctx.lock();
+        let mut alloc = ctx.addresses.lock();
         let stale = match only {
             Some(k) => stale_holders([k], is_present),
             None => stale_holders(alloc.services().map(|(k, _)| k), is_present),
@@ -124,20 +125,20 @@ async fn collect(ctx: &Context, only: Option<&ServiceKey>) {
     };
     for (ns, name) in orphan_ads(&candidates, is_present) {
         info!(advertisement = %name, namespace = %ns, "Service gone: advertisement deleted");
-        if let Err(e) = ads::delete(ctx, &ns, &name).await {
+        if let Err(e) = ads::delete(&ctx.ads, &ns, &name).await {
             // Its owner reference lets the garbage collector finish; the next sweep retries.
             warn!(advertisement = %name, error = %e, "deleting a gone Service's advertisement");
         }
     }
     if !released.is_empty() {
-        ctx.pools_changed();
+        ctx.refresh.pools();
         // Freed addresses may be what a waiting Service needs.
-        ctx.services_changed();
+        ctx.refresh.services();
     }
 }
 
 /// Gives back what gone Services held, as the watch reports them, until `gone` closes.
-pub(crate) async fn run(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver<Gone>) {
+pub(crate) async fn run(ctx: Arc<ServiceContext>, mut gone: mpsc::UnboundedReceiver<Gone>) {
     // Before its first list the cache is empty, and everything would look gone.
     if cache::ready(&ctx.caches.services).await.is_err() {
         return;
