@@ -223,114 +223,102 @@ fn no_ecmp_without_multipath() {
     );
 }
 
-/// One IPv6 session (global addresses) carries IPv4 and IPv6 unicast; IPv4 routes travel with
-/// IPv6 next hops both ways (FRR `capability extended-nexthop`, sartd offers it by itself).
-#[test]
-fn rfc8950_ipv4_routes_over_an_ipv6_session_with_frr() {
+/// RFC 8950 between sartd (AS `asn`, announcing `ours`) and a peer (AS `asn + 1`, announcing
+/// `theirs`, started by `start` in its namespace): one IPv6 session (global addresses) carries
+/// IPv4 and IPv6 unicast, and IPv4 routes travel with IPv6 next hops both ways. `check` then
+/// looks at what only that peer shows, given sartd's IPv6 address.
+fn rfc8950_both_ways<D: Daemon>(
+    kind: &str,
+    link_id: u8,
+    asn: u32,
+    ours: [&str; 2],
+    theirs: [&str; 2],
+    start: impl FnOnce(&Netns, BgpConfig) -> D,
+    check: impl FnOnce(&D, IpAddr),
+) {
     require_root();
-    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("frr").unwrap());
-    let link = Link::veth(&a, &b, 66).unwrap();
+    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new(kind).unwrap());
+    let link = Link::veth(&a, &b, link_id).unwrap();
     let (a6, b6): (IpAddr, IpAddr) = (link.a.ipv6().into(), link.b.ipv6().into());
     let dut = Sartd::start(
         &a,
         "sartd",
-        BgpConfig::new(65720, link.a.ipv4())
+        BgpConfig::new(asn, link.a.ipv4())
             .neighbor(
-                Neighbor::new(b6, 65721, &V4V6)
+                Neighbor::new(b6, asn + 1, &V4V6)
                     .hold_time(9)
                     .router_id(link.b.ipv4()),
             )
-            .route(Route::new(net("198.18.170.0/24")))
-            .route(Route::new(net("fd00:170::/64"))),
+            .route(Route::new(net(ours[0])))
+            .route(Route::new(net(ours[1]))),
     )
     .unwrap();
-    let mut peer = Neighbor::new(a6, 65720, &V4V6).hold_time(9);
+    let mut peer = Neighbor::new(a6, asn, &V4V6).hold_time(9);
     peer.extended_next_hop = true;
-    let frr = Frr::start(
+    let other = start(
         &b,
-        "frr",
-        BgpConfig::new(65721, link.b.ipv4())
+        BgpConfig::new(asn + 1, link.b.ipv4())
             .neighbor(peer)
-            .route(Route::new(net("198.18.171.0/24")))
-            .route(Route::new(net("fd00:171::/64"))),
-    )
-    .unwrap();
-    wait_session(&dut, b6, true, UP).unwrap();
-    let caps = frr_neighbor(&frr, a6);
-    let enhe = caps["neighborCapabilities"]["extendedNexthop"].to_string();
-    assert!(
-        enhe.contains("advertisedAndReceived"),
-        "FRR: extended next hop not negotiated: {enhe}"
+            .route(Route::new(net(theirs[0])))
+            .route(Route::new(net(theirs[1]))),
     );
+    wait_session(&dut, b6, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", other.logs()));
 
-    // sartd -> FRR: an IPv4 route with sartd's IPv6 address as next hop, usable (best).
-    let p = wait_route(&frr, net("198.18.170.0/24"), ROUTE, |p| p.best)
-        .unwrap_or_else(|e| panic!("{e}\n{}", dut.logs()));
-    assert!(p.next_hops.contains(&a6), "next hops {:?}", p.next_hops);
+    // sartd -> peer: an IPv4 route with sartd's IPv6 address as its only next hop.
+    let p = wait_route(&other, net(ours[0]), ROUTE, |p| p.next_hops.contains(&a6))
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), other.logs()));
     assert!(
         p.next_hops.iter().all(IpAddr::is_ipv6),
         "next hops {:?}",
         p.next_hops
     );
-    assert_eq!(p.as_path, vec![65720]);
-    let p = wait_route(&frr, net("fd00:170::/64"), ROUTE, |p| p.best).unwrap();
-    assert!(p.next_hops.contains(&a6), "next hops {:?}", p.next_hops);
+    assert_eq!(p.as_path, vec![asn]);
+    wait_route(&other, net(ours[1]), ROUTE, |p| p.next_hops.contains(&a6)).unwrap();
 
-    // FRR -> sartd: an IPv4 route with FRR's IPv6 address as next hop.
-    let p = wait_route(&dut, net("198.18.171.0/24"), ROUTE, |p| p.peer == Some(b6)).unwrap();
+    // Peer -> sartd: an IPv4 route with the peer's IPv6 address as next hop.
+    let p = wait_route(&dut, net(theirs[0]), ROUTE, |p| p.peer == Some(b6)).unwrap();
     assert_eq!(p.next_hops, vec![b6], "{p:?}");
-    assert_eq!(p.as_path, vec![65721]);
-    let p = wait_route(&dut, net("fd00:171::/64"), ROUTE, |p| p.peer == Some(b6)).unwrap();
+    assert_eq!(p.as_path, vec![asn + 1]);
+    let p = wait_route(&dut, net(theirs[1]), ROUTE, |p| p.peer == Some(b6)).unwrap();
     assert_eq!(p.next_hops, vec![b6], "{p:?}");
+    check(&other, a6);
 }
 
-/// RFC 8950 with BIRD (`extended next hop on` in its IPv4 channel).
+/// With FRR (`capability extended-nexthop`; sartd offers it by itself): both sides say so, and
+/// FRR takes sartd's IPv4 route as usable (best) over its IPv6 next hop.
+#[test]
+fn rfc8950_ipv4_routes_over_an_ipv6_session_with_frr() {
+    rfc8950_both_ways(
+        "frr",
+        66,
+        65720,
+        ["198.18.170.0/24", "fd00:170::/64"],
+        ["198.18.171.0/24", "fd00:171::/64"],
+        |ns, config| Frr::start(ns, "frr", config).unwrap(),
+        |frr, a6| {
+            let caps = frr_neighbor(frr, a6);
+            let enhe = caps["neighborCapabilities"]["extendedNexthop"].to_string();
+            assert!(
+                enhe.contains("advertisedAndReceived"),
+                "FRR: extended next hop not negotiated: {enhe}"
+            );
+            wait_route(frr, net("198.18.170.0/24"), ROUTE, |p| p.best).unwrap();
+        },
+    );
+}
+
+/// With BIRD (`extended next hop on` in its IPv4 channel).
 #[test]
 fn rfc8950_ipv4_routes_over_an_ipv6_session_with_bird() {
-    require_root();
-    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("bird").unwrap());
-    let link = Link::veth(&a, &b, 78).unwrap();
-    let (a6, b6): (IpAddr, IpAddr) = (link.a.ipv6().into(), link.b.ipv6().into());
-    let dut = Sartd::start(
-        &a,
-        "sartd",
-        BgpConfig::new(65722, link.a.ipv4())
-            .neighbor(
-                Neighbor::new(b6, 65723, &V4V6)
-                    .hold_time(9)
-                    .router_id(link.b.ipv4()),
-            )
-            .route(Route::new(net("198.18.178.0/25")))
-            .route(Route::new(net("fd00:178::/64"))),
-    )
-    .unwrap();
-    let mut peer = Neighbor::new(a6, 65722, &V4V6).hold_time(9);
-    peer.extended_next_hop = true;
-    let bird = Bird::start(
-        &b,
+    rfc8950_both_ways(
         "bird",
-        BgpConfig::new(65723, link.b.ipv4())
-            .neighbor(peer)
-            .route(Route::new(net("198.18.178.128/25")))
-            .route(Route::new(net("fd00:179::/64"))),
-    )
-    .unwrap();
-    wait_session(&dut, b6, true, UP).unwrap_or_else(|e| panic!("{e}\n{}", bird.logs()));
-    let p = wait_route(&bird, net("198.18.178.0/25"), ROUTE, |_| true)
-        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", dut.logs(), bird.logs()));
-    assert!(p.next_hops.contains(&a6), "next hops {:?}", p.next_hops);
-    assert_eq!(p.as_path, vec![65722]);
-    wait_route(&bird, net("fd00:178::/64"), ROUTE, |p| {
-        p.next_hops.contains(&a6)
-    })
-    .unwrap();
-    let p = wait_route(&dut, net("198.18.178.128/25"), ROUTE, |p| {
-        p.peer == Some(b6)
-    })
-    .unwrap();
-    assert_eq!(p.next_hops, vec![b6], "{p:?}");
-    assert_eq!(p.as_path, vec![65723]);
-    wait_route(&dut, net("fd00:179::/64"), ROUTE, |p| p.peer == Some(b6)).unwrap();
+        78,
+        65722,
+        ["198.18.178.0/25", "fd00:178::/64"],
+        ["198.18.178.128/25", "fd00:179::/64"],
+        |ns, config| Bird::start(ns, "bird", config).unwrap(),
+        |_, _| {},
+    );
 }
 
 /// A route whose AS_PATH already holds sartd's AS is not installed (RFC 4271 §9.1.2); the
