@@ -9,6 +9,11 @@ use std::fmt;
 pub const SHA1_SECTION_LEN: u8 = 28;
 /// The longest key (RFC 5880 §4.4: "padded to a length of 20 bytes").
 pub const MAX_KEY_LEN: usize = 20;
+/// Where the Authentication Section starts in a packet: right after the mandatory section
+/// (RFC 5880 §4.1). The packet module checks at compile time that this is its length.
+pub(crate) const SECTION_AT: usize = 24;
+/// Where the digest sits in the section: after type, length, key id, reserved and sequence.
+const DIGEST_AT: usize = SECTION_AT + 8;
 
 /// bfd.AuthType of the SHA1 methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,7 +131,7 @@ impl Section {
 /// SHA1 over `wire` (a whole signed packet) with the key in place of the digest.
 pub(crate) fn digest(wire: &[u8], key: &Key) -> [u8; 20] {
     let mut buf = wire.to_vec();
-    if let Some(d) = buf.get_mut(crate::packet::LEN + 8..crate::packet::LEN + 28) {
+    if let Some(d) = buf.get_mut(DIGEST_AT..DIGEST_AT + MAX_KEY_LEN) {
         d.copy_from_slice(&key.padded);
     }
     let h = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &buf);
@@ -202,7 +207,7 @@ impl Auth {
             sequence: self.xmit_seq,
             digest: [0; 20],
         };
-        s.write(&mut unsigned[crate::packet::LEN..]);
+        s.write(&mut unsigned[SECTION_AT..]);
         s.digest = digest(unsigned, &self.key);
         s
     }

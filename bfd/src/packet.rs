@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::auth::{Method, SHA1_SECTION_LEN, Section};
+use crate::auth::{Method, SECTION_AT, SHA1_SECTION_LEN, Section};
 
 /// Session states (RFC 5880 §4.1 "Sta").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,6 +137,8 @@ pub struct Packet {
 
 /// The mandatory section's length; without authentication it is the whole packet.
 pub const LEN: usize = 24;
+// The authentication code signs and checks the section it expects here.
+const _: () = assert!(SECTION_AT == LEN);
 /// With a SHA1 authentication section.
 pub const MAX_LEN: usize = LEN + SHA1_SECTION_LEN as usize;
 

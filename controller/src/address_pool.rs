@@ -10,15 +10,27 @@ use std::time::Duration;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::context::PoolContext;
+use super::context::{Addresses, Events, Refresh};
 use super::{Error, condition, set_finalizer};
 use k8s::crd::address_pool::FINALIZER;
-use k8s::crd::{AddressPool, AddressType};
+use k8s::crd::{AddressBlock, AddressPool, AddressType};
 use k8s::pools::{self, ValidPool};
+
+/// The AddressPool controller's.
+pub(crate) struct PoolContext {
+    pub(crate) client: Client,
+    pub(crate) events: Arc<Events>,
+    pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) addresses: Arc<Addresses>,
+    pub(crate) refresh: Refresh,
+    pub(crate) pools: reflector::Store<AddressPool>,
+    pub(crate) blocks: reflector::Store<AddressBlock>,
+}
 
 /// What uses a pool now.
 struct Use {

@@ -1,27 +1,22 @@
-//! What each controller works with. A reconciler gets its own context: the caches it reads
-//! and the state it keeps. What two controllers share is named here, so that sharing is
-//! visible: the LoadBalancer [`Addresses`] (the Service controller assigns, the AddressPool
-//! controller reports use, the gone-Service task gives back), the BGPAdvertisements just
-//! written ([`Ads`], Service and pod block ones), the [`Refresh`] pokes and the [`Events`].
+//! What the controllers share. Each reconciler's own context (the caches it reads, the state it
+//! keeps) is in its module; what two of them share is named here, so that sharing is visible:
+//! the LoadBalancer [`Addresses`] (the Service controller assigns, the AddressPool controller
+//! reports use, the gone-Service task gives back), the BGPAdvertisements just written ([`Ads`],
+//! Service and pod block ones), the [`Refresh`] pokes and the [`Events`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use k8s::crd::{
-    AddressBlock, AddressPool, AddressType, BGPAdvertisement, BGPPeer, BGPPeerTemplate, ClusterBGP,
-};
+use k8s::crd::{AddressPool, AddressType};
 use k8s::pools;
 
-use super::{CONTROLLER_NAME, locked, pod_block, recent, service};
+use super::{CONTROLLER_NAME, locked, recent};
 
 /// Events on the objects the controllers act on.
 pub(crate) struct Events {
@@ -210,70 +205,4 @@ impl Addresses {
 pub(crate) struct Ads {
     pub(crate) client: Client,
     pub(crate) created: recent::Recent<(String, String), ()>,
-}
-
-/// The AddressPool controller's.
-pub(crate) struct PoolContext {
-    pub(crate) client: Client,
-    pub(crate) events: std::sync::Arc<Events>,
-    pub(crate) metrics: crate::metrics::Metrics,
-    pub(crate) addresses: std::sync::Arc<Addresses>,
-    pub(crate) refresh: Refresh,
-    pub(crate) pools: reflector::Store<AddressPool>,
-    pub(crate) blocks: reflector::Store<AddressBlock>,
-}
-
-/// The Service controller's, and the gone-Service task's.
-pub(crate) struct ServiceContext {
-    pub(crate) client: Client,
-    pub(crate) events: std::sync::Arc<Events>,
-    pub(crate) addresses: std::sync::Arc<Addresses>,
-    pub(crate) refresh: Refresh,
-    pub(crate) ads: std::sync::Arc<Ads>,
-    /// Our status as last written on each Service: a reconcile that sees the object from before
-    /// that write skips it, and a repeated condition keeps its time.
-    pub(crate) written: Mutex<HashMap<ipam::ServiceKey, service::Written>>,
-    pub(crate) caches: ServiceCaches,
-}
-
-pub(crate) struct ServiceCaches {
-    pub(crate) slices: reflector::Store<EndpointSlice>,
-    pub(crate) ads: reflector::Store<BGPAdvertisement>,
-    pub(crate) peers: reflector::Store<BGPPeer>,
-    /// Their labels decide which pools their Services may use.
-    pub(crate) namespaces: reflector::Store<Namespace>,
-    /// Every Service (slimmed and trimmed): what the Service controller reconciles, and what
-    /// tells a gone Service from a live one.
-    pub(crate) services: reflector::Store<Service>,
-}
-
-/// The BlockRequest and AddressBlock controllers'.
-pub(crate) struct BlockContext {
-    pub(crate) client: Client,
-    pub(crate) events: std::sync::Arc<Events>,
-    pub(crate) refresh: Refresh,
-    pub(crate) ads: std::sync::Arc<Ads>,
-    pub(crate) pools: reflector::Store<AddressPool>,
-    /// Pod pools' writes the caches may not show yet.
-    pub(crate) pod: pod_block::Memory,
-    pub(crate) caches: BlockCaches,
-}
-
-pub(crate) struct BlockCaches {
-    pub(crate) blocks: reflector::Store<AddressBlock>,
-    pub(crate) ads: reflector::Store<BGPAdvertisement>,
-}
-
-/// The Node (NodeBGP, BGPPeers) and ClusterBGP controllers'.
-pub(crate) struct NodeContext {
-    pub(crate) client: Client,
-    pub(crate) events: std::sync::Arc<Events>,
-    pub(crate) refresh: Refresh,
-    pub(crate) caches: NodeCaches,
-}
-
-pub(crate) struct NodeCaches {
-    pub(crate) nodes: reflector::Store<Node>,
-    pub(crate) cluster_bgps: reflector::Store<ClusterBGP>,
-    pub(crate) templates: reflector::Store<BGPPeerTemplate>,
 }

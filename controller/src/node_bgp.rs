@@ -11,17 +11,32 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::Error;
-use super::context::NodeContext;
+use super::context::{Events, Refresh};
 use super::node_bgp_plan::{self, Plan};
 use k8s::crd::bgp_peer::NODE_LABEL as PEER_NODE_LABEL;
 use k8s::crd::{
     BGPPeer, BGPPeerTemplate, BGPPeerTemplateSpec, ClusterBGP, ClusterBGPStatus, NodeBGP,
 };
+
+/// The Node (NodeBGP, BGPPeers) and ClusterBGP controllers'.
+pub(crate) struct NodeContext {
+    pub(crate) client: Client,
+    pub(crate) events: Arc<Events>,
+    pub(crate) refresh: Refresh,
+    pub(crate) caches: NodeCaches,
+}
+
+pub(crate) struct NodeCaches {
+    pub(crate) nodes: reflector::Store<Node>,
+    pub(crate) cluster_bgps: reflector::Store<ClusterBGP>,
+    pub(crate) templates: reflector::Store<BGPPeerTemplate>,
+}
 
 const MANAGER: &str = "sart-controller";
 

@@ -11,12 +11,12 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::context::BlockContext;
+use super::context::{Ads, Events, Refresh};
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView};
 use super::recent::Recent;
 use super::{Error, ads, condition, conflict, set_finalizer};
@@ -29,6 +29,23 @@ use k8s::crd::{
     BGPAdvertisementSpec, BGPPeer, BlockRequest, Protocol,
 };
 use k8s::pools;
+
+/// The BlockRequest and AddressBlock controllers'.
+pub(crate) struct BlockContext {
+    pub(crate) client: Client,
+    pub(crate) events: Arc<Events>,
+    pub(crate) refresh: Refresh,
+    pub(crate) ads: Arc<Ads>,
+    pub(crate) pools: reflector::Store<AddressPool>,
+    /// Pod pools' writes the caches may not show yet.
+    pub(crate) pod: Memory,
+    pub(crate) caches: BlockCaches,
+}
+
+pub(crate) struct BlockCaches {
+    pub(crate) blocks: reflector::Store<AddressBlock>,
+    pub(crate) ads: reflector::Store<BGPAdvertisement>,
+}
 
 /// What pod pools remember between reconciles.
 #[derive(Default)]

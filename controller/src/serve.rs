@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
-use super::context::{
-    Addresses, Ads, BlockCaches, BlockContext, Events, NodeCaches, NodeContext, PoolContext,
-    Refresh, ServiceCaches, ServiceContext,
-};
+use super::address_pool::PoolContext;
+use super::context::{Addresses, Ads, Events, Refresh};
+use super::node_bgp::{NodeCaches, NodeContext};
+use super::pod_block::{BlockCaches, BlockContext};
+use super::service::{ServiceCaches, ServiceContext};
 use super::{
     CONTROLLER_NAME, Error, Options, address_pool, counted, error_policy, node_bgp, pod_block,
     recent, reservations, service, service_gone, takeover,

@@ -7,23 +7,25 @@
 //! the watch ([`super::service_gone`]), with no finalizer on the Service.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipam::{FamilyPolicy, IpFamily, L4Protocol, LbError, LbRequest, ServiceKey};
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::condition::{self, says};
-use super::context::ServiceContext;
+use super::context::{Addresses, Ads, Events, Refresh};
 use super::{Error, ads, advertise, locked, set_finalizer};
 use k8s::crd::{
     ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
@@ -32,6 +34,30 @@ use k8s::crd::{
 use k8s::crd::{
     AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
 };
+
+/// The Service controller's, and the gone-Service task's.
+pub(crate) struct ServiceContext {
+    pub(crate) client: Client,
+    pub(crate) events: Arc<Events>,
+    pub(crate) addresses: Arc<Addresses>,
+    pub(crate) refresh: Refresh,
+    pub(crate) ads: Arc<Ads>,
+    /// Our status as last written on each Service: a reconcile that sees the object from before
+    /// that write skips it, and a repeated condition keeps its time.
+    pub(crate) written: Mutex<HashMap<ipam::ServiceKey, Written>>,
+    pub(crate) caches: ServiceCaches,
+}
+
+pub(crate) struct ServiceCaches {
+    pub(crate) slices: reflector::Store<EndpointSlice>,
+    pub(crate) ads: reflector::Store<BGPAdvertisement>,
+    pub(crate) peers: reflector::Store<BGPPeer>,
+    /// Their labels decide which pools their Services may use.
+    pub(crate) namespaces: reflector::Store<Namespace>,
+    /// Every Service (slimmed and trimmed): what the Service controller reconciles, and what
+    /// tells a gone Service from a live one.
+    pub(crate) services: reflector::Store<Service>,
+}
 
 /// What earlier versions put on every Service they gave an address to; taken off where found.
 pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";

@@ -28,7 +28,7 @@ use kube::runtime::{reflector, watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::context::ServiceContext;
+use super::service::ServiceContext;
 use super::service::{SERVICE_NAME_LABEL, is_ours, key};
 use super::{ads, locked};
 use k8s::cache;
