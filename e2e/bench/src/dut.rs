@@ -111,18 +111,6 @@ impl Dut {
     }
 }
 
-/// VmRSS of `pid` in bytes (`/proc/PID/status`).
-pub fn rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))?;
-    Ok(kb * 1024)
-}
-
 /// CPU time `pid` has used so far, all threads, user and system (`/proc/PID/stat`, in clock
 /// ticks: 10 ms steps, so only sums over many rounds mean anything).
 pub fn cpu_time(pid: u32) -> Result<std::time::Duration> {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use interop::{BgpConfig, Family, Link, Neighbor, Netns};
 
-use crate::dut::{Dut, Kind, rss};
+use crate::dut::{Dut, Kind};
+use crate::memory::rss_bytes;
 use crate::peers::peer_addr;
 
 const AS: u32 = 64512;
@@ -76,7 +77,7 @@ fn run_inner(kind: Kind, p: &Params, o: &mut Outcome) -> Result<()> {
     let dut = Dut::start(kind, &dut_ns, cfg)?;
     let pid = dut.pid()?;
     sleep(Duration::from_secs(2));
-    o.rss_before = rss(pid)?;
+    o.rss_before = rss_bytes(pid)?;
 
     let go = gen_ns.dir().join("go");
     let exe = std::env::current_exe()?;
@@ -129,7 +130,7 @@ fn run_inner(kind: Kind, p: &Params, o: &mut Outcome) -> Result<()> {
         }
         if now > deadline || !interop::process::pid_alive(pid) {
             o.query = spent / queries;
-            o.rss_after = rss(pid).unwrap_or(0);
+            o.rss_after = rss_bytes(pid).unwrap_or(0);
             o.peer_side = peer_side(&gen_proc);
             bail!(
                 "{last}/{} Established after {:?}\n{}",
@@ -141,7 +142,7 @@ fn run_inner(kind: Kind, p: &Params, o: &mut Outcome) -> Result<()> {
         sleep(p.poll);
     }
     o.query = spent / queries;
-    o.rss_after = rss(pid)?;
+    o.rss_after = rss_bytes(pid)?;
     // The generator prints its summary once every session reported.
     let deadline = Instant::now() + Duration::from_secs(10);
     while o.peer_side.is_empty() && Instant::now() < deadline {

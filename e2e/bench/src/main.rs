@@ -14,6 +14,7 @@ mod bird;
 mod capture;
 mod dut;
 mod fanin;
+mod memory;
 mod peers;
 mod relay;
 

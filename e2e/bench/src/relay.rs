@@ -18,7 +18,8 @@ use interop::{BgpConfig, Family, Link, Neighbor, Netns};
 
 use crate::bird::{BirdProc, STATIC, sink_config, source_config};
 use crate::capture::{self, Capture};
-use crate::dut::{Dut, Kind, cpu_time, rss};
+use crate::dut::{Dut, Kind, cpu_time};
+use crate::memory::rss_bytes;
 
 const V4: [Family; 1] = [Family::Ipv4Unicast];
 const DUT_AS: u32 = 64512;
@@ -160,7 +161,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
     sleep(Duration::from_secs(2));
     let pid = dut.as_ref().map(Dut::pid).transpose()?;
     if let Some(pid) = pid {
-        o.rss_before = rss(pid)?;
+        o.rss_before = rss_bytes(pid)?;
     }
 
     let n = u64::from(p.routes);
@@ -180,7 +181,7 @@ fn run_inner(kind: Option<Kind>, p: &Params, o: &mut Outcome) -> Result<()> {
         {
             sleep(Duration::from_secs(1));
             o.rss_after =
-                rss(pid).map_err(|e| fail(format!("DUT gone after load: {e:#}"), &dut))?;
+                rss_bytes(pid).map_err(|e| fail(format!("DUT gone after load: {e:#}"), &dut))?;
         }
         sleep(Duration::from_millis(500));
         let c1 = cpu()?;
