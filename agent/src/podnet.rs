@@ -558,67 +558,59 @@ async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>, NetError> {
 }
 
 /// Every route of every table, both families.
-async fn all_routes(
-    h: &Handle,
-) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, NetError> {
-    let mut all = Vec::new();
-    each_route(h, |r| all.push(r.clone()))
-        .await
-        .map_err(nl("reading routes"))?;
-    Ok(all)
-}
-
 /// Every host route to a pod address of the pod route protocol, in the main table and in
 /// sart's table 120, with the veth it goes through (see [`super::adopt`]).
 pub(crate) async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {
-    use super::adopt::{MAIN_TABLE, PodRoute, SART_TABLE};
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
         let links = all_links(&h).await?;
         let mut out = Vec::new();
-        for r in all_routes(&h).await? {
-            let table = table_of(&r);
-            let host_len = r.header.destination_prefix_length == 32
-                || r.header.destination_prefix_length == 128;
-            if !host_len
-                || r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
-                || (table != MAIN_TABLE && table != SART_TABLE)
-            {
-                continue;
-            }
-            let dst = r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
-                RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
-                _ => None,
-            });
-            let oif = r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(o) => Some(*o),
-                _ => None,
-            });
-            let link = oif.and_then(|o| links.iter().find(|l| l.header.index == o));
-            let (Some(ip), Some(link)) = (dst, link) else {
-                continue;
-            };
-            let attr = |f: fn(&LinkAttribute) -> Option<String>| link.attributes.iter().find_map(f);
-            let Some(name) = attr(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            }) else {
-                continue;
-            };
-            out.push(PodRoute {
-                ip,
-                table,
-                link: name,
-                alias: attr(|a| match a {
-                    LinkAttribute::IfAlias(s) => Some(s.clone()),
-                    _ => None,
-                }),
-            });
-        }
+        each_route(&h, |r| out.extend(pod_route(r, &links)))
+            .await
+            .map_err(nl("reading routes"))?;
         Ok(out)
     })
     .await
+}
+
+/// `r` as a pod route, if it is one (see [`pod_routes`]).
+fn pod_route(
+    r: &rtnetlink::packet_route::route::RouteMessage,
+    links: &[LinkMessage],
+) -> Option<super::adopt::PodRoute> {
+    use super::adopt::{MAIN_TABLE, SART_TABLE};
+    let table = table_of(r);
+    let host_len =
+        r.header.destination_prefix_length == 32 || r.header.destination_prefix_length == 128;
+    if !host_len
+        || r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
+        || (table != MAIN_TABLE && table != SART_TABLE)
+    {
+        return None;
+    }
+    let ip = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
+        RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
+        _ => None,
+    })?;
+    let oif = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(o) => Some(*o),
+        _ => None,
+    })?;
+    let link = links.iter().find(|l| l.header.index == oif)?;
+    let attr = |f: fn(&LinkAttribute) -> Option<String>| link.attributes.iter().find_map(f);
+    Some(super::adopt::PodRoute {
+        ip,
+        table,
+        link: attr(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        })?,
+        alias: attr(|a| match a {
+            LinkAttribute::IfAlias(s) => Some(s.clone()),
+            _ => None,
+        }),
+    })
 }
 
 /// Moves an adopted pod's routes from sart's table 120 to the main table, through the same
@@ -654,11 +646,11 @@ pub(crate) async fn drop_sart_rule() -> Result<bool, NetError> {
     use rtnetlink::packet_route::rule::RuleAttribute;
     on_thread("sart-podnet", move || async move {
         let h = connect()?;
-        if all_routes(&h)
-            .await?
-            .iter()
-            .any(|r| table_of(r) == super::adopt::SART_TABLE)
-        {
+        let mut in_use = false;
+        each_route(&h, |r| in_use |= table_of(r) == super::adopt::SART_TABLE)
+            .await
+            .map_err(nl("reading routes"))?;
+        if in_use {
             return Ok(false);
         }
         for v in [IpVersion::V4, IpVersion::V6] {
