@@ -6,11 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
-use k8s::crd::bgp_peer::GROUP_ANNOTATION;
+use super::lb_service::LbService;
 use k8s::crd::{AdvertiseStatus, BGPPeer};
 
 /// Name of the advertisement of `ip` for a Service: `<service>-<address with . and : as ->`.
@@ -45,7 +44,7 @@ pub(crate) fn trim_slice(s: &mut EndpointSlice) {
 }
 
 /// Nodes with at least one ready endpoint of the Service.
-pub(crate) fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
+pub(crate) fn ready_nodes(svc: &LbService, slices: &[EndpointSlice]) -> BTreeSet<String> {
     let ns = svc.namespace();
     let name = svc.name_any();
     slices
@@ -61,33 +60,19 @@ pub(crate) fn ready_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<S
 
 /// The BGPPeers (by name) that should announce the Service's addresses.
 pub(crate) fn target_peers(
-    svc: &Service,
+    svc: &LbService,
     peers: &[BGPPeer],
     slices: &[EndpointSlice],
 ) -> BTreeSet<String> {
-    let groups: Vec<&str> = svc
-        .annotations()
-        .get(GROUP_ANNOTATION)
-        .map(|g| {
-            g.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let local = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.external_traffic_policy.as_deref())
-        == Some("Local");
-    let nodes = local.then(|| ready_nodes(svc, slices));
+    let groups = &svc.groups;
+    let nodes = svc.local.then(|| ready_nodes(svc, slices));
     peers
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         // sart's rule: a peer without groups, or a Service without the annotation, matches.
         .filter(|p| match (&p.spec.settings.groups, groups.is_empty()) {
             (_, true) | (None, _) => true,
-            (Some(pg), false) => pg.iter().any(|g| groups.contains(&g.as_str())),
+            (Some(pg), false) => pg.iter().any(|g| groups.contains(g)),
         })
         .filter(|p| {
             nodes
@@ -145,7 +130,9 @@ mod tests {
         )
     }
 
-    fn svc(etp: &str, groups: Option<&str>) -> Service {
+    use k8s::crd::bgp_peer::GROUP_ANNOTATION;
+
+    fn svc(etp: &str, groups: Option<&str>) -> LbService {
         let ann = groups.map_or(json!({}), |g| json!({GROUP_ANNOTATION: g}));
         serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "d", "annotations": ann},

@@ -12,6 +12,7 @@ mod ads;
 mod advertise;
 mod condition;
 mod context;
+mod lb_service;
 mod lease;
 pub mod metrics;
 mod node_bgp;

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Controller;
@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::address_pool::PoolContext;
 use super::context::{Addresses, Ads, Events, Refresh};
+use super::lb_service::LbService;
 use super::node_bgp::{NodeCaches, NodeContext};
 use super::pod_block::{BlockCaches, BlockContext};
 use super::service::{ServiceCaches, ServiceContext};
@@ -131,7 +132,7 @@ impl Contexts {
             reflector::Store<AddressBlock>,
         ),
         nodes: reflector::Store<Node>,
-        services: reflector::Store<Service>,
+        services: reflector::Store<LbService>,
         watched: &Watched,
     ) -> Contexts {
         let (pools, blocks) = stores;
@@ -260,7 +261,7 @@ fn request_controller(client: &Client) -> Controller<BlockRequest> {
 /// Records every address the cluster's Services already show, before any is given out.
 async fn restore(client: &Client, addresses: &Addresses) -> Result<(), Error> {
     addresses.sync_pools();
-    let existing = Api::<Service>::all(client.clone())
+    let existing = Api::<LbService>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(Error::Kube)?;
@@ -345,17 +346,12 @@ pub(crate) async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     restore(&client, &ctx.addresses).await?;
     ctx.pool.refresh.pools();
 
-    // The Service cache holds every Service of the cluster: without their field ownership
-    // (`slim`), which no decision reads and which is most of a Service's size. Deletions and
-    // relists, once the cache has applied them, go to the task that gives back what gone
-    // Services held.
+    // The Service cache holds every Service of the cluster, as `LbService`: what is read of
+    // it, not the object. Deletions and relists, once the cache has applied them, go to the task
+    // that gives back what gone Services held.
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
-    let svc_stream = watcher(Api::<Service>::all(client.clone()), all())
+    let svc_stream = watcher(Api::<LbService>::all(client.clone()), all())
         .default_backoff()
-        .modify(|s| {
-            cache::slim(s);
-            service::trim(s);
-        })
         .reflect(svc_writer)
         .inspect(move |ev| {
             if let Some(g) = ev.as_ref().ok().and_then(service_gone::gone) {
@@ -370,7 +366,7 @@ pub(crate) async fn serve(client: Client, opts: Options) -> Result<(), Error> {
             |es| {
                 let ns = es.namespace()?;
                 let name = es.labels().get(service::SERVICE_NAME_LABEL)?.clone();
-                Some(reflector::ObjectRef::<Service>::new(&name).within(&ns))
+                Some(reflector::ObjectRef::<LbService>::new(&name).within(&ns))
             },
         )
         .reconcile_all_on(ReceiverStream::new(svc_rx))

@@ -1,5 +1,5 @@
-//! LoadBalancer addresses for Services. What a Service asks for is read by a pure function
-//! ([`request`]); the addresses come from the pure allocator in `ipam`; this module only moves
+//! LoadBalancer addresses for Services. What a Service asks for is read from the watch
+//! ([`super::lb_service`]); the addresses come from the pure allocator in `ipam`; this module only moves
 //! the answer into `status.loadBalancer.ingress`, a condition and Events.
 //!
 //! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipam::{FamilyPolicy, IpFamily, L4Protocol, LbError, LbRequest, ServiceKey};
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace, Service};
+use ipam::{FamilyPolicy, IpFamily, LbError, LbRequest, ServiceKey};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
@@ -21,16 +21,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector;
 use kube::{Client, Resource, ResourceExt};
+
+pub use super::lb_service::LbService;
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::condition::{self, says};
 use super::context::{Addresses, Ads, Events, Refresh};
 use super::{Error, ads, advertise, locked, set_finalizer};
-use k8s::crd::{
-    ADDRESS_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_CLASS,
-    LOAD_BALANCER_IPS_ANNOTATION,
-};
 use k8s::crd::{
     AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
 };
@@ -54,9 +52,9 @@ pub(crate) struct ServiceCaches {
     pub(crate) peers: reflector::Store<BGPPeer>,
     /// Their labels decide which pools their Services may use.
     pub(crate) namespaces: reflector::Store<Namespace>,
-    /// Every Service (slimmed and trimmed): what the Service controller reconciles, and what
-    /// tells a gone Service from a live one.
-    pub(crate) services: reflector::Store<Service>,
+    /// Every Service, as much as is read of it: what the Service controller reconciles, and
+    /// what tells a gone Service from a live one.
+    pub(crate) services: reflector::Store<LbService>,
 }
 
 /// What earlier versions put on every Service they gave an address to; taken off where found.
@@ -65,148 +63,6 @@ pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
 pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
 /// Label naming an advertisement's Service (as EndpointSlices name theirs).
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// A Service annotation we cannot read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum RequestError {
-    #[error("annotation {annotation}: {value:?} is not an IP address")]
-    BadIp {
-        annotation: &'static str,
-        value: String,
-    },
-    #[error("spec.ipFamilies: unknown family {0:?}")]
-    BadFamily(String),
-}
-
-/// Whether we handle this Service at all.
-pub fn is_ours(svc: &Service) -> bool {
-    let Some(spec) = &svc.spec else {
-        return false;
-    };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && spec
-            .load_balancer_class
-            .as_deref()
-            .is_none_or(|c| c == LOAD_BALANCER_CLASS)
-}
-
-fn list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-/// What a Service of ours asks for: families from `spec.ipFamilies`/`ipFamilyPolicy`, pools and
-/// addresses from our annotations (`spec.loadBalancerIP` too, as MetalLB users expect, when the
-/// annotation is absent), the sharing key and ports, and for `externalTrafficPolicy: Local` the
-/// selector (Services sharing an address must be announced from the same nodes).
-pub(crate) fn request(svc: &Service) -> Result<LbRequest, RequestError> {
-    let spec = svc.spec.clone().unwrap_or_default();
-    let ann = svc.annotations();
-    let mut families = Vec::new();
-    for f in spec.ip_families.iter().flatten() {
-        families.push(match f.as_str() {
-            "IPv4" => IpFamily::Ipv4,
-            "IPv6" => IpFamily::Ipv6,
-            other => return Err(RequestError::BadFamily(other.to_owned())),
-        });
-    }
-    let ips: Vec<IpAddr> = match ann.get(LOAD_BALANCER_IPS_ANNOTATION) {
-        Some(v) => list(v)
-            .map(|s| {
-                s.parse().map_err(|_| RequestError::BadIp {
-                    annotation: LOAD_BALANCER_IPS_ANNOTATION,
-                    value: s.to_owned(),
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        None => match spec.load_balancer_ip.as_deref().map(str::trim) {
-            Some(s) if !s.is_empty() => vec![s.parse().map_err(|_| RequestError::BadIp {
-                annotation: "spec.loadBalancerIP",
-                value: s.to_owned(),
-            })?],
-            _ => Vec::new(),
-        },
-    };
-    // Without ipFamilies (not yet defaulted), the requested addresses decide, then IPv4.
-    let primary = families
-        .first()
-        .copied()
-        .or_else(|| ips.first().map(|ip| IpFamily::of(*ip)))
-        .unwrap_or(IpFamily::Ipv4);
-    let policy = match spec.ip_family_policy.as_deref() {
-        Some("RequireDualStack") => FamilyPolicy::RequireDual(primary),
-        Some("PreferDualStack") if families.len() != 1 => FamilyPolicy::PreferDual(primary),
-        _ => FamilyPolicy::Single(primary),
-    };
-    let mut r = LbRequest::new(policy);
-    r.pools = ann
-        .get(ADDRESS_POOL_ANNOTATION)
-        .map(|v| list(v).map(str::to_owned).collect())
-        .unwrap_or_default();
-    r.ips = ips;
-    r.sharing_key = ann
-        .get(ALLOW_SHARED_IP_ANNOTATION)
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    r.ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| {
-            let proto = match p.protocol.as_deref() {
-                Some("UDP") => L4Protocol::Udp,
-                Some("SCTP") => L4Protocol::Sctp,
-                _ => L4Protocol::Tcp,
-            };
-            (proto, u16::try_from(p.port).unwrap_or(0))
-        })
-        .collect::<BTreeSet<_>>();
-    if spec.external_traffic_policy.as_deref() == Some("Local") {
-        let sel = spec.selector.unwrap_or_default();
-        r.local_selector = Some(
-            sel.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    Ok(r)
-}
-
-/// What the Service cache keeps beyond [`request`]'s fields, our status and the metadata: the
-/// rest of the spec is read by no decision here.
-pub(crate) fn trim(svc: &mut Service) {
-    if let Some(spec) = svc.spec.as_mut() {
-        spec.cluster_ip = None;
-        spec.cluster_ips = None;
-        spec.session_affinity = None;
-        spec.session_affinity_config = None;
-        spec.internal_traffic_policy = None;
-        spec.health_check_node_port = None;
-        spec.external_ips = None;
-        for p in spec.ports.iter_mut().flatten() {
-            p.name = None;
-            p.node_port = None;
-            p.target_port = None;
-            p.app_protocol = None;
-        }
-    }
-}
-
-pub(crate) fn key(svc: &Service) -> ServiceKey {
-    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
-}
-
-/// The addresses in `status.loadBalancer.ingress` (hostnames and junk ignored).
-pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref().and_then(|s| s.parse().ok()))
-        .collect()
-}
 
 /// An Event reason for an allocation failure.
 fn reason(e: &LbError) -> &'static str {
@@ -225,41 +81,42 @@ fn reason(e: &LbError) -> &'static str {
 /// first, so that a restarted controller hands out exactly what the cluster already shows.
 pub(crate) fn restore_all(
     alloc: &mut ipam::Allocator,
-    services: &[Service],
+    services: &[LbService],
 ) -> Vec<(ServiceKey, LbError)> {
-    let mut ours: Vec<&Service> = services
+    let mut ours: Vec<&LbService> = services
         .iter()
-        .filter(|s| is_ours(s) || s.finalizers().iter().any(|f| f == FINALIZER))
+        .filter(|s| s.ours || s.finalizers().iter().any(|f| f == FINALIZER))
         .collect();
-    ours.sort_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), key(s)));
+    ours.sort_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), s.key()));
     let mut conflicts = Vec::new();
     for s in ours {
-        let ips = ingress_ips(s);
-        if ips.is_empty() {
+        if s.ingress.is_empty() {
             continue;
         }
-        let req =
-            request(s).unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(IpFamily::Ipv4)));
-        if let Err(e) = alloc.restore(&key(s), req, &ips) {
-            conflicts.push((key(s), e));
+        let req = s
+            .request
+            .clone()
+            .unwrap_or_else(|_| LbRequest::new(FamilyPolicy::Single(IpFamily::Ipv4)));
+        if let Err(e) = alloc.restore(&s.key(), req, &s.ingress) {
+            conflicts.push((s.key(), e));
         }
     }
     conflicts
 }
 
 pub(crate) async fn reconcile(
-    svc: Arc<Service>,
+    svc: Arc<LbService>,
     ctx: Arc<ServiceContext>,
 ) -> Result<Action, Error> {
-    let k = key(&svc);
-    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &k.namespace);
+    let k = svc.key();
+    let api: Api<LbService> = Api::namespaced(ctx.client.clone(), &k.namespace);
     let has_finalizer = svc.finalizers().iter().any(|f| f == FINALIZER);
-    if svc.meta().deletion_timestamp.is_some() || !is_ours(&svc) {
+    if svc.meta().deletion_timestamp.is_some() || !svc.ours {
         let released = ctx.addresses.lock().release(&k);
         locked(&ctx.written).remove(&k);
         // Held here, or released already by the sweep of `service_gone` while its status still
         // says we assigned it.
-        let held = !released.is_empty() || says_assigned(&svc);
+        let held = !released.is_empty() || svc.says_assigned(CONDITION);
         // sart (and an earlier version of ours) finalized Services: every one, in sart's case,
         // ClusterIP ones included. Those get the finalizer off and their advertisements
         // cleaned, but no status of ours unless we held addresses for them.
@@ -270,11 +127,13 @@ pub(crate) async fn reconcile(
             if held && svc.meta().deletion_timestamp.is_none() {
                 // No longer a LoadBalancer of ours: take our addresses out of its status.
                 let mine: BTreeSet<IpAddr> = match released.is_empty() {
-                    true => ingress_ips(&svc).into_iter().collect(),
+                    true => svc.ingress.iter().copied().collect(),
                     false => released.iter().copied().collect(),
                 };
-                let keep: Vec<IpAddr> = ingress_ips(&svc)
-                    .into_iter()
+                let keep: Vec<IpAddr> = svc
+                    .ingress
+                    .iter()
+                    .copied()
                     .filter(|ip| !mine.contains(ip))
                     .collect();
                 write_status(
@@ -298,7 +157,7 @@ pub(crate) async fn reconcile(
         }
         return Ok(Action::await_change());
     }
-    let req = match request(&svc) {
+    let req = match svc.request.clone() {
         Ok(r) => r,
         Err(e) => {
             ctx.warn(&svc, "InvalidAnnotation", &e.to_string()).await;
@@ -306,7 +165,7 @@ pub(crate) async fn reconcile(
                 &ctx,
                 &api,
                 &svc,
-                &ingress_ips(&svc),
+                &svc.ingress,
                 Some(("InvalidRequest", &e.to_string())),
             )
             .await?;
@@ -361,12 +220,7 @@ pub(crate) async fn reconcile(
             write_status(&ctx, &api, &svc, &ips, None).await?;
             // The EndpointSlice event that woke us may reach our slice cache a moment later:
             // Local Services look again, so their announcing nodes are never stale for long.
-            if svc
-                .spec
-                .as_ref()
-                .and_then(|s| s.external_traffic_policy.as_deref())
-                == Some("Local")
-            {
+            if svc.local {
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
             Ok(Action::await_change())
@@ -385,7 +239,7 @@ pub(crate) async fn reconcile(
                 }
                 kept
             } else {
-                ingress_ips(&svc)
+                svc.ingress.clone()
             };
             write_status(&ctx, &api, &svc, &ips, Some((reason(&e), &e.to_string()))).await?;
             // Pool changes trigger a new attempt; this is a safety net.
@@ -394,19 +248,8 @@ pub(crate) async fn reconcile(
     }
 }
 
-/// Whether our condition on the Service says we assigned its addresses.
-fn says_assigned(svc: &Service) -> bool {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == CONDITION && c.status == "True")
-        })
-}
-
 /// Whether the Service cache still holds this very Service (same UID).
-fn still_cached(ctx: &ServiceContext, svc: &Service) -> bool {
+fn still_cached(ctx: &ServiceContext, svc: &LbService) -> bool {
     let at = kube::runtime::reflector::ObjectRef::from_obj(svc);
     ctx.caches
         .services
@@ -449,18 +292,17 @@ pub(crate) struct Written {
 /// when the Service is seen from before our last write, from what we wrote).
 async fn write_status(
     ctx: &ServiceContext,
-    api: &Api<Service>,
-    svc: &Service,
+    api: &Api<LbService>,
+    svc: &LbService,
     ips: &[IpAddr],
     failure: Option<(&str, &str)>,
 ) -> Result<(), Error> {
-    let status = svc.status.clone().unwrap_or_default();
-    let mut conditions: Vec<Condition> = status.conditions.clone().unwrap_or_default();
+    let mut conditions: Vec<Condition> = svc.conditions.clone();
     let (st, reason, message) = match failure {
         None => ("True", "Assigned", String::new()),
         Some((r, m)) => ("False", r, m.to_owned()),
     };
-    let key = key(svc);
+    let key = svc.key();
     let last = locked(&ctx.written).get(&key).cloned();
     if let Some(w) = &last
         && w.based_on.is_some()
@@ -475,7 +317,7 @@ async fn write_status(
     let unchanged_condition = current
         .as_ref()
         .is_some_and(|c| says(c, st, reason, &message));
-    if unchanged_condition && ingress_ips(svc) == ips {
+    if unchanged_condition && svc.ingress == ips {
         return Ok(());
     }
     let condition = match (current, last) {
@@ -524,7 +366,7 @@ async fn write_status(
 /// One BGPAdvertisement per address, owned by the Service (Kubernetes deletes them with it), with
 /// `status.peers` moved towards the peers that should announce it; advertisements of addresses
 /// the Service no longer holds are deleted, and the agents withdraw what has no advertisement.
-async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &ServiceContext) -> Result<(), Error> {
+async fn sync_ads(svc: &LbService, ips: &[IpAddr], ctx: &ServiceContext) -> Result<(), Error> {
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
     let existing: Vec<Arc<BGPAdvertisement>> = ctx
@@ -589,13 +431,13 @@ async fn sync_ads(svc: &Service, ips: &[IpAddr], ctx: &ServiceContext) -> Result
 }
 
 impl ServiceContext {
-    async fn warn(&self, svc: &Service, reason: &str, note: &str) {
+    async fn warn(&self, svc: &LbService, reason: &str, note: &str) {
         self.events
             .event(svc, EventType::Warning, reason, "Allocate", note)
             .await;
     }
 
-    async fn normal(&self, svc: &Service, reason: &str, note: &str) {
+    async fn normal(&self, svc: &LbService, reason: &str, note: &str) {
         self.events.event_once(svc, reason, "Allocate", note).await;
     }
 }
@@ -605,73 +447,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn a_trimmed_service_asks_for_the_same() {
-        let full: Service = serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "d",
-                "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "198.18.0.7", ADDRESS_POOL_ANNOTATION: "a"}},
-            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"],
-                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
-                "externalTrafficPolicy": "Local", "selector": {"app": "web"},
-                "ports": [{"name": "http", "port": 80, "protocol": "UDP", "targetPort": 8080, "nodePort": 30080}]}
-        }))
-        .unwrap();
-        let mut trimmed = full.clone();
-        trim(&mut trimmed);
-        assert_eq!(request(&trimmed).unwrap(), request(&full).unwrap());
-        assert!(is_ours(&trimmed));
-        assert_eq!(trimmed.spec.as_ref().unwrap().cluster_ip, None);
-    }
     use k8s_openapi::jiff::Timestamp;
-    use serde_json::json;
 
-    fn svc(v: serde_json::Value) -> Service {
+    fn svc(v: serde_json::Value) -> LbService {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn ours_by_type_and_class() {
-        let lb = |class: Option<&str>| {
-            svc(json!({"metadata": {"name": "a", "namespace": "d"},
-                "spec": {"type": "LoadBalancer", "loadBalancerClass": class}}))
-        };
-        assert!(is_ours(&lb(None)));
-        assert!(is_ours(&lb(Some(LOAD_BALANCER_CLASS))));
-        assert!(!is_ours(&lb(Some("example.com/other"))));
-        assert!(!is_ours(&svc(
-            json!({"metadata": {"name": "a"}, "spec": {"type": "ClusterIP"}})
-        )));
-    }
-
-    #[test]
-    fn request_from_annotations_and_spec() {
-        let s = svc(json!({
-            "metadata": {"name": "a", "namespace": "d", "annotations": {
-                ADDRESS_POOL_ANNOTATION: "p1, p2",
-                LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.5,fd00::5",
-                ALLOW_SHARED_IP_ANNOTATION: "k",
-            }},
-            "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"],
-                "ipFamilyPolicy": "PreferDualStack", "externalTrafficPolicy": "Local",
-                "selector": {"app": "x"},
-                "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
-        }));
-        let r = request(&s).unwrap();
-        assert_eq!(r.families, FamilyPolicy::PreferDual(IpFamily::Ipv4));
-        assert_eq!(r.pools, ["p1", "p2"]);
-        assert_eq!(r.ips.len(), 2);
-        assert_eq!(r.sharing_key.as_deref(), Some("k"));
-        assert!(r.ports.contains(&(L4Protocol::Udp, 53)));
-        assert_eq!(r.local_selector.as_deref(), Some("app=x"));
-    }
-
-    #[test]
-    fn bad_address_is_an_error_not_dropped() {
-        let s = svc(json!({
-            "metadata": {"name": "a", "annotations": {LOAD_BALANCER_IPS_ANNOTATION: "10.0.0.300"}},
-            "spec": {"type": "LoadBalancer"}
-        }));
-        assert!(matches!(request(&s), Err(RequestError::BadIp { .. })));
     }
 
     #[test]

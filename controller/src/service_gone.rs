@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipam::ServiceKey;
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::{reflector, watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::lb_service::LbService;
+use super::service::SERVICE_NAME_LABEL;
 use super::service::ServiceContext;
-use super::service::{SERVICE_NAME_LABEL, is_ours, key};
 use super::{ads, locked};
 use k8s::cache;
 use k8s::crd::{AddressType, BGPAdvertisement};
@@ -47,9 +47,9 @@ pub(crate) enum Gone {
 }
 
 /// Reads one watch event (after the reflector applied it to the cache).
-pub(crate) fn gone(ev: &watcher::Event<Service>) -> Option<Gone> {
+pub(crate) fn gone(ev: &watcher::Event<LbService>) -> Option<Gone> {
     match ev {
-        watcher::Event::Delete(s) => Some(Gone::Deleted(key(s))),
+        watcher::Event::Delete(s) => Some(Gone::Deleted(s.key())),
         watcher::Event::InitDone => Some(Gone::Relisted),
         _ => None,
     }
@@ -86,10 +86,10 @@ pub(crate) fn orphan_ads(
 }
 
 /// Whether the cache shows `k` as a LoadBalancer Service of ours.
-fn present(services: &reflector::Store<Service>, k: &ServiceKey) -> bool {
+fn present(services: &reflector::Store<LbService>, k: &ServiceKey) -> bool {
     services
         .get(&reflector::ObjectRef::new(&k.name).within(&k.namespace))
-        .is_some_and(|s| is_ours(&s))
+        .is_some_and(|s| s.ours)
 }
 
 /// Releases what Services no longer in the cache hold: `only` one Service, or every one.
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn deletions_and_relists_are_what_the_watch_reports() {
-        let s: Service = serde_json::from_value(
+        let s: LbService = serde_json::from_value(
             serde_json::json!({"metadata": {"name": "a", "namespace": "d"}}),
         )
         .unwrap();

@@ -54,10 +54,7 @@ async fn create(api: &Api<Service>, s: Service) {
 async fn ingress_is(api: &Api<Service>, name: &str, want: &[&str]) -> Service {
     eventually(&format!("{name} ingress {want:?}"), WAIT, || async {
         let s = api.get(name).await.map_err(|e| e.to_string())?;
-        let got: Vec<String> = service::ingress_ips(&s)
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
+        let got: Vec<String> = ingress_ips(&s).iter().map(|i| i.to_string()).collect();
         if got == want {
             Ok(s)
         } else {
@@ -198,7 +195,7 @@ async fn lb_ipam_against_the_real_api_server() {
     }
     refused(&svcs, "x5", "PoolExhausted").await;
     let g = svcs.get("g").await.unwrap();
-    assert!(service::ingress_ips(&g).is_empty() && g.finalizers().is_empty());
+    assert!(ingress_ips(&g).is_empty() && g.finalizers().is_empty());
 
     // Turning "a" into a ClusterIP Service releases its address, which the waiting one gets.
     svcs.patch(
@@ -543,7 +540,7 @@ async fn namespaces_are_fenced(cluster: &testkube::Cluster, client: &kube::Clien
 async fn ingress_is_some(api: &Api<Service>, name: &str) -> String {
     eventually(&format!("{name} has an address"), WAIT, || async {
         let s = api.get(name).await.map_err(|e| e.to_string())?;
-        match service::ingress_ips(&s).as_slice() {
+        match ingress_ips(&s).as_slice() {
             [ip] => Ok(ip.to_string()),
             other => Err(format!("{other:?}")),
         }

@@ -10,7 +10,6 @@ use common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use controller::{self, service};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -40,12 +39,9 @@ async fn snapshot(api: &Api<Service>) -> BTreeMap<String, (Vec<String>, String)>
         .unwrap()
         .items
         .into_iter()
-        .filter(service::is_ours)
+        .filter(is_load_balancer)
         .map(|s| {
-            let ips = service::ingress_ips(&s)
-                .iter()
-                .map(|i| i.to_string())
-                .collect();
+            let ips = ingress_ips(&s).iter().map(|i| i.to_string()).collect();
             (
                 s.name_any(),
                 (ips, s.resource_version().unwrap_or_default()),
@@ -189,7 +185,7 @@ async fn restarts_and_an_api_outage_change_no_address() {
         api.create(&PostParams::default(), &svc).await.unwrap();
         let ip = eventually("the probe's address", Duration::from_secs(60), || async {
             let s = api.get(&probe).await.map_err(|e| e.to_string())?;
-            service::ingress_ips(&s)
+            ingress_ips(&s)
                 .first()
                 .map(|i| i.to_string())
                 .ok_or_else(|| "none yet".to_string())

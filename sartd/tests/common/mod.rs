@@ -162,3 +162,19 @@ pub async fn create_node(
         .await
         .unwrap();
 }
+
+/// The IP addresses in a Service's `status.loadBalancer.ingress`, read from the object itself
+/// (not through the controller's own reading of it).
+pub fn ingress_ips(s: &k8s_openapi::api::core::v1::Service) -> Vec<std::net::IpAddr> {
+    s.status
+        .iter()
+        .filter_map(|st| st.load_balancer.as_ref())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
+}
+
+/// Whether a Service is `type: LoadBalancer`.
+pub fn is_load_balancer(s: &k8s_openapi::api::core::v1::Service) -> bool {
+    s.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer")
+}
