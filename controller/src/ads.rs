@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use super::cached_ad::CachedAd;
 use super::context::Ads;
 use super::{Error, advertise, conflict};
 use k8s::crd::BGPAdvertisement;
@@ -16,7 +17,7 @@ use k8s::crd::BGPAdvertisement;
 /// `found` is the cached copy, if any.
 pub(crate) async fn ensure(
     ads: &Ads,
-    found: Option<&BGPAdvertisement>,
+    found: Option<&CachedAd>,
     want: &BGPAdvertisement,
     targets: &BTreeSet<String>,
 ) -> Result<(), Error> {
@@ -25,8 +26,8 @@ pub(crate) async fn ensure(
     let what = || format!("BGPAdvertisement {ns}/{name}");
     let api: Api<BGPAdvertisement> = Api::namespaced(ads.client.clone(), &ns);
     let key = (ns.clone(), name.clone());
-    let ad = match found {
-        Some(a) => a.clone(),
+    let (current, version) = match found {
+        Some(a) => (a.peer_map(), a.resource_version()),
         // Made moments ago by the reconcile whose write woke this one: look again shortly
         // rather than ask the API server to refuse a second create.
         None if ads.created.contains(&key) => return Err(Error::Conflict(what())),
@@ -37,20 +38,16 @@ pub(crate) async fn ensure(
                 .await
                 .map_err(|e| conflict(e, what()))?;
             ads.created.insert(key, ());
-            a
+            let peers = a.status.and_then(|s| s.peers).unwrap_or_default();
+            (peers, a.metadata.resource_version)
         }
     };
-    let current = ad
-        .status
-        .as_ref()
-        .and_then(|s| s.peers.clone())
-        .unwrap_or_default();
     let next = advertise::next_status(&current, targets);
     // An advertisement no peer announces yet needs no status write (saves one per address
     // while a cluster has no peers, e.g. a burst before the BGP set-up).
     if next != current {
         let patch = json!({
-            "metadata": {"resourceVersion": ad.resource_version()},
+            "metadata": {"resourceVersion": version},
             "status": {"peers": next},
         });
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))

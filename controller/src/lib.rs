@@ -10,6 +10,7 @@
 mod address_pool;
 mod ads;
 mod advertise;
+mod cached_ad;
 mod condition;
 mod context;
 mod lb_service;

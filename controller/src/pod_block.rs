@@ -16,6 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::cached_ad::CachedAd;
 use super::context::{Ads, Events, Refresh};
 use super::pod_block_plan::{self as plan, Decision, NewBlock, PoolView};
 use super::recent::Recent;
@@ -44,7 +45,7 @@ pub(crate) struct BlockContext {
 
 pub(crate) struct BlockCaches {
     pub(crate) blocks: reflector::Store<AddressBlock>,
-    pub(crate) ads: reflector::Store<BGPAdvertisement>,
+    pub(crate) ads: reflector::Store<CachedAd>,
 }
 
 /// What pod pools remember between reconciles.

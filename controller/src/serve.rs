@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
 use super::address_pool::PoolContext;
+use super::cached_ad::CachedAd;
 use super::context::{Addresses, Ads, Events, Refresh};
 use super::lb_service::LbService;
 use super::node_bgp::{NodeCaches, NodeContext};
@@ -28,9 +29,7 @@ use super::{
     recent, reservations, service, service_gone, takeover,
 };
 use k8s::cache::{self, Task};
-use k8s::crd::{
-    AddressBlock, AddressPool, BGPAdvertisement, BGPPeer, BGPPeerTemplate, BlockRequest, ClusterBGP,
-};
+use k8s::crd::{AddressBlock, AddressPool, BGPPeer, BGPPeerTemplate, BlockRequest, ClusterBGP};
 
 /// The caches only read (no controller of their own), each watched for as long as this lives.
 struct Watched {
@@ -39,7 +38,7 @@ struct Watched {
     peers: reflector::Store<BGPPeer>,
     slices: reflector::Store<EndpointSlice>,
     namespaces: reflector::Store<Namespace>,
-    ads: reflector::Store<BGPAdvertisement>,
+    ads: reflector::Store<CachedAd>,
     _tasks: Vec<Task>,
 }
 
@@ -84,7 +83,7 @@ impl Watched {
             |n: &Namespace| n.labels().clone(),
         );
         let (ads, t6) = cache::watch(
-            Api::<BGPAdvertisement>::all(client.clone()),
+            Api::<CachedAd>::all(client.clone()),
             all(),
             mpsc::channel(1).0,
         );

@@ -26,6 +26,7 @@ pub use super::lb_service::LbService;
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::cached_ad::CachedAd;
 use super::condition::{self, says};
 use super::context::{Addresses, Ads, Events, Refresh};
 use super::{Error, ads, advertise, locked, set_finalizer};
@@ -48,7 +49,7 @@ pub(crate) struct ServiceContext {
 
 pub(crate) struct ServiceCaches {
     pub(crate) slices: reflector::Store<EndpointSlice>,
-    pub(crate) ads: reflector::Store<BGPAdvertisement>,
+    pub(crate) ads: reflector::Store<CachedAd>,
     pub(crate) peers: reflector::Store<BGPPeer>,
     /// Their labels decide which pools their Services may use.
     pub(crate) namespaces: reflector::Store<Namespace>,
@@ -369,13 +370,13 @@ async fn write_status(
 async fn sync_ads(svc: &LbService, ips: &[IpAddr], ctx: &ServiceContext) -> Result<(), Error> {
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
-    let existing: Vec<Arc<BGPAdvertisement>> = ctx
+    let existing: Vec<Arc<CachedAd>> = ctx
         .caches
         .ads
         .state()
         .into_iter()
         .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|a| a.labels().get(SERVICE_NAME_LABEL) == Some(&name))
+        .filter(|a| a.service.as_ref() == Some(&name))
         .collect();
     let wanted: BTreeSet<String> = ips.iter().map(|ip| advertise::name(&name, *ip)).collect();
     for a in &existing {

@@ -27,12 +27,12 @@ use kube::runtime::{reflector, watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::cached_ad::CachedAd;
 use super::lb_service::LbService;
-use super::service::SERVICE_NAME_LABEL;
 use super::service::ServiceContext;
 use super::{ads, locked};
 use k8s::cache;
-use k8s::crd::{AddressType, BGPAdvertisement};
+use k8s::crd::AddressType;
 
 /// How often everything held is checked against the cache, whatever the watch said.
 pub(crate) const EVERY: Duration = Duration::from_secs(60);
@@ -64,18 +64,18 @@ pub(crate) fn stale_holders<'a>(
 }
 
 /// The Service a Service advertisement was made for (namespace, its label), if it is one.
-fn ad_service(ad: &BGPAdvertisement) -> Option<ServiceKey> {
-    if ad.spec.ad_type != AddressType::Service {
+fn ad_service(ad: &CachedAd) -> Option<ServiceKey> {
+    if ad.ad_type != AddressType::Service {
         return None;
     }
-    let name = ad.labels().get(SERVICE_NAME_LABEL)?;
+    let name = ad.service.as_ref()?;
     Some(ServiceKey::new(ad.namespace()?, name.clone()))
 }
 
 /// Service advertisements (namespace, name) whose Service is not `present`; ones already being
 /// deleted are left to finish.
 pub(crate) fn orphan_ads(
-    ads: &[Arc<BGPAdvertisement>],
+    ads: &[Arc<CachedAd>],
     present: impl Fn(&ServiceKey) -> bool,
 ) -> Vec<(String, String)> {
     ads.iter()
@@ -116,7 +116,7 @@ async fn collect(ctx: &ServiceContext, only: Option<&ServiceKey>) {
         info!(service = %k, ips = ?ips, "Service gone: addresses released");
     }
     let all_ads = ctx.caches.ads.state();
-    let candidates: Vec<Arc<BGPAdvertisement>> = match only {
+    let candidates: Vec<Arc<CachedAd>> = match only {
         Some(k) => all_ads
             .into_iter()
             .filter(|a| ad_service(a).as_ref() == Some(k))
@@ -178,9 +178,10 @@ pub(crate) async fn run(ctx: Arc<ServiceContext>, mut gone: mpsc::UnboundedRecei
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use k8s::crd::{BGPAdvertisementSpec, Protocol};
+    use crate::service::SERVICE_NAME_LABEL;
+    use k8s::crd::{BGPAdvertisement, BGPAdvertisementSpec, Protocol};
 
-    fn ad(ns: &str, name: &str, service: Option<&str>, t: AddressType) -> Arc<BGPAdvertisement> {
+    fn ad(ns: &str, name: &str, service: Option<&str>, t: AddressType) -> Arc<CachedAd> {
         let mut a = BGPAdvertisement::new(
             name,
             BGPAdvertisementSpec {
@@ -194,7 +195,7 @@ mod tests {
         if let Some(s) = service {
             a.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), s.to_owned())].into());
         }
-        Arc::new(a)
+        Arc::new(serde_json::from_value(serde_json::to_value(a).unwrap()).unwrap())
     }
 
     #[test]
