@@ -231,7 +231,9 @@ impl Need<'_> {
 pub struct Allocator {
     pools: BTreeMap<String, LbPool>,
     services: BTreeMap<ServiceKey, Holding>,
-    holders: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    /// Who holds each address, in key order: usually one Service (a set would take a whole
+    /// B-tree node for it).
+    holders: BTreeMap<IpAddr, Vec<ServiceKey>>,
 }
 
 impl Allocator {
@@ -340,7 +342,8 @@ impl Allocator {
         self.services.get(key).map(|h| h.ips.as_slice())
     }
 
-    /// The request a Service's addresses were last assigned or restored for.
+    /// The request a Service's addresses were last assigned or restored for (without its
+    /// `allowed_pools`, which is not kept).
     pub fn request(&self, key: &ServiceKey) -> Option<&LbRequest> {
         self.services.get(key).map(|h| &h.request)
     }
@@ -531,19 +534,25 @@ impl Allocator {
         }
     }
 
-    fn commit(&mut self, key: &ServiceKey, request: LbRequest, mut ips: Vec<IpAddr>) {
+    fn commit(&mut self, key: &ServiceKey, mut request: LbRequest, mut ips: Vec<IpAddr>) {
         ips.sort();
         ips.dedup();
         self.release(key);
         for &ip in &ips {
-            self.holders.entry(ip).or_default().insert(key.clone());
+            let holders = self.holders.entry(ip).or_default();
+            if let Err(at) = holders.binary_search(key) {
+                holders.insert(at, key.clone());
+            }
         }
+        // Which pools the namespace may use is asked anew at every assignment: kept, it would
+        // be a set of pool names per Service that nothing reads.
+        request.allowed_pools = None;
         self.services.insert(key.clone(), Holding { request, ips });
     }
 
     fn unhold(&mut self, key: &ServiceKey, ip: IpAddr) {
         if let Some(holders) = self.holders.get_mut(&ip) {
-            holders.remove(key);
+            holders.retain(|h| h != key);
             if holders.is_empty() {
                 self.holders.remove(&ip);
             }
