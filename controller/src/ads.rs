@@ -27,7 +27,11 @@ pub(crate) async fn ensure(
     let api: Api<BGPAdvertisement> = Api::namespaced(ads.client.clone(), &ns);
     let key = (ns.clone(), name.clone());
     let (current, version) = match found {
-        Some(a) => (a.peer_map(), a.resource_version()),
+        Some(a) => {
+            // The cache shows it: nothing left to remember about its creation.
+            ads.created.remove(&key);
+            (a.peer_map(), a.resource_version())
+        }
         // Made moments ago by the reconcile whose write woke this one: look again shortly
         // rather than ask the API server to refuse a second create.
         None if ads.created.contains(&key) => return Err(Error::Conflict(what())),
@@ -59,8 +63,7 @@ pub(crate) async fn ensure(
 
 /// Deletes an advertisement; one already gone is fine.
 pub(crate) async fn delete(ads: &Ads, ns: &str, name: &str) -> Result<(), Error> {
-    ads.created
-        .forget(|(n, a)| n.as_str() == ns && a.as_str() == name);
+    ads.created.remove(&(ns.to_owned(), name.to_owned()));
     let api: Api<BGPAdvertisement> = Api::namespaced(ads.client.clone(), ns);
     match api.delete(name, &Default::default()).await {
         Ok(_) => Ok(()),

@@ -27,27 +27,27 @@ use k8s::crd::{
 /// A Service, reduced to what the LoadBalancer controller decides on.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(from = "Wire")]
-pub struct LbService {
+pub(crate) struct LbService {
     /// Name, namespace, uid, resourceVersion, generation, creation and deletion times and
     /// finalizers; no labels or annotations (what ours say is read into the fields below).
-    pub metadata: ObjectMeta,
+    pub(crate) metadata: ObjectMeta,
     /// `type: LoadBalancer`, with no `loadBalancerClass` or with ours.
-    pub ours: bool,
+    pub(crate) ours: bool,
     /// What it asks for ([`request`]), or why that cannot be read.
-    pub request: Result<LbRequest, RequestError>,
+    pub(crate) request: Result<LbRequest, RequestError>,
     /// `externalTrafficPolicy: Local`: announced only from nodes with a ready endpoint.
-    pub local: bool,
+    pub(crate) local: bool,
     /// BGPPeer groups from `bgppeer.sart.terassyi.net/group`; empty: every peer.
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// The addresses in `status.loadBalancer.ingress` (hostnames and junk ignored).
-    pub ingress: Vec<IpAddr>,
+    pub(crate) ingress: Vec<IpAddr>,
     /// `status.conditions`, everyone's: a merge patch of the list replaces it whole.
-    pub conditions: Vec<Condition>,
+    pub(crate) conditions: Vec<Condition>,
 }
 
 /// A Service annotation (or field) we cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("annotation {annotation}: {value:?} is not an IP address")]
     BadIp {
         annotation: &'static str,

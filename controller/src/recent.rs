@@ -33,6 +33,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
         m.retain(|k, _| !shown(k));
     }
 
+    /// Forgets one write the caches now show.
+    pub(crate) fn remove(&self, k: &K) {
+        locked(&self.0).remove(k);
+    }
+
     pub(crate) fn entries(&self) -> Vec<(K, V)> {
         let m = locked(&self.0);
         m.iter()

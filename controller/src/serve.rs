@@ -67,11 +67,9 @@ impl Watched {
         );
         // An EndpointSlice change concerns its own Service only (the Service controller
         // watches them); this cache is what the reconcile reads.
-        let (slices, t4) = cache::watch_trimmed(
+        let (slices, t4) = cache::mirror(
             Api::<EndpointSlice>::all(client.clone()),
             all().labels(service::SERVICE_NAME_LABEL),
-            mpsc::channel(1).0,
-            |s: &EndpointSlice| s.metadata.resource_version.clone(),
             super::advertise::trim_slice,
         );
         // A namespace's labels decide which pools its Services may use: a change looks at
@@ -82,11 +80,8 @@ impl Watched {
             services.clone(),
             |n: &Namespace| n.labels().clone(),
         );
-        let (ads, t6) = cache::watch(
-            Api::<CachedAd>::all(client.clone()),
-            all(),
-            mpsc::channel(1).0,
-        );
+        // Read by the reconciles that write advertisements; the agents' status writes wake none.
+        let (ads, t6) = cache::mirror(Api::<CachedAd>::all(client.clone()), all(), |_| {});
         Watched {
             cluster_bgps,
             templates,

@@ -1,6 +1,6 @@
 //! LoadBalancer addresses for Services. What a Service asks for is read from the watch
-//! ([`super::lb_service`]); the addresses come from the pure allocator in `ipam`; this module only moves
-//! the answer into `status.loadBalancer.ingress`, a condition and Events.
+//! ([`super::lb_service`]); the addresses come from the pure allocator in `ipam`; this module
+//! only moves the answer into `status.loadBalancer.ingress`, a condition and Events.
 //!
 //! A Service is ours when it is `type: LoadBalancer` with no `loadBalancerClass` or with ours.
 //! Turning it into another type releases its addresses here; deleting it releases them from
@@ -21,14 +21,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector;
 use kube::{Client, Resource, ResourceExt};
-
-pub use super::lb_service::LbService;
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::cached_ad::CachedAd;
 use super::condition::{self, says};
 use super::context::{Addresses, Ads, Events, Refresh};
+use super::lb_service::LbService;
 use super::{Error, ads, advertise, locked, set_finalizer};
 use k8s::crd::{
     AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
@@ -41,8 +40,8 @@ pub(crate) struct ServiceContext {
     pub(crate) addresses: Arc<Addresses>,
     pub(crate) refresh: Refresh,
     pub(crate) ads: Arc<Ads>,
-    /// Our status as last written on each Service: a reconcile that sees the object from before
-    /// that write skips it, and a repeated condition keeps its time.
+    /// Our status as last written on each Service, until the cache shows it: a reconcile that
+    /// sees the object from before that write skips it, and a repeated condition keeps its time.
     pub(crate) written: Mutex<HashMap<ipam::ServiceKey, Written>>,
     pub(crate) caches: ServiceCaches,
 }
@@ -319,6 +318,9 @@ async fn write_status(
         .as_ref()
         .is_some_and(|c| says(c, st, reason, &message));
     if unchanged_condition && svc.ingress == ips {
+        // The object shows our status, and no later reconcile sees an older one: the memo of
+        // our write has served.
+        locked(&ctx.written).remove(&key);
         return Ok(());
     }
     let condition = match (current, last) {

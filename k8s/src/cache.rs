@@ -117,6 +117,31 @@ where
     (reader, Task(task))
 }
 
+/// A cache of `K` (as `cfg` selects, each object through [`slim`] and `trim`) that pokes no one:
+/// what a decision reads, never a reason to make one, so it remembers nothing per object beyond
+/// the object.
+pub fn mirror<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    mut trim: impl FnMut(&mut K) + Send + 'static,
+) -> (reflector::Store<K>, Task)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, cfg).modify(move |o| {
+            slim(o);
+            trim(o);
+        }),
+    )
+    .default_backoff();
+    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    (reader, Task(task))
+}
+
 /// Waits until a store holds the whole first list. Readiness wakes only a store's last waiter (a
 /// kube Controller may poll the same store), so look again now and then instead of waiting once.
 pub async fn ready<K>(store: &reflector::Store<K>) -> Result<(), reflector::store::WriterDropped>
