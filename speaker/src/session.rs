@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bgp::fsm::{Action, DownReason, Event, Fsm, SessionConfig, State, Timer, keep_on_collision};
 use bgp::{Context, Message, MessageType, Negotiated, Notification, Update};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc, watch};
@@ -29,6 +29,8 @@ use speaker_config::{Password, Ttl};
 const QUEUE: usize = 256;
 /// Octets the writer gathers into one write.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Reads and writes under this many octets are an idle session's: its buffers are given back.
+const IDLE_IO: usize = 4096;
 /// How long a closing connection may take to write its NOTIFICATION.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -776,14 +778,19 @@ async fn close_with_cease(mut stream: TcpStream) {
 /// Splits the byte stream into messages. Framing errors end the connection: the session layer
 /// sees them as a malformed message first. Each message is copied out once; the bytes after it
 /// stay where they are until the next read (no copy of the remainder per message).
-async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
+///
+/// The buffer is held only while bytes flow: a session that only gets KEEPALIVEs gives it back
+/// after each read instead of keeping a touched page of it (with hundreds of idle sessions,
+/// most of what each one costs).
+async fn read_loop(r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
     // Frame with the largest limit; the session decodes with the negotiated one.
     let frame_ctx = Context {
         extended_message: true,
         ..Context::default()
     };
     const READ: usize = 64 * 1024;
-    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut last_read = 0;
     loop {
         let mut start = 0;
         loop {
@@ -805,15 +812,23 @@ async fn read_loop(mut r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String
         }
         // Only the start of an incomplete message (under 64 KiB) moves to the front.
         buf.drain(..start);
-        // Room for one read, not written to until the kernel fills it: a session that only
-        // ever gets KEEPALIVEs keeps one page of it resident, not 64 KiB.
+        if buf.is_empty() && last_read < IDLE_IO {
+            buf = Vec::new();
+        }
+        if let Err(e) = r.readable().await {
+            let _ = tx.send(Err(e.to_string())).await;
+            return;
+        }
+        // Room for one read, not written to until the kernel fills it.
         buf.reserve(READ);
-        match r.read_buf(&mut buf).await {
+        match r.try_read_buf(&mut buf) {
             Ok(0) => {
                 let _ = tx.send(Err("closed by the peer".into())).await;
                 return;
             }
-            Ok(_) => {}
+            Ok(n) => last_read = n,
+            // Readiness can be spurious.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => last_read = 0,
             Err(e) => {
                 let _ = tx.send(Err(e.to_string())).await;
                 return;
@@ -831,7 +846,7 @@ async fn write_loop(
     (output, written): (Arc<Output>, Arc<Written>),
     last_write: Arc<AtomicU64>,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         let mut msgs = Vec::new();
         let mut closing = false;
@@ -859,6 +874,8 @@ async fn write_loop(
                 () = output.ready.notified() => continue,
             }
         }
+        let batch: usize = msgs.iter().map(|m| m.len()).sum();
+        buf.reserve(batch.min(WRITE_CHUNK));
         for m in &msgs {
             buf.extend_from_slice(m);
             if buf.len() >= WRITE_CHUNK && write_out(&mut w, &mut buf, &last_write).await.is_err() {
@@ -867,6 +884,10 @@ async fn write_loop(
         }
         if write_out(&mut w, &mut buf, &last_write).await.is_err() {
             return;
+        }
+        // As the reader: an idle session keeps no buffer between KEEPALIVEs.
+        if batch < IDLE_IO {
+            buf = Vec::new();
         }
         if closing {
             let _ = tokio::time::timeout(CLOSE_GRACE, w.shutdown()).await;
@@ -892,4 +913,69 @@ async fn write_out(
     }
     buf.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bgp::{Nlri, Origin, PathAttributes};
+    use std::net::Ipv4Addr;
+    use tokio::net::TcpListener;
+
+    fn update(i: u32) -> Vec<u8> {
+        let u = Update {
+            attributes: PathAttributes {
+                origin: Some(Origin::Igp),
+                next_hop: Some(Ipv4Addr::new(198, 18, 0, 1)),
+                med: Some(i),
+                ..Default::default()
+            },
+            nlri: (0..50)
+                .map(|j| {
+                    let n = 0x0a00_0000 + ((i * 50 + j) << 8);
+                    Nlri::new(ipnet::Ipv4Net::new(Ipv4Addr::from(n), 24).unwrap())
+                })
+                .collect(),
+            ..Default::default()
+        };
+        Message::Update(u).encode(&Context::default()).unwrap()
+    }
+
+    /// Messages come out whole and in order however the stream is cut: a KEEPALIVE in three
+    /// reads (the idle path, which gives the buffer back between reads), then a burst of
+    /// 300 KB in one write (the bulk path), then the peer's close.
+    #[tokio::test]
+    async fn frames_messages_across_reads_idle_and_bulk() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (r, _w) = server.into_split();
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let reader = tokio::spawn(read_loop(r, tx));
+
+        let keepalive = Message::Keepalive.encode(&Context::default()).unwrap();
+        for part in [&keepalive[..5], &keepalive[5..17], &keepalive[17..]] {
+            client.write_all(part).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(rx.recv().await.unwrap().unwrap(), keepalive);
+
+        let burst: Vec<Vec<u8>> = (0..1000).map(update).collect();
+        assert!(burst.iter().map(Vec::len).sum::<usize>() > 200_000);
+        let bytes = burst.concat();
+        // Written while this task reads: the reader's queue holds only QUEUE messages.
+        let writer = tokio::spawn(async move {
+            client.write_all(&bytes).await.unwrap();
+            client.shutdown().await.unwrap();
+        });
+        for want in &burst {
+            assert_eq!(&rx.recv().await.unwrap().unwrap(), want);
+        }
+        assert_eq!(rx.recv().await.unwrap().unwrap_err(), "closed by the peer");
+        reader.await.unwrap();
+        writer.await.unwrap();
+    }
 }
