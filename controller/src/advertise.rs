@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
 use super::lb_service::LbService;
-use k8s::crd::{AdvertiseStatus, BGPPeer};
+use k8s::crd::{AdvertiseStatus, BGPPeer, SERVICE_NAME_LABEL};
 
 /// Name of the advertisement of `ip` for a Service: `<service>-<address with . and : as ->`.
 /// An IPv6 address that ends in `::` is written as ending in `::0`: a name must end in a letter
@@ -50,7 +50,7 @@ pub(crate) fn ready_nodes(svc: &LbService, slices: &[EndpointSlice]) -> BTreeSet
     slices
         .iter()
         .filter(|s| s.namespace() == ns)
-        .filter(|s| s.labels().get("kubernetes.io/service-name") == Some(&name))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&name))
         .flat_map(|s| s.endpoints.iter().flatten())
         // A missing `ready` means ready (the API's convention).
         .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))

@@ -12,8 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
 use serde::Deserialize;
 
-use super::service::SERVICE_NAME_LABEL;
-use k8s::crd::{AddressType, AdvertiseStatus, BGPAdvertisement};
+use k8s::crd::{AddressType, AdvertiseStatus, BGPAdvertisement, SERVICE_NAME_LABEL};
 
 /// What the controller reads of a BGPAdvertisement.
 #[derive(Clone, Debug, Deserialize)]

@@ -29,7 +29,10 @@ use super::{
     recent, reservations, service, service_gone, takeover,
 };
 use k8s::cache::{self, Task};
-use k8s::crd::{AddressBlock, AddressPool, BGPPeer, BGPPeerTemplate, BlockRequest, ClusterBGP};
+use k8s::crd::{
+    AddressBlock, AddressPool, BGPPeer, BGPPeerTemplate, BlockRequest, ClusterBGP,
+    SERVICE_NAME_LABEL,
+};
 
 /// The caches only read (no controller of their own), each watched for as long as this lives.
 struct Watched {
@@ -69,7 +72,7 @@ impl Watched {
         // watches them); this cache is what the reconcile reads.
         let (slices, t4) = cache::mirror(
             Api::<EndpointSlice>::all(client.clone()),
-            all().labels(service::SERVICE_NAME_LABEL),
+            all().labels(SERVICE_NAME_LABEL),
             super::advertise::trim_slice,
         );
         // A namespace's labels decide which pools its Services may use: a change looks at
@@ -356,10 +359,10 @@ pub(crate) async fn serve(client: Client, opts: Options) -> Result<(), Error> {
     let svc_ctl = Controller::for_stream(svc_stream, svc_store)
         .watches(
             Api::<EndpointSlice>::all(client.clone()),
-            all().labels(service::SERVICE_NAME_LABEL),
+            all().labels(SERVICE_NAME_LABEL),
             |es| {
                 let ns = es.namespace()?;
-                let name = es.labels().get(service::SERVICE_NAME_LABEL)?.clone();
+                let name = es.labels().get(SERVICE_NAME_LABEL)?.clone();
                 Some(reflector::ObjectRef::<LbService>::new(&name).within(&ns))
             },
         )

@@ -31,6 +31,7 @@ use super::lb_service::LbService;
 use super::{Error, ads, advertise, locked, set_finalizer};
 use k8s::crd::{
     AddressType, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, Protocol as AdProtocol,
+    SERVICE_NAME_LABEL,
 };
 
 /// The Service controller's, and the gone-Service task's.
@@ -61,8 +62,6 @@ pub(crate) struct ServiceCaches {
 pub const FINALIZER: &str = "service.sart.terassyi.net/finalizer";
 /// The condition we keep on Services: whether their addresses are assigned.
 pub const CONDITION: &str = "sart.terassyi.net/AddressAssigned";
-/// Label naming an advertisement's Service (as EndpointSlices name theirs).
-pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// An Event reason for an allocation failure.
 fn reason(e: &LbError) -> &'static str {

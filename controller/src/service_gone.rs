@@ -178,8 +178,7 @@ pub(crate) async fn run(ctx: Arc<ServiceContext>, mut gone: mpsc::UnboundedRecei
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::service::SERVICE_NAME_LABEL;
-    use k8s::crd::{BGPAdvertisement, BGPAdvertisementSpec, Protocol};
+    use k8s::crd::{BGPAdvertisement, BGPAdvertisementSpec, Protocol, SERVICE_NAME_LABEL};
 
     fn ad(ns: &str, name: &str, service: Option<&str>, t: AddressType) -> Arc<CachedAd> {
         let mut a = BGPAdvertisement::new(

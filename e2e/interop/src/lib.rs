@@ -33,6 +33,7 @@ pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
 pub mod hand_peer;
+mod launch;
 pub mod model;
 pub mod netns;
 pub mod ping;

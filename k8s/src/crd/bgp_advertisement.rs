@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::AddressType;
 
 pub const FINALIZER: &str = "bgpadvertisement.sart.terassyi.net/finalizer";
+/// Label naming a Service advertisement's Service (as EndpointSlices name theirs).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 #[derive(CustomResource, Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[kube(

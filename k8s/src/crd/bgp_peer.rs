@@ -6,8 +6,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SpeakerConfig;
 use super::bgp_peer_template::{BGPPeerTemplateSpec, PeerSettings};
-use super::cluster_bgp::SpeakerConfig;
 
 pub const FINALIZER: &str = "bgppeer.sart.terassyi.net/finalizer";
 /// Label naming the peer's NodeBGP (set by the mutating webhook).

@@ -6,6 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SpeakerConfig;
 use super::bgp_peer::PeerConfig;
 
 pub const FINALIZER: &str = "clusterbgp.sart.terassyi.net/finalizer";
@@ -80,18 +81,4 @@ pub enum RouterIdSelectionType {
     Label,
     /// `routerIdSelector.routerId`.
     RouterId,
-}
-
-/// Where the node's speaker listens for the `BgpApi`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SpeakerConfig {
-    /// `host:port`, e.g. `127.0.0.1:5000`.
-    pub path: String,
-    /// Seconds per API call (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
-    /// ECMP over equal paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multipath: Option<bool>,
 }

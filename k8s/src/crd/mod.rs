@@ -24,6 +24,7 @@ pub use address_pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, AllocTyp
 pub use address_reservation::{AddressReservation, AddressReservationSpec};
 pub use bgp_advertisement::{
     AdvertiseStatus, BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus, Protocol,
+    SERVICE_NAME_LABEL,
 };
 pub use bgp_peer::{
     BGPPeer, BGPPeerCondition, BGPPeerSlim, BGPPeerSpec, BGPPeerStatus, PeerConfig, PeerState,
@@ -32,7 +33,7 @@ pub use bgp_peer_template::{BGPPeerTemplate, BGPPeerTemplateSpec, PeerSettings};
 pub use block_request::{BlockRequest, BlockRequestSpec, BlockRequestStatus};
 pub use cluster_bgp::{
     AsnSelectionType, AsnSelector, ClusterBGP, ClusterBGPSpec, ClusterBGPStatus,
-    RouterIdSelectionType, RouterIdSelector, SpeakerConfig,
+    RouterIdSelectionType, RouterIdSelector,
 };
 pub use node_bgp::{
     NodeBGP, NodeBGPCondition, NodeBGPConditionReason, NodeBGPConditionStatus, NodeBGPSpec,
@@ -89,4 +90,18 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         BGPAdvertisement::crd(),
         AddressReservation::crd(),
     ]
+}
+
+/// Where the node's speaker listens for the `BgpApi`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerConfig {
+    /// `host:port`, e.g. `127.0.0.1:5000`.
+    pub path: String,
+    /// Seconds per API call (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// ECMP over equal paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipath: Option<bool>,
 }

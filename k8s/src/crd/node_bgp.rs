@@ -4,8 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SpeakerConfig;
 use super::bgp_peer::BGPPeerSlim;
-use super::cluster_bgp::SpeakerConfig;
 
 /// The agent removes the node's peers before the NodeBGP goes.
 pub const FINALIZER: &str = "nodebgp.sart.terassyi.net/finalizer";
