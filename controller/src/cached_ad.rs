@@ -4,13 +4,12 @@
 //! than all of that together. Read from the wire through [`Wire`], which names only those
 //! fields; writes go to the same resource through the full type.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
+
+use super::resource_view::{WireMeta, resource_view};
 
 use k8s::crd::{AddressType, AdvertiseStatus, BGPAdvertisement, SERVICE_NAME_LABEL};
 
@@ -18,7 +17,7 @@ use k8s::crd::{AddressType, AdvertiseStatus, BGPAdvertisement, SERVICE_NAME_LABE
 #[derive(Clone, Debug, Deserialize)]
 #[serde(from = "Wire")]
 pub(crate) struct CachedAd {
-    /// Name, namespace, uid, resourceVersion and deletion time only.
+    /// Name, namespace, uid, resourceVersion, generation, times and finalizers: no labels.
     pub(crate) metadata: ObjectMeta,
     /// The Service it was made for (its `kubernetes.io/service-name` label).
     pub(crate) service: Option<String>,
@@ -34,29 +33,7 @@ impl CachedAd {
     }
 }
 
-impl Resource for CachedAd {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        BGPAdvertisement::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        BGPAdvertisement::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        BGPAdvertisement::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        BGPAdvertisement::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+resource_view!(CachedAd, BGPAdvertisement);
 
 /// The fields read here, as the API server sends them.
 #[derive(Default, Deserialize)]
@@ -65,17 +42,6 @@ struct Wire {
     metadata: WireMeta,
     spec: WireSpec,
     status: Option<WireStatus>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct WireMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    deletion_timestamp: Option<Time>,
-    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -93,17 +59,10 @@ struct WireStatus {
 
 impl From<Wire> for CachedAd {
     fn from(w: Wire) -> CachedAd {
-        let m = w.metadata;
+        let mut m = w.metadata.split();
         CachedAd {
-            service: m.labels.and_then(|mut l| l.remove(SERVICE_NAME_LABEL)),
-            metadata: ObjectMeta {
-                name: m.name,
-                namespace: m.namespace,
-                uid: m.uid,
-                resource_version: m.resource_version,
-                deletion_timestamp: m.deletion_timestamp,
-                ..ObjectMeta::default()
-            },
+            service: m.labels.remove(SERVICE_NAME_LABEL),
+            metadata: m.meta,
             ad_type: w.spec.ad_type,
             peers: w
                 .status
@@ -119,6 +78,7 @@ impl From<Wire> for CachedAd {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use kube::Resource;
     use kube::ResourceExt;
     use serde_json::json;
 

@@ -7,16 +7,16 @@
 //! the rest (field ownership, cluster IPs, node ports...) is skipped by the parser and never
 //! built. Writes still go to the API server's `services` resource through this type.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipam::{FamilyPolicy, IpFamily, L4Protocol, LbRequest, ServiceKey};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use kube::ResourceExt;
 use serde::Deserialize;
+
+use super::resource_view::{WireMeta, resource_view};
 
 use k8s::crd::bgp_peer::GROUP_ANNOTATION;
 use k8s::crd::{
@@ -70,29 +70,7 @@ impl LbService {
     }
 }
 
-impl Resource for LbService {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Service::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        Service::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        Service::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Service::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+resource_view!(LbService, Service);
 
 /// The fields of a Service read here, as the API server sends them.
 #[derive(Default, Deserialize)]
@@ -101,20 +79,6 @@ struct Wire {
     metadata: WireMeta,
     spec: Option<WireSpec>,
     status: Option<WireStatus>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct WireMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    generation: Option<i64>,
-    creation_timestamp: Option<Time>,
-    deletion_timestamp: Option<Time>,
-    finalizers: Option<Vec<String>>,
-    annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -161,7 +125,8 @@ struct WireIngress {
 impl From<Wire> for LbService {
     fn from(w: Wire) -> LbService {
         let spec = w.spec.unwrap_or_default();
-        let ann = w.metadata.annotations.unwrap_or_default();
+        let meta = w.metadata.split();
+        let ann = meta.annotations;
         let ours = spec.type_.as_deref() == Some("LoadBalancer")
             && spec
                 .load_balancer_class
@@ -176,17 +141,7 @@ impl From<Wire> for LbService {
             .filter_map(|i| i.ip.as_deref().and_then(|s| s.parse().ok()))
             .collect();
         LbService {
-            metadata: ObjectMeta {
-                name: w.metadata.name,
-                namespace: w.metadata.namespace,
-                uid: w.metadata.uid,
-                resource_version: w.metadata.resource_version,
-                generation: w.metadata.generation,
-                creation_timestamp: w.metadata.creation_timestamp,
-                deletion_timestamp: w.metadata.deletion_timestamp,
-                finalizers: w.metadata.finalizers.filter(|f| !f.is_empty()),
-                ..ObjectMeta::default()
-            },
+            metadata: meta.meta,
             ours,
             request: request(&ann, &spec),
             local: spec.external_traffic_policy.as_deref() == Some("Local"),
@@ -285,6 +240,7 @@ fn request(ann: &BTreeMap<String, String>, spec: &WireSpec) -> Result<LbRequest,
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use kube::Resource;
     use serde_json::json;
 
     fn svc(v: serde_json::Value) -> LbService {

@@ -22,6 +22,7 @@ mod pod_block;
 mod pod_block_plan;
 mod recent;
 mod reservations;
+mod resource_view;
 mod serve;
 pub mod service;
 mod service_gone;

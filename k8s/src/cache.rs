@@ -59,34 +59,9 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     S: PartialEq + Send + 'static,
 {
-    watch_trimmed(api, cfg, changed, signature, |_| {})
-}
-
-/// As [`watch_relevant`], with `trim` taking out of each object (after [`slim`]) what the
-/// store's readers never look at: for kinds with one object per Service or per pod, that is most
-/// of the controller's memory.
-pub fn watch_trimmed<K, S>(
-    api: Api<K>,
-    cfg: watcher::Config,
-    changed: mpsc::Sender<()>,
-    signature: impl Fn(&K) -> S + Send + 'static,
-    mut trim: impl FnMut(&mut K) + Send + 'static,
-) -> (reflector::Store<K>, Task)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    S: PartialEq + Send + 'static,
-{
     use kube::ResourceExt;
     let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(api, cfg).modify(move |o| {
-            slim(o);
-            trim(o);
-        }),
-    )
-    .default_backoff();
+    let stream = reflected(api, cfg, writer, |_| {});
     let mut seen: std::collections::HashMap<(Option<String>, String), S> = Default::default();
     let task = tokio::spawn(stream.for_each(move |ev| {
         let poke = match ev {
@@ -123,23 +98,37 @@ where
 pub fn mirror<K>(
     api: Api<K>,
     cfg: watcher::Config,
-    mut trim: impl FnMut(&mut K) + Send + 'static,
+    trim: impl FnMut(&mut K) + Send + 'static,
 ) -> (reflector::Store<K>, Task)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(
+    let stream = reflected(api, cfg, writer, trim);
+    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    (reader, Task(task))
+}
+
+/// The watch of `K` applied to `writer`'s store, each object through [`slim`] and `trim` first.
+fn reflected<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    mut trim: impl FnMut(&mut K) + Send + 'static,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    reflector(
         writer,
         watcher(api, cfg).modify(move |o| {
             slim(o);
             trim(o);
         }),
     )
-    .default_backoff();
-    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-    (reader, Task(task))
+    .default_backoff()
 }
 
 /// Waits until a store holds the whole first list. Readiness wakes only a store's last waiter (a
