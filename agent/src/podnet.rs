@@ -557,7 +557,6 @@ async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>, NetError> {
         .map_err(nl("listing interfaces"))
 }
 
-/// Every route of every table, both families.
 /// Every host route to a pod address of the pod route protocol, in the main table and in
 /// sart's table 120, with the veth it goes through (see [`super::adopt`]).
 pub(crate) async fn pod_routes() -> Result<Vec<super::adopt::PodRoute>, NetError> {

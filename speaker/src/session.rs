@@ -943,8 +943,8 @@ mod tests {
     }
 
     /// Messages come out whole and in order however the stream is cut: a KEEPALIVE in three
-    /// reads (the idle path, which gives the buffer back between reads), then a burst of
-    /// 300 KB in one write (the bulk path), then the peer's close.
+    /// reads (the idle path, which gives the buffer back between reads), then a burst of over
+    /// 200 KB in one write (the bulk path), then the peer's close.
     #[tokio::test]
     async fn frames_messages_across_reads_idle_and_bulk() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
