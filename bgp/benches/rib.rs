@@ -2,7 +2,8 @@
 //! not a test; `cargo bench -p sart-bgp --bench rib`).
 //!
 //! Times `receive` of 100 decoded UPDATEs of 1,000 prefixes plus the `drain` that computes the
-//! outbound group changes, and separately the encoding of those changes. Memory per route is
+//! outbound group changes (once at the end, and after every 4 UPDATEs as the speaker does), and
+//! separately the encoding of those changes. Memory per route is
 //! printed once: the RIB's own estimate of its heap use from its tables' capacities (the
 //! workspace forbids `unsafe`, so no counting allocator), and the process's RSS growth.
 
@@ -177,6 +178,17 @@ fn bench(c: &mut Criterion) {
             |((mut rib, a), ups)| {
                 let d = load(&mut rib, a, ups);
                 black_box((rib, d))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // As the speaker relays: a drain after at most 4,096 prefixes (here 4 UPDATEs of 1,000).
+    g.bench_function("relay_100k_v4_receive_and_drain_batched", |b| {
+        b.iter_batched(
+            || (setup(), ups.clone()),
+            |((mut rib, a), ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
             },
             BatchSize::LargeInput,
         )

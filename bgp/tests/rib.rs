@@ -1007,6 +1007,8 @@ proptest! {
     ) {
         let (mut rib, ids) = mesh(DecisionConfig::default());
         let mut sent: Sent = HashMap::new();
+        // The best path per prefix, built only from drained best-path changes (as the FIB is).
+        let mut fib: BTreeMap<IpNet, (PeerId, u32)> = BTreeMap::new();
         for round in &rounds {
             for (a, is_withdraw) in round {
                 if *is_withdraw {
@@ -1021,6 +1023,18 @@ proptest! {
             }
             let d = rib.drain();
             deliver(&rib, &d, &mut sent);
+            let mut seen = std::collections::BTreeSet::new();
+            for c in &d.best {
+                // A prefix changed many times between drains is reported once.
+                prop_assert!(seen.insert(c.prefix), "{} twice", c.prefix);
+                match &c.best {
+                    Some(b) => fib.insert(c.prefix, (b.peer, b.path_id)),
+                    None => fib.remove(&c.prefix),
+                };
+            }
+            let want: BTreeMap<IpNet, (PeerId, u32)> =
+                view(&rib).into_iter().map(|(n, (best, _))| (n, best)).collect();
+            prop_assert_eq!(&fib, &want);
             for (i, &p) in ids.iter().enumerate() {
                 let got = sent.get(&p).cloned().unwrap_or_default();
                 // What the deltas built equals the table the RIB would send now.

@@ -94,15 +94,16 @@ impl Rib {
         peers_out: &mut HashMap<PeerId, Vec<OutUpdate>>,
         releases: &mut Vec<Arc<Attrs>>,
     ) {
-        let dirty = std::mem::take(&mut P::of_mut(&mut self.tables).dirty);
+        let mut dirty = P::of_mut(&mut self.tables).take_changes();
         if dirty.is_empty() {
+            P::of_mut(&mut self.tables).recycle(dirty);
             return;
         }
         let table = P::of(&self.tables);
         // (prefix, best at last drain, best now)
         let mut changes: Vec<(P, Option<Exported>, Option<Exported>)> =
             Vec::with_capacity(dirty.len());
-        for (prefix, snap) in dirty {
+        for (prefix, snap) in dirty.drain(..) {
             let paths = table.routes.get(&prefix);
             let new = paths.and_then(|ps| ps.best()).map(|b| Exported {
                 peer: b.peer,
@@ -166,6 +167,7 @@ impl Rib {
             releases.extend(old.map(|e| e.attrs));
             drop(new);
         }
+        P::of_mut(&mut self.tables).recycle(dirty);
     }
 
     /// The full outbound table of a group as of the last drain (send it, then End-of-RIB, to
@@ -248,9 +250,10 @@ impl Rib {
                 batch.announce(prefix, &a, except);
             }
         };
+        let snapshots = table.snapshots();
         for (prefix, paths) in &table.routes {
             // A prefix changed since the last drain is shown as it was then.
-            match table.dirty.get(prefix) {
+            match snapshots.get(prefix) {
                 Some(snap) => {
                     if let Some(e) = &snap.best {
                         emit(*prefix, e.peer, &e.attrs);
@@ -263,7 +266,7 @@ impl Rib {
                 }
             }
         }
-        for (prefix, snap) in &table.dirty {
+        for (prefix, snap) in &snapshots {
             if table.routes.contains_key(prefix) {
                 continue;
             }

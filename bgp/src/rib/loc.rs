@@ -10,10 +10,16 @@
 //! table's spare capacity; attributes are shared. Prefixes with several paths keep them in a
 //! boxed vector.
 //!
-//! Changes are tracked in `dirty`: the first time a prefix changes after a drain, the state it
-//! had (its best path and a fingerprint of its multipath set) is recorded. A drain compares that
-//! with the current state, so a prefix that changed many times between drains produces at most
-//! one outbound change, and what each update group was last sent need not be stored.
+//! Changes are tracked in `changed`: the first time a prefix changes after a drain, the state it
+//! had (its best path and a fingerprint of its multipath set) is appended, and its paths are
+//! flagged [`CHANGED`](flag::CHANGED). A drain compares that with the current state, so a prefix
+//! that changed many times between drains produces at most one outbound change, and what each
+//! update group was last sent need not be stored. The flag, not a second map, says whether a
+//! prefix already has its snapshot: an announcement costs one hash lookup, not two.
+//!
+//! A prefix whose last path went loses its flag with its entry; if it comes back before the
+//! drain, it is appended again with an empty snapshot. The first entry of a prefix is the
+//! state at the last drain, so [`Table::take_changes`] keeps the first and skips the others.
 
 use std::collections::hash_map::Entry;
 use std::fmt::Debug;
@@ -155,15 +161,71 @@ pub(crate) struct Env<'a> {
 #[derive(Debug)]
 pub(crate) struct Table<P> {
     pub routes: FastMap<P, Paths>,
-    pub dirty: FastMap<P, Snapshot>,
+    /// Prefixes changed since the last drain, with their state then; see the module docs for
+    /// repeats.
+    pub changed: Vec<(P, Snapshot)>,
 }
 
 impl<P> Default for Table<P> {
     fn default() -> Self {
         Table {
             routes: FastMap::default(),
-            dirty: FastMap::default(),
+            changed: Vec::new(),
         }
+    }
+}
+
+/// The change list's capacity kept across drains: enough for the speaker's batches, without
+/// holding on to the peak of a session teardown.
+const KEEP_CHANGED: usize = 8192;
+
+impl<P: Key> Table<P> {
+    /// Takes the changes since the last drain, one per prefix with the state at the last drain,
+    /// and clears the prefixes' flags. Gives back the list to [`Table::recycle`].
+    pub fn take_changes(&mut self) -> Vec<(P, Snapshot)> {
+        let mut list = std::mem::take(&mut self.changed);
+        list.retain(|(prefix, snap)| match self.routes.get_mut(prefix) {
+            // Gone: a change unless it had nothing at the last drain. That drops the empty
+            // repeats after a first entry, and prefixes added and removed since the drain.
+            None => snap.best.is_some() || snap.multipath != 0,
+            Some(paths) => {
+                let first = is_changed(paths);
+                if first {
+                    for p in paths.as_mut_slice() {
+                        p.flags &= !flag::CHANGED;
+                    }
+                }
+                first
+            }
+        });
+        list
+    }
+
+    /// Hands back the emptied list of [`Table::take_changes`], keeping a modest capacity.
+    pub fn recycle(&mut self, mut list: Vec<(P, Snapshot)>) {
+        list.clear();
+        if list.capacity() <= KEEP_CHANGED && self.changed.is_empty() {
+            self.changed = list;
+        }
+    }
+
+    /// The snapshot of every prefix changed since the last drain (the first entry of each).
+    pub fn snapshots(&self) -> FastMap<P, &Snapshot> {
+        let mut m = FastMap::default();
+        for (prefix, snap) in &self.changed {
+            m.entry(*prefix).or_insert(snap);
+        }
+        m
+    }
+}
+
+fn is_changed(paths: &Paths) -> bool {
+    paths.as_slice().first().is_some_and(Path::is_changed)
+}
+
+fn mark_changed(paths: &mut Paths) {
+    for p in paths.as_mut_slice() {
+        p.flags |= flag::CHANGED;
     }
 }
 
@@ -194,11 +256,14 @@ pub(crate) fn fingerprint(paths: &Paths) -> u64 {
         .fold(0u64, u64::wrapping_add)
 }
 
+/// Flags that are facts about the path or its prefix, not decisions: they survive reselection.
+const KEPT: u8 = flag::STALE | flag::CHANGED;
+
 /// Re-runs the decision process over one prefix's paths and sets their flags.
 pub(crate) fn reselect(paths: &mut Paths, env: &Env) {
     let slice = paths.as_mut_slice();
     if let [only] = slice {
-        only.flags = (only.flags & flag::STALE) | flag::BEST | flag::MULTIPATH;
+        only.flags = (only.flags & KEPT) | flag::BEST | flag::MULTIPATH;
         return;
     }
     let srcs: Vec<SourceInfo> = slice.iter().map(|p| env.peers.source(p.peer)).collect();
@@ -217,9 +282,8 @@ pub(crate) fn reselect(paths: &mut Paths, env: &Env) {
         .collect();
     let sel = select(&cands, env.cfg);
     drop(cands);
-    // Staleness is a fact about the path, not a decision: it survives reselection.
     for p in slice.iter_mut() {
-        p.flags &= flag::STALE;
+        p.flags &= KEPT;
     }
     if let Some(sel) = sel {
         for i in sel.multipath {
@@ -239,21 +303,20 @@ impl<P: Key> Table<P> {
     pub fn announce(&mut self, prefix: P, path: Path, env: &Env) -> (Option<Arc<Attrs>>, bool) {
         match self.routes.entry(prefix) {
             Entry::Occupied(mut e) => {
-                if let Entry::Vacant(d) = self.dirty.entry(prefix) {
-                    d.insert(snapshot(Some(e.get())));
-                }
                 let paths = e.get_mut();
+                if !is_changed(paths) {
+                    self.changed.push((prefix, snapshot(Some(paths))));
+                }
                 let old = paths.upsert(path);
+                mark_changed(paths);
                 reselect(paths, env);
                 let is_new = old.is_none();
                 (old.map(|p| p.attrs), is_new)
             }
             Entry::Vacant(v) => {
-                if let Entry::Vacant(d) = self.dirty.entry(prefix) {
-                    d.insert(snapshot(None));
-                }
+                self.changed.push((prefix, snapshot(None)));
                 let mut path = path;
-                path.flags = flag::BEST | flag::MULTIPATH;
+                path.flags = flag::BEST | flag::MULTIPATH | flag::CHANGED;
                 v.insert(Paths::One(path));
                 (None, true)
             }
@@ -279,8 +342,8 @@ impl<P: Key> Table<P> {
                 return 0;
             }
             let before = slot.remove();
-            if let Entry::Vacant(d) = self.dirty.entry(prefix) {
-                d.insert(snapshot(Some(&before)));
+            if !is_changed(&before) {
+                self.changed.push((prefix, snapshot(Some(&before))));
             }
             if let Paths::One(p) = before {
                 intern.release(p.attrs);
@@ -288,10 +351,11 @@ impl<P: Key> Table<P> {
             return 1;
         }
         let paths = slot.remove();
+        let was_changed = is_changed(&paths);
         let mut removed = Vec::new();
         let rest = paths.remove_where(f, &mut removed);
         let n = removed.len();
-        if n > 0 && !self.dirty.contains_key(&prefix) {
+        if n > 0 && !was_changed {
             // The snapshot describes the state before the removal: what is left plus what was
             // removed, with the flags they had.
             let mut all: Vec<Path> = rest
@@ -303,10 +367,11 @@ impl<P: Key> Table<P> {
                 1 => all.pop().map(Paths::One),
                 _ => Some(Paths::Many(Box::new(all))),
             };
-            self.dirty.insert(prefix, snapshot(before.as_ref()));
+            self.changed.push((prefix, snapshot(before.as_ref())));
         }
         if let Some(mut rest) = rest {
             if n > 0 {
+                mark_changed(&mut rest);
                 reselect(&mut rest, env);
             }
             self.routes.insert(prefix, rest);

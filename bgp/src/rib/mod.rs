@@ -7,7 +7,7 @@
 //!  receive(peer, Update) ─┐                           ┌─► BestChange (FIB, watch)
 //!  originate(prefix, ..) ─┼─► Table (per family) ─────┤
 //!  close(peer) ───────────┘   prefix → paths + flags  └─► per group: OutUpdate (attrs, prefixes)
-//!                             dirty: state at last drain       per peer: the few corrections
+//!                             changed: state at last drain     per peer: the few corrections
 //! ```
 //!
 //! # Memory layout
@@ -357,10 +357,7 @@ impl Rib {
                 .sum();
             map(t.routes.capacity(), std::mem::size_of::<(P, Paths)>())
                 + many
-                + map(
-                    t.dirty.capacity(),
-                    std::mem::size_of::<(P, loc::Snapshot)>(),
-                )
+                + t.changed.capacity() * std::mem::size_of::<(P, loc::Snapshot)>()
         }
         table(&self.tables.v4) + table(&self.tables.v6) + self.intern.heap_estimate()
     }

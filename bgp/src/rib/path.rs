@@ -1,7 +1,7 @@
 //! What the RIB stores per route: a small [`Path`] pointing at interned [`Attrs`].
 //!
 //! A path is 24 bytes: the attribute pointer, the peer and add-path identifier as `u32`s, the
-//! time it was received and two flag bits. Everything that many routes share (the attributes and
+//! time it was received and flag bits. Everything that many routes share (the attributes and
 //! the next hop) lives behind the `Arc`, once per distinct value.
 
 use std::fmt;
@@ -119,6 +119,9 @@ pub(crate) mod flag {
     pub const MULTIPATH: u8 = 2;
     /// Kept from a session that went down while the peer restarts (RFC 4724 §4.2).
     pub const STALE: u8 = 4;
+    /// The prefix has a snapshot in its table's change list since the last drain. Set on
+    /// every path of the prefix or on none, so one look at any path answers for the prefix.
+    pub const CHANGED: u8 = 8;
 }
 
 /// One path to a prefix: from one peer, with one add-path identifier (0 without add-path).
@@ -143,6 +146,10 @@ impl Path {
 
     pub fn is_stale(&self) -> bool {
         self.flags & flag::STALE != 0
+    }
+
+    pub fn is_changed(&self) -> bool {
+        self.flags & flag::CHANGED != 0
     }
 
     /// The identity of a path inside one prefix.
