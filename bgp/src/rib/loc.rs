@@ -30,7 +30,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::decision::{Candidate, DecisionConfig, select};
 use super::group::Prefixes;
-use super::hash::{Fast, FastMap};
+use super::hash::{Fast, FastMap, PrefixMap};
 use super::intern::Interner;
 use super::path::{Attrs, Path, PeerId, SourceInfo, flag};
 use super::peer::Peers;
@@ -160,7 +160,7 @@ pub(crate) struct Env<'a> {
 
 #[derive(Debug)]
 pub(crate) struct Table<P> {
-    pub routes: FastMap<P, Paths>,
+    pub routes: PrefixMap<P, Paths>,
     /// Prefixes changed since the last drain, with their state then; see the module docs for
     /// repeats.
     pub changed: Vec<(P, Snapshot)>,
@@ -169,7 +169,7 @@ pub(crate) struct Table<P> {
 impl<P> Default for Table<P> {
     fn default() -> Self {
         Table {
-            routes: FastMap::default(),
+            routes: PrefixMap::default(),
             changed: Vec::new(),
         }
     }
