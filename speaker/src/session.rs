@@ -274,7 +274,8 @@ struct Session {
     status: watch::Sender<Status>,
     timers: Timers,
     conn: Option<Connection>,
-    connecting: Option<JoinHandle<()>>,
+    /// The connection attempt in flight (RFC 4271 §8.2.2, Connect state).
+    connecting: Option<JoinHandle<std::io::Result<TcpStream>>>,
     ctx: Context,
     sent: Counters,
     received: Counters,
@@ -298,7 +299,6 @@ fn now_millis() -> u64 {
 
 impl Session {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToSession>) {
-        let (conn_tx, mut conn_rx) = mpsc::channel::<std::io::Result<TcpStream>>(1);
         loop {
             let wake = {
                 let next = self.timers.next();
@@ -308,9 +308,19 @@ impl Session {
                         None => std::future::pending().await,
                     }
                 };
+                let conn = self.conn.as_mut();
                 let inbound = async {
-                    match self.conn.as_mut() {
+                    match conn {
                         Some(c) => c.inbound.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let connecting = self.connecting.as_mut();
+                let connected = async {
+                    match connecting {
+                        Some(attempt) => attempt.await.unwrap_or_else(|e| {
+                            Err(std::io::Error::other(format!("connect task: {e}")))
+                        }),
                         None => std::future::pending().await,
                     }
                 };
@@ -318,16 +328,16 @@ impl Session {
                     c = rx.recv() => Wake::Command(c),
                     () = sleep => Wake::Timer(next.map_or(Timer::Hold, |(t, _)| t)),
                     m = inbound => Wake::Inbound(m),
-                    Some(r) = conn_rx.recv() => Wake::Connected(r),
+                    r = connected => Wake::Connected(r),
                 }
             };
             match wake {
                 Wake::Command(None) => {
                     // The speaker is gone: stop quietly.
-                    self.apply(Event::ManualStop(None), &conn_tx).await;
+                    self.apply(Event::ManualStop(None)).await;
                     return;
                 }
-                Wake::Command(Some(cmd)) => self.command(cmd, &conn_tx).await,
+                Wake::Command(Some(cmd)) => self.command(cmd).await,
                 Wake::Timer(t) => {
                     self.timers.fire(t);
                     let event = match t {
@@ -363,16 +373,16 @@ impl Session {
                             Event::SendHoldTimerExpires
                         }
                     };
-                    self.apply(event, &conn_tx).await;
+                    self.apply(event).await;
                 }
-                Wake::Inbound(Some(Ok(raw))) => self.message(raw, &conn_tx).await,
+                Wake::Inbound(Some(Ok(raw))) => self.message(raw).await,
                 Wake::Inbound(other) => {
                     let e = match other {
                         Some(Err(e)) => e,
                         _ => "closed by the peer".to_string(),
                     };
                     self.set_error(format!("connection: {e}"));
-                    self.apply(Event::TcpConnectionFails, &conn_tx).await;
+                    self.apply(Event::TcpConnectionFails).await;
                 }
                 Wake::Connected(r) => {
                     self.connecting = None;
@@ -382,12 +392,12 @@ impl Session {
                                 && self.conn.is_none() =>
                         {
                             self.attach(stream, true);
-                            self.apply(Event::TcpCrAcked, &conn_tx).await;
+                            self.apply(Event::TcpCrAcked).await;
                         }
                         Ok(_) => {} // Lost the race to an inbound connection.
                         Err(e) => {
                             self.connect_failed(&e);
-                            self.apply(Event::TcpConnectionFails, &conn_tx).await;
+                            self.apply(Event::TcpConnectionFails).await;
                         }
                     }
                 }
@@ -395,32 +405,22 @@ impl Session {
         }
     }
 
-    async fn command(
-        &mut self,
-        cmd: ToSession,
-        conn_tx: &mpsc::Sender<std::io::Result<TcpStream>>,
-    ) {
+    async fn command(&mut self, cmd: ToSession) {
         match cmd {
-            ToSession::Start => self.apply(Event::ManualStart, conn_tx).await,
-            ToSession::Stop(msg) => self.apply(Event::ManualStop(msg), conn_tx).await,
-            ToSession::Close(n, restart) => {
-                self.apply(Event::AutomaticStop(n, restart), conn_tx).await
-            }
+            ToSession::Start => self.apply(Event::ManualStart).await,
+            ToSession::Stop(msg) => self.apply(Event::ManualStop(msg)).await,
+            ToSession::Close(n, restart) => self.apply(Event::AutomaticStop(n, restart)).await,
             ToSession::RequestRefresh(family) => {
                 if self.fsm.state() == State::Established {
                     self.write_message(&Message::RouteRefresh(bgp::RouteRefresh::request(family)));
                 }
             }
-            ToSession::Accepted(stream) => self.accepted(stream, conn_tx).await,
+            ToSession::Accepted(stream) => self.accepted(stream).await,
         }
     }
 
     /// An inbound connection: adopt it, or resolve the collision with the one we have (§6.8).
-    async fn accepted(
-        &mut self,
-        stream: TcpStream,
-        conn_tx: &mpsc::Sender<std::io::Result<TcpStream>>,
-    ) {
+    async fn accepted(&mut self, stream: TcpStream) {
         let state = self.fsm.state();
         match state {
             State::Idle if self.fsm.admin_down() => {
@@ -429,19 +429,19 @@ impl Session {
             }
             State::Idle => {
                 // Waiting to restart after a failure: the peer is back first, take its connection.
-                self.apply(Event::AutomaticStart, conn_tx).await;
+                self.apply(Event::AutomaticStart).await;
                 if let Some(c) = self.connecting.take() {
                     c.abort();
                 }
                 self.attach(stream, false);
-                self.apply(Event::TcpConnectionConfirmed, conn_tx).await;
+                self.apply(Event::TcpConnectionConfirmed).await;
             }
             State::Connect | State::Active => {
                 if let Some(c) = self.connecting.take() {
                     c.abort();
                 }
                 self.attach(stream, false);
-                self.apply(Event::TcpConnectionConfirmed, conn_tx).await;
+                self.apply(Event::TcpConnectionConfirmed).await;
             }
             State::OpenSent | State::OpenConfirm | State::Established => {
                 let remote_id = self
@@ -462,25 +462,25 @@ impl Session {
                     close_with_cease(stream).await;
                 } else {
                     info!(peer = %self.endpoint.address, "connection collision: switching to the peer's connection");
-                    self.apply(Event::OpenCollisionDump, conn_tx).await;
-                    self.apply(Event::AutomaticStart, conn_tx).await;
+                    self.apply(Event::OpenCollisionDump).await;
+                    self.apply(Event::AutomaticStart).await;
                     if let Some(c) = self.connecting.take() {
                         c.abort();
                     }
                     self.attach(stream, false);
-                    self.apply(Event::TcpConnectionConfirmed, conn_tx).await;
+                    self.apply(Event::TcpConnectionConfirmed).await;
                 }
             }
         }
     }
 
-    async fn message(&mut self, raw: Vec<u8>, conn_tx: &mpsc::Sender<std::io::Result<TcpStream>>) {
+    async fn message(&mut self, raw: Vec<u8>) {
         let msg = match Message::decode(&raw, &self.ctx) {
             Ok(m) => m,
             Err(e) => {
                 warn!(peer = %self.endpoint.address, error = %e, "malformed message");
                 self.set_error(format!("received malformed message: {e}"));
-                self.apply(Event::MessageError(e), conn_tx).await;
+                self.apply(Event::MessageError(e)).await;
                 return;
             }
         };
@@ -541,11 +541,11 @@ impl Session {
                 Event::RouteRefreshMsg
             }
         };
-        self.apply(event, conn_tx).await;
+        self.apply(event).await;
     }
 
     /// Feeds the FSM and carries out its actions.
-    async fn apply(&mut self, event: Event, conn_tx: &mpsc::Sender<std::io::Result<TcpStream>>) {
+    async fn apply(&mut self, event: Event) {
         let before = self.fsm.state();
         let actions = self.fsm.handle(event);
         for a in actions {
@@ -554,16 +554,14 @@ impl Session {
                     if self.conn.is_none() && self.connecting.is_none() {
                         let ep = self.endpoint.clone();
                         let timeout = self.fsm.config().connect_retry;
-                        let tx = conn_tx.clone();
                         self.connecting = Some(tokio::spawn(async move {
-                            let r = match tokio::time::timeout(timeout, connect(&ep)).await {
+                            match tokio::time::timeout(timeout, connect(&ep)).await {
                                 Ok(r) => r,
                                 Err(_) => Err(std::io::Error::new(
                                     std::io::ErrorKind::TimedOut,
                                     "connect timed out",
                                 )),
-                            };
-                            let _ = tx.send(r).await;
+                            }
                         }));
                     }
                 }
