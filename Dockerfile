@@ -1,4 +1,4 @@
-# One image for every sart component: sartd (bgp, controller, agent, install-cni), the sart CLI
+# One image for every sart component: sartd (bgp, controller, agent, install-cni) with sartd-bgp, the sart CLI
 # and the sart-cni plugin (copied onto the node by `sartd install-cni`, the agent's init
 # container). The manifests call it `sart` (manifests/base/kustomization.yaml maps the name).
 #
@@ -13,13 +13,15 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p sartd -p sart -p sartcni \
  && mkdir -p /out \
- && cp target/release/sartd target/release/sart target/release/sart-cni /out/
+ && cp target/release/sartd target/release/sartd-bgp target/release/sart target/release/sart-cni /out/
 
 FROM debian:bookworm-slim AS sart
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates iproute2 nftables \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/sartd /out/sart /usr/local/bin/
+# sartd-bgp is the speaker alone: `sartd bgp` executes it, so the speaker does not map the
+# controller's and the agent's code.
+COPY --from=build /out/sartd /out/sartd-bgp /out/sart /usr/local/bin/
 # sart's own manifests run install-cni under this name (it reads their CNI_NETCONF).
 RUN ln -s sartd /usr/local/bin/cni-installer
 # install-cni copies the plugin from here to the node's CNI bin directory.

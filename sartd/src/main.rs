@@ -10,23 +10,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "sartd", version, about = "sart daemons")]
 struct Cli {
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(short = 'l', long, global = true, default_value = "info")]
-    level: String,
-    /// Log format.
-    #[arg(short = 'd', long, global = true, value_enum, default_value_t = LogFormat::Plain)]
-    format: LogFormat,
-    /// Write logs to this file (appended) instead of standard error.
-    #[arg(short = 'o', long, global = true, value_name = "FILE")]
-    log_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    log: daemon::log::LogArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -452,32 +439,28 @@ async fn terminate() {
     }
 }
 
-fn logging(level: &str, format: LogFormat, file: Option<&std::path::Path>) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
-    if let Some(path) = file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("log file {}: {e}", path.display()))?;
-        let b = b.with_ansi(false).with_writer(std::sync::Mutex::new(f));
-        match format {
-            LogFormat::Plain => b.init(),
-            LogFormat::Json => b.json().init(),
-        }
-        return Ok(());
+/// The speaker alone, beside this binary (as the image and `cargo build` place it).
+const SPEAKER_BINARY: &str = "sartd-bgp";
+
+/// Replaces this process with `sartd-bgp` and the same arguments, so the speaker does not map
+/// the controller's and the agent's code. Returns only when that is not possible: `None` when
+/// there is no such binary (the speaker then runs here, as before), the error when it is there
+/// but would not start.
+fn exec_speaker() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.with_file_name(SPEAKER_BINARY);
+    if !bin.is_file() {
+        return None;
     }
-    // Colours only for a person at a terminal: `kubectl logs` and log collectors get plain text.
-    let b = b
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Plain => b.init(),
-        LogFormat::Json => b.json().init(),
-    }
-    Ok(())
+    let err = std::process::Command::new(&bin)
+        .arg0(SPEAKER_BINARY)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Some(std::io::Error::new(
+        err.kind(),
+        format!("{}: {err}", bin.display()),
+    ))
 }
 
 fn main() -> ExitCode {
@@ -486,12 +469,17 @@ fn main() -> ExitCode {
         return sart_cni_installer();
     }
     let cli = Cli::parse();
-    if let Err(e) = logging(&cli.level, cli.format, cli.log_file.as_deref()) {
+    if let Err(e) = daemon::log::init(&cli.log) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     match cli.command {
-        Command::Bgp(args) => speaker::main(args),
+        Command::Bgp(args) => {
+            if let Some(err) = exec_speaker() {
+                tracing::warn!("running the speaker in sartd: {err}");
+            }
+            speaker::main(args)
+        }
         Command::Fib(args) => speaker::fib_main(args),
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),

@@ -48,6 +48,38 @@ fn bgp_with_an_exporter_runs_and_says_it_is_ignored() {
     assert!(err.contains("exporter (--exporter) ignored"), "{err}");
 }
 
+/// Starts `bin bgp` on loopback and returns the executable its process runs after a second.
+fn speaker_exe(bin: &std::path::Path) -> std::path::PathBuf {
+    let mut c = Command::new(bin);
+    c.args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
+        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let exe = std::fs::read_link(format!("/proc/{}/exe", child.id()));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "{} bgp exited", bin.display());
+    exe.unwrap()
+}
+
+#[test]
+fn bgp_runs_the_speaker_binary_beside_sartd_else_itself() {
+    let sartd = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sartd"));
+    let beside = sartd.with_file_name("sartd-bgp");
+    assert!(beside.is_file(), "cargo builds sartd-bgp with sartd");
+    // Same process, replaced by the speaker alone.
+    assert_eq!(speaker_exe(&sartd), beside.canonicalize().unwrap());
+    // A sartd without it runs the speaker itself.
+    let d = tmp("alone");
+    let alone = d.join("sartd");
+    std::fs::copy(&sartd, &alone).unwrap();
+    assert_eq!(speaker_exe(&alone), alone.canonicalize().unwrap());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn agent_without_a_node_name_is_refused_with_a_reason() {
     let out = sartd().arg("agent").output().unwrap();
