@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
 /// Global flags: valid before or after the subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {
@@ -27,20 +29,22 @@ pub enum LogFormat {
 pub fn init(args: &LogArgs) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
-    if let Some(path) = args.log_file.as_deref() {
-        let f = open(path)?;
-        let b = b.with_ansi(false).with_writer(std::sync::Mutex::new(f));
-        match args.format {
-            LogFormat::Plain => b.init(),
-            LogFormat::Json => b.json().init(),
-        }
-        return Ok(());
-    }
-    // Colours only for a person at a terminal: `kubectl logs` and log collectors get plain text.
-    let b = b
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: files, `kubectl logs` and log collectors get
+    // plain text.
+    let (writer, ansi) = match args.log_file.as_deref() {
+        Some(path) => (
+            BoxMakeWriter::new(std::sync::Mutex::new(open(path)?)),
+            false,
+        ),
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
     match args.format {
         LogFormat::Plain => b.init(),
         LogFormat::Json => b.json().init(),

@@ -26,6 +26,12 @@ fn runs_for(mut c: Command, d: Duration) -> (bool, String) {
     (running, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `bgp` on loopback only, every port chosen by the kernel.
+fn loopback_bgp(c: &mut Command) -> &mut Command {
+    c.args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
+        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+}
+
 #[test]
 fn version_subcommand() {
     let out = sartd().arg("version").output().unwrap();
@@ -38,11 +44,8 @@ fn version_subcommand() {
 
 #[test]
 fn bgp_with_an_exporter_runs_and_says_it_is_ignored() {
-    // Loopback only, every port chosen by the kernel.
     let mut c = sartd();
-    c.args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
-        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(["--exporter", "127.0.0.1:5010"]);
+    loopback_bgp(&mut c).args(["--exporter", "127.0.0.1:5010"]);
     let (running, err) = runs_for(c, Duration::from_secs(1));
     assert!(running, "sartd bgp --exporter exited: {err}");
     assert!(err.contains("exporter (--exporter) ignored"), "{err}");
@@ -51,8 +54,7 @@ fn bgp_with_an_exporter_runs_and_says_it_is_ignored() {
 /// Starts `bin bgp` on loopback and returns the executable its process runs after a second.
 fn speaker_exe(bin: &std::path::Path) -> std::path::PathBuf {
     let mut c = Command::new(bin);
-    c.args(["bgp", "-a", "65000", "-r", "198.18.0.9", "--port", "0"])
-        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+    loopback_bgp(&mut c)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();

@@ -94,16 +94,16 @@ impl Rib {
         peers_out: &mut HashMap<PeerId, Vec<OutUpdate>>,
         releases: &mut Vec<Arc<Attrs>>,
     ) {
-        let mut dirty = P::of_mut(&mut self.tables).take_changes();
-        if dirty.is_empty() {
-            P::of_mut(&mut self.tables).recycle(dirty);
+        let mut changed = P::of_mut(&mut self.tables).take_changes();
+        if changed.is_empty() {
+            P::of_mut(&mut self.tables).recycle(changed);
             return;
         }
         let table = P::of(&self.tables);
         // (prefix, best at last drain, best now)
         let mut changes: Vec<(P, Option<Exported>, Option<Exported>)> =
-            Vec::with_capacity(dirty.len());
-        for (prefix, snap) in dirty.drain(..) {
+            Vec::with_capacity(changed.len());
+        for (prefix, snap) in changed.drain(..) {
             let paths = table.routes.get(&prefix);
             let new = paths.and_then(|ps| ps.best()).map(|b| Exported {
                 peer: b.peer,
@@ -167,7 +167,7 @@ impl Rib {
             releases.extend(old.map(|e| e.attrs));
             drop(new);
         }
-        P::of_mut(&mut self.tables).recycle(dirty);
+        P::of_mut(&mut self.tables).recycle(changed);
     }
 
     /// The full outbound table of a group as of the last drain (send it, then End-of-RIB, to

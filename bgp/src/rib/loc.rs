@@ -191,9 +191,7 @@ impl<P: Key> Table<P> {
             Some(paths) => {
                 let first = is_changed(paths);
                 if first {
-                    for p in paths.as_mut_slice() {
-                        p.flags &= !flag::CHANGED;
-                    }
+                    clear_changed(paths);
                 }
                 first
             }
@@ -226,6 +224,12 @@ fn is_changed(paths: &Paths) -> bool {
 fn mark_changed(paths: &mut Paths) {
     for p in paths.as_mut_slice() {
         p.flags |= flag::CHANGED;
+    }
+}
+
+fn clear_changed(paths: &mut Paths) {
+    for p in paths.as_mut_slice() {
+        p.flags &= !flag::CHANGED;
     }
 }
 
