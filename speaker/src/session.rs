@@ -1,6 +1,7 @@
 //! One task per neighbour: owns the FSM, the TCP connection and the timers, and carries out the
-//! FSM's actions. A reader task frames messages (bounded: a slow speaker pushes back on the
-//! peer). A writer task writes the session's own messages first (OPEN, KEEPALIVE,
+//! FSM's actions. It reads the socket itself, one message per wake-up, framed in place
+//! ([`Inbox`]): while the speaker is slow to take UPDATEs it reads nothing, which pushes back
+//! on the peer. A writer task writes the session's own messages first (OPEN, KEEPALIVE,
 //! NOTIFICATION, ROUTE-REFRESH) and then the connection's [`Output`], which the speaker fills
 //! without ever waiting: a peer that stops reading holds up nobody, costs memory bounded by its
 //! table ([`Outbox`]), and is dropped by the send hold timer (RFC 9687).
@@ -8,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bgp::fsm::{Action, DownReason, Event, Fsm, SessionConfig, State, Timer, keep_on_collision};
@@ -16,21 +17,21 @@ use bgp::{Context, Message, MessageType, Negotiated, Notification, Update};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::inbox::{Inbox, Read};
 use super::log_limit::LogLimit;
+use super::mailbox::{self, Receiver, Sender};
 use super::outbox::{self, Outbox};
 use super::timers::Timers;
 use speaker_config::{Password, Ttl};
 
-/// Bound of the inbound queue (messages).
-const QUEUE: usize = 256;
 /// Octets the writer gathers into one write.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Reads and writes under this many octets are an idle session's: its buffers are given back.
-const IDLE_IO: usize = 4096;
+pub(crate) const IDLE_IO: usize = 4096;
 /// How long a closing connection may take to write its NOTIFICATION.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -121,6 +122,30 @@ impl Default for Status {
             send_hold_expired: 0,
             update_errors: 0,
         }
+    }
+}
+
+/// A session's [`Status`], written by its task and read by the speaker when it samples:
+/// nobody waits on a change, so a lock is all it needs.
+#[derive(Debug, Default)]
+pub(crate) struct StatusCell(Mutex<Status>);
+
+impl StatusCell {
+    fn lock(&self) -> MutexGuard<'_, Status> {
+        // Plain data changed under the lock by one closure: a poisoned lock's data is sound.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn modify(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.lock());
+    }
+
+    pub(crate) fn get(&self) -> Status {
+        self.lock().clone()
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.lock().state
     }
 }
 
@@ -223,8 +248,8 @@ pub(crate) struct Endpoint {
 
 pub(crate) struct SessionHandle {
     /// Commands are few and never wait: a session is always free to take them.
-    pub tx: mpsc::UnboundedSender<ToSession>,
-    pub status: watch::Receiver<Status>,
+    pub tx: Sender<ToSession>,
+    pub status: Arc<StatusCell>,
     pub task: JoinHandle<()>,
 }
 
@@ -234,20 +259,20 @@ pub(crate) fn spawn(
     endpoint: Endpoint,
     out: mpsc::Sender<FromSession>,
 ) -> SessionHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (status_tx, status) = watch::channel(Status::default());
-    let task = tokio::spawn(Session::new(config, endpoint, out, status_tx).run(rx));
+    let (tx, rx) = mailbox::mailbox();
+    let status = Arc::new(StatusCell::default());
+    let task = tokio::spawn(Session::new(config, endpoint, out, status.clone()).run(rx));
     SessionHandle { tx, status, task }
 }
 
 struct Connection {
     /// The session's own messages, written before the output.
-    control: mpsc::UnboundedSender<Arc<Vec<u8>>>,
+    control: Sender<Arc<Vec<u8>>>,
     output: Arc<Output>,
     written: Arc<Written>,
     writer: JoinHandle<()>,
-    reader: JoinHandle<()>,
-    inbound: mpsc::Receiver<Result<Vec<u8>, String>>,
+    read: OwnedReadHalf,
+    inbox: Inbox,
     local: SocketAddr,
     /// Unix millis of the last write that made progress, for the send hold timer (RFC 9687).
     last_write: Arc<AtomicU64>,
@@ -258,9 +283,10 @@ struct Session {
     fsm: Fsm,
     endpoint: Endpoint,
     out: mpsc::Sender<FromSession>,
-    status: watch::Sender<Status>,
+    status: Arc<StatusCell>,
     timers: Timers,
-    conn: Option<Connection>,
+    /// Boxed: most configured neighbours of a large speaker wait unconnected.
+    conn: Option<Box<Connection>>,
     /// The connection attempt in flight (RFC 4271 §8.2.2, Connect state).
     connecting: Option<JoinHandle<std::io::Result<TcpStream>>>,
     ctx: Context,
@@ -273,7 +299,8 @@ struct Session {
 enum Wake {
     Command(Option<ToSession>),
     Timer(Timer),
-    Inbound(Option<Result<Vec<u8>, String>>),
+    /// A message is buffered, or the socket is readable.
+    Inbound(std::io::Result<()>),
     Connected(std::io::Result<TcpStream>),
 }
 
@@ -289,7 +316,7 @@ impl Session {
         config: SessionConfig,
         endpoint: Endpoint,
         out: mpsc::Sender<FromSession>,
-        status: watch::Sender<Status>,
+        status: Arc<StatusCell>,
     ) -> Session {
         Session {
             fsm: Fsm::new(config),
@@ -306,7 +333,7 @@ impl Session {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToSession>) {
+    async fn run(mut self, mut rx: Receiver<ToSession>) {
         loop {
             let wake = {
                 let next = self.timers.next();
@@ -319,8 +346,12 @@ impl Session {
                 let conn = self.conn.as_mut();
                 let inbound = async {
                     match conn {
-                        Some(c) => c.inbound.recv().await,
-                        None => std::future::pending().await,
+                        Some(c) if c.inbox.has_message() => Ok(()),
+                        Some(c) if !c.inbox.is_broken() => {
+                            c.inbox.settle();
+                            c.read.readable().await
+                        }
+                        _ => std::future::pending().await,
                     }
                 };
                 let connecting = self.connecting.as_mut();
@@ -335,7 +366,7 @@ impl Session {
                 tokio::select! {
                     c = rx.recv() => Wake::Command(c),
                     () = sleep => Wake::Timer(next.map_or(Timer::Hold, |(t, _)| t)),
-                    m = inbound => Wake::Inbound(m),
+                    r = inbound => Wake::Inbound(r),
                     r = connected => Wake::Connected(r),
                 }
             };
@@ -386,21 +417,13 @@ impl Session {
                             return true;
                         }
                         warn!(peer = %self.endpoint.address, ?period, "the peer has read nothing for the send hold time: closing (RFC 9687)");
-                        self.status.send_modify(|s| s.send_hold_expired += 1);
+                        self.status.modify(|s| s.send_hold_expired += 1);
                         Event::SendHoldTimerExpires
                     }
                 };
                 self.apply(event).await;
             }
-            Wake::Inbound(Some(Ok(raw))) => self.message(raw).await,
-            Wake::Inbound(other) => {
-                let e = match other {
-                    Some(Err(e)) => e,
-                    _ => "closed by the peer".to_string(),
-                };
-                self.set_error(format!("connection: {e}"));
-                self.apply(Event::TcpConnectionFails).await;
-            }
+            Wake::Inbound(ready) => self.inbound(ready).await,
             Wake::Connected(r) => {
                 self.connecting = None;
                 match r {
@@ -491,8 +514,37 @@ impl Session {
         }
     }
 
-    async fn message(&mut self, raw: Vec<u8>) {
-        let msg = match Message::decode(&raw, &self.ctx) {
+    /// Reads if nothing is buffered, then handles the next message, if whole.
+    async fn inbound(&mut self, ready: std::io::Result<()>) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        let read = match ready {
+            Ok(()) if c.inbox.has_message() => Ok(Read::Data),
+            Ok(()) => c.inbox.read_from(&c.read),
+            Err(e) => Err(e),
+        };
+        let error = match read {
+            Ok(Read::Data) => None,
+            Ok(Read::Nothing) => return,
+            Ok(Read::Closed) => Some("closed by the peer".to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = error {
+            self.set_error(format!("connection: {e}"));
+            self.apply(Event::TcpConnectionFails).await;
+            return;
+        }
+        // Decoded in place: the message owns what it keeps.
+        let decoded = match c.inbox.next() {
+            Some(raw) => Message::decode(raw, &self.ctx),
+            None => return,
+        };
+        self.message(decoded).await;
+    }
+
+    async fn message(&mut self, decoded: Result<Message, bgp::DecodeError>) {
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 warn!(peer = %self.endpoint.address, error = %e, "malformed message");
@@ -521,7 +573,7 @@ impl Session {
                 if self.fsm.state() == State::Established {
                     if !u.errors.is_empty() {
                         let n = u.errors.len() as u64;
-                        self.status.send_modify(|s| s.update_errors += n);
+                        self.status.modify(|s| s.update_errors += n);
                     }
                     for e in &u.errors {
                         if let Some(held) = self.error_log.allow(std::time::Instant::now()) {
@@ -592,7 +644,6 @@ impl Session {
                         // peer does not read: then it is stopped, and the socket closes with it.
                         c.output.close();
                         c.written.add_to(&mut self.sent);
-                        c.reader.abort();
                         drop(c.control);
                         let writer = c.writer;
                         tokio::spawn(async move {
@@ -619,7 +670,7 @@ impl Session {
                 Action::Established(n) => {
                     self.ctx = n.receive.clone();
                     // A new session starts with a clean record.
-                    self.status.send_modify(|st| st.last_error = None);
+                    self.status.modify(|st| st.last_error = None);
                     if let Some(c) = &self.conn {
                         c.output.open(n.send.clone());
                         let (local, output) = (c.local, c.output.clone());
@@ -672,8 +723,7 @@ impl Session {
         }
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
-        let (in_tx, inbound) = mpsc::channel(QUEUE);
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mailbox::mailbox();
         let output = Output::new();
         let written = Arc::new(Written::default());
         let last_write = Arc::new(AtomicU64::new(now_millis()));
@@ -683,18 +733,17 @@ impl Session {
             (output.clone(), written.clone()),
             last_write.clone(),
         ));
-        let reader = tokio::spawn(read_loop(r, in_tx));
-        self.conn = Some(Connection {
+        self.conn = Some(Box::new(Connection {
             control,
             output,
             written,
             writer,
-            reader,
-            inbound,
+            read: r,
+            inbox: Inbox::default(),
             local,
             last_write,
             we_initiated,
-        });
+        }));
     }
 
     /// Queues one of the session's own messages; never waits.
@@ -703,7 +752,7 @@ impl Session {
         match m.encode(&self.ctx) {
             Ok(bytes) => {
                 if let Some(c) = &self.conn
-                    && c.control.send(Arc::new(bytes)).is_ok()
+                    && c.control.send(Arc::new(bytes))
                 {
                     self.sent.count(m.message_type());
                 }
@@ -729,7 +778,7 @@ impl Session {
     }
 
     fn set_error(&mut self, e: String) {
-        self.status.send_modify(|s| s.last_error = Some(e));
+        self.status.modify(|s| s.last_error = Some(e));
     }
 
     fn publish(&mut self) {
@@ -739,7 +788,7 @@ impl Session {
         if let Some(c) = &self.conn {
             c.written.add_to(&mut sent);
         }
-        self.status.send_modify(|s| {
+        self.status.modify(|s| {
             if state == State::Established && s.state != State::Established {
                 s.established_at = Some(now_millis() / 1000);
             }
@@ -790,91 +839,19 @@ async fn close_with_cease(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Splits the byte stream into messages. Framing errors end the connection: the session layer
-/// sees them as a malformed message first. Each message is copied out once; the bytes after it
-/// stay where they are until the next read (no copy of the remainder per message).
-///
-/// The buffer is held only while bytes flow: a session that only gets KEEPALIVEs gives it back
-/// after each read instead of keeping a touched page of it (with hundreds of idle sessions,
-/// most of what each one costs).
-async fn read_loop(r: OwnedReadHalf, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
-    // Frame with the largest limit; the session decodes with the negotiated one.
-    let frame_ctx = Context {
-        extended_message: true,
-        ..Context::default()
-    };
-    const READ: usize = 64 * 1024;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut last_read = 0;
-    loop {
-        let mut start = 0;
-        loop {
-            match Message::frame(&buf[start..], &frame_ctx) {
-                Ok(Some(len)) => {
-                    let msg = buf[start..start + len].to_vec();
-                    start += len;
-                    if tx.send(Ok(msg)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    // Hand the broken bytes over: decoding them yields the right NOTIFICATION.
-                    let _ = tx.send(Ok(buf[start..].to_vec())).await;
-                    return;
-                }
-            }
-        }
-        // Only the start of an incomplete message (under 64 KiB) moves to the front.
-        buf.drain(..start);
-        if buf.is_empty() && last_read < IDLE_IO {
-            buf = Vec::new();
-        }
-        if let Err(e) = r.readable().await {
-            let _ = tx.send(Err(e.to_string())).await;
-            return;
-        }
-        // Room for one read, not written to until the kernel fills it.
-        buf.reserve(READ);
-        match r.try_read_buf(&mut buf) {
-            Ok(0) => {
-                let _ = tx.send(Err("closed by the peer".into())).await;
-                return;
-            }
-            Ok(n) => last_read = n,
-            // Readiness can be spurious.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => last_read = 0,
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string())).await;
-                return;
-            }
-        }
-    }
-}
-
 /// Writes the session's own messages first, then the output; gathers small messages into one
 /// write; records every write that makes progress (the send hold timer's clock). Ends when the
 /// session drops `control`, after writing what is left of it (a NOTIFICATION).
 async fn write_loop(
     mut w: OwnedWriteHalf,
-    mut control: mpsc::UnboundedReceiver<Arc<Vec<u8>>>,
+    mut control: Receiver<Arc<Vec<u8>>>,
     (output, written): (Arc<Output>, Arc<Written>),
     last_write: Arc<AtomicU64>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let mut msgs = Vec::new();
-        let mut closing = false;
-        loop {
-            match control.try_recv() {
-                Ok(m) => msgs.push(m),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closing = true;
-                    break;
-                }
-            }
-        }
+        let mut closing = control.take_all(&mut msgs);
         if !closing {
             let taken = output.take(WRITE_CHUNK);
             written.count(&taken);
@@ -934,36 +911,15 @@ async fn write_out(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use bgp::{Nlri, Origin, PathAttributes};
     use std::net::Ipv4Addr;
-    use tokio::net::TcpListener;
-
-    fn update(i: u32) -> Vec<u8> {
-        let u = Update {
-            attributes: PathAttributes {
-                origin: Some(Origin::Igp),
-                next_hop: Some(Ipv4Addr::new(198, 18, 0, 1)),
-                med: Some(i),
-                ..Default::default()
-            },
-            nlri: (0..50)
-                .map(|j| {
-                    let n = 0x0a00_0000 + ((i * 50 + j) << 8);
-                    Nlri::new(ipnet::Ipv4Net::new(Ipv4Addr::from(n), 24).unwrap())
-                })
-                .collect(),
-            ..Default::default()
-        };
-        Message::Update(u).encode(&Context::default()).unwrap()
-    }
 
     /// Every configured neighbour has a task, connected or not: what handling a wake-up awaits
     /// is boxed, so the task of an idle one holds the session and its wait, and little more.
     #[test]
     fn an_idle_session_task_stays_small() {
         let (out, _out) = mpsc::channel(1);
-        let (status, _status) = watch::channel(Status::default());
-        let (_tx, rx) = mpsc::unbounded_channel();
+        let status = Arc::new(StatusCell::default());
+        let (_tx, rx) = mailbox::mailbox();
         let endpoint = Endpoint {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 179,
@@ -974,45 +930,9 @@ mod tests {
         };
         let config = SessionConfig::new(65000, Ipv4Addr::LOCALHOST, 65001);
         let task = Session::new(config, endpoint, out, status).run(rx);
-        // 2,984 bytes when the handling was awaited inline; 1,760 boxed.
+        // 2,984 bytes when the handling was awaited inline; 1,728 with it and the connection
+        // boxed.
         let size = std::mem::size_of_val(&task);
         assert!(size < 2048, "{size} bytes");
-    }
-
-    /// Messages come out whole and in order however the stream is cut: a KEEPALIVE in three
-    /// reads (the idle path, which gives the buffer back between reads), then a burst of over
-    /// 200 KB in one write (the bulk path), then the peer's close.
-    #[tokio::test]
-    async fn frames_messages_across_reads_idle_and_bulk() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let (r, _w) = server.into_split();
-        let (tx, mut rx) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(read_loop(r, tx));
-
-        let keepalive = Message::Keepalive.encode(&Context::default()).unwrap();
-        for part in [&keepalive[..5], &keepalive[5..17], &keepalive[17..]] {
-            client.write_all(part).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(rx.recv().await.unwrap().unwrap(), keepalive);
-
-        let burst: Vec<Vec<u8>> = (0..1000).map(update).collect();
-        assert!(burst.iter().map(Vec::len).sum::<usize>() > 200_000);
-        let bytes = burst.concat();
-        // Written while this task reads: the reader's queue holds only QUEUE messages.
-        let writer = tokio::spawn(async move {
-            client.write_all(&bytes).await.unwrap();
-            client.shutdown().await.unwrap();
-        });
-        for want in &burst {
-            assert_eq!(&rx.recv().await.unwrap().unwrap(), want);
-        }
-        assert_eq!(rx.recv().await.unwrap().unwrap_err(), "closed by the peer");
-        reader.await.unwrap();
-        writer.await.unwrap();
     }
 }

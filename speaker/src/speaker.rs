@@ -269,7 +269,7 @@ impl Speaker {
     fn publish_peer_states(&mut self) {
         let mut events = Vec::new();
         for (addr, s) in &mut self.sessions {
-            let state = s.handle.status.borrow().state;
+            let state = s.handle.status.state();
             if state != s.published {
                 s.published = state;
                 events.push((*addr, state));
@@ -286,7 +286,7 @@ impl Speaker {
     pub(crate) fn peer_state_changed(&self) -> bool {
         self.sessions
             .values()
-            .any(|s| s.handle.status.borrow().state != s.published)
+            .any(|s| s.handle.status.state() != s.published)
     }
 
     fn bfd_view(&self, addr: IpAddr) -> Option<super::request::BfdView> {
@@ -302,7 +302,7 @@ impl Speaker {
             .peers()
             .filter_map(|p| {
                 let addr = p.neighbor.address;
-                let st = self.sessions.get(&addr)?.handle.status.borrow().clone();
+                let st = self.sessions.get(&addr)?.handle.status.get();
                 let bfd = self.bfd_view(addr);
                 Some(PeerSample {
                     name: p.neighbor.name.clone(),
@@ -336,7 +336,7 @@ impl Speaker {
                     status: self
                         .sessions
                         .get(&addr)
-                        .map(|s| s.handle.status.borrow().clone())
+                        .map(|s| s.handle.status.get())
                         .unwrap_or_default(),
                     prefixes_received: p.prefixes_received,
                     stale_paths: p.stale_paths,
@@ -351,7 +351,7 @@ impl Speaker {
     fn state(&self, addr: IpAddr) -> State {
         self.sessions
             .get(&addr)
-            .map_or(State::Idle, |s| s.handle.status.borrow().state)
+            .map_or(State::Idle, |s| s.handle.status.state())
     }
 
     /// After a speaker-wide change: every session was told to stop with a Cease (RFC 8203);
@@ -421,7 +421,7 @@ impl Speaker {
             Request::Watch(tx) => {
                 // Current state first, then changes.
                 for (addr, s) in &self.sessions {
-                    let state = s.handle.status.borrow().state;
+                    let state = s.handle.status.state();
                     if let Some(ev) = self.peer_event(*addr, state) {
                         let _ = tx.try_send(ev);
                     }

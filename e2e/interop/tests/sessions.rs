@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use interop::frr::Frr;
+use interop::hand_peer::HandPeer;
 use interop::sartd::Sartd;
 use interop::wait::POLL;
 use interop::{
@@ -237,6 +238,47 @@ fn last_error_names_a_sent_notification() {
         err.contains("Hold Timer Expired") || err.contains("4/0"),
         "lastError {err:?} does not name the NOTIFICATION sartd sent: {n}"
     );
+}
+
+/// A stream that cannot be framed (here a header without the all-ones marker, after a good
+/// KEEPALIVE) ends the session with Message Header Error / Connection Not Synchronized (RFC
+/// 4271 §6.1), and sartd says so.
+#[test]
+fn a_stream_that_cannot_be_framed_gets_a_header_error() {
+    require_root();
+    let (a, b) = (Netns::new("sartd").unwrap(), Netns::new("hand").unwrap());
+    let link = Link::veth(&a, &b, 87).unwrap();
+    let b4 = link.b.ipv4();
+    let dut = Sartd::start(
+        &a,
+        "sartd",
+        BgpConfig::new(65870, link.a.ipv4())
+            .neighbor(Neighbor::new(b4.into(), 65871, &V4).hold_time(9).passive()),
+    )
+    .unwrap();
+    let ctx = bgp::Context::default();
+    let keepalive = bgp::Message::Keepalive.encode(&ctx).unwrap();
+    let mut unframed = keepalive.clone();
+    unframed[3] = 0;
+    let peer = HandPeer::connect(
+        &b,
+        link.a.ipv4().into(),
+        65871,
+        b4,
+        vec![[keepalive, unframed].concat()],
+    )
+    .unwrap();
+    peer.drain_input().unwrap();
+    wait_session(&dut, b4.into(), true, UP).unwrap();
+    peer.go();
+    wait_session(&dut, b4.into(), false, Duration::from_secs(10)).unwrap();
+    let log = full_log(&dut);
+    assert!(
+        log.contains("NOTIFICATION sent: Message Header Error / Connection Not Synchronized"),
+        "sartd did not send 1/1:\n{log}"
+    );
+    let n = dut.neighbor(b4.into()).unwrap();
+    assert_eq!(n["sendCounter"]["notification"], 1, "{n}");
 }
 
 /// Hold time is the smaller of the two OPENs' (RFC 4271 §4.2): sartd 9 s, FRR 3 s gives 3 s on

@@ -70,7 +70,8 @@ pub(crate) struct Core {
     config: Config,
     port: u16,
     rib: Rib,
-    peers: HashMap<IpAddr, Peer>,
+    /// Boxed: a table has up to twice as many slots as entries, and a `Peer` is ~500 bytes.
+    peers: HashMap<IpAddr, Box<Peer>>,
     local: BTreeMap<IpNet, LocalRoute>,
     metrics: Metrics,
     started: Instant,
@@ -259,7 +260,7 @@ impl Core {
         self.effects
             .push(Effect::Session(n.address, ToSession::Start));
         info!(peer = %n.address, asn = n.asn, name = %n.name, "neighbour added");
-        self.peers.insert(n.address, Peer::new(n, id));
+        self.peers.insert(n.address, Box::new(Peer::new(n, id)));
         Ok(())
     }
 
