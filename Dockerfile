@@ -4,16 +4,17 @@
 #
 #   docker build -t ghcr.io/terassyi/sart:dev .       # or: make docker-image
 #
-# Without Docker, `make image` writes the same layout as an OCI archive from the release binaries
-# (scripts/sart-image); that is the image `make lab` runs.
+# Without Docker, `make image` writes the same layout as an OCI archive from the same (dist)
+# binaries (scripts/sart-image); `make lab` runs that layout built from release binaries.
 #
 # Built from the workspace with the same toolchain as CI; protoc comes vendored from crates.io.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p sartd -p sart -p sartcni \
+# The dist profile: release with whole-program LTO (Cargo.toml says why).
+RUN cargo build --profile dist --locked -p sartd -p sart -p sartcni \
  && mkdir -p /out \
- && cp target/release/sartd target/release/sartd-bgp target/release/sart target/release/sart-cni /out/
+ && cp target/dist/sartd target/dist/sartd-bgp target/dist/sart target/dist/sart-cni /out/
 
 FROM debian:bookworm-slim AS sart
 RUN apt-get update \

@@ -72,14 +72,14 @@ lab: deps controlplane
 lab-down:
 	e2e/lab/lab down
 
-## sart's image (what manifests/ deploys) as an OCI archive, from the release binaries, with the
-## Dockerfile's layout: no Docker, no registry. Load it with `ctr -n k8s.io images import` or
-## `kind load image-archive`. `make docker-image` builds the same with Docker.
+## sart's image (what manifests/ deploys) as an OCI archive, from the dist binaries (release with
+## whole-program LTO, as the Dockerfile builds them), with the Dockerfile's layout: no Docker, no
+## registry. Load it with `ctr -n k8s.io images import` or `kind load image-archive`. `make docker-image` builds the same with Docker.
 IMAGE ?= ghcr.io/terassyi/sart:dev
 IMAGE_ARCHIVE ?= target/images/sart.tar
 image:
-	$(CARGO) build --release -p sartd -p sart -p sartcni
-	scripts/sart-image target/release $(IMAGE_ARCHIVE) $(IMAGE)
+	$(CARGO) build --profile dist -p sartd -p sart -p sartcni
+	scripts/sart-image target/dist $(IMAGE_ARCHIVE) $(IMAGE)
 	@echo "image $(IMAGE): $(IMAGE_ARCHIVE)"
 
 ## Real clusters (need Docker, kind and containerlab, which this machine does not have):

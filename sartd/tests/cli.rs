@@ -51,20 +51,27 @@ fn bgp_with_an_exporter_runs_and_says_it_is_ignored() {
     assert!(err.contains("exporter (--exporter) ignored"), "{err}");
 }
 
-/// Starts `bin bgp` on loopback and returns the executable its process runs after a second.
-fn speaker_exe(bin: &std::path::Path) -> std::path::PathBuf {
+/// Starts `bin bgp` on loopback (with `env`) and returns, a second later, the executable its
+/// process runs and that process's environment.
+fn speaker_exe(bin: &std::path::Path, env: &[(&str, &str)]) -> (std::path::PathBuf, Vec<String>) {
     let mut c = Command::new(bin);
     loopback_bgp(&mut c)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let exe = std::fs::read_link(format!("/proc/{}/exe", child.id()));
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
     let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
     assert!(running, "{} bgp exited", bin.display());
-    exe.unwrap()
+    let environ = environ
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    (exe.unwrap(), environ)
 }
 
 #[test]
@@ -72,13 +79,17 @@ fn bgp_runs_the_speaker_binary_beside_sartd_else_itself() {
     let sartd = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sartd"));
     let beside = sartd.with_file_name("sartd-bgp");
     assert!(beside.is_file(), "cargo builds sartd-bgp with sartd");
-    // Same process, replaced by the speaker alone.
-    assert_eq!(speaker_exe(&sartd), beside.canonicalize().unwrap());
+    // Same process, replaced by the speaker alone, with one malloc arena unless told otherwise.
+    let (exe, env) = speaker_exe(&sartd, &[]);
+    assert_eq!(exe, beside.canonicalize().unwrap());
+    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=1"), "{env:?}");
+    let (_, env) = speaker_exe(&sartd, &[("MALLOC_ARENA_MAX", "4")]);
+    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=4"), "{env:?}");
     // A sartd without it runs the speaker itself.
     let d = tmp("alone");
     let alone = d.join("sartd");
     std::fs::copy(&sartd, &alone).unwrap();
-    assert_eq!(speaker_exe(&alone), alone.canonicalize().unwrap());
+    assert_eq!(speaker_exe(&alone, &[]).0, alone.canonicalize().unwrap());
     let _ = std::fs::remove_dir_all(&d);
 }
 
