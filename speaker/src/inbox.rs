@@ -10,6 +10,9 @@ use tokio::net::tcp::OwnedReadHalf;
 
 /// Room made for one read.
 const READ: usize = 64 * 1024;
+/// Reads (and the writer's writes) under this many octets are an idle session's: its buffers
+/// are given back.
+pub(crate) const IDLE_IO: usize = 4096;
 
 /// What a read brought.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,7 +95,7 @@ impl Inbox {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.buf.is_empty() && self.last_read < crate::session::IDLE_IO {
+        if self.buf.is_empty() && self.last_read < IDLE_IO {
             self.buf = Vec::new();
         }
     }

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::inbox::{Inbox, Read};
+use super::inbox::{IDLE_IO, Inbox, Read};
 use super::log_limit::LogLimit;
 use super::mailbox::{self, Receiver, Sender};
 use super::outbox::{self, Outbox};
@@ -30,8 +30,6 @@ use speaker_config::{Password, Ttl};
 
 /// Octets the writer gathers into one write.
 const WRITE_CHUNK: usize = 64 * 1024;
-/// Reads and writes under this many octets are an idle session's: its buffers are given back.
-pub(crate) const IDLE_IO: usize = 4096;
 /// How long a closing connection may take to write its NOTIFICATION.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
