@@ -5,7 +5,7 @@
 //!
 //! Framing is pure; [`Inbox::read_from`] is the only I/O, one non-blocking read.
 
-use bgp::{Context, Message};
+use bgp::{Context, DecodeError, Message};
 use tokio::net::tcp::OwnedReadHalf;
 
 /// Room made for one read.
@@ -24,7 +24,7 @@ pub(crate) enum Read {
     Closed,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Inbox {
     buf: Vec<u8>,
     /// Where the next message starts in `buf`.
@@ -33,33 +33,22 @@ pub(crate) struct Inbox {
     last_read: usize,
     /// Framing failed: the broken bytes were handed out, and nothing more will be.
     broken: bool,
-    /// Framing uses the largest limit; the session decodes with the negotiated one.
-    frame_ctx: Context,
-}
-
-impl Default for Inbox {
-    fn default() -> Self {
-        Inbox {
-            buf: Vec::new(),
-            start: 0,
-            last_read: 0,
-            broken: false,
-            frame_ctx: Context {
-                extended_message: true,
-                ..Context::default()
-            },
-        }
-    }
 }
 
 impl Inbox {
+    /// The length of the next message if it is all in; an error if the stream cannot be framed.
+    fn frame(&self) -> Result<Option<usize>, DecodeError> {
+        // The largest limit: the session decodes with the negotiated one.
+        let ctx = Context {
+            extended_message: true,
+            ..Context::default()
+        };
+        Message::frame(&self.buf[self.start..], &ctx)
+    }
+
     /// Whether [`Inbox::next`] has something to hand out without reading.
     pub(crate) fn has_message(&self) -> bool {
-        !self.broken
-            && !matches!(
-                Message::frame(&self.buf[self.start..], &self.frame_ctx),
-                Ok(None)
-            )
+        !self.broken && !matches!(self.frame(), Ok(None))
     }
 
     /// Framing failed: nothing more is handed out, so there is no point reading.
@@ -73,8 +62,7 @@ impl Inbox {
         if self.broken {
             return None;
         }
-        let rest = &self.buf[self.start..];
-        match Message::frame(rest, &self.frame_ctx) {
+        match self.frame() {
             Ok(Some(len)) => {
                 let at = self.start;
                 self.start += len;
