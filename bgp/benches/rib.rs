@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::attribute::LargeCommunity;
 use bgp::attribute::NextHop;
-use bgp::rib::{ExportParams, PeerConfig, PeerId, Rib, RibConfig};
+use bgp::rib::{BestReport, ExportParams, PeerConfig, PeerId, Rib, RibConfig};
 use bgp::{AsPath, Context, Family, Nlri, Origin, PathAttributes, Update};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ipnet::Ipv4Net;
@@ -23,6 +23,16 @@ const ROUTES: u32 = 100_000;
 const PER_UPDATE: u32 = 1_000;
 
 fn updates() -> Vec<Update> {
+    updates_in(|i| i)
+}
+
+/// The order a BIRD source sends a table in: its own hash order, so consecutive NLRI are far
+/// apart in the DUT's table too (a stride permutation of the prefixes).
+fn scattered(i: u32) -> u32 {
+    ((u64::from(i) * 48_271) % u64::from(ROUTES)) as u32
+}
+
+fn updates_in(order: fn(u32) -> u32) -> Vec<Update> {
     let attrs = PathAttributes {
         origin: Some(Origin::Igp),
         as_path: Some(AsPath::sequence([65001, 65100, 4_200_000_000])),
@@ -34,10 +44,7 @@ fn updates() -> Vec<Update> {
         .map(|u| Update {
             attributes: attrs.clone(),
             nlri: (0..PER_UPDATE)
-                .map(|i| {
-                    let n = 0x0a00_0000 + ((u * PER_UPDATE + i) << 8);
-                    Nlri::new(Ipv4Net::new(Ipv4Addr::from(n), 24).unwrap())
-                })
+                .map(|i| Nlri::new(prefix(order(u * PER_UPDATE + i))))
                 .collect(),
             ..Default::default()
         })
@@ -71,10 +78,14 @@ fn prefix(i: u32) -> Ipv4Net {
 
 /// Withdrawals of every prefix, 1,000 to an UPDATE as a BIRD or FRR source packs them.
 fn withdrawals() -> Vec<Update> {
+    withdrawals_in(|i| i)
+}
+
+fn withdrawals_in(order: fn(u32) -> u32) -> Vec<Update> {
     (0..ROUTES / PER_UPDATE)
         .map(|u| Update {
             withdrawn: (0..PER_UPDATE)
-                .map(|i| Nlri::new(prefix(u * PER_UPDATE + i)))
+                .map(|i| Nlri::new(prefix(order(u * PER_UPDATE + i))))
                 .collect(),
             ..Default::default()
         })
@@ -83,12 +94,22 @@ fn withdrawals() -> Vec<Update> {
 
 /// As the speaker does: a drain after every few UPDATEs.
 fn relay_in_batches(rib: &mut Rib, from: PeerId, ups: Vec<Update>) -> usize {
+    relay_reporting(rib, from, ups, BestReport::Changes)
+}
+
+/// `Count`: as a speaker that has no FIB and no watcher drains.
+fn relay_reporting(rib: &mut Rib, from: PeerId, ups: Vec<Update>, report: BestReport) -> usize {
     let mut outs = 0;
     for chunk in ups.chunks(4) {
         for u in chunk {
             rib.receive(from, u.clone(), 1).unwrap();
         }
-        outs += rib.drain().groups.iter().map(|g| g.1.len()).sum::<usize>();
+        outs += rib
+            .drain_reporting(report)
+            .groups
+            .iter()
+            .map(|g| g.1.len())
+            .sum::<usize>();
     }
     outs
 }
@@ -200,6 +221,42 @@ fn bench(c: &mut Criterion) {
                 let (mut rib, a) = setup();
                 load(&mut rib, a, ups.clone());
                 (rib, a, gone.clone())
+            },
+            |(mut rib, a, ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The same in a BIRD source's order.
+    let (ups_s, gone_s) = (updates_in(scattered), withdrawals_in(scattered));
+    g.bench_function("relay_100k_v4_scattered_receive_and_drain_batched", |b| {
+        b.iter_batched(
+            || (setup(), ups_s.clone()),
+            |((mut rib, a), ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("relay_100k_v4_scattered_counting_batched", |b| {
+        b.iter_batched(
+            || (setup(), ups_s.clone()),
+            |((mut rib, a), ups)| {
+                let n = relay_reporting(&mut rib, a, ups, BestReport::Count);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("withdraw_100k_v4_scattered_and_drain", |b| {
+        b.iter_batched(
+            || {
+                let (mut rib, a) = setup();
+                load(&mut rib, a, ups_s.clone());
+                (rib, a, gone_s.clone())
             },
             |(mut rib, a, ups)| {
                 let n = relay_in_batches(&mut rib, a, ups);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bgp::attribute::{Community, Ipv6NextHop, MpReach, MpUnreach, NextHop};
 use bgp::error::ErrorKind;
 use bgp::rib::{
-    Attrs, DecisionConfig, ExportParams, GroupId, LocalRoute, OutUpdate, PeerConfig, PeerId,
-    Prefixes, Rib, RibConfig, Step,
+    Attrs, BestReport, DecisionConfig, ExportParams, GroupId, LocalRoute, OutUpdate, PeerConfig,
+    PeerId, Prefixes, Rib, RibConfig, Step,
 };
 use bgp::{
     AsPath, Context, ErrorAction, Family, FamilySet, Message, Nlri, Origin, PathAttributes, Update,
@@ -176,6 +176,37 @@ fn ebgp_to_ebgp_relay_prepends_and_sets_next_hop_self() {
     assert_eq!(v4s(&out[0].prefixes), vec![v4("203.0.113.0/24")]);
     assert_eq!(d.best.len(), 1);
     assert_eq!(d.best[0].best, None);
+}
+
+/// A drain that only counts best-path changes sends the same UPDATEs and counts what a full
+/// report lists.
+#[test]
+fn counting_drain_counts_what_a_full_one_reports() {
+    let run = |report: BestReport| {
+        let mut rib = rib();
+        let (a, _) = peer(&mut rib, 65001, 1, false);
+        let (b, gb) = peer(&mut rib, 65002, 2, false);
+        let at = attrs(&[65001], [192, 0, 2, 1]);
+        rib.receive(a, announce(&["198.51.100.0/24", "203.0.113.0/24"], at), 1)
+            .unwrap();
+        let first = rib.drain_reporting(report);
+        // One prefix goes, the other gets a second path that does not win: one change.
+        rib.receive(a, withdraw(&["203.0.113.0/24"]), 2).unwrap();
+        let longer = attrs(&[65002, 65100], [192, 0, 2, 2]);
+        rib.receive(b, announce(&["198.51.100.0/24"], longer), 2)
+            .unwrap();
+        let second = rib.drain_reporting(report);
+        (first, second, gb)
+    };
+    let (f1, s1, g) = run(BestReport::Changes);
+    let (f2, s2, _) = run(BestReport::Count);
+    assert_eq!((f1.best.len(), f1.best_changed), (2, 2));
+    assert_eq!((s1.best.len(), s1.best_changed), (1, 1));
+    assert_eq!((f2.best.len(), f2.best_changed), (0, 2));
+    assert_eq!((s2.best.len(), s2.best_changed), (0, 1));
+    assert_eq!(group_updates(&f1, g), group_updates(&f2, g));
+    assert_eq!(group_updates(&s1, g), group_updates(&s2, g));
+    assert!(!s2.is_empty());
 }
 
 #[test]

@@ -16,7 +16,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::adj_in::TableOf;
 use super::export::{Batcher, Exporter};
 use super::group::{Group, GroupId, OutUpdate};
-use super::loc::{Exported, Key, fingerprint};
+use super::loc::{Exported, Key, Paths, fingerprint};
 use super::path::{Attrs, PeerId};
 use super::{Rib, RibError};
 use crate::attribute::NextHop;
@@ -39,10 +39,22 @@ pub struct BestRoute {
     pub next_hops: Vec<NextHop>,
 }
 
+/// What a drain says about best paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BestReport {
+    /// Every change, with its next hops (for a FIB or a watcher).
+    Changes,
+    /// Only how many: building the changes costs an allocation per prefix.
+    Count,
+}
+
 /// Everything a drain produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drained {
+    /// Empty when drained with [`BestReport::Count`].
     pub best: Vec<BestChange>,
+    /// Prefixes whose best path or multipath next hops changed.
+    pub best_changed: usize,
     /// Per update group: encode each once, send to every member but `except`.
     pub groups: Vec<(GroupId, Vec<OutUpdate>)>,
     /// Per peer: corrections for the member a group announcement excluded.
@@ -51,7 +63,7 @@ pub struct Drained {
 
 impl Drained {
     pub fn is_empty(&self) -> bool {
-        self.best.is_empty() && self.groups.is_empty() && self.peers.is_empty()
+        self.best_changed == 0 && self.groups.is_empty() && self.peers.is_empty()
     }
 }
 
@@ -69,12 +81,23 @@ impl Rib {
     /// [`Rib::receive`]/[`Rib::originate`]/[`Rib::close`] calls: a prefix changed several times
     /// in between is reported once.
     pub fn drain(&mut self) -> Drained {
+        self.drain_reporting(BestReport::Changes)
+    }
+
+    /// [`Rib::drain`], with best-path changes reported as `report` says.
+    pub fn drain_reporting(&mut self, report: BestReport) -> Drained {
         let mut d = Drained::default();
         let mut releases = Vec::new();
         let mut groups: HashMap<GroupId, Vec<OutUpdate>> = HashMap::new();
         let mut peers: HashMap<PeerId, Vec<OutUpdate>> = HashMap::new();
-        self.drain_family::<Ipv4Net>(&mut d.best, &mut groups, &mut peers, &mut releases);
-        self.drain_family::<Ipv6Net>(&mut d.best, &mut groups, &mut peers, &mut releases);
+        let mut best = BestOut {
+            report,
+            changes: &mut d.best,
+            count: 0,
+        };
+        self.drain_family::<Ipv4Net>(&mut best, &mut groups, &mut peers, &mut releases);
+        self.drain_family::<Ipv6Net>(&mut best, &mut groups, &mut peers, &mut releases);
+        d.best_changed = best.count;
         d.groups = groups.into_iter().collect();
         d.groups.sort_by_key(|g| g.0);
         d.peers = peers.into_iter().collect();
@@ -89,22 +112,19 @@ impl Rib {
 
     fn drain_family<P: Key + TableOf>(
         &mut self,
-        best_out: &mut Vec<BestChange>,
+        best_out: &mut BestOut<'_>,
         groups_out: &mut HashMap<GroupId, Vec<OutUpdate>>,
         peers_out: &mut HashMap<PeerId, Vec<OutUpdate>>,
         releases: &mut Vec<Arc<Attrs>>,
     ) {
-        let mut changed = P::of_mut(&mut self.tables).take_changes();
-        if changed.is_empty() {
-            P::of_mut(&mut self.tables).recycle(changed);
+        let table = P::of_mut(&mut self.tables);
+        if table.changed.is_empty() {
             return;
         }
-        let table = P::of(&self.tables);
         // (prefix, best at last drain, best now)
         let mut changes: Vec<(P, Option<Exported>, Option<Exported>)> =
-            Vec::with_capacity(changed.len());
-        for (prefix, snap) in changed.drain(..) {
-            let paths = table.routes.get(&prefix);
+            Vec::with_capacity(table.changed.len());
+        table.drain_changes(|prefix, snap, paths| {
             let new = paths.and_then(|ps| ps.best()).map(|b| Exported {
                 peer: b.peer,
                 path_id: b.path_id,
@@ -119,32 +139,15 @@ impl Rib {
             };
             let fp = paths.map_or(0, fingerprint);
             if !best_same || fp != snap.multipath {
-                best_out.push(BestChange {
-                    prefix: prefix.net(),
-                    best: new.as_ref().zip(paths).map(|(n, ps)| {
-                        // The best path's next hop first, then the other multipaths'.
-                        let mp = |best: bool| {
-                            ps.as_slice()
-                                .iter()
-                                .filter(move |p| p.is_multipath() && p.is_best() == best)
-                        };
-                        let mut next_hops: Vec<NextHop> = Vec::new();
-                        for nh in mp(true).chain(mp(false)).filter_map(|p| p.attrs.next_hop) {
-                            if !next_hops.contains(&nh) {
-                                next_hops.push(nh);
-                            }
-                        }
-                        BestRoute {
-                            peer: n.peer,
-                            path_id: n.path_id,
-                            attrs: Arc::clone(&n.attrs),
-                            next_hops,
-                        }
-                    }),
-                });
+                best_out.count += 1;
+                if best_out.report == BestReport::Changes {
+                    best_out
+                        .changes
+                        .push(best_change(prefix.net(), new.as_ref(), paths));
+                }
             }
             changes.push((prefix, snap.best, new));
-        }
+        });
 
         for (gid, g) in &self.groups.groups {
             if !g.key.params.families.contains(P::FAMILY) {
@@ -167,7 +170,6 @@ impl Rib {
             releases.extend(old.map(|e| e.attrs));
             drop(new);
         }
-        P::of_mut(&mut self.tables).recycle(changed);
     }
 
     /// The full outbound table of a group as of the last drain (send it, then End-of-RIB, to
@@ -275,6 +277,40 @@ impl Rib {
             }
         }
         batch.finish(out);
+    }
+}
+
+/// Where a drain puts its best-path changes.
+struct BestOut<'a> {
+    report: BestReport,
+    changes: &'a mut Vec<BestChange>,
+    count: usize,
+}
+
+/// The new best route of a prefix, with the next hops of its multipath set: the best path's
+/// first, then the others', without duplicates.
+fn best_change(prefix: IpNet, new: Option<&Exported>, paths: Option<&Paths>) -> BestChange {
+    BestChange {
+        prefix,
+        best: new.zip(paths).map(|(n, ps)| {
+            let mp = |best: bool| {
+                ps.as_slice()
+                    .iter()
+                    .filter(move |p| p.is_multipath() && p.is_best() == best)
+            };
+            let mut next_hops: Vec<NextHop> = Vec::new();
+            for nh in mp(true).chain(mp(false)).filter_map(|p| p.attrs.next_hop) {
+                if !next_hops.contains(&nh) {
+                    next_hops.push(nh);
+                }
+            }
+            BestRoute {
+                peer: n.peer,
+                path_id: n.path_id,
+                attrs: Arc::clone(&n.attrs),
+                next_hops,
+            }
+        }),
     }
 }
 

@@ -19,7 +19,7 @@
 //!
 //! A prefix whose last path went loses its flag with its entry; if it comes back before the
 //! drain, it is appended again with an empty snapshot. The first entry of a prefix is the
-//! state at the last drain, so [`Table::take_changes`] keeps the first and skips the others.
+//! state at the last drain, so [`Table::drain_changes`] takes the first and skips the others.
 
 use std::collections::hash_map::Entry;
 use std::fmt::Debug;
@@ -180,29 +180,29 @@ impl<P> Default for Table<P> {
 const KEEP_CHANGED: usize = 8192;
 
 impl<P: Key> Table<P> {
-    /// Takes the changes since the last drain, one per prefix with the state at the last drain,
-    /// and clears the prefixes' flags. Gives back the list to [`Table::recycle`].
-    pub fn take_changes(&mut self) -> Vec<(P, Snapshot)> {
+    /// Visits each prefix changed since the last drain once, with its state then and its paths
+    /// now (`None`: gone), and clears the prefixes' flags; one lookup per entry of the list.
+    /// Repeats after a first entry and prefixes added and removed since the drain are skipped.
+    pub fn drain_changes(&mut self, mut f: impl FnMut(P, Snapshot, Option<&Paths>)) {
         let mut list = std::mem::take(&mut self.changed);
-        list.retain(|(prefix, snap)| match self.routes.get_mut(prefix) {
-            // Gone: a change unless it had nothing at the last drain. That drops the empty
-            // repeats after a first entry, and prefixes added and removed since the drain.
-            None => snap.best.is_some() || snap.multipath != 0,
-            Some(paths) => {
-                let first = is_changed(paths);
-                if first {
-                    clear_changed(paths);
+        for (prefix, snap) in list.drain(..) {
+            match self.routes.get_mut(&prefix) {
+                // Gone: a change unless it had nothing at the last drain.
+                None => {
+                    if snap.best.is_some() || snap.multipath != 0 {
+                        f(prefix, snap, None);
+                    }
                 }
-                first
+                Some(paths) => {
+                    if is_changed(paths) {
+                        clear_changed(paths);
+                        f(prefix, snap, Some(paths));
+                    }
+                }
             }
-        });
-        list
-    }
-
-    /// Hands back the emptied list of [`Table::take_changes`], keeping a modest capacity.
-    pub fn recycle(&mut self, mut list: Vec<(P, Snapshot)>) {
-        list.clear();
-        if list.capacity() <= KEEP_CHANGED && self.changed.is_empty() {
+        }
+        // Nothing appended meanwhile (`f` cannot reach the table): keep a modest capacity.
+        if list.capacity() <= KEEP_CHANGED {
             self.changed = list;
         }
     }

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use adj_in::Received;
-pub use adj_out::{BestChange, BestRoute, Drained};
+pub use adj_out::{BestChange, BestReport, BestRoute, Drained};
 pub use decision::{Candidate, DecisionConfig, Selection, compare, select};
 pub use group::{ExportParams, GroupId, OutUpdate, Prefixes};
 pub use local::LocalRoute;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bgp::error::{cease_subcode, code};
 use bgp::fsm::{Restart, SessionConfig, State};
 use bgp::rib::{
-    DecisionConfig, Drained, LocalRoute, OutUpdate, PathView, PeerConfig, PeerId, Rib, RibConfig,
-    Route,
+    BestReport, DecisionConfig, Drained, LocalRoute, OutUpdate, PathView, PeerConfig, PeerId, Rib,
+    RibConfig, Route,
 };
 use bgp::{Family, Notification};
 use ipnet::IpNet;
@@ -523,12 +523,19 @@ impl Core {
     /// Hands what the RIB produced since the last drain to the outboxes, the FIB and, when
     /// someone `watches`, the watchers.
     pub(crate) fn flush(&mut self, watched: bool) {
+        // Best-path changes are built only for someone who reads them.
+        let report = if self.fib || watched {
+            BestReport::Changes
+        } else {
+            BestReport::Count
+        };
         let Drained {
             best,
+            best_changed,
             groups,
             peers,
-        } = self.rib.drain();
-        self.metrics.best_path_changes.inc_by(best.len() as u64);
+        } = self.rib.drain_reporting(report);
+        self.metrics.best_path_changes.inc_by(best_changed as u64);
         if self.fib && !best.is_empty() {
             let asn_of: HashMap<PeerId, u32> = self
                 .peers
