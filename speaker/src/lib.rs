@@ -202,7 +202,9 @@ const BATCH_PREFIXES: usize = 4096;
 /// What an event weighs against [`BATCH_PREFIXES`].
 fn weight(ev: &session::FromSession) -> usize {
     match ev {
-        session::FromSession::Update { update, .. } => update.prefix_count().max(1),
+        session::FromSession::Updates { updates, .. } => {
+            updates.iter().map(|u| u.prefix_count().max(1)).sum()
+        }
         _ => 1,
     }
 }

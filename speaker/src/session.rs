@@ -56,9 +56,10 @@ pub(crate) enum FromSession {
         /// Where the speaker puts what this connection is to send.
         output: Arc<Output>,
     },
-    Update {
+    /// UPDATEs that arrived together, in order (at most [`BATCH_MESSAGES`] of them).
+    Updates {
         peer: IpAddr,
-        update: Box<Update>,
+        updates: Vec<Update>,
     },
     RouteRefresh {
         peer: IpAddr,
@@ -292,7 +293,16 @@ struct Session {
     received: Counters,
     /// Log lines about the peer's UPDATE errors: the peer decides how many there are.
     error_log: LogLimit,
+    /// UPDATEs decoded from what one read brought, not yet handed to the speaker. They go
+    /// together: one hand-over (and one wake-up of the speaker) per read instead of per
+    /// message, which is what a peer sending one route per UPDATE needs.
+    batch: Vec<Update>,
 }
+
+/// At most this many UPDATEs, and about [`BATCH_PREFIXES`] prefixes, go to the speaker in one
+/// hand-over: the speaker's queue holds 1,024 hand-overs, so this bounds what it holds.
+pub(crate) const BATCH_MESSAGES: usize = 32;
+const BATCH_PREFIXES: usize = 1024;
 
 enum Wake {
     Command(Option<ToSession>),
@@ -328,6 +338,7 @@ impl Session {
             sent: Counters::default(),
             received: Counters::default(),
             error_log: LogLimit::new(Duration::from_secs(60), 5),
+            batch: Vec::new(),
         }
     }
 
@@ -533,12 +544,40 @@ impl Session {
             self.apply(Event::TcpConnectionFails).await;
             return;
         }
-        // Decoded in place: the message owns what it keeps.
-        let decoded = match c.inbox.next() {
-            Some(raw) => Message::decode(raw, &self.ctx),
-            None => return,
-        };
-        self.message(decoded).await;
+        // Every message the read completed, up to a batch. Decoded in place: the message owns
+        // what it keeps.
+        let mut prefixes = 0;
+        while self.batch.len() < BATCH_MESSAGES && prefixes < BATCH_PREFIXES {
+            let Some(c) = self.conn.as_mut() else { break };
+            let decoded = match c.inbox.next() {
+                Some(raw) => Message::decode(raw, &self.ctx),
+                None => break,
+            };
+            if let Ok(Message::Update(u)) = &decoded {
+                prefixes += u.prefix_count();
+            }
+            self.message(decoded).await;
+            if !self.conn.as_ref().is_some_and(|c| c.inbox.has_message()) {
+                break;
+            }
+        }
+        self.hand_over_updates().await;
+    }
+
+    /// Sends the batched UPDATEs to the speaker; before anything else goes to it, so it sees
+    /// what the peer sent in order.
+    async fn hand_over_updates(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(&mut self.batch);
+        let peer = self.endpoint.address;
+        let _ = self.out.send(FromSession::Updates { peer, updates }).await;
+    }
+
+    async fn tell_speaker(&mut self, event: FromSession) {
+        self.hand_over_updates().await;
+        let _ = self.out.send(event).await;
     }
 
     async fn message(&mut self, decoded: Result<Message, bgp::DecodeError>) {
@@ -579,17 +618,7 @@ impl Session {
                                 "UPDATE error handled per RFC 7606 (at most 5 such lines a minute per peer; all in sart_bgp_update_errors_total)");
                         }
                     }
-                    if self
-                        .out
-                        .send(FromSession::Update {
-                            peer,
-                            update: Box::new(u),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+                    self.batch.push(u);
                 }
                 Event::UpdateMsg
             }
@@ -597,13 +626,11 @@ impl Session {
                 if self.fsm.state() == State::Established
                     && matches!(r.subtype, bgp::RefreshSubtype::Request)
                 {
-                    let _ = self
-                        .out
-                        .send(FromSession::RouteRefresh {
-                            peer,
-                            family: r.family,
-                        })
-                        .await;
+                    self.tell_speaker(FromSession::RouteRefresh {
+                        peer,
+                        family: r.family,
+                    })
+                    .await;
                 }
                 Event::RouteRefreshMsg
             }
@@ -673,26 +700,22 @@ impl Session {
                         c.output.open(n.send.clone());
                         let (local, output) = (c.local, c.output.clone());
                         info!(peer = %self.endpoint.address, asn = n.peer_asn, id = %n.peer_id, hold = n.hold_time, "session established");
-                        let _ = self
-                            .out
-                            .send(FromSession::Established {
-                                peer: self.endpoint.address,
-                                negotiated: n,
-                                local,
-                                output,
-                            })
-                            .await;
+                        self.tell_speaker(FromSession::Established {
+                            peer: self.endpoint.address,
+                            negotiated: n,
+                            local,
+                            output,
+                        })
+                        .await;
                     }
                 }
                 Action::SessionDown(reason) => {
                     info!(peer = %self.endpoint.address, ?reason, "session down");
-                    let _ = self
-                        .out
-                        .send(FromSession::Down {
-                            peer: self.endpoint.address,
-                            reason,
-                        })
-                        .await;
+                    self.tell_speaker(FromSession::Down {
+                        peer: self.endpoint.address,
+                        reason,
+                    })
+                    .await;
                 }
             }
         }
@@ -781,11 +804,11 @@ impl Session {
 
     fn publish(&mut self) {
         let state = self.fsm.state();
-        let negotiated = self.fsm.negotiated().cloned();
         let (mut sent, received) = (self.sent, self.received);
         if let Some(c) = &self.conn {
             c.written.add_to(&mut sent);
         }
+        let fsm = &self.fsm;
         self.status.modify(|s| {
             if state == State::Established && s.state != State::Established {
                 s.established_at = Some(now_millis() / 1000);
@@ -793,8 +816,11 @@ impl Session {
             if state != State::Established {
                 s.established_at = None;
             }
+            // What was negotiated changes only with the state: not copied for every message.
+            if s.state != state {
+                s.negotiated = fsm.negotiated().cloned();
+            }
             s.state = state;
-            s.negotiated = negotiated;
             s.sent = sent;
             s.received = received;
         });
@@ -932,5 +958,96 @@ mod tests {
         // boxed.
         let size = std::mem::size_of_val(&task);
         assert!(size < 2048, "{size} bytes");
+    }
+
+    /// Reads one whole message from a hand-played peer's socket.
+    async fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>) -> Message {
+        use tokio::io::AsyncReadExt;
+        let ctx = Context::default();
+        loop {
+            if let Some(len) = Message::frame(buf, &ctx).unwrap() {
+                let m = Message::decode(&buf[..len], &ctx).unwrap();
+                buf.drain(..len);
+                return m;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// UPDATEs that one read brings reach the speaker in a few hand-overs, in order, and all
+    /// of them before the session's end.
+    #[tokio::test]
+    async fn updates_read_together_reach_the_speaker_together_and_in_order() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (out, mut from) = mpsc::channel(1024);
+        let endpoint = Endpoint {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+            local_address: None,
+            ttl: Ttl::default(),
+            router_id: None,
+            password: None,
+        };
+        let config = SessionConfig::new(65000, Ipv4Addr::new(198, 18, 0, 1), 65001);
+        let h = spawn(config, endpoint, out);
+        assert!(h.tx.send(ToSession::Start));
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_message(&mut s, &mut buf).await,
+            Message::Open(_)
+        ));
+        let ctx = Context::four_octet();
+        let open = bgp::Open::new(65001, 90, Ipv4Addr::new(198, 18, 0, 2), Vec::new());
+        let mut bytes = Message::Open(open).encode(&ctx).unwrap();
+        bytes.extend(Message::Keepalive.encode(&ctx).unwrap());
+        s.write_all(&bytes).await.unwrap();
+        loop {
+            if let Some(FromSession::Established { .. }) = from.recv().await {
+                break;
+            }
+        }
+        // 100 UPDATEs, one route each, then a NOTIFICATION: one write.
+        let prefix = |i: u32| ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24);
+        let mut bytes = Vec::new();
+        for i in 0..100u32 {
+            let u = Update {
+                attributes: bgp::PathAttributes {
+                    origin: Some(bgp::Origin::Igp),
+                    as_path: Some(bgp::AsPath::sequence([65001])),
+                    next_hop: Some(Ipv4Addr::new(198, 18, 0, 2)),
+                    med: Some(i),
+                    ..Default::default()
+                },
+                nlri: vec![bgp::Nlri::new(prefix(i).unwrap())],
+                ..Default::default()
+            };
+            bytes.extend(Message::Update(u).encode(&ctx).unwrap());
+        }
+        let cease = bgp::Notification::new(6, 2);
+        bytes.extend(Message::Notification(cease).encode(&ctx).unwrap());
+        s.write_all(&bytes).await.unwrap();
+        let (mut seen, mut handovers) = (Vec::new(), 0);
+        loop {
+            match from.recv().await {
+                Some(FromSession::Updates { updates, .. }) => {
+                    assert!(updates.len() <= BATCH_MESSAGES);
+                    handovers += 1;
+                    seen.extend(updates.into_iter().map(|u| u.nlri[0].prefix));
+                }
+                Some(FromSession::Down { .. }) | None => break,
+                Some(_) => {}
+            }
+        }
+        let sent: Vec<_> = (0..100).map(|i| prefix(i).unwrap()).collect();
+        assert_eq!(seen, sent, "every UPDATE, in order, before the end");
+        // 6 KB in one write: read at once, unless the kernel split it.
+        assert!(handovers <= 8, "{handovers} hand-overs");
+        h.task.abort();
     }
 }

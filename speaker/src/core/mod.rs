@@ -363,7 +363,11 @@ impl Core {
                     output,
                 });
             }
-            FromSession::Update { peer, update } => self.update(peer, *update),
+            FromSession::Updates { peer, updates } => {
+                for u in updates {
+                    self.update(peer, u);
+                }
+            }
             FromSession::RouteRefresh { peer, family } => self.route_refresh(peer, family),
             FromSession::Down { peer, reason } => {
                 let Some(p) = self.peers.get_mut(&peer) else {

@@ -132,15 +132,7 @@ fn withdraw(range: std::ops::Range<u32>) -> Update {
 }
 
 fn receive(core: &mut Core, peer: IpAddr, updates: Vec<Update>, t: Instant) {
-    for u in updates {
-        core.session_event(
-            FromSession::Update {
-                peer,
-                update: Box::new(u),
-            },
-            t,
-        );
-    }
+    core.session_event(FromSession::Updates { peer, updates }, t);
 }
 
 /// What a peer's view of our table is after it read everything queued: prefixes announced
