@@ -273,7 +273,7 @@ fn bench(c: &mut Criterion) {
             let mut n = 0;
             for (_, out) in &d.groups {
                 for u in out {
-                    n += u.to_update().encode_split(&ctx).unwrap().len();
+                    n += u.encode_split(&ctx).unwrap().len();
                 }
             }
             black_box(n)

@@ -177,6 +177,34 @@ impl Update {
         Ok(())
     }
 
+    /// One message announcing the IPv4 `nlri` in the classic field with `attributes`, whose
+    /// NEXT_HOP is replaced by `next_hop`: what [`Update::encode_split`] gives for such an
+    /// UPDATE when it fits in one message, without building the UPDATE. `None` when it does
+    /// not fit.
+    pub fn encode_ipv4_announcement(
+        attributes: &PathAttributes,
+        next_hop: std::net::Ipv4Addr,
+        nlri: &[Ipv4Net],
+        ctx: &Context,
+    ) -> Result<Option<Vec<u8>>, EncodeError> {
+        let max = ctx.max_message_len();
+        let add_path = ctx.add_path(Family::IPV4_UNICAST);
+        // Room for the header, the attributes of a relayed route and the prefixes: one
+        // allocation in the common case.
+        let mut m = Vec::with_capacity((HEADER_LEN + 4 + 96 + 9 * nlri.len()).min(max));
+        write_header(&mut m, MessageType::Update);
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        attributes.encode_with_next_hop(ctx, Some(next_hop), &mut m)?;
+        patch_len(&mut m, HEADER_LEN + 2, "path attributes")?;
+        for p in nlri {
+            encode_nlri(&Nlri::new(*p), add_path, &mut m);
+        }
+        if m.len() > max {
+            return Ok(None);
+        }
+        finish(m).map(Some)
+    }
+
     /// Encodes this UPDATE as complete messages, splitting NLRI and withdrawals over as many
     /// messages as the size limit needs and filling each one (announcements repeat the
     /// attributes). An UPDATE that fits is encoded as one message, byte for byte as `encode`.

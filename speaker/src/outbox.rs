@@ -264,7 +264,7 @@ impl Outbox {
 
 /// `out` as UPDATEs for `ctx`, split to its maximum message size.
 pub(crate) fn encode(out: &OutUpdate, ctx: &Context) -> Vec<Arc<Vec<u8>>> {
-    match out.to_update().encode_split(ctx) {
+    match out.encode_split(ctx) {
         Ok(v) => v.into_iter().map(Arc::new).collect(),
         Err(e) => {
             warn!(error = %e, "could not encode an UPDATE");

@@ -162,6 +162,17 @@ impl PathAttributes {
     /// Encodes every attribute in type-code order. MP_REACH/MP_UNREACH are written by the UPDATE
     /// encoder, first in the list (RFC 7606 §5.1).
     pub(crate) fn encode(&self, ctx: &Context, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_with_next_hop(ctx, self.next_hop, out)
+    }
+
+    /// [`PathAttributes::encode`] with `next_hop` as NEXT_HOP instead of `self.next_hop`: a
+    /// relayed route's attributes are shared, and need not be copied to change it.
+    pub(crate) fn encode_with_next_hop(
+        &self,
+        ctx: &Context,
+        next_hop: Option<Ipv4Addr>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let mut v = Vec::with_capacity(64);
         if let Some(o) = self.origin {
             put(out, TRANSITIVE, code::ORIGIN, &[o as u8])?;
@@ -174,7 +185,7 @@ impl PathAttributes {
             }
             put(out, TRANSITIVE, code::AS_PATH, &v)?;
         }
-        if let Some(nh) = self.next_hop {
+        if let Some(nh) = next_hop {
             put(out, TRANSITIVE, code::NEXT_HOP, &nh.octets())?;
         }
         if let Some(med) = self.med {

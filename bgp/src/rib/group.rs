@@ -183,6 +183,22 @@ pub struct OutUpdate {
 }
 
 impl OutUpdate {
+    /// This change as complete messages: [`OutUpdate::to_update`] encoded with
+    /// [`Update::encode_split`], byte for byte.
+    pub fn encode_split(&self, ctx: &Context) -> Result<Vec<Vec<u8>>, crate::EncodeError> {
+        // The common case, IPv4 with an IPv4 next hop in one message, straight from the shared
+        // attributes.
+        if let (Some(a), Prefixes::V4(v)) = (&self.attrs, &self.prefixes)
+            && !matches!(a.next_hop, Some(NextHop::V6(_)))
+        {
+            let nh = nh_or_unspecified(a.next_hop).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            if let Some(m) = Update::encode_ipv4_announcement(&a.attrs, nh, v, ctx)? {
+                return Ok(vec![m]);
+            }
+        }
+        self.to_update().encode_split(ctx)
+    }
+
     /// The UPDATE carrying this change: classic fields for IPv4 with an IPv4 next hop, MP_REACH
     /// for IPv4 with an IPv6 next hop (RFC 8950) and for IPv6, MP_UNREACH for IPv6 withdrawals.
     pub fn to_update(&self) -> Update {
@@ -245,5 +261,69 @@ fn nh_or_unspecified(nh: Option<NextHop>) -> Option<std::net::Ipv4Addr> {
     match nh {
         Some(NextHop::V4(a)) => Some(a),
         _ => Some(std::net::Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::attribute::{AsPath, LargeCommunity, Origin, PathAttributes};
+    use std::net::Ipv4Addr;
+
+    /// Encoding straight from the shared attributes gives the bytes of the UPDATE built from
+    /// them, in every context and whether or not the prefixes fit in one message.
+    #[test]
+    fn encoding_without_building_the_update_gives_the_same_bytes() {
+        let attrs = |next_hop: Option<NextHop>| {
+            Arc::new(Attrs {
+                next_hop,
+                prepend: 0,
+                attrs: PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(AsPath::sequence([64512, 4_200_000_000])),
+                    med: Some(7),
+                    large_communities: vec![LargeCommunity {
+                        global: 64512,
+                        local1: 1,
+                        local2: 2,
+                    }],
+                    // Stale in the shared copy: the resolved next hop replaces it.
+                    next_hop: Some(Ipv4Addr::new(192, 0, 2, 9)),
+                    ..PathAttributes::default()
+                },
+            })
+        };
+        let v4 = |n: u32| Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (n << 8)), 24).unwrap();
+        let mut with_add_path = Context::four_octet();
+        with_add_path.add_path.insert(Family::IPV4_UNICAST);
+        let extended = Context {
+            extended_message: true,
+            ..Context::four_octet()
+        };
+        let contexts = [
+            Context::four_octet(),
+            Context::default(),
+            with_add_path,
+            extended,
+        ];
+        for nh in [Some(NextHop::V4(Ipv4Addr::new(198, 18, 0, 1))), None] {
+            for n in [1, 2, 900, 2_000] {
+                let out = OutUpdate {
+                    attrs: Some(attrs(nh)),
+                    prefixes: Prefixes::V4((0..n).map(v4).collect()),
+                    except: None,
+                };
+                for ctx in &contexts {
+                    let fast = out.encode_split(ctx).unwrap();
+                    assert_eq!(
+                        fast,
+                        out.to_update().encode_split(ctx).unwrap(),
+                        "{n} {ctx:?}"
+                    );
+                    assert!(!fast.is_empty());
+                }
+            }
+        }
     }
 }
