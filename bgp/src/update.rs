@@ -188,6 +188,10 @@ impl Update {
         ctx: &Context,
     ) -> Result<Option<Vec<u8>>, EncodeError> {
         let max = ctx.max_message_len();
+        // Every prefix takes at least one octet.
+        if nlri.len() >= max {
+            return Ok(None);
+        }
         let add_path = ctx.add_path(Family::IPV4_UNICAST);
         // Room for the header, the attributes of a relayed route and the prefixes: one
         // allocation in the common case.
@@ -198,9 +202,10 @@ impl Update {
         patch_len(&mut m, HEADER_LEN + 2, "path attributes")?;
         for p in nlri {
             encode_nlri(&Nlri::new(*p), add_path, &mut m);
-        }
-        if m.len() > max {
-            return Ok(None);
+            // Too long: given up as soon as it shows.
+            if m.len() > max {
+                return Ok(None);
+            }
         }
         finish(m).map(Some)
     }
