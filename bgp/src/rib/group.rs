@@ -191,7 +191,7 @@ impl OutUpdate {
         if let (Some(a), Prefixes::V4(v)) = (&self.attrs, &self.prefixes)
             && !matches!(a.next_hop, Some(NextHop::V6(_)))
         {
-            let nh = nh_or_unspecified(a.next_hop).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            let nh = nh_or_unspecified(a.next_hop);
             if let Some(m) = Update::encode_ipv4_announcement(&a.attrs, nh, v, ctx)? {
                 return Ok(vec![m]);
             }
@@ -219,7 +219,7 @@ impl OutUpdate {
         let mut attributes = a.attrs.clone();
         match (&self.prefixes, a.next_hop) {
             (Prefixes::V4(v), Some(NextHop::V4(_)) | None) => {
-                attributes.next_hop = nh_or_unspecified(a.next_hop);
+                attributes.next_hop = Some(nh_or_unspecified(a.next_hop));
                 Update {
                     attributes,
                     nlri: v.iter().copied().map(Nlri::new).collect(),
@@ -257,10 +257,10 @@ impl OutUpdate {
     }
 }
 
-fn nh_or_unspecified(nh: Option<NextHop>) -> Option<std::net::Ipv4Addr> {
+fn nh_or_unspecified(nh: Option<NextHop>) -> std::net::Ipv4Addr {
     match nh {
-        Some(NextHop::V4(a)) => Some(a),
-        _ => Some(std::net::Ipv4Addr::UNSPECIFIED),
+        Some(NextHop::V4(a)) => a,
+        _ => std::net::Ipv4Addr::UNSPECIFIED,
     }
 }
 
