@@ -16,7 +16,10 @@ use bgp::attribute::LargeCommunity;
 use bgp::attribute::NextHop;
 use bgp::rib::{BestReport, ExportParams, PeerConfig, PeerId, Rib, RibConfig};
 use bgp::{AsPath, Context, Family, Nlri, Origin, PathAttributes, Update};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
 use ipnet::Ipv4Net;
 
 const ROUTES: u32 = 100_000;
@@ -186,6 +189,49 @@ fn report_memory() {
     );
 }
 
+/// Times relaying `ups` into a fresh RIB, a drain after every 4 UPDATEs as the speaker does.
+fn bench_relay(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    ups: &[Update],
+    report: BestReport,
+) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || (setup(), ups.to_vec()),
+            // The RIB is returned so that dropping it is not timed.
+            |((mut rib, a), ups)| {
+                let n = relay_reporting(&mut rib, a, ups, report);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+/// Times withdrawing `gone` (drains as in [`bench_relay`]) from a RIB that `fill` loaded.
+fn bench_withdraw(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    gone: &[Update],
+    fill: impl Fn(&mut Rib, PeerId),
+) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let (mut rib, a) = setup();
+                fill(&mut rib, a);
+                (rib, a, gone.to_vec())
+            },
+            |(mut rib, a, ups)| {
+                let n = relay_in_batches(&mut rib, a, ups);
+                black_box((rib, n))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+}
+
 fn bench(c: &mut Criterion) {
     report_memory();
     let ups = updates();
@@ -204,67 +250,38 @@ fn bench(c: &mut Criterion) {
         )
     });
     // As the speaker relays: a drain after at most 4,096 prefixes (here 4 UPDATEs of 1,000).
-    g.bench_function("relay_100k_v4_receive_and_drain_batched", |b| {
-        b.iter_batched(
-            || (setup(), ups.clone()),
-            |((mut rib, a), ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    bench_relay(
+        &mut g,
+        "relay_100k_v4_receive_and_drain_batched",
+        &ups,
+        BestReport::Changes,
+    );
     let gone = withdrawals();
-    g.bench_function("withdraw_100k_v4_and_drain", |b| {
-        b.iter_batched(
-            || {
-                let (mut rib, a) = setup();
-                load(&mut rib, a, ups.clone());
-                (rib, a, gone.clone())
-            },
-            |(mut rib, a, ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
+    bench_withdraw(&mut g, "withdraw_100k_v4_and_drain", &gone, |rib, a| {
+        load(rib, a, ups.clone());
     });
     // The same in a BIRD source's order.
     let (ups_s, gone_s) = (updates_in(scattered), withdrawals_in(scattered));
-    g.bench_function("relay_100k_v4_scattered_receive_and_drain_batched", |b| {
-        b.iter_batched(
-            || (setup(), ups_s.clone()),
-            |((mut rib, a), ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("relay_100k_v4_scattered_counting_batched", |b| {
-        b.iter_batched(
-            || (setup(), ups_s.clone()),
-            |((mut rib, a), ups)| {
-                let n = relay_reporting(&mut rib, a, ups, BestReport::Count);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("withdraw_100k_v4_scattered_and_drain", |b| {
-        b.iter_batched(
-            || {
-                let (mut rib, a) = setup();
-                load(&mut rib, a, ups_s.clone());
-                (rib, a, gone_s.clone())
-            },
-            |(mut rib, a, ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    bench_relay(
+        &mut g,
+        "relay_100k_v4_scattered_receive_and_drain_batched",
+        &ups_s,
+        BestReport::Changes,
+    );
+    bench_relay(
+        &mut g,
+        "relay_100k_v4_scattered_counting_batched",
+        &ups_s,
+        BestReport::Count,
+    );
+    bench_withdraw(
+        &mut g,
+        "withdraw_100k_v4_scattered_and_drain",
+        &gone_s,
+        |rib, a| {
+            load(rib, a, ups_s.clone());
+        },
+    );
     let (mut rib, a) = setup();
     let d = load(&mut rib, a, ups.clone());
     let ctx = Context::four_octet();
@@ -286,30 +303,20 @@ fn bench(c: &mut Criterion) {
     // drained every 4 UPDATEs as the speaker does.
     let distinct = distinct_updates();
     g.sample_size(10);
-    g.bench_function("relay_100k_distinct_receive_and_drain", |b| {
-        b.iter_batched(
-            || (setup(), distinct.clone()),
-            |((mut rib, a), ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("withdraw_100k_distinct_and_drain", |b| {
-        b.iter_batched(
-            || {
-                let (mut rib, a) = setup();
-                relay_in_batches(&mut rib, a, distinct.clone());
-                (rib, a, gone.clone())
-            },
-            |(mut rib, a, ups)| {
-                let n = relay_in_batches(&mut rib, a, ups);
-                black_box((rib, n))
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    bench_relay(
+        &mut g,
+        "relay_100k_distinct_receive_and_drain",
+        &distinct,
+        BestReport::Changes,
+    );
+    bench_withdraw(
+        &mut g,
+        "withdraw_100k_distinct_and_drain",
+        &gone,
+        |rib, a| {
+            relay_in_batches(rib, a, distinct.clone());
+        },
+    );
     g.finish();
 }
 
