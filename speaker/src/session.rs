@@ -557,9 +557,6 @@ impl Session {
                 prefixes += u.prefix_count();
             }
             self.message(decoded).await;
-            if !self.conn.as_ref().is_some_and(|c| c.inbox.has_message()) {
-                break;
-            }
         }
         self.hand_over_updates().await;
     }
